@@ -1,0 +1,221 @@
+//! lb's typed configuration.
+//!
+//! Every setting lb understands lives in [`Config`], with its default named once in a `DEFAULT_*`
+//! constant. The CLI (and, later, the config file) fill this struct; [`Config::validate`] reports
+//! every problem before a socket is bound, so a bad setting never half-starts lb.
+//!
+//! This crate must never do I/O: parsing and validating take values and return values.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Default data-plane address (SPEC: `--listen`).
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// Default control-plane address: loopback, so the registry cannot be changed from the network.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:8081";
+/// Default listen backlog per worker socket.
+pub const DEFAULT_BACKLOG: u32 = 4096;
+/// Time allowed to connect to an upstream before answering 504.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(5_000);
+/// Time allowed for an upstream to send its response head before answering 504.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_millis(60_000);
+/// Deadline for a client's whole request head (slowloris defence), 408 when exceeded.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_millis(10_000);
+/// How long an idle keep-alive client connection is kept open.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_millis(60_000);
+/// How long shutdown waits for in-flight requests before exiting anyway.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_millis(30_000);
+/// Idle upstream connections kept per target per worker.
+pub const DEFAULT_POOL_IDLE_PER_TARGET: usize = 64;
+/// How long an idle upstream connection is kept before it is closed.
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(60_000);
+
+/// How many workers to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// One per CPU this process may run on (affinity mask and cgroup quota respected).
+    Auto,
+    /// Exactly this many (at least 1).
+    Count(usize),
+}
+
+impl std::str::FromStr for Workers {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "auto" {
+            return Ok(Workers::Auto);
+        }
+        match s.parse::<usize>() {
+            Ok(0) => Err("workers must be at least 1".to_string()),
+            Ok(n) => Ok(Workers::Count(n)),
+            Err(_) => Err(format!(
+                "workers must be `auto` or a positive number, not `{s}`"
+            )),
+        }
+    }
+}
+
+/// A route given at start-up: `PREFIX=HOST:PORT[,HOST:PORT...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticRoute {
+    /// Path prefix, starting with `/`.
+    pub prefix: String,
+    /// Targets in the order they are registered (round-robin order).
+    pub targets: Vec<SocketAddr>,
+}
+
+impl std::str::FromStr for StaticRoute {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (prefix, list) = s.split_once('=').ok_or_else(|| {
+            format!("route `{s}` is not of the form PREFIX=HOST:PORT[,HOST:PORT...]")
+        })?;
+        if !prefix.starts_with('/') {
+            return Err(format!("route prefix `{prefix}` must start with `/`"));
+        }
+        let mut targets = Vec::new();
+        for item in list.split(',') {
+            let addr = item
+                .trim()
+                .parse::<SocketAddr>()
+                .map_err(|_| format!("route target `{item}` is not an IP:PORT address"))?;
+            if addr.port() == 0 {
+                return Err(format!("route target `{item}` has port 0"));
+            }
+            targets.push(addr);
+        }
+        Ok(StaticRoute {
+            prefix: prefix.to_string(),
+            targets,
+        })
+    }
+}
+
+/// Everything one lb process runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data-plane address every worker binds with `SO_REUSEPORT`. Port 0 picks a free port once.
+    pub listen: SocketAddr,
+    /// Control-plane address.
+    pub admin: SocketAddr,
+    /// Number of workers.
+    pub workers: Workers,
+    /// Pin each worker to one allowed CPU.
+    pub pin: bool,
+    /// Listen backlog for each worker's socket.
+    pub backlog: u32,
+    /// Routes registered at start-up.
+    pub routes: Vec<StaticRoute>,
+    /// See [`DEFAULT_CONNECT_TIMEOUT`].
+    pub connect_timeout: Duration,
+    /// See [`DEFAULT_UPSTREAM_TIMEOUT`].
+    pub upstream_timeout: Duration,
+    /// See [`DEFAULT_HEADER_TIMEOUT`].
+    pub header_timeout: Duration,
+    /// See [`DEFAULT_IDLE_TIMEOUT`].
+    pub idle_timeout: Duration,
+    /// See [`DEFAULT_DRAIN_TIMEOUT`].
+    pub drain_timeout: Duration,
+    /// See [`DEFAULT_POOL_IDLE_PER_TARGET`].
+    pub pool_idle_per_target: usize,
+    /// See [`DEFAULT_POOL_IDLE_TIMEOUT`].
+    pub pool_idle_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: parse_default(DEFAULT_LISTEN),
+            admin: parse_default(DEFAULT_ADMIN),
+            workers: Workers::Auto,
+            pin: true,
+            backlog: DEFAULT_BACKLOG,
+            routes: Vec::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            pool_idle_per_target: DEFAULT_POOL_IDLE_PER_TARGET,
+            pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// The defaults above are literals checked by a unit test, so parsing them cannot fail at runtime.
+fn parse_default(s: &str) -> SocketAddr {
+    s.parse()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// A configuration problem, reported before anything is started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Checks the settings that clap cannot check one by one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.backlog == 0 {
+            return Err(ConfigError("backlog must be at least 1".into()));
+        }
+        for (name, d) in [
+            ("connect timeout", self.connect_timeout),
+            ("upstream timeout", self.upstream_timeout),
+            ("header timeout", self.header_timeout),
+            ("idle timeout", self.idle_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError(format!("{name} must be greater than 0")));
+            }
+        }
+        if self.listen == self.admin && self.listen.port() != 0 {
+            return Err(ConfigError(format!(
+                "the data plane and the admin listener cannot share {}",
+                self.listen
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse() {
+        assert_eq!(Config::default().listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(Config::default().admin, DEFAULT_ADMIN.parse().unwrap());
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn workers_parse() {
+        assert_eq!("auto".parse::<Workers>(), Ok(Workers::Auto));
+        assert_eq!("3".parse::<Workers>(), Ok(Workers::Count(3)));
+        assert!("0".parse::<Workers>().is_err());
+        assert!("x".parse::<Workers>().is_err());
+    }
+
+    #[test]
+    fn route_parse() {
+        let r: StaticRoute = "/api=127.0.0.1:9001,[::1]:9002".parse().unwrap();
+        assert_eq!(r.prefix, "/api");
+        assert_eq!(r.targets.len(), 2);
+        assert!("api=127.0.0.1:1".parse::<StaticRoute>().is_err());
+        assert!("/api".parse::<StaticRoute>().is_err());
+        assert!("/api=localhost:80".parse::<StaticRoute>().is_err());
+        assert!("/api=127.0.0.1:0".parse::<StaticRoute>().is_err());
+    }
+}

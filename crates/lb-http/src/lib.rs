@@ -1,0 +1,49 @@
+//! HTTP/1.1 (RFC 9112) message heads for lb: parsing and validation with `httparse`, body framing
+//! rules, hop-by-hop header handling, the rewritten heads lb forwards, and canned error responses.
+//!
+//! Pure code: values in, values out, no I/O and no clock, so every rule here carries unit and
+//! property tests and fuzz targets. Parsing borrows from the caller's buffer and never allocates;
+//! writers append to a caller-owned, reused `Vec<u8>`.
+//!
+//! Policy: reject, never guess. Anything two parsers could read differently (both Content-Length
+//! and Transfer-Encoding, differing Content-Lengths, obs-fold, bare CR, ...) is an error here.
+
+mod chunked;
+mod error;
+mod request;
+mod response;
+
+pub use chunked::{ChunkedDecoder, Scan};
+pub use error::{error_response, ErrorKind, HttpError, Source};
+pub use request::{parse_request, write_request_head, RequestHead};
+pub use response::{parse_response, write_response_head, ClientSide, ResponseHead};
+
+/// Largest request or response head lb accepts (request: 431 beyond it; response: 502).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Most header fields lb accepts in one head; callers size their `httparse::Header` arrays with it.
+pub const MAX_HEADERS: usize = 128;
+
+/// Re-exported so callers can build header arrays without depending on httparse themselves.
+pub use httparse::{Header, EMPTY_HEADER};
+
+/// HTTP version of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0: close after each message unless keep-alive is asked for.
+    Http10,
+    /// HTTP/1.1: persistent by default.
+    Http11,
+}
+
+/// How a message body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body at all.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the sender closes the connection (responses only).
+    CloseDelimited,
+}

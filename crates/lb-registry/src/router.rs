@@ -1,0 +1,148 @@
+//! The immutable route table a worker reads on every request.
+//!
+//! Lookup is longest registered prefix on a path-segment boundary: `/test` matches `/test`,
+//! `/test/`, `/test/x` and `/test?q=1`, never `/test2`. It walks the request path's own segment
+//! boundaries from the longest candidate down and asks a hash map for each, so its cost grows with
+//! the depth of the path (capped by the deepest registered prefix), not with the number of routes.
+//! Lookup never allocates.
+
+use crate::cursor::Cursor;
+use crate::target::Target;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One prefix and the targets that serve it, as of one snapshot.
+#[derive(Debug)]
+pub struct Route {
+    prefix: Arc<str>,
+    cursor: Arc<Cursor>,
+    targets: Box<[Arc<Target>]>,
+}
+
+impl Route {
+    pub(crate) fn new(prefix: Arc<str>, cursor: Arc<Cursor>, targets: Box<[Arc<Target>]>) -> Self {
+        Route {
+            prefix,
+            cursor,
+            targets,
+        }
+    }
+
+    /// The registered prefix (normalized: no trailing `/` except for the root route).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The targets in round-robin order.
+    pub fn targets(&self) -> &[Arc<Target>] {
+        &self.targets
+    }
+
+    /// Picks the next target in the process-wide round-robin order; `None` when the route has no
+    /// targets (the caller answers 503).
+    #[inline]
+    pub fn pick(&self) -> Option<&Arc<Target>> {
+        if self.targets.is_empty() {
+            return None;
+        }
+        let k = self.cursor.next();
+        self.targets.get(k % self.targets.len())
+    }
+}
+
+/// A route found for a request, with the request target rewritten (prefix stripped).
+#[derive(Debug, Clone, Copy)]
+pub struct Match<'s, 'p> {
+    /// The matched route.
+    pub route: &'s Route,
+    /// What is left of the request target after the prefix; forwarded after [`Match::lead`].
+    pub rest: &'p str,
+}
+
+impl Match<'_, '_> {
+    /// `"/"` when the stripped target would otherwise be empty or start with `?`, else `""`.
+    /// Forward `lead() + rest`: `/test` -> `/`, `/test?q=1` -> `/?q=1`, `/test/foo` -> `/foo`.
+    #[inline]
+    pub fn lead(&self) -> &'static str {
+        if self.rest.starts_with('/') {
+            ""
+        } else {
+            "/"
+        }
+    }
+}
+
+/// An immutable route table, published by the registry; cheap to share as `Arc<Snapshot>`.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    generation: u64,
+    routes: HashMap<Arc<str>, Route>,
+    /// Segments in the deepest registered prefix: candidates deeper than this cannot match.
+    max_depth: usize,
+}
+
+impl Snapshot {
+    pub(crate) fn new(generation: u64, routes: Vec<Route>) -> Self {
+        let max_depth = routes.iter().map(|r| depth(r.prefix())).max().unwrap_or(0);
+        Snapshot {
+            generation,
+            routes: routes.into_iter().map(|r| (r.prefix.clone(), r)).collect(),
+            max_depth,
+        }
+    }
+
+    /// The registry generation this snapshot was published at.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Number of routes (prefixes) in this snapshot.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// True when no prefix is registered.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Finds the longest registered prefix of `target` (an origin-form request target: path and
+    /// optional query) that ends on a segment boundary, and returns it with the rest of the target.
+    pub fn lookup<'s, 'p>(&'s self, target: &'p str) -> Option<Match<'s, 'p>> {
+        let path_end = target.find(['?', '#']).unwrap_or(target.len());
+        let path = &target[..path_end];
+        if path.starts_with('/') {
+            // Candidates are the path itself and every prefix of it that ends right before a `/`,
+            // longest first; the root route is tried last.
+            let mut end = path.len();
+            let mut skip = depth(path).saturating_sub(self.max_depth);
+            while end > 0 {
+                let candidate = &path[..end];
+                if skip == 0 {
+                    if let Some(route) = self.routes.get(candidate) {
+                        return Some(Match {
+                            route,
+                            rest: &target[end..],
+                        });
+                    }
+                } else {
+                    skip -= 1;
+                }
+                end = candidate.rfind('/').unwrap_or(0);
+            }
+        }
+        self.routes.get("/").map(|route| Match {
+            route,
+            rest: target,
+        })
+    }
+}
+
+/// Number of `/`-separated segments: `/` -> 0, `/a` -> 1, `/a/b` -> 2, `/a/` -> 2.
+fn depth(path: &str) -> usize {
+    if path == "/" {
+        0
+    } else {
+        path.bytes().filter(|&b| b == b'/').count()
+    }
+}
