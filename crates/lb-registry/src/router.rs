@@ -57,18 +57,16 @@ pub struct Match<'s, 'p> {
     pub route: &'s Route,
     /// What is left of the request target after the prefix; forwarded after [`Match::lead`].
     pub rest: &'p str,
+    lead: &'static str,
 }
 
 impl Match<'_, '_> {
     /// `"/"` when the stripped target would otherwise be empty or start with `?`, else `""`.
-    /// Forward `lead() + rest`: `/test` -> `/`, `/test?q=1` -> `/?q=1`, `/test/foo` -> `/foo`.
+    /// Forward `lead() + rest`: `/test` -> `/`, `/test?q=1` -> `/?q=1`, `/test/foo` -> `/foo`;
+    /// the root route rewrites nothing.
     #[inline]
     pub fn lead(&self) -> &'static str {
-        if self.rest.starts_with('/') {
-            ""
-        } else {
-            "/"
-        }
+        self.lead
     }
 }
 
@@ -113,17 +111,16 @@ impl Snapshot {
         let path = &target[..path_end];
         if path.starts_with('/') {
             // Candidates are the path itself and every prefix of it that ends right before a `/`,
-            // longest first; the root route is tried last.
+            // longest first; the root route (which rewrites nothing) is tried last.
             let mut end = path.len();
             let mut skip = depth(path).saturating_sub(self.max_depth);
-            while end > 0 {
+            while end > 1 {
                 let candidate = &path[..end];
                 if skip == 0 {
                     if let Some(route) = self.routes.get(candidate) {
-                        return Some(Match {
-                            route,
-                            rest: &target[end..],
-                        });
+                        let rest = &target[end..];
+                        let lead = if rest.starts_with('/') { "" } else { "/" };
+                        return Some(Match { route, rest, lead });
                     }
                 } else {
                     skip -= 1;
@@ -134,6 +131,7 @@ impl Snapshot {
         self.routes.get("/").map(|route| Match {
             route,
             rest: target,
+            lead: "",
         })
     }
 }

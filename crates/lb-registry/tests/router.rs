@@ -1,0 +1,228 @@
+//! Routing table behaviour: longest prefix on a segment boundary, prefix stripping, exact
+//! round-robin order across threads, and cursor continuity across target changes.
+
+use lb_registry::{normalize_prefix, Registered, Registry, RegistryError, SnapshotCache};
+use proptest::prelude::*;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Route `target` through `reg` and return (prefix, forwarded target).
+fn route(reg: &Registry, target: &str) -> Option<(String, String)> {
+    let snap = reg.snapshot();
+    snap.lookup(target).map(|m| {
+        (
+            m.route.prefix().to_string(),
+            format!("{}{}", m.lead(), m.rest),
+        )
+    })
+}
+
+#[test]
+fn segment_boundary_and_stripping() {
+    let reg = Registry::new(1);
+    reg.register("/test", addr(1)).unwrap();
+    let r = |t| route(&reg, t);
+    assert_eq!(r("/test"), Some(("/test".into(), "/".into())));
+    assert_eq!(r("/test/"), Some(("/test".into(), "/".into())));
+    assert_eq!(r("/test/x"), Some(("/test".into(), "/x".into())));
+    assert_eq!(r("/test/foo"), Some(("/test".into(), "/foo".into())));
+    assert_eq!(r("/test?q=1"), Some(("/test".into(), "/?q=1".into())));
+    assert_eq!(
+        r("/test/x?q=/a/b"),
+        Some(("/test".into(), "/x?q=/a/b".into()))
+    );
+    assert_eq!(r("/test2"), None);
+    assert_eq!(r("/tes"), None);
+    assert_eq!(r("/"), None);
+}
+
+#[test]
+fn root_catches_the_rest_unchanged() {
+    let reg = Registry::new(1);
+    reg.register("/", addr(1)).unwrap();
+    reg.register("/test", addr(2)).unwrap();
+    assert_eq!(route(&reg, "/test2"), Some(("/".into(), "/test2".into())));
+    assert_eq!(route(&reg, "/"), Some(("/".into(), "/".into())));
+    assert_eq!(route(&reg, "/a/b?c"), Some(("/".into(), "/a/b?c".into())));
+    assert_eq!(route(&reg, "*"), Some(("/".into(), "*".into())));
+    assert_eq!(route(&reg, "/test/a"), Some(("/test".into(), "/a".into())));
+}
+
+#[test]
+fn longest_prefix_wins() {
+    let reg = Registry::new(1);
+    reg.register("/a", addr(1)).unwrap();
+    reg.register("/a/b", addr(2)).unwrap();
+    reg.register("/a/b/c/d", addr(3)).unwrap();
+    assert_eq!(route(&reg, "/a/b/x"), Some(("/a/b".into(), "/x".into())));
+    assert_eq!(route(&reg, "/a/b"), Some(("/a/b".into(), "/".into())));
+    assert_eq!(route(&reg, "/a/bc"), Some(("/a".into(), "/bc".into())));
+    assert_eq!(route(&reg, "/a/b/c"), Some(("/a/b".into(), "/c".into())));
+    assert_eq!(
+        route(&reg, "/a/b/c/d/e/f"),
+        Some(("/a/b/c/d".into(), "/e/f".into()))
+    );
+}
+
+#[test]
+fn prefixes_are_normalized_and_validated() {
+    assert_eq!(normalize_prefix("/test/").unwrap(), "/test");
+    assert_eq!(normalize_prefix("/").unwrap(), "/");
+    assert_eq!(normalize_prefix("//").unwrap(), "/");
+    for bad in ["", "test", "/a?b", "/a#b", "/a b", "/a\tb", "/a\u{7f}"] {
+        assert!(
+            matches!(normalize_prefix(bad), Err(RegistryError::InvalidPath(_))),
+            "{bad:?} accepted"
+        );
+    }
+}
+
+#[test]
+fn register_is_idempotent_and_validated() {
+    let reg = Registry::new(1);
+    assert_eq!(reg.register("/x/", addr(1)), Ok(Registered::New));
+    assert_eq!(reg.register("/x", addr(1)), Ok(Registered::Existing));
+    assert!(reg.register("/x", addr(0)).is_err());
+    assert!(reg.register("/x", "0.0.0.0:80".parse().unwrap()).is_err());
+    assert_eq!(reg.targets().len(), 1);
+    assert_eq!(reg.deregister("/x", addr(2)), Ok(false));
+    assert_eq!(reg.deregister("/y", addr(1)), Ok(false));
+    assert_eq!(reg.deregister("/x/", addr(1)), Ok(true));
+    assert!(reg.targets().is_empty());
+}
+
+#[test]
+fn emptied_route_answers_no_target_instead_of_falling_through() {
+    let reg = Registry::new(1);
+    reg.register("/", addr(1)).unwrap();
+    reg.register("/api", addr(2)).unwrap();
+    reg.deregister("/api", addr(2)).unwrap();
+    let snap = reg.snapshot();
+    let m = snap.lookup("/api/x").unwrap();
+    assert_eq!(m.route.prefix(), "/api");
+    assert!(m.route.pick().is_none());
+}
+
+#[test]
+fn generation_moves_only_on_change_and_cache_follows() {
+    let reg = Arc::new(Registry::new(1));
+    let mut cache = SnapshotCache::new(reg.clone());
+    let g0 = reg.generation();
+    assert!(cache.current().lookup("/a").is_none());
+    reg.register("/a", addr(1)).unwrap();
+    assert_eq!(reg.generation(), g0 + 1);
+    reg.register("/a", addr(1)).unwrap();
+    assert_eq!(
+        reg.generation(),
+        g0 + 1,
+        "no-op registration must not publish"
+    );
+    assert!(cache.current().lookup("/a").is_some());
+    reg.deregister("/a", addr(9)).unwrap();
+    assert_eq!(reg.generation(), g0 + 1);
+}
+
+#[test]
+fn cursor_survives_target_changes() {
+    let reg = Registry::new(1);
+    reg.register("/", addr(1)).unwrap();
+    reg.register("/", addr(2)).unwrap();
+    let pick = |reg: &Registry| {
+        let snap = reg.snapshot();
+        let m = snap.lookup("/").unwrap();
+        m.route.pick().unwrap().addr().port()
+    };
+    assert_eq!(pick(&reg), 1); // pick 0
+    assert_eq!(pick(&reg), 2); // pick 1
+    assert_eq!(pick(&reg), 1); // pick 2
+    assert_eq!(pick(&reg), 2); // pick 3
+    reg.register("/", addr(3)).unwrap();
+    // The counter goes on at 4: 4 mod 3 = 1 -> port 2, where a reset would give port 1.
+    assert_eq!(pick(&reg), 2); // pick 4
+    assert_eq!(pick(&reg), 3); // pick 5
+    reg.deregister("/", addr(1)).unwrap();
+    // Targets are now [2, 3]: pick 6 -> 6 mod 2 = 0 -> port 2, pick 7 -> port 3.
+    assert_eq!(pick(&reg), 2);
+    assert_eq!(pick(&reg), 3);
+}
+
+#[test]
+fn exact_round_robin_across_threads() {
+    let reg = Arc::new(Registry::new(4));
+    for p in 1..=3 {
+        reg.register("/svc", addr(p)).unwrap();
+    }
+    const PER_THREAD: usize = 30_000;
+    let threads: Vec<_> = (0..4)
+        .map(|w| {
+            let reg = reg.clone();
+            std::thread::spawn(move || {
+                let mut cache = SnapshotCache::new(reg);
+                for _ in 0..PER_THREAD {
+                    let snap = cache.current();
+                    let m = snap.lookup("/svc/x").unwrap();
+                    m.route.pick().unwrap().record_request(w);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let counts: Vec<u64> = reg.targets().iter().map(|t| t.requests).collect();
+    assert_eq!(counts, vec![40_000, 40_000, 40_000]);
+}
+
+proptest! {
+    /// The router agrees with a naive model: the longest registered prefix p such that the path
+    /// equals p or continues with `/` or `?` after it (root matches everything), with the prefix
+    /// stripped and an empty rest turned into `/`.
+    #[test]
+    fn lookup_matches_naive_model(
+        prefixes in proptest::collection::vec("(/[ab]{1,2}){1,3}|/", 0..6),
+        path in "(/[ab]{0,2}){1,4}(\\?[ab/]{0,3})?",
+    ) {
+        let reg = Registry::new(1);
+        for p in &prefixes {
+            reg.register(p, addr(1)).unwrap();
+        }
+        let normalized: Vec<String> = prefixes.iter().map(|p| normalize_prefix(p).unwrap()).collect();
+        let path_only = &path[..path.find('?').unwrap_or(path.len())];
+        let expected = normalized
+            .iter()
+            .filter(|p| {
+                p.as_str() == "/"
+                    || (path_only.starts_with(p.as_str())
+                        && matches!(path_only.as_bytes().get(p.len()), None | Some(b'/')))
+            })
+            .max_by_key(|p| if p.as_str() == "/" { 0 } else { p.len() })
+            .map(|p| {
+                if p == "/" {
+                    (p.clone(), path.clone())
+                } else {
+                    let rest = &path[p.len()..];
+                    let lead = if rest.starts_with('/') { "" } else { "/" };
+                    (p.clone(), format!("{lead}{rest}"))
+                }
+            });
+        prop_assert_eq!(route(&reg, &path), expected);
+    }
+
+    /// Picks are k mod n for any interleaving of single-threaded picks.
+    #[test]
+    fn picks_follow_k_mod_n(n in 1usize..8, picks in 1usize..100) {
+        let reg = Registry::new(1);
+        for p in 1..=n {
+            reg.register("/", addr(p as u16)).unwrap();
+        }
+        let snap = reg.snapshot();
+        let m = snap.lookup("/").unwrap();
+        for k in 0..picks {
+            prop_assert_eq!(m.route.pick().unwrap().addr().port() as usize, k % n + 1);
+        }
+    }
+}
