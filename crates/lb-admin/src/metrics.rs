@@ -1,0 +1,77 @@
+//! `/metrics` in the Prometheus text exposition format (version 0.0.4).
+//!
+//! The registry part is rendered here; per-worker counters come from the runtime's
+//! [`MetricsSource`] and are appended verbatim. Label values are escaped as the format requires,
+//! because a route prefix may contain `"` or `\`.
+
+use crate::MetricsSource;
+use lb_registry::Registry;
+use std::fmt::Write;
+
+/// The content type Prometheus expects for the text format.
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
+/// The full `/metrics` body.
+pub(crate) fn render(registry: &Registry, extra: &MetricsSource) -> String {
+    let generation = registry.generation();
+    let targets = registry.targets();
+    let mut out = String::with_capacity(512 + 96 * targets.len());
+    // Writing into a String cannot fail.
+    let _ = write!(
+        out,
+        "# HELP lb_registry_generation Registry generation; it moves on every change.\n\
+         # TYPE lb_registry_generation gauge\n\
+         lb_registry_generation {generation}\n\
+         # HELP lb_targets Registered targets, over all prefixes.\n\
+         # TYPE lb_targets gauge\n\
+         lb_targets {}\n\
+         # HELP lb_target_requests_total Requests sent to a target.\n\
+         # TYPE lb_target_requests_total counter\n",
+        targets.len()
+    );
+    for target in &targets {
+        out.push_str("lb_target_requests_total{path=\"");
+        escape_label(&target.path, &mut out);
+        let _ = writeln!(out, "\",target=\"{}\"}} {}", target.addr, target.requests);
+    }
+    extra(&mut out);
+    out
+}
+
+/// Appends `value` escaped for a label value: `\` -> `\\`, `"` -> `\"`, newline -> `\n`.
+fn escape_label(value: &str, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn renders_registry_metrics_then_the_extra_source() {
+        let registry = Registry::new(1);
+        registry
+            .register("/a\"b\\", "10.0.0.5:9001".parse().unwrap())
+            .unwrap();
+        registry
+            .register("/v6", "[::1]:80".parse().unwrap())
+            .unwrap();
+        let extra: MetricsSource = Arc::new(|out: &mut String| out.push_str("lb_extra 1\n"));
+        let text = render(&registry, &extra);
+        assert!(text.contains("\nlb_registry_generation 2\n"), "{text}");
+        assert!(text.contains("\nlb_targets 2\n"), "{text}");
+        assert!(text.contains(
+            "\nlb_target_requests_total{path=\"/a\\\"b\\\\\",target=\"10.0.0.5:9001\"} 0\n"
+        ));
+        assert!(text.contains("\nlb_target_requests_total{path=\"/v6\",target=\"[::1]:80\"} 0\n"));
+        assert!(text.ends_with("} 0\nlb_extra 1\n"), "{text}");
+    }
+}

@@ -1,0 +1,143 @@
+//! The JSON body of `/register` and `/deregister`: `{"path":"/test","ip":"10.0.0.5","port":9001}`.
+//!
+//! Validation is complete before the registry is touched, and every refusal is one plain sentence
+//! for the `400` body. Fields are typed loosely on purpose (`ip` a string, `port` any JSON
+//! number) so that a wrong value gets a message about that field rather than a generic type error.
+
+use lb_registry::normalize_prefix;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::net::{IpAddr, SocketAddr};
+
+/// The body as sent; `deny_unknown_fields` so that a typo (`"prot"`) is an error, not a default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetBody {
+    path: String,
+    ip: String,
+    port: serde_json::Number,
+}
+
+/// A validated target: a normalized route prefix and the address to send its traffic to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TargetSpec {
+    /// The prefix as the registry stores it (`/test/` becomes `/test`).
+    pub(crate) path: String,
+    /// The target address.
+    pub(crate) addr: SocketAddr,
+}
+
+impl TargetSpec {
+    /// The answer body for a successful change: the target, and what happened to it.
+    pub(crate) fn reply(&self, status: &str) -> Value {
+        json!({
+            "path": self.path,
+            "ip": self.addr.ip().to_string(),
+            "port": self.addr.port(),
+            "status": status,
+        })
+    }
+}
+
+/// Parses and validates a request body; the error is the sentence for the `400` answer.
+pub(crate) fn parse(body: &[u8]) -> Result<TargetSpec, String> {
+    let body = body.trim_ascii();
+    if body.is_empty() {
+        return Err("request body is empty; send a JSON object with path, ip and port".into());
+    }
+    // serde would also accept a JSON array for a struct; the API takes objects only.
+    if !body.starts_with(b"{") {
+        return Err("request body must be a JSON object with path, ip and port".into());
+    }
+    let body: TargetBody =
+        serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
+    let path = normalize_prefix(&body.path).map_err(|e| e.to_string())?;
+    let ip: IpAddr = body
+        .ip
+        .parse()
+        .map_err(|_| "ip must be an IPv4 or IPv6 address literal".to_string())?;
+    let port = body
+        .port
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|&p| p != 0)
+        .ok_or_else(|| "port must be an integer between 1 and 65535".to_string())?;
+    Ok(TargetSpec {
+        path,
+        addr: SocketAddr::new(ip, port),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ipv4_and_ipv6_and_normalizes_the_path() {
+        let spec = parse(br#" {"path":"/test/","ip":"10.0.0.5","port":9001} "#).unwrap();
+        assert_eq!(spec.path, "/test");
+        assert_eq!(spec.addr, "10.0.0.5:9001".parse().unwrap());
+        let spec = parse(br#"{"port":1,"ip":"::1","path":"/"}"#).unwrap();
+        assert_eq!(spec.addr, "[::1]:1".parse().unwrap());
+        assert_eq!(
+            spec.reply("registered"),
+            json!({"path":"/","ip":"::1","port":1,"status":"registered"})
+        );
+    }
+
+    #[test]
+    fn refuses_each_bad_field_with_a_sentence_about_it() {
+        let cases: &[(&str, &str)] = &[
+            ("", "empty"),
+            ("[\"/a\",\"10.0.0.1\",80]", "JSON object"),
+            ("{", "invalid JSON"),
+            (r#"{"path":"/a","ip":"10.0.0.1"}"#, "missing field `port`"),
+            (
+                r#"{"path":"/a","ip":"10.0.0.1","port":80,"x":1}"#,
+                "unknown field `x`",
+            ),
+            (
+                r#"{"path":"/a","path":"/b","ip":"10.0.0.1","port":80}"#,
+                "duplicate field",
+            ),
+            (r#"{"path":"/a","ip":"10.0.0.1","port":80} x"#, "trailing"),
+            (r#"{"path":"/a","ip":"10.0.0.256","port":80}"#, "ip must be"),
+            (r#"{"path":"/a","ip":"[::1]","port":80}"#, "ip must be"),
+            (r#"{"path":"/a","ip":5,"port":80}"#, "invalid type"),
+            (r#"{"path":"/a","ip":"10.0.0.1","port":0}"#, "port must be"),
+            (
+                r#"{"path":"/a","ip":"10.0.0.1","port":70000}"#,
+                "port must be",
+            ),
+            (r#"{"path":"/a","ip":"10.0.0.1","port":-1}"#, "port must be"),
+            (
+                r#"{"path":"/a","ip":"10.0.0.1","port":1.5}"#,
+                "port must be",
+            ),
+            (
+                r#"{"path":"/a","ip":"10.0.0.1","port":"80"}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"path":"a","ip":"10.0.0.1","port":80}"#,
+                "must start with",
+            ),
+            (
+                r#"{"path":"/a?b","ip":"10.0.0.1","port":80}"#,
+                "must not contain",
+            ),
+            (
+                r#"{"path":"/a b","ip":"10.0.0.1","port":80}"#,
+                "must not contain",
+            ),
+            (
+                r#"{"path":"/a\u0001","ip":"10.0.0.1","port":80}"#,
+                "must not contain",
+            ),
+        ];
+        for (body, expected) in cases {
+            let error = parse(body.as_bytes()).unwrap_err();
+            assert!(error.contains(expected), "{body}: {error}");
+        }
+    }
+}

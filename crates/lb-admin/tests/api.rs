@@ -1,0 +1,584 @@
+//! The control plane over real sockets: every endpoint, every refusal, keep-alive and shutdown.
+
+// A failed step should fail the test loudly; clippy's test exemption does not reach helpers.
+#![allow(clippy::unwrap_used)]
+
+use lb_admin::MetricsSource;
+use lb_registry::{Registry, TargetInfo};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+/// Generous bound on every network wait, so a bug fails the test instead of hanging it.
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Admin {
+    addr: SocketAddr,
+    registry: Arc<Registry>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Admin {
+    async fn start() -> Admin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let registry = Arc::new(Registry::new(2));
+        let metrics: MetricsSource =
+            Arc::new(|out: &mut String| out.push_str("lb_worker_requests_total{worker=\"0\"} 7\n"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(lb_admin::serve(
+            listener,
+            registry.clone(),
+            metrics,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Admin {
+            addr,
+            registry,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops the server and waits until `serve` has returned.
+    async fn shutdown(self) {
+        let _ = self.stop.send(());
+        timeout(WAIT, self.task).await.unwrap().unwrap();
+    }
+
+    async fn connect(&self) -> Client {
+        Client {
+            stream: timeout(WAIT, TcpStream::connect(self.addr))
+                .await
+                .unwrap()
+                .unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// One request on a fresh connection.
+    async fn send(&self, raw: &[u8]) -> Reply {
+        let mut client = self.connect().await;
+        client.send(raw).await;
+        client.reply(false).await
+    }
+
+    async fn post(&self, path: &str, body: &str) -> Reply {
+        self.send(&post(path, body)).await
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send(&get(path)).await
+    }
+}
+
+struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).unwrap()
+    }
+
+    /// The `error` sentence of a JSON error answer.
+    fn error(&self) -> String {
+        match self.json() {
+            Value::Object(map) if map.len() == 1 => map["error"].as_str().unwrap().to_string(),
+            other => panic!("not an error body: {other}"),
+        }
+    }
+}
+
+impl Client {
+    async fn send(&mut self, raw: &[u8]) {
+        timeout(WAIT, self.stream.write_all(raw))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    async fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 8192];
+        let n = timeout(WAIT, self.stream.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        self.buf.extend_from_slice(&chunk[..n]);
+        n
+    }
+
+    /// Reads one response; `head_only` for answers to HEAD, which have no body.
+    async fn reply(&mut self, head_only: bool) -> Reply {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut response = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(head_len) = response.parse(&self.buf).unwrap() {
+                let headers: Vec<(String, String)> = response
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        let value = String::from_utf8(h.value.to_vec()).unwrap();
+                        (h.name.to_string(), value)
+                    })
+                    .collect();
+                let status = response.code.unwrap();
+                let length: usize = headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                    .map(|(_, v)| v.parse().unwrap())
+                    .unwrap_or(0);
+                let length = if head_only || status == 100 {
+                    0
+                } else {
+                    length
+                };
+                while self.buf.len() < head_len + length {
+                    assert!(self.fill().await > 0, "closed inside a body");
+                }
+                let body = self.buf[head_len..head_len + length].to_vec();
+                self.buf.drain(..head_len + length);
+                return Reply {
+                    status,
+                    headers,
+                    body,
+                };
+            }
+            assert!(self.fill().await > 0, "closed before a response head");
+        }
+    }
+
+    /// Asserts that the server closes the connection with nothing more to read.
+    async fn assert_closed(&mut self) {
+        assert_eq!(self.fill().await, 0, "expected EOF, got {:?}", self.buf);
+    }
+}
+
+fn post(path: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n").into_bytes()
+}
+
+fn target(path: &str, ip: &str, port: u16) -> String {
+    json!({ "path": path, "ip": ip, "port": port }).to_string()
+}
+
+#[tokio::test]
+async fn register_deregister_round_trip() {
+    let admin = Admin::start().await;
+    let body = target("/test", "10.0.0.5", 9001);
+
+    let reply = admin.post("/register", &body).await;
+    assert_eq!(reply.status, 201);
+    assert_eq!(
+        reply.json(),
+        json!({"path":"/test","ip":"10.0.0.5","port":9001,"status":"registered"})
+    );
+    let reply = admin.post("/register", &body).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json(),
+        json!({"path":"/test","ip":"10.0.0.5","port":9001,"status":"already registered"})
+    );
+    // A trailing `/` names the same prefix.
+    let reply = admin
+        .post("/register", &target("/test/", "10.0.0.5", 9001))
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        admin.registry.targets(),
+        vec![TargetInfo {
+            path: "/test".into(),
+            addr: "10.0.0.5:9001".parse().unwrap(),
+            requests: 0
+        }]
+    );
+
+    let reply = admin.post("/deregister", &body).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json(),
+        json!({"path":"/test","ip":"10.0.0.5","port":9001,"status":"deregistered"})
+    );
+    let reply = admin.post("/deregister", &body).await;
+    assert_eq!(reply.status, 404);
+    assert!(reply.error().contains("not registered"));
+    assert!(admin.registry.targets().is_empty());
+    admin.shutdown().await;
+}
+
+#[tokio::test]
+async fn ipv6_targets_are_accepted() {
+    let admin = Admin::start().await;
+    let reply = admin.post("/register", &target("/v6", "::1", 80)).await;
+    assert_eq!(reply.status, 201);
+    assert_eq!(reply.json()["ip"], "::1");
+    assert_eq!(
+        admin.registry.targets()[0].addr,
+        "[::1]:80".parse::<SocketAddr>().unwrap()
+    );
+    admin.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_bodies_are_400_and_change_nothing() {
+    let admin = Admin::start().await;
+    assert_eq!(
+        admin
+            .post("/register", &target("/keep", "10.0.0.1", 80))
+            .await
+            .status,
+        201
+    );
+    let before = admin.registry.targets();
+    let generation = admin.registry.generation();
+
+    let bodies = [
+        "",
+        "   ",
+        "not json",
+        "{",
+        "[\"/a\",\"10.0.0.9\",80]",
+        r#"{"ip":"10.0.0.9","port":80}"#,
+        r#"{"path":"/a","port":80}"#,
+        r#"{"path":"/a","ip":"10.0.0.9"}"#,
+        r#"{"path":"/a","ip":"10.0.0.9","port":80,"weight":1}"#,
+        r#"{"path":"/a","ip":"10.0.0.300","port":80}"#,
+        r#"{"path":"/a","ip":"example.com","port":80}"#,
+        r#"{"path":"/a","ip":"10.0.0.9:80","port":80}"#,
+        r#"{"path":"/a","ip":"10.0.0.9","port":0}"#,
+        r#"{"path":"/a","ip":"10.0.0.9","port":70000}"#,
+        r#"{"path":"/a","ip":"10.0.0.9","port":-1}"#,
+        r#"{"path":"/a","ip":"10.0.0.9","port":1.5}"#,
+        r#"{"path":"/a","ip":"10.0.0.9","port":"80"}"#,
+        r#"{"path":"a","ip":"10.0.0.9","port":80}"#,
+        r#"{"path":"","ip":"10.0.0.9","port":80}"#,
+        r#"{"path":"/a?b=1","ip":"10.0.0.9","port":80}"#,
+        r#"{"path":"/a#b","ip":"10.0.0.9","port":80}"#,
+        r#"{"path":"/a b","ip":"10.0.0.9","port":80}"#,
+        r#"{"path":"/a\tb","ip":"10.0.0.9","port":80}"#,
+        r#"{"path":"/a\u0000","ip":"10.0.0.9","port":80}"#,
+        r#"{"path":"/keep","ip":"10.0.0.1","port":80,"path":"/x"}"#,
+    ];
+    for endpoint in ["/register", "/deregister"] {
+        for body in bodies {
+            let reply = admin.post(endpoint, body).await;
+            assert_eq!(reply.status, 400, "{endpoint} {body:?}: {reply:?}");
+            let error = reply.error();
+            assert!(
+                !error.is_empty() && !error.contains('\n'),
+                "{body:?}: {error:?}"
+            );
+        }
+    }
+    // A valid literal that is not a host address is refused by the registry.
+    let reply = admin.post("/register", &target("/a", "0.0.0.0", 80)).await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.error().contains("not a host address"));
+    assert_eq!(admin.registry.targets(), before);
+    assert_eq!(admin.registry.generation(), generation);
+    admin.shutdown().await;
+}
+
+#[tokio::test]
+async fn unframeable_requests_are_400_then_closed() {
+    let admin = Admin::start().await;
+    let before = admin.registry.targets();
+    let body = target("/a", "10.0.0.9", 80);
+
+    // Body over 64 KiB: refused from the head, even though the client sends all of it.
+    let big = format!(
+        "{{\"path\":\"/a\",\"ip\":\"10.0.0.9\",\"port\":80,\"x\":\"{}\"}}",
+        "a".repeat(70_000)
+    );
+    let mut client = admin.connect().await;
+    client.send(&post("/register", &big)).await;
+    let reply = client.reply(false).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.error(), "body over 64 KiB");
+    assert_eq!(reply.header("connection"), Some("close"));
+    client.assert_closed().await;
+
+    let chunked = format!(
+        "POST /register HTTP/1.1\r\nHost: admin\r\nTransfer-Encoding: chunked\r\n\r\n\
+         {:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    let mut client = admin.connect().await;
+    client.send(chunked.as_bytes()).await;
+    let reply = client.reply(false).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.error(),
+        "chunked request bodies are not supported; send Content-Length"
+    );
+    client.assert_closed().await;
+
+    for raw in [
+        "POST /register HTTP/1.1\r\nHost: admin\r\nContent-Length: x\r\n\r\n".to_string(),
+        "POST /register HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}".to_string(),
+        "GET /targets HTTP/1.1\r\nHost admin\r\n\r\n".to_string(),
+        format!(
+            "POST /register HTTP/1.1\r\nHost: admin\r\nContent-Length: {}\r\n\
+             Content-Length: 1\r\n\r\n{body}",
+            body.len()
+        ),
+    ] {
+        let mut client = admin.connect().await;
+        client.send(raw.as_bytes()).await;
+        let reply = client.reply(false).await;
+        assert_eq!(reply.status, 400, "{raw:?}");
+        reply.error();
+        client.assert_closed().await;
+    }
+    assert_eq!(admin.registry.targets(), before);
+    admin.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_head_is_431_then_closed() {
+    let admin = Admin::start().await;
+    let mut client = admin.connect().await;
+    let raw = format!(
+        "GET /targets HTTP/1.1\r\nHost: admin\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    client.send(raw.as_bytes()).await;
+    let reply = client.reply(false).await;
+    assert_eq!(reply.status, 431);
+    reply.error();
+    client.assert_closed().await;
+    admin.shutdown().await;
+}
+
+#[tokio::test]
+async fn targets_lists_every_target_in_order() {
+    let admin = Admin::start().await;
+    let reply = admin.get("/targets").await;
+    assert_eq!((reply.status, reply.json()), (200, json!([])));
+    for (path, ip, port) in [
+        ("/b", "10.0.0.2", 2),
+        ("/a", "10.0.0.1", 1),
+        ("/b", "::1", 3),
+    ] {
+        assert_eq!(
+            admin
+                .post("/register", &target(path, ip, port))
+                .await
+                .status,
+            201
+        );
+    }
+    let reply = admin.get("/targets?verbose=1").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json(),
+        json!([
+            {"path":"/a","ip":"10.0.0.1","port":1,"healthy":true,"requests":0},
+            {"path":"/b","ip":"10.0.0.2","port":2,"healthy":true,"requests":0},
+            {"path":"/b","ip":"::1","port":3,"healthy":true,"requests":0},
+        ])
+    );
+    admin.shutdown().await;
+}
+
+#[tokio::test]
+async fn healthz_and_metrics() {
+    let admin = Admin::start().await;
+    let reply = admin.get("/healthz").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("text/plain"));
+    assert_eq!(reply.text(), "ok");
+
+    admin
+        .post("/register", &target("/test", "10.0.0.5", 9001))
+        .await;
+    admin
+        .post("/register", &target("/test", "10.0.0.6", 9001))
+        .await;
+    let reply = admin.get("/metrics").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; version=0.0.4")
+    );
+    let text = reply.text();
+    for line in [
+        "# TYPE lb_registry_generation gauge",
+        "lb_registry_generation 2",
+        "# TYPE lb_targets gauge",
+        "lb_targets 2",
+        "# TYPE lb_target_requests_total counter",
+        "lb_target_requests_total{path=\"/test\",target=\"10.0.0.5:9001\"} 0",
+        "lb_target_requests_total{path=\"/test\",target=\"10.0.0.6:9001\"} 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(
+        text.ends_with("\nlb_worker_requests_total{worker=\"0\"} 7\n"),
+        "{text}"
+    );
+    admin.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_endpoints_and_wrong_methods() {
+    let admin = Admin::start().await;
+    for path in ["/", "/nope", "/register/x", "/targetsx"] {
+        let reply = admin.get(path).await;
+        assert_eq!(reply.status, 404, "{path}");
+        reply.error();
+    }
+    for path in ["/register", "/deregister"] {
+        let reply = admin.get(path).await;
+        assert_eq!(reply.status, 405, "{path}");
+        assert_eq!(reply.header("allow"), Some("POST"));
+        reply.error();
+    }
+    for path in ["/targets", "/metrics", "/healthz"] {
+        let reply = admin.post(path, "{}").await;
+        assert_eq!(reply.status, 405, "{path}");
+        assert_eq!(reply.header("allow"), Some("GET, HEAD"));
+        reply.error();
+    }
+    let reply = admin
+        .send(b"DELETE /register HTTP/1.1\r\nHost: admin\r\n\r\n")
+        .await;
+    assert_eq!(reply.status, 405);
+    admin.shutdown().await;
+}
+
+#[tokio::test]
+async fn head_answers_like_get_without_a_body() {
+    let admin = Admin::start().await;
+    let mut client = admin.connect().await;
+    client
+        .send(b"HEAD /healthz HTTP/1.1\r\nHost: admin\r\n\r\n")
+        .await;
+    let reply = client.reply(true).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-length"), Some("2"));
+    // The connection stays usable, so no body bytes were sent.
+    client.send(&get("/healthz")).await;
+    assert_eq!(client.reply(false).await.text(), "ok");
+    admin.shutdown().await;
+}
+
+#[tokio::test]
+async fn keep_alive_serves_sequential_and_pipelined_requests() {
+    let admin = Admin::start().await;
+    let mut client = admin.connect().await;
+    client
+        .send(&post("/register", &target("/a", "10.0.0.1", 80)))
+        .await;
+    assert_eq!(client.reply(false).await.status, 201);
+    client.send(&get("/targets")).await;
+    let reply = client.reply(false).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("connection"), None);
+    assert_eq!(reply.json().as_array().map(Vec::len), Some(1));
+
+    // Three requests in one write are answered in order.
+    let mut batch = post("/register", &target("/a", "10.0.0.2", 80));
+    batch.extend(post("/deregister", &target("/a", "10.0.0.1", 80)));
+    batch.extend(get("/healthz"));
+    client.send(&batch).await;
+    assert_eq!(client.reply(false).await.status, 201);
+    assert_eq!(client.reply(false).await.status, 200);
+    assert_eq!(client.reply(false).await.text(), "ok");
+    assert_eq!(
+        admin.registry.targets()[0].addr,
+        "10.0.0.2:80".parse::<SocketAddr>().unwrap()
+    );
+    admin.shutdown().await;
+}
+
+#[tokio::test]
+async fn connection_close_is_honoured() {
+    let admin = Admin::start().await;
+    let mut client = admin.connect().await;
+    client
+        .send(b"GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        .await;
+    let reply = client.reply(false).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("connection"), Some("close"));
+    client.assert_closed().await;
+
+    // HTTP/1.0 closes unless it asks for keep-alive.
+    let mut client = admin.connect().await;
+    client.send(b"GET /healthz HTTP/1.0\r\n\r\n").await;
+    assert_eq!(client.reply(false).await.status, 200);
+    client.assert_closed().await;
+    admin.shutdown().await;
+}
+
+#[tokio::test]
+async fn expect_continue_gets_100_before_the_body() {
+    let admin = Admin::start().await;
+    let body = target("/a", "10.0.0.1", 80);
+    let mut client = admin.connect().await;
+    let head = format!(
+        "POST /register HTTP/1.1\r\nHost: admin\r\nExpect: 100-continue\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    client.send(head.as_bytes()).await;
+    assert_eq!(client.reply(false).await.status, 100);
+    client.send(body.as_bytes()).await;
+    assert_eq!(client.reply(false).await.status, 201);
+    admin.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_idle_connections_and_returns() {
+    let admin = Admin::start().await;
+    let mut client = admin.connect().await;
+    client.send(&get("/healthz")).await;
+    assert_eq!(client.reply(false).await.status, 200);
+    let addr = admin.addr;
+    admin.shutdown().await;
+    client.assert_closed().await;
+    // The listener is gone with `serve`.
+    assert!(TcpStream::connect(addr).await.is_err());
+}
