@@ -32,6 +32,7 @@ pub use client::{
 };
 pub use process::{
     parse_ready_line, run_args, run_to_exit, EchoProcess, Finished, LbProcess, Proc, Ready,
+    START_TIMEOUT,
 };
 pub use wire::{Framing, Headers};
 

@@ -1,0 +1,130 @@
+//! Status codes lb produces itself when the upstream side fails (SPEC "Status codes";
+//! issue 2 "Faults"). Each is checked for its text/plain body and for lb staying healthy after it.
+
+use crate::{assert_lb_error, lb, served_by, WAIT};
+use lb_testkit::{get, refused_addr, request, Backend, Conn, Reply};
+use std::time::{Duration, Instant};
+
+#[test]
+fn no_route_is_503() {
+    let lb = lb(1, &[], &[]);
+    assert_lb_error(&get(lb.addr(), "/"), 503);
+    assert_lb_error(&get(lb.addr(), "/anything?x=1"), 503);
+    // POST with a body: lb must still answer (it knows the framing, nothing to forward it to).
+    let r = lb_testkit::send_raw(
+        lb.addr(),
+        &request("POST", "/p", &[("Connection", "close")], b"payload"),
+    );
+    assert_lb_error(&r, 503);
+}
+
+#[test]
+fn prefix_whose_targets_were_all_deregistered_is_503() {
+    let a = Backend::start("gone-a");
+    let b = Backend::start("gone-b");
+    let lb = lb(2, &[("/gone", &[a.addr(), b.addr()])], &[]);
+    assert_eq!(served_by(&get(lb.addr(), "/gone")), "gone-a");
+    lb.admin().deregister_ok("/gone", a.addr());
+    lb.admin().deregister_ok("/gone", b.addr());
+    for _ in 0..4 {
+        assert_lb_error(&get(lb.addr(), "/gone/x"), 503);
+    }
+    assert_eq!((a.request_count(), b.request_count()), (1, 0));
+}
+
+#[test]
+fn refused_upstream_is_502() {
+    let dead = refused_addr();
+    let lb = lb(1, &[("/", &[dead])], &[]);
+    assert_lb_error(&get(lb.addr(), "/x"), 502);
+    // Again on a keep-alive connection: the failure is per request, lb keeps serving.
+    let mut c = Conn::open(lb.addr());
+    let r = c.get("/y");
+    assert_lb_error(&r, 502);
+}
+
+/// `--upstream-timeout 500`: a backend that reads the request and never answers gets a 504 after
+/// about half a second, not after the 60 s default.
+#[test]
+fn silent_upstream_is_504_after_upstream_timeout() {
+    let silent = Backend::start_with("silent", Reply::NeverAnswer);
+    let lb = lb(
+        1,
+        &[("/", &[silent.addr()])],
+        &["--upstream-timeout", "500"],
+    );
+    let start = Instant::now();
+    let r = get(lb.addr(), "/slow");
+    let took = start.elapsed();
+    assert_lb_error(&r, 504);
+    assert!(
+        took >= Duration::from_millis(450),
+        "504 after {took:?}, before the 500 ms timeout"
+    );
+    assert!(took < WAIT, "504 took {took:?}");
+    assert_eq!(
+        silent.request_count(),
+        1,
+        "the request did reach the backend"
+    );
+    assert_eq!(silent.last_request().target, "/slow");
+}
+
+/// An upstream that accepts and closes without a response is an invalid response: 502.
+#[test]
+fn upstream_closing_without_a_response_is_502() {
+    let rude = Backend::start_with("rude", Reply::CloseImmediately);
+    let lb = lb(1, &[("/", &[rude.addr()])], &[]);
+    assert_lb_error(&get(lb.addr(), "/"), 502);
+    assert!(rude.connections() >= 1, "lb never connected");
+}
+
+/// An upstream that answers garbage is an invalid response: 502.
+#[test]
+fn upstream_sending_garbage_is_502() {
+    let garbage = Backend::start_with(
+        "garbage",
+        Reply::Fixed {
+            status: 200,
+            // A header without a colon makes the response head invalid.
+            headers: vec![("this is not a header".to_string(), "x".to_string())],
+            body: b"x".to_vec(),
+        },
+    );
+    let lb = lb(1, &[("/", &[garbage.addr()])], &[]);
+    let r = get(lb.addr(), "/");
+    assert_lb_error(&r, 502);
+}
+
+/// A failure or a slow upstream on one connection never affects another: while one client waits
+/// on a held upstream (one worker, so the same event loop), other clients are served at once.
+#[test]
+fn a_slow_route_does_not_disturb_others() {
+    let held = Backend::start_with("held", Reply::Hold);
+    let good = Backend::start("good");
+    let lb = lb(
+        1,
+        &[("/held", &[held.addr()]), ("/good", &[good.addr()])],
+        &[],
+    );
+    let addr = lb.addr();
+    std::thread::scope(|s| {
+        let slow = s.spawn(move || get(addr, "/held"));
+        assert!(
+            held.wait_for_requests(1, WAIT),
+            "the held request never reached its backend"
+        );
+        let mut c = Conn::open(addr);
+        for _ in 0..20 {
+            assert_eq!(served_by(&c.get("/good/x")), "good");
+        }
+        assert_lb_error(&get(addr, "/nothing-here"), 503);
+        assert!(
+            !slow.is_finished(),
+            "the held request finished before its backend answered"
+        );
+        held.release();
+        assert_eq!(served_by(&slow.join().expect("slow client")), "held");
+    });
+    assert_eq!(good.request_count(), 20);
+}
