@@ -1,1 +1,20 @@
-//! lb-proxy
+//! One worker's data plane.
+//!
+//! A worker is one OS thread running one current-thread tokio runtime on its own `SO_REUSEPORT`
+//! listener. Everything here is `!Send` on purpose (`Rc`, `RefCell`, `spawn_local`): nothing on the
+//! data path crosses cores. The only state shared with other workers is the registry snapshot
+//! (read-only) and each route's round-robin cursor (one atomic add per request).
+//!
+//! The request path reads top to bottom in [`conn`]: accept -> parse -> route -> pick -> upstream
+//! pool -> forward -> respond.
+
+mod buffers;
+mod conn;
+mod drain;
+mod relay;
+mod stats;
+mod upstream_pool;
+mod worker;
+
+pub use stats::WorkerStats;
+pub use worker::{serve, WorkerConfig};

@@ -1,0 +1,116 @@
+//! Criterion benchmarks of the per-request pieces of lb's data path: request-head parse + rewrite,
+//! route lookup with 100 and 10,000 prefixes, the round-robin pick alone and with a second thread
+//! contending on the same cursor, and response-head parse + rewrite.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use lb_http::{
+    parse_request, parse_response, write_request_head, write_response_head, ClientSide, Version,
+    EMPTY_HEADER, MAX_HEADERS,
+};
+use lb_registry::{Registry, SnapshotCache};
+use std::hint::black_box;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+const REQUEST: &[u8] = b"GET /api/users/42?verbose=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: wrk\r\nAccept: */*\r\nConnection: keep-alive\r\nX-Request-Id: 0123456789abcdef\r\n\r\n";
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Fri, 27 Nov 2026 12:00:00 GMT\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n";
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn registry_with(prefixes: usize) -> Arc<Registry> {
+    let reg = Arc::new(Registry::new(2));
+    for i in 0..prefixes {
+        reg.register(
+            &format!("/svc{}/v{}", i % 100, i / 100),
+            addr(1000 + (i % 50) as u16),
+        )
+        .expect("valid prefix");
+    }
+    reg.register("/api", addr(9001)).expect("valid prefix");
+    reg.register("/api", addr(9002)).expect("valid prefix");
+    reg
+}
+
+fn request_head(c: &mut Criterion) {
+    let client: IpAddr = [10, 0, 0, 7].into();
+    let mut out = Vec::with_capacity(4096);
+    c.bench_function("request_head/parse+rewrite", |b| {
+        b.iter(|| {
+            let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+            let req = parse_request(black_box(REQUEST), &mut headers)
+                .expect("valid")
+                .expect("complete");
+            out.clear();
+            write_request_head(&req, "", "/users/42?verbose=1", client, &mut out);
+            black_box(out.len())
+        })
+    });
+}
+
+fn response_head(c: &mut Criterion) {
+    let mut out = Vec::with_capacity(4096);
+    let client = ClientSide {
+        version: Version::Http11,
+        keep_alive: true,
+    };
+    c.bench_function("response_head/parse+rewrite", |b| {
+        b.iter(|| {
+            let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+            let resp = parse_response(black_box(RESPONSE), &mut headers, false)
+                .expect("valid")
+                .expect("complete");
+            out.clear();
+            write_response_head(&resp, client, &mut out);
+            black_box(out.len())
+        })
+    });
+}
+
+fn route_lookup(c: &mut Criterion) {
+    for n in [100, 10_000] {
+        let mut cache = SnapshotCache::new(registry_with(n));
+        c.bench_function(&format!("route_lookup/{n}_prefixes"), |b| {
+            b.iter(|| {
+                let snap = cache.current();
+                let m = snap
+                    .lookup(black_box("/api/users/42?verbose=1"))
+                    .expect("routed");
+                black_box(m.rest.len())
+            })
+        });
+    }
+}
+
+fn pick(c: &mut Criterion) {
+    let reg = registry_with(0);
+    let snap = reg.snapshot();
+    let route = snap.lookup("/api").expect("routed").route;
+    c.bench_function("round_robin_pick/1_thread", |b| {
+        b.iter(|| black_box(route.pick().expect("target").addr()))
+    });
+
+    // A second thread hammers the same cursor, as a second worker would.
+    let stop = Arc::new(AtomicBool::new(false));
+    let rival = {
+        let stop = stop.clone();
+        let reg = reg.clone();
+        std::thread::spawn(move || {
+            let snap = reg.snapshot();
+            let route = snap.lookup("/api").expect("routed").route;
+            while !stop.load(Ordering::Relaxed) {
+                black_box(route.pick());
+            }
+        })
+    };
+    c.bench_function("round_robin_pick/2_threads_contending", |b| {
+        b.iter(|| black_box(route.pick().expect("target").addr()))
+    });
+    stop.store(true, Ordering::Relaxed);
+    let _ = rival.join();
+}
+
+criterion_group!(benches, request_head, response_head, route_lookup, pick);
+criterion_main!(benches);

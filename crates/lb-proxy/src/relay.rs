@@ -1,0 +1,121 @@
+//! Streaming a message body from one socket to another by its framing, never holding it whole.
+//!
+//! The body may start with bytes already read together with the head (`buf`); anything read past
+//! the end of the body stays in `buf` (a pipelined next request). Memory per relay is one buffer.
+//! Every read and write is bounded by an inactivity timeout, so a stalled peer frees the exchange.
+
+use crate::buffers::BUF_SIZE;
+use lb_http::{BodyKind, ChunkedDecoder, HttpError};
+use std::io;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// Which side of a relay failed: decides the status (if any can still be sent) and which
+/// connections may be kept.
+#[derive(Debug)]
+pub(crate) enum RelayError {
+    /// Reading from the sender failed, timed out, or it closed before the body ended.
+    Source,
+    /// Writing to the receiver failed or timed out.
+    Sink,
+    /// The body's framing is invalid (bad chunk).
+    Invalid(HttpError),
+}
+
+/// Reads more bytes into `buf` (appending, growing it when nearly full). `Ok(0)` is EOF.
+pub(crate) async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    if buf.capacity() - buf.len() < BUF_SIZE / 4 {
+        buf.reserve(BUF_SIZE);
+    }
+    stream.read_buf(buf).await
+}
+
+/// [`fill`] with an inactivity timeout (`TimedOut` when it passes).
+pub(crate) async fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    limit: Duration,
+) -> io::Result<usize> {
+    match timeout(limit, fill(stream, buf)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// Writes all of `bytes`, with an inactivity timeout for the whole write.
+pub(crate) async fn write_all(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    limit: Duration,
+) -> io::Result<()> {
+    match timeout(limit, stream.write_all(bytes)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// Timeouts of one relay.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Longest wait for the sender's next bytes.
+    pub(crate) read: Duration,
+    /// Longest wait for the receiver to take bytes.
+    pub(crate) write: Duration,
+}
+
+/// Relays a body of framing `body` from `src` to `dst`. `head` holds bytes to send first (a message
+/// head); they go out together with the first body bytes in one write. On success `buf` holds only
+/// bytes past the end of the body.
+pub(crate) async fn relay_body(
+    src: &mut TcpStream,
+    dst: &mut TcpStream,
+    head: &mut Vec<u8>,
+    buf: &mut Vec<u8>,
+    body: BodyKind,
+    limits: Limits,
+) -> Result<(), RelayError> {
+    let mut remaining = match body {
+        BodyKind::Length(n) => n,
+        _ => u64::MAX,
+    };
+    let mut chunked = ChunkedDecoder::new();
+    loop {
+        // How many of the buffered bytes belong to the body, and whether it ends with them.
+        let (take, done) = match body {
+            BodyKind::Empty => (0, true),
+            BodyKind::Length(_) => {
+                let take = usize::try_from(remaining).map_or(buf.len(), |r| r.min(buf.len()));
+                remaining -= take as u64;
+                (take, remaining == 0)
+            }
+            BodyKind::Chunked => {
+                let scan = chunked.scan(buf).map_err(RelayError::Invalid)?;
+                (scan.consumed, scan.done)
+            }
+            BodyKind::CloseDelimited => (buf.len(), false),
+        };
+        if !head.is_empty() {
+            head.extend_from_slice(&buf[..take]);
+            write_all(dst, head, limits.write)
+                .await
+                .map_err(|_| RelayError::Sink)?;
+            head.clear();
+        } else if take > 0 {
+            write_all(dst, &buf[..take], limits.write)
+                .await
+                .map_err(|_| RelayError::Sink)?;
+        }
+        buf.drain(..take);
+        if done {
+            return Ok(());
+        }
+        match read_more(src, buf, limits.read).await {
+            Ok(0) if body == BodyKind::CloseDelimited => return Ok(()),
+            Ok(0) => return Err(RelayError::Source),
+            Ok(_) => {}
+            Err(_) => return Err(RelayError::Source),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! A worker's idle upstream connections, per target.
+//!
+//! LIFO: the most recently used connection is reused first (warm in caches, least likely to have hit
+//! the upstream's idle timeout), the oldest expire. Bounded per target; a connection is only given
+//! back after a complete, reusable exchange. Before reuse, a connection the upstream has closed (or
+//! that holds unexpected bytes) is discarded, which avoids most stale keep-alive races.
+//!
+//! Owned by one worker: `RefCell`, never shared across threads.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+#[derive(Debug)]
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+}
+
+/// Idle upstream connections of one worker.
+#[derive(Debug)]
+pub(crate) struct UpstreamPool {
+    idle: RefCell<HashMap<SocketAddr, Vec<Idle>>>,
+    max_per_target: usize,
+    idle_timeout: Duration,
+}
+
+impl UpstreamPool {
+    pub(crate) fn new(max_per_target: usize, idle_timeout: Duration) -> Self {
+        UpstreamPool {
+            idle: RefCell::new(HashMap::new()),
+            max_per_target,
+            idle_timeout,
+        }
+    }
+
+    /// The most recently returned live connection to `addr`, if any.
+    pub(crate) fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.get_mut(&addr)?;
+        let now = Instant::now();
+        while let Some(conn) = list.pop() {
+            if now.duration_since(conn.since) < self.idle_timeout && is_quiet(&conn.stream) {
+                return Some(conn.stream);
+            }
+        }
+        None
+    }
+
+    /// Gives back a connection that finished a complete exchange and may be reused.
+    pub(crate) fn give(&self, addr: SocketAddr, stream: TcpStream) {
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.entry(addr).or_default();
+        if list.len() >= self.max_per_target {
+            // Drop the oldest: the newest stays warm.
+            list.remove(0);
+        }
+        list.push(Idle {
+            stream,
+            since: Instant::now(),
+        });
+    }
+
+    /// Closes connections idle longer than the idle timeout or closed by their upstream.
+    pub(crate) fn sweep(&self) {
+        let now = Instant::now();
+        let mut idle = self.idle.borrow_mut();
+        for list in idle.values_mut() {
+            list.retain(|c| now.duration_since(c.since) < self.idle_timeout && is_quiet(&c.stream));
+        }
+        idle.retain(|_, list| !list.is_empty());
+    }
+}
+
+/// True when an idle connection has nothing to read: no EOF, no stray bytes. Uses the reactor's
+/// readiness, so a quiet connection costs no system call.
+fn is_quiet(stream: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}

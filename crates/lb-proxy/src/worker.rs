@@ -1,0 +1,128 @@
+//! A worker's accept loop and the state its connections share.
+//!
+//! Runs on the worker's own current-thread runtime inside a `LocalSet`: connections are
+//! `spawn_local` tasks sharing this worker's [`Worker`] through `Rc`, with no locks.
+
+use crate::buffers::BufferPool;
+use crate::conn;
+use crate::drain::Drain;
+use crate::stats::WorkerStats;
+use crate::upstream_pool::UpstreamPool;
+use lb_config::Config;
+use lb_registry::{Registry, SnapshotCache};
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::LocalSet;
+use tokio::time::{interval, sleep, timeout, MissedTickBehavior};
+use tracing::{debug, info, warn};
+
+/// Back-off after a failed `accept` (e.g. out of file descriptors), so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The settings one worker runs with.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Index of this worker (0-based): names its counters and logs.
+    pub id: usize,
+    /// Connect timeout to an upstream (504 beyond).
+    pub connect_timeout: Duration,
+    /// Wait for an upstream's response head, and for each later upstream read (504 / abort).
+    pub upstream_timeout: Duration,
+    /// Deadline for a client's whole request head (408 beyond).
+    pub header_timeout: Duration,
+    /// Idle keep-alive wait, and inactivity limit for client reads and writes.
+    pub idle_timeout: Duration,
+    /// How long a drain waits for in-flight exchanges.
+    pub drain_timeout: Duration,
+    /// Idle upstream connections kept per target.
+    pub pool_idle_per_target: usize,
+    /// Age at which idle upstream connections are closed.
+    pub pool_idle_timeout: Duration,
+}
+
+impl WorkerConfig {
+    /// Worker `id`'s settings taken from the process configuration.
+    pub fn new(id: usize, config: &Config) -> Self {
+        WorkerConfig {
+            id,
+            connect_timeout: config.connect_timeout,
+            upstream_timeout: config.upstream_timeout,
+            header_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
+            drain_timeout: config.drain_timeout,
+            pool_idle_per_target: config.pool_idle_per_target,
+            pool_idle_timeout: config.pool_idle_timeout,
+        }
+    }
+}
+
+/// What every connection of one worker shares.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    pub(crate) cfg: WorkerConfig,
+    pub(crate) routes: RefCell<SnapshotCache>,
+    pub(crate) pool: UpstreamPool,
+    pub(crate) buffers: BufferPool,
+    pub(crate) drain: Drain,
+    pub(crate) stats: Arc<WorkerStats>,
+}
+
+/// Accepts and serves connections on `listener` until `shutdown` resolves, then stops accepting
+/// and drains: idle connections close, busy ones finish their exchange, bounded by the drain
+/// timeout. Must run on a current-thread runtime (it creates its own `LocalSet`).
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    cfg: WorkerConfig,
+    stats: Arc<WorkerStats>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let id = cfg.id;
+    let drain_timeout = cfg.drain_timeout;
+    let worker = Rc::new(Worker {
+        pool: UpstreamPool::new(cfg.pool_idle_per_target, cfg.pool_idle_timeout),
+        routes: RefCell::new(SnapshotCache::new(registry)),
+        buffers: BufferPool::default(),
+        drain: Drain::default(),
+        stats,
+        cfg,
+    });
+    let local = LocalSet::new();
+    local
+        .run_until(async {
+            tokio::pin!(shutdown);
+            let mut sweep = interval(worker.cfg.pool_idle_timeout.max(Duration::from_secs(2)) / 2);
+            sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    _ = sweep.tick() => worker.pool.sweep(),
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, peer)) => {
+                            tokio::task::spawn_local(conn::serve(worker.clone(), stream, peer));
+                        }
+                        Err(error) => {
+                            warn!(worker = id, %error, "accept failed; backing off");
+                            sleep(ACCEPT_BACKOFF).await;
+                        }
+                    },
+                }
+            }
+            drop(listener);
+            debug!(worker = id, "stopped accepting; draining");
+            if timeout(drain_timeout, worker.drain.drain()).await.is_err() {
+                warn!(
+                    worker = id,
+                    "drain timeout reached; closing remaining connections"
+                );
+            } else {
+                info!(worker = id, "drained");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,74 @@
+//! `lb demo`: lb on 127.0.0.1:8080 in front of three built-in echo backends, for a first try.
+
+use crate::supervisor::{run, RunError};
+use lb_config::{Config, StaticRoute};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Where the demo listens.
+const DEMO_LISTEN: &str = "127.0.0.1:8080";
+const DEMO_ADMIN: &str = "127.0.0.1:8081";
+
+/// Starts three echo backends on loopback ports, then runs lb in front of them until a signal.
+pub fn run_demo() -> Result<(), RunError> {
+    let listen: SocketAddr = DEMO_LISTEN
+        .parse()
+        .map_err(|_| RunError::Config("bad demo address".to_string()))?;
+    let admin: SocketAddr = DEMO_ADMIN
+        .parse()
+        .map_err(|_| RunError::Config("bad demo admin address".to_string()))?;
+    let mut backends = Vec::new();
+    let mut listeners = Vec::new();
+    for i in 1..=3 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| RunError::Runtime(format!("cannot start echo backend: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| RunError::Runtime(format!("cannot start echo backend: {e}")))?;
+        backends.push(addr);
+        listeners.push((listener, Arc::<str>::from(format!("echo-{i}"))));
+    }
+    std::thread::Builder::new()
+        .name("lb-demo-echo".to_string())
+        .spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let mut tasks = Vec::new();
+                for (listener, name) in listeners {
+                    if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
+                        tasks.push(tokio::spawn(lb_echo::serve(
+                            listener,
+                            name,
+                            std::future::pending(),
+                        )));
+                    }
+                }
+                for task in tasks {
+                    let _ = task.await;
+                }
+            });
+        })
+        .map_err(|e| RunError::Runtime(format!("cannot start echo backends: {e}")))?;
+
+    let config = Config {
+        listen,
+        admin,
+        routes: vec![StaticRoute {
+            prefix: "/".to_string(),
+            targets: backends.clone(),
+        }],
+        ..Config::default()
+    };
+    println!("demo: three echo backends on {backends:?}, registered on \"/\"");
+    println!("try:");
+    println!("  curl -i http://{listen}/hello");
+    println!("  for i in 1 2 3 4 5 6; do curl -s http://{listen}/ ; done");
+    println!("  curl -s http://{admin}/targets");
+    run(config)
+}
