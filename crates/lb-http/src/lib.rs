@@ -10,6 +10,9 @@
 
 mod chunked;
 mod error;
+mod fields;
+mod framing;
+mod head;
 mod request;
 mod response;
 

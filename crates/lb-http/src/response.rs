@@ -1,7 +1,14 @@
 //! Response heads: parse and validate what an upstream sent (RFC 9112 §4, §6.3), then write the
 //! head lb sends to its client.
+//!
+//! Every fault here is the upstream's ([`ErrorKind::UpstreamInvalid`], a 502), and an invalid
+//! response never leaves its connection reusable. Parsing never allocates; writing appends to a
+//! caller-owned buffer.
 
-use crate::{BodyKind, HttpError, Version};
+use crate::fields::{is_connection_specific, persistent, put_decimal, put_field, put_length};
+use crate::framing::{content_length, framing, TransferCoding};
+use crate::head::{has_bare_lf, syntax_detail, version, window};
+use crate::{BodyKind, ErrorKind, HttpError, Version, MAX_HEAD_BYTES};
 use httparse::Header;
 
 /// A parsed, validated response head borrowing from the read buffer.
@@ -35,13 +42,101 @@ pub struct ClientSide {
 
 /// Parses a response head. `head_request`: the request was `HEAD` (no body whatever the headers
 /// say). `Ok(None)`: incomplete. `Err`: invalid, answer 502 and never reuse the connection.
+///
+/// The reason phrase is `""` when the upstream sent none, or one with obs-text (httparse does
+/// not hand out non-UTF-8 text; clients ignore the phrase anyway, RFC 9112 §4).
 pub fn parse_response<'h, 'b>(
     buf: &'b [u8],
     headers: &'h mut [Header<'b>],
     head_request: bool,
 ) -> Result<Option<ResponseHead<'h, 'b>>, HttpError> {
-    let _ = (buf, headers, head_request);
-    todo!("lb-http: parse_response")
+    let window = window(buf);
+    let mut resp = httparse::Response::new(headers);
+    let head_len = match resp.parse(window) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            // Everything buffered so far belongs to the head, so a bare LF is already fatal.
+            if has_bare_lf(window) {
+                return Err(invalid("bare LF line ending"));
+            }
+            if buf.len() < MAX_HEAD_BYTES {
+                return Ok(None);
+            }
+            return Err(invalid("response head too large"));
+        }
+        Err(e) => return Err(invalid(syntax_detail(e))),
+    };
+    let httparse::Response {
+        version: minor,
+        code,
+        reason,
+        headers,
+    } = resp;
+    let headers: &'h [Header<'b>] = headers;
+    // httparse fills all three before reporting a complete head.
+    let (Some(minor), Some(status), Some(reason)) = (minor, code, reason) else {
+        return Err(invalid("invalid status line"));
+    };
+    if has_bare_lf(window.get(..head_len).unwrap_or(window)) {
+        return Err(invalid("bare LF line ending"));
+    }
+    let version = version(minor).ok_or(invalid("invalid HTTP version"))?;
+    // RFC 9110 §15: status codes are three digits from 100 to 599.
+    if !(100..=599).contains(&status) {
+        return Err(invalid("invalid status code"));
+    }
+    let body = body(version, status, head_request, headers)?;
+    Ok(Some(ResponseHead {
+        status,
+        reason,
+        version,
+        headers,
+        head_len,
+        body,
+        reusable: body != BodyKind::CloseDelimited && persistent(version, headers),
+    }))
+}
+
+/// A 502 for an invalid upstream response.
+fn invalid(detail: &'static str) -> HttpError {
+    HttpError::new(ErrorKind::UpstreamInvalid, detail)
+}
+
+/// Whether a response to this request and with this status never has a body (RFC 9112 §6.3
+/// rule 1: any response to HEAD, and every 1xx, 204 and 304 response).
+fn bodiless(status: u16, head_request: bool) -> bool {
+    head_request || (100..200).contains(&status) || status == 204 || status == 304
+}
+
+/// RFC 9112 §6.3 for responses (rule 2, CONNECT tunnels, is the proxy's business).
+fn body(
+    version: Version,
+    status: u16,
+    head_request: bool,
+    headers: &[Header<'_>],
+) -> Result<BodyKind, HttpError> {
+    // Checked even when no body follows: lb passes a HEAD or 304 Content-Length through, and both
+    // fields at once hint at response splitting whatever the status.
+    let framing = framing(headers).map_err(invalid)?;
+    if bodiless(status, head_request) {
+        return Ok(BodyKind::Empty);
+    }
+    match (framing.transfer_coding, framing.content_length) {
+        // §6.1: an HTTP/1.0 message with Transfer-Encoding MUST be treated as faulty framing.
+        (Some(_), _) if version == Version::Http10 => {
+            Err(invalid("Transfer-Encoding in an HTTP/1.0 response"))
+        }
+        // §6.3 rule 4: chunked is the final coding -> read chunks.
+        (Some(TransferCoding::Chunked), _) => Ok(BodyKind::Chunked),
+        // §6.3 rule 4 would read any other coding until close; lb refuses it instead of relaying
+        // a body whose end it cannot check.
+        (Some(TransferCoding::Other), _) => Err(invalid("unsupported Transfer-Encoding")),
+        // §6.3 rule 6: a valid Content-Length gives the length (invalid ones failed above).
+        (None, Some(0)) => Ok(BodyKind::Empty),
+        (None, Some(n)) => Ok(BodyKind::Length(n)),
+        // §6.3 rule 8: otherwise the body runs until the server closes the connection.
+        (None, None) => Ok(BodyKind::CloseDelimited),
+    }
 }
 
 /// Appends the head lb sends to the client: `HTTP/1.1 {status} {reason}`, end-to-end headers in
@@ -49,7 +144,46 @@ pub fn parse_response<'h, 'b>(
 /// `Connection: close` when the client connection ends after this response (client not
 /// keep-alive, or the body is close-delimited), or `Connection: keep-alive` for a keep-alive 1.0
 /// client.
+///
+/// With no body, a Content-Length the upstream sent is passed on for HEAD and 304 responses,
+/// where it describes the representation (RFC 9110 §8.6), and for a plain `Content-Length: 0`;
+/// 1xx and 204 responses never carry one (RFC 9110 §8.6: a server MUST NOT send it there).
+/// Interim 1xx responses get no `Connection` field: the final response carries it.
 pub fn write_response_head(resp: &ResponseHead<'_, '_>, client: ClientSide, out: &mut Vec<u8>) {
-    let _ = (resp, client, out);
-    todo!("lb-http: write_response_head")
+    out.extend_from_slice(b"HTTP/1.1 ");
+    put_decimal(out, u64::from(resp.status));
+    out.push(b' ');
+    out.extend_from_slice(resp.reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+
+    for h in resp.headers {
+        if !is_connection_specific(h.name, resp.headers) {
+            put_field(out, h.name.as_bytes(), h.value);
+        }
+    }
+
+    let interim = (100..200).contains(&resp.status);
+    match resp.body {
+        BodyKind::Length(n) => put_length(out, n),
+        BodyKind::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        BodyKind::Empty if interim || resp.status == 204 => {}
+        BodyKind::Empty => {
+            if let Some(n) = content_length(resp.headers) {
+                put_length(out, n);
+            }
+        }
+        BodyKind::CloseDelimited => {}
+    }
+
+    if !interim {
+        if !client.keep_alive || resp.body == BodyKind::CloseDelimited {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if client.version == Version::Http10 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+//! The head lb forwards upstream: exact bytes for every rewrite rule.
+
+use super::*;
+
+#[test]
+fn forwards_simple_get() {
+    assert_eq!(
+        forward_as_is(b"GET /x HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n"),
+        "GET /x HTTP/1.1\r\n\
+         Host: example.com\r\n\
+         Accept: */*\r\n\
+         X-Forwarded-For: 10.0.0.9\r\n\
+         X-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: example.com\r\n\
+         \r\n"
+    );
+}
+
+#[test]
+fn target_written_as_lead_and_rest() {
+    let raw = b"GET /api/users?id=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+    let out = forward(raw, "/", "users?id=1", "10.0.0.9");
+    assert!(out.starts_with("GET /users?id=1 HTTP/1.1\r\n"), "{out}");
+}
+
+#[test]
+fn xff_appended() {
+    let raw = b"GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nHost: a\r\n\
+                x-forwarded-for: 2.2.2.2, 3.3.3.3\r\n\r\n";
+    assert_eq!(
+        forward_as_is(raw),
+        "GET / HTTP/1.1\r\n\
+         Host: a\r\n\
+         X-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9\r\n\
+         X-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: a\r\n\
+         \r\n"
+    );
+}
+
+#[test]
+fn xff_empty_values_skipped() {
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For:\r\n\r\n";
+    assert!(forward_as_is(raw).contains("\r\nX-Forwarded-For: 10.0.0.9\r\n"));
+}
+
+#[test]
+fn xff_ipv6_client() {
+    let out = forward(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", "", "/", "2001:db8::1");
+    assert!(
+        out.contains("\r\nX-Forwarded-For: 2001:db8::1\r\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn x_forwarded_proto_and_host_replaced() {
+    let raw = b"GET / HTTP/1.1\r\nX-Forwarded-Proto: https\r\nHost: real\r\n\
+                X-Forwarded-Host: spoofed\r\n\r\n";
+    assert_eq!(
+        forward_as_is(raw),
+        "GET / HTTP/1.1\r\n\
+         Host: real\r\n\
+         X-Forwarded-For: 10.0.0.9\r\n\
+         X-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: real\r\n\
+         \r\n"
+    );
+}
+
+#[test]
+fn hop_by_hop_dropped() {
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+                Proxy-Connection: keep-alive\r\nTE: trailers\r\nTrailer: X-Sum\r\n\
+                Upgrade: websocket\r\nProxy-Authorization: Basic eA==\r\nAccept: */*\r\n\r\n";
+    assert_eq!(
+        forward_as_is(raw),
+        "GET / HTTP/1.1\r\n\
+         Host: a\r\n\
+         Proxy-Authorization: Basic eA==\r\n\
+         Accept: */*\r\n\
+         X-Forwarded-For: 10.0.0.9\r\n\
+         X-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: a\r\n\
+         \r\n"
+    );
+}
+
+#[test]
+fn connection_named_headers_dropped() {
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Secret, foo\r\nx-secret: 1\r\n\
+                Foo: 2\r\nX-Kept: 3\r\n\r\n";
+    assert_eq!(
+        forward_as_is(raw),
+        "GET / HTTP/1.1\r\n\
+         Host: a\r\n\
+         X-Kept: 3\r\n\
+         X-Forwarded-For: 10.0.0.9\r\n\
+         X-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: a\r\n\
+         \r\n"
+    );
+}
+
+#[test]
+fn connection_cannot_drop_host() {
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: host\r\n\r\n";
+    assert!(forward_as_is(raw).starts_with("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For"));
+}
+
+#[test]
+fn name_case_order_and_repeats_preserved() {
+    let raw = b"GET / HTTP/1.1\r\nhOsT: a\r\nCookie: a=1\r\nx-lower: v  w\r\nCookie: b=2\r\n\r\n";
+    assert_eq!(
+        forward_as_is(raw),
+        "GET / HTTP/1.1\r\n\
+         hOsT: a\r\n\
+         Cookie: a=1\r\n\
+         x-lower: v  w\r\n\
+         Cookie: b=2\r\n\
+         X-Forwarded-For: 10.0.0.9\r\n\
+         X-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: a\r\n\
+         \r\n"
+    );
+}
+
+#[test]
+fn content_length_reemitted_last() {
+    let raw = b"POST /p HTTP/1.1\r\nContent-Length: 5, 5\r\nHost: a\r\n\r\nhello";
+    assert_eq!(
+        forward_as_is(raw),
+        "POST /p HTTP/1.1\r\n\
+         Host: a\r\n\
+         X-Forwarded-For: 10.0.0.9\r\n\
+         X-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: a\r\n\
+         Content-Length: 5\r\n\
+         \r\n"
+    );
+}
+
+#[test]
+fn chunked_reemitted_last() {
+    let raw = b"POST /p HTTP/1.1\r\ntransfer-encoding: Chunked\r\nHost: a\r\n\r\n";
+    assert_eq!(
+        forward_as_is(raw),
+        "POST /p HTTP/1.1\r\n\
+         Host: a\r\n\
+         X-Forwarded-For: 10.0.0.9\r\n\
+         X-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: a\r\n\
+         Transfer-Encoding: chunked\r\n\
+         \r\n"
+    );
+}
+
+#[test]
+fn empty_post_keeps_content_length_zero() {
+    let raw = b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n";
+    assert!(forward_as_is(raw).ends_with("X-Forwarded-Host: a\r\nContent-Length: 0\r\n\r\n"));
+    let raw = b"GET /p HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert!(forward_as_is(raw).ends_with("X-Forwarded-Host: a\r\n\r\n"));
+}
+
+#[test]
+fn http10_forwarded_as_http11_with_empty_host() {
+    let raw = b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\nAccept: */*\r\n\r\n";
+    assert_eq!(
+        forward_as_is(raw),
+        "GET /old HTTP/1.1\r\n\
+         Accept: */*\r\n\
+         Host: \r\n\
+         X-Forwarded-For: 10.0.0.9\r\n\
+         X-Forwarded-Proto: http\r\n\
+         \r\n"
+    );
+}
+
+#[test]
+fn writer_appends_without_reallocating() {
+    let raw =
+        b"POST /p HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4\r\nContent-Length: 3\r\n\r\n";
+    let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+    let req = parse_request(raw, &mut headers).unwrap().unwrap();
+    let mut out = Vec::with_capacity(4096);
+    out.extend_from_slice(b"earlier bytes|");
+    let before = out.as_ptr();
+    write_request_head(&req, "", "/p", "10.0.0.9".parse().unwrap(), &mut out);
+    assert_eq!(out.as_ptr(), before);
+    assert!(out.starts_with(b"earlier bytes|POST /p HTTP/1.1\r\n"));
+}
