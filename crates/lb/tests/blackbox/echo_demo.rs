@@ -79,7 +79,10 @@ fn demo_serves_three_backends_round_robin() {
             .any(|l| l.contains("127.0.0.1:8080") || l.contains("localhost:8080")),
         "the curl lines should point at the demo's data port: {curls:?}"
     );
-    lb_testkit::wait_until_accepting(data, WAIT);
+    // The ready line comes after lb installed its signal handlers: SIGTERM is safe from then on.
+    let ready = demo.wait_for_line(START_TIMEOUT, lb_testkit::parse_ready_line);
+    let ready = ready.unwrap_or_else(|why| panic!("lb demo printed no ready line: {why}"));
+    assert_eq!((ready.listen, ready.admin), (data, admin));
     let mut c = Conn::open(data);
     let got: Vec<String> = (0..6).map(|_| served_by(&c.get("/"))).collect();
     let mut first_three = got[..3].to_vec();
