@@ -32,6 +32,24 @@ fn prefix_whose_targets_were_all_deregistered_is_503() {
     assert_eq!((a.request_count(), b.request_count()), (1, 0));
 }
 
+/// A prefix whose last target left keeps answering 503 rather than letting its traffic fall
+/// through to a shorter prefix's service (which would receive paths it was never meant to see).
+#[test]
+fn emptied_prefix_does_not_fall_through_to_a_shorter_one() {
+    let api = Backend::start("api");
+    let root = Backend::start("root");
+    let lb = lb(1, &[("/api", &[api.addr()]), ("/", &[root.addr()])], &[]);
+    assert_eq!(served_by(&get(lb.addr(), "/api/x")), "api");
+    lb.admin().deregister_ok("/api", api.addr());
+    assert_lb_error(&get(lb.addr(), "/api/x"), 503);
+    assert_eq!(
+        root.request_count(),
+        0,
+        "/api traffic fell through to the / route"
+    );
+    assert_eq!(served_by(&get(lb.addr(), "/other")), "root");
+}
+
 #[test]
 fn refused_upstream_is_502() {
     let dead = refused_addr();
