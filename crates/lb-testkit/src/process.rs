@@ -63,10 +63,16 @@ impl Proc {
         if let Some(stdout) = child.stdout.take() {
             let out = Arc::clone(&out);
             std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    out.0.lock().lines.push(line);
+                // Byte lines, decoded lossily: a stray non-UTF-8 byte must not stop the draining
+                // (an undrained pipe would block lb's next write to stdout).
+                let mut reader = BufReader::new(stdout);
+                let mut line = Vec::new();
+                while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                    let text = String::from_utf8_lossy(&line);
+                    let text = text.trim_end_matches(['\r', '\n']).to_string();
+                    out.0.lock().lines.push(text);
                     out.1.notify_all();
+                    line.clear();
                 }
                 out.0.lock().stdout_eof = true;
                 out.1.notify_all();
