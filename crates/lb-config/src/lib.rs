@@ -30,6 +30,9 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_millis(30_000);
 pub const DEFAULT_POOL_IDLE_PER_TARGET: usize = 64;
 /// How long an idle upstream connection is kept before it is closed.
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(60_000);
+/// Client connections one worker serves at once; at the limit it stops accepting and the listen
+/// backlog holds new connections (as nginx's `worker_connections` and HAProxy's `maxconn` do).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 65_536;
 
 /// How many workers to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +126,10 @@ pub struct Config {
     pub pool_idle_per_target: usize,
     /// See [`DEFAULT_POOL_IDLE_TIMEOUT`].
     pub pool_idle_timeout: Duration,
+    /// Largest request body accepted (413 beyond); `None` is unlimited.
+    pub max_body: Option<u64>,
+    /// See [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -141,6 +148,8 @@ impl Default for Config {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             pool_idle_per_target: DEFAULT_POOL_IDLE_PER_TARGET,
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+            max_body: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -166,6 +175,9 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Checks the settings that clap cannot check one by one.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_connections == 0 {
+            return Err(ConfigError("max connections must be at least 1".into()));
+        }
         if self.backlog == 0 {
             return Err(ConfigError("backlog must be at least 1".into()));
         }

@@ -42,6 +42,10 @@ pub struct WorkerConfig {
     pub pool_idle_per_target: usize,
     /// Age at which idle upstream connections are closed.
     pub pool_idle_timeout: Duration,
+    /// Largest request body accepted (413 beyond); `None` is unlimited.
+    pub max_body: Option<u64>,
+    /// Client connections served at once; at the limit the worker stops accepting.
+    pub max_connections: usize,
 }
 
 impl WorkerConfig {
@@ -56,6 +60,8 @@ impl WorkerConfig {
             drain_timeout: config.drain_timeout,
             pool_idle_per_target: config.pool_idle_per_target,
             pool_idle_timeout: config.pool_idle_timeout,
+            max_body: config.max_body,
+            max_connections: config.max_connections,
         }
     }
 }

@@ -60,6 +60,12 @@ struct RunArgs {
     /// Idle keep-alive client connection timeout in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = millis(lb_config::DEFAULT_IDLE_TIMEOUT), value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
+    /// Largest request body in bytes (413 beyond); unlimited when not set.
+    #[arg(long, value_name = "BYTES")]
+    max_body: Option<u64>,
+    /// Client connections each worker serves at once; beyond it the listen backlog holds them.
+    #[arg(long, value_name = "N", default_value_t = lb_config::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections: usize,
     /// How long shutdown waits for in-flight requests, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = millis(lb_config::DEFAULT_DRAIN_TIMEOUT))]
     drain_timeout: u64,
@@ -93,6 +99,8 @@ impl RunArgs {
             header_timeout: Duration::from_millis(self.header_timeout),
             idle_timeout: Duration::from_millis(self.idle_timeout),
             drain_timeout: Duration::from_millis(self.drain_timeout),
+            max_body: self.max_body,
+            max_connections: self.max_connections,
             ..Config::default()
         }
     }
