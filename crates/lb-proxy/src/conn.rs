@@ -13,19 +13,17 @@ use lb_http::{
 };
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::rc::Rc;
 use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, info};
 
 /// Serves one accepted client connection until it closes.
-pub(crate) async fn serve(worker: Rc<Worker>, client: TcpStream, peer: SocketAddr) {
-    let _active = worker.drain.enter();
+pub(crate) async fn serve(worker: &Worker, client: TcpStream, peer: SocketAddr) {
     worker.stats.accepted();
     // Nagle would hold back small heads waiting for an ACK; every write here is a whole unit.
     let _ = client.set_nodelay(true);
     let mut conn = ClientConn {
-        worker: &worker,
+        worker,
         client,
         peer: peer.ip(),
         inbuf: Vec::new(),
@@ -178,6 +176,7 @@ impl ClientConn<'_> {
         let limits = Limits {
             read: self.worker.cfg.upstream_timeout,
             write: self.worker.cfg.idle_timeout,
+            max_len: None,
         };
         self.worker.stats.response(resp.status);
         let relayed = relay_body(
@@ -243,6 +242,11 @@ impl ClientConn<'_> {
             close: !(req.keep_alive && req.body == BodyKind::Empty),
             consumed: req.head_len,
         };
+        if let (BodyKind::Length(len), Some(max)) = (req.body, self.worker.cfg.max_body) {
+            if len > max {
+                return Err(Fault::fatal(BODY_TOO_LARGE));
+            }
+        }
         if req.method == "CONNECT" {
             return Err(Fault::fatal(HttpError::new(
                 ErrorKind::MethodNotAllowed,
@@ -335,6 +339,7 @@ impl ClientConn<'_> {
         let limits = Limits {
             read: self.worker.cfg.idle_timeout,
             write: self.worker.cfg.upstream_timeout,
+            max_len: self.worker.cfg.max_body,
         };
         relay_body(
             &mut self.client,
@@ -348,6 +353,7 @@ impl ClientConn<'_> {
         .map_err(|e| {
             Fault::fatal(match e {
                 RelayError::Invalid(error) => error,
+                RelayError::TooLarge => BODY_TOO_LARGE,
                 RelayError::Source => HttpError::new(
                     ErrorKind::BadRequest,
                     "client stopped sending the request body",
@@ -507,3 +513,8 @@ impl ClientConn<'_> {
         }
     }
 }
+
+const BODY_TOO_LARGE: HttpError = HttpError::new(
+    ErrorKind::BodyTooLarge,
+    "request body is larger than allowed",
+);

@@ -13,17 +13,40 @@ pub(crate) struct Drain {
     wake_idle: Notify,
     /// Signalled when the last active connection ends during a drain.
     all_done: Notify,
+    /// Signalled whenever a connection ends (the accept loop waits on it at the connection limit).
+    slot_freed: Notify,
 }
 
 impl Drain {
-    /// Registers a live connection; the returned guard unregisters it when dropped.
-    pub(crate) fn enter(&self) -> ActiveGuard<'_> {
+    /// Counts a new connection as active (from accept on, before its task first runs, so the
+    /// connection limit holds even when many connections are accepted in one burst).
+    pub(crate) fn enter(&self) {
         self.active.set(self.active.get() + 1);
-        ActiveGuard { drain: self }
+    }
+
+    /// Counts a connection as ended; wakes the accept loop and a waiting drain.
+    pub(crate) fn leave(&self) {
+        let left = self.active.get().saturating_sub(1);
+        self.active.set(left);
+        // notify_one stores a permit: a waiter that starts waiting later still sees it.
+        self.slot_freed.notify_one();
+        if left == 0 {
+            self.all_done.notify_one();
+        }
     }
 
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.get()
+    }
+
+    /// Connections currently served.
+    pub(crate) fn active(&self) -> usize {
+        self.active.get()
+    }
+
+    /// Completes after some connection ended (immediately if one ended since the last wait).
+    pub(crate) async fn slot_freed(&self) {
+        self.slot_freed.notified().await;
     }
 
     /// A future that completes when a drain starts. Create it *before* checking
@@ -38,23 +61,6 @@ impl Drain {
         self.wake_idle.notify_waiters();
         while self.active.get() > 0 {
             self.all_done.notified().await;
-        }
-    }
-}
-
-/// Keeps a connection counted as active.
-#[derive(Debug)]
-pub(crate) struct ActiveGuard<'a> {
-    drain: &'a Drain,
-}
-
-impl Drop for ActiveGuard<'_> {
-    fn drop(&mut self) {
-        let left = self.drain.active.get().saturating_sub(1);
-        self.drain.active.set(left);
-        if left == 0 {
-            // notify_one stores a permit, so a drain that starts waiting later still sees it.
-            self.drain.all_done.notify_one();
         }
     }
 }

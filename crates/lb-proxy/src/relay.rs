@@ -22,6 +22,8 @@ pub(crate) enum RelayError {
     Sink,
     /// The body's framing is invalid (bad chunk).
     Invalid(HttpError),
+    /// The body grew past the configured limit.
+    TooLarge,
 }
 
 /// Reads more bytes into `buf` (appending, growing it when nearly full). `Ok(0)` is EOF.
@@ -63,6 +65,8 @@ pub(crate) struct Limits {
     pub(crate) read: Duration,
     /// Longest wait for the receiver to take bytes.
     pub(crate) write: Duration,
+    /// Largest body allowed (chunked bodies are checked as they stream); `None` is unlimited.
+    pub(crate) max_len: Option<u64>,
 }
 
 /// Relays a body of framing `body` from `src` to `dst`. `head` holds bytes to send first (a message
@@ -92,6 +96,9 @@ pub(crate) async fn relay_body(
             }
             BodyKind::Chunked => {
                 let scan = chunked.scan(buf).map_err(RelayError::Invalid)?;
+                if limits.max_len.is_some_and(|max| chunked.data_len() > max) {
+                    return Err(RelayError::TooLarge);
+                }
                 (scan.consumed, scan.done)
             }
             BodyKind::CloseDelimited => (buf.len(), false),

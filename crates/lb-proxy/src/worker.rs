@@ -77,6 +77,15 @@ pub(crate) struct Worker {
     pub(crate) stats: Arc<WorkerStats>,
 }
 
+/// Keeps one connection counted as active from accept until its task ends or is dropped.
+struct Active(Rc<Worker>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.drain.leave();
+    }
+}
+
 /// Accepts and serves connections on `listener` until `shutdown` resolves, then stops accepting
 /// and drains: idle connections close, busy ones finish their exchange, bounded by the drain
 /// timeout. Must run on a current-thread runtime (it creates its own `LocalSet`).
@@ -103,14 +112,27 @@ pub async fn serve(
             tokio::pin!(shutdown);
             let mut sweep = interval(worker.cfg.pool_idle_timeout.max(Duration::from_secs(2)) / 2);
             sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            loop {
+            'accept: loop {
+                // At the connection limit, stop accepting: the listen backlog holds new
+                // connections until one of ours ends.
+                while worker.drain.active() >= worker.cfg.max_connections {
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => break 'accept,
+                        () = worker.drain.slot_freed() => {}
+                    }
+                }
                 tokio::select! {
                     biased;
                     () = &mut shutdown => break,
                     _ = sweep.tick() => worker.pool.sweep(),
                     accepted = listener.accept() => match accepted {
                         Ok((stream, peer)) => {
-                            tokio::task::spawn_local(conn::serve(worker.clone(), stream, peer));
+                            worker.drain.enter();
+                            let active = Active(worker.clone());
+                            tokio::task::spawn_local(async move {
+                                conn::serve(&active.0, stream, peer).await;
+                            });
                         }
                         Err(error) => {
                             warn!(worker = id, %error, "accept failed; backing off");
