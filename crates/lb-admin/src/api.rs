@@ -95,8 +95,8 @@ fn targets(registry: &Registry) -> Response {
                 "path": t.path,
                 "ip": t.addr.ip().to_string(),
                 "port": t.addr.port(),
-                // No health checking yet: every registered target is used.
-                "healthy": true,
+                "healthy": t.healthy,
+                "last_check": t.last_check.as_ref().map(|c| json!({"ok": c.ok, "detail": c.detail})),
                 "requests": t.requests,
             })
         })

@@ -34,6 +34,20 @@ pub(crate) fn render(registry: &Registry, extra: &MetricsSource) -> String {
         escape_label(&target.path, &mut out);
         let _ = writeln!(out, "\",target=\"{}\"}} {}", target.addr, target.requests);
     }
+    out.push_str(
+        "# HELP lb_target_healthy 1 when the target is in round robin, 0 while it is down.\n\
+         # TYPE lb_target_healthy gauge\n",
+    );
+    for target in &targets {
+        out.push_str("lb_target_healthy{path=\"");
+        escape_label(&target.path, &mut out);
+        let _ = writeln!(
+            out,
+            "\",target=\"{}\"}} {}",
+            target.addr,
+            u8::from(target.healthy)
+        );
+    }
     extra(&mut out);
     out
 }
@@ -72,6 +86,10 @@ mod tests {
             "\nlb_target_requests_total{path=\"/a\\\"b\\\\\",target=\"10.0.0.5:9001\"} 0\n"
         ));
         assert!(text.contains("\nlb_target_requests_total{path=\"/v6\",target=\"[::1]:80\"} 0\n"));
+        assert!(text.contains("\nlb_target_healthy{path=\"/v6\",target=\"[::1]:80\"} 1\n"));
+        registry.mark_down("[::1]:80".parse().unwrap());
+        let text = render(&registry, &extra);
+        assert!(text.contains("\nlb_target_healthy{path=\"/v6\",target=\"[::1]:80\"} 0\n"));
         assert!(text.ends_with("} 0\nlb_extra 1\n"), "{text}");
     }
 }

@@ -227,7 +227,9 @@ async fn register_deregister_round_trip() {
         vec![TargetInfo {
             path: "/test".into(),
             addr: "10.0.0.5:9001".parse().unwrap(),
-            requests: 0
+            requests: 0,
+            healthy: true,
+            last_check: None,
         }]
     );
 
@@ -411,9 +413,9 @@ async fn targets_lists_every_target_in_order() {
     assert_eq!(
         reply.json(),
         json!([
-            {"path":"/a","ip":"10.0.0.1","port":1,"healthy":true,"requests":0},
-            {"path":"/b","ip":"10.0.0.2","port":2,"healthy":true,"requests":0},
-            {"path":"/b","ip":"::1","port":3,"healthy":true,"requests":0},
+            {"path":"/a","ip":"10.0.0.1","port":1,"healthy":true,"last_check":null,"requests":0},
+            {"path":"/b","ip":"10.0.0.2","port":2,"healthy":true,"last_check":null,"requests":0},
+            {"path":"/b","ip":"::1","port":3,"healthy":true,"last_check":null,"requests":0},
         ])
     );
     admin.shutdown().await;

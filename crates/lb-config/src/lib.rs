@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Default data-plane address (SPEC: `--listen`).
@@ -30,6 +31,16 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_millis(30_000);
 pub const DEFAULT_POOL_IDLE_PER_TARGET: usize = 64;
 /// How long an idle upstream connection is kept before it is closed.
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(60_000);
+/// Time between two active health probes of one target.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_millis(2_000);
+/// Time one active health probe may take (connect, send, status line).
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_millis(1_000);
+/// Consecutive good probes that bring a down target back.
+pub const DEFAULT_HEALTH_RISE: u32 = 2;
+/// Consecutive failed probes that take a target out of round robin.
+pub const DEFAULT_HEALTH_FALL: u32 = 3;
+/// How long a target whose connect failed (passive check) stays out of round robin.
+pub const DEFAULT_HEALTH_BACKOFF: Duration = Duration::from_millis(5_000);
 /// Client connections one worker serves at once; at the limit it stops accepting and the listen
 /// backlog holds new connections (as nginx's `worker_connections` and HAProxy's `maxconn` do).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 65_536;
@@ -60,13 +71,15 @@ impl std::str::FromStr for Workers {
     }
 }
 
-/// A route given at start-up: `PREFIX=HOST:PORT[,HOST:PORT...]`.
+/// A route given at start-up: `PREFIX=HOST:PORT[,HOST:PORT...]`, or a `[[route]]` of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticRoute {
     /// Path prefix, starting with `/`.
     pub prefix: String,
     /// Targets in the order they are registered (round-robin order).
     pub targets: Vec<SocketAddr>,
+    /// Active health check path for this route's targets; `None` uses [`HealthConfig::check`].
+    pub health_check: Option<String>,
 }
 
 impl std::str::FromStr for StaticRoute {
@@ -93,7 +106,39 @@ impl std::str::FromStr for StaticRoute {
         Ok(StaticRoute {
             prefix: prefix.to_string(),
             targets,
+            health_check: None,
         })
+    }
+}
+
+/// Health checking: active probes (when a path is set) and the passive back-off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// `GET` this path on every target; 2xx/3xx is success. `None`: no active checks (passive
+    /// failures still take targets out for [`HealthConfig::backoff`]).
+    pub check: Option<String>,
+    /// See [`DEFAULT_HEALTH_INTERVAL`].
+    pub interval: Duration,
+    /// See [`DEFAULT_HEALTH_TIMEOUT`].
+    pub timeout: Duration,
+    /// See [`DEFAULT_HEALTH_RISE`].
+    pub rise: u32,
+    /// See [`DEFAULT_HEALTH_FALL`].
+    pub fall: u32,
+    /// See [`DEFAULT_HEALTH_BACKOFF`].
+    pub backoff: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            check: None,
+            interval: DEFAULT_HEALTH_INTERVAL,
+            timeout: DEFAULT_HEALTH_TIMEOUT,
+            rise: DEFAULT_HEALTH_RISE,
+            fall: DEFAULT_HEALTH_FALL,
+            backoff: DEFAULT_HEALTH_BACKOFF,
+        }
     }
 }
 
@@ -130,6 +175,12 @@ pub struct Config {
     pub max_body: Option<u64>,
     /// See [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// Health checks.
+    pub health: HealthConfig,
+    /// State file: the registry is saved there on every change and loaded at start.
+    pub state: Option<PathBuf>,
+    /// When set, every control-plane call except `/healthz` needs `Authorization: Bearer TOKEN`.
+    pub admin_token: Option<String>,
 }
 
 impl Default for Config {
@@ -150,6 +201,9 @@ impl Default for Config {
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
             max_body: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            health: HealthConfig::default(),
+            state: None,
+            admin_token: None,
         }
     }
 }
@@ -191,6 +245,36 @@ impl Config {
                 return Err(ConfigError(format!("{name} must be greater than 0")));
             }
         }
+        let health = &self.health;
+        for (name, d) in [
+            ("health interval", health.interval),
+            ("health timeout", health.timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError(format!("{name} must be greater than 0")));
+            }
+        }
+        if health.rise == 0 || health.fall == 0 {
+            return Err(ConfigError(
+                "health rise and fall must be at least 1".into(),
+            ));
+        }
+        if let Some(path) = &health.check {
+            check_probe_path(path)?;
+        }
+        for route in &self.routes {
+            if let Some(path) = &route.health_check {
+                check_probe_path(path)
+                    .map_err(|e| ConfigError(format!("route {}: {e}", route.prefix)))?;
+            }
+        }
+        if let Some(token) = &self.admin_token {
+            if token.is_empty() || token.bytes().any(|b| !b.is_ascii_graphic()) {
+                return Err(ConfigError(
+                    "the admin token must be non-empty printable ASCII without spaces".into(),
+                ));
+            }
+        }
         if self.listen == self.admin && self.listen.port() != 0 {
             return Err(ConfigError(format!(
                 "the data plane and the admin listener cannot share {}",
@@ -199,6 +283,16 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A health check path is sent verbatim in a request line: origin form, no spaces or controls.
+fn check_probe_path(path: &str) -> Result<(), ConfigError> {
+    if !path.starts_with('/') || path.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(ConfigError(format!(
+            "health check path `{path}` must start with `/` and hold no spaces or control characters"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -229,5 +323,27 @@ mod tests {
         assert!("/api".parse::<StaticRoute>().is_err());
         assert!("/api=localhost:80".parse::<StaticRoute>().is_err());
         assert!("/api=127.0.0.1:0".parse::<StaticRoute>().is_err());
+    }
+
+    #[test]
+    fn health_settings_are_validated() {
+        let mut c = Config::default();
+        c.health.check = Some("/health?full=1".into());
+        assert!(c.validate().is_ok());
+        c.health.check = Some("health".into());
+        assert!(c.validate().unwrap_err().0.contains("must start with `/`"));
+        c.health.check = Some("/a b".into());
+        assert!(c.validate().is_err());
+        c.health.check = None;
+        c.health.rise = 0;
+        assert!(c.validate().is_err());
+        c.health.rise = 1;
+        c.health.interval = Duration::ZERO;
+        assert!(c.validate().is_err());
+        c.health.interval = DEFAULT_HEALTH_INTERVAL;
+        c.admin_token = Some("with space".into());
+        assert!(c.validate().is_err());
+        c.admin_token = Some("s3cr3t".into());
+        assert!(c.validate().is_ok());
     }
 }

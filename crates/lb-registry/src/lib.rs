@@ -8,16 +8,22 @@
 //! Per request the only shared write is one relaxed `fetch_add` on the route's cache-padded
 //! [`Cursor`]: the k-th pick for a prefix, counted over all workers, goes to target `k mod n`.
 //!
-//! This crate is pure: no tokio, no sockets, no clock.
+//! Health ([`HealthPolicy`], [`CheckOutcome`]) lives here too: a target that is down stays
+//! registered but leaves the snapshot's pick list, so round robin is exact over the healthy ones.
+//!
+//! This crate is pure: no tokio, no sockets, and no clock except in [`Registry::mark_down`],
+//! which reads it once so the data path can call it with just an address.
 
 mod cursor;
+mod health;
 mod registry;
 mod router;
 mod target;
 
 pub use cursor::Cursor;
+pub use health::{CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFAULT_RISE};
 pub use registry::{
-    normalize_prefix, Registered, Registry, RegistryError, SnapshotCache, TargetInfo,
+    normalize_prefix, Registered, Registry, RegistryError, RouteTargets, SnapshotCache, TargetInfo,
 };
 pub use router::{Match, Route, Snapshot};
 pub use target::Target;

@@ -4,8 +4,14 @@
 //! generation with `Release`. A worker's [`SnapshotCache`] compares the generation (`Acquire`)
 //! once per request and takes the read lock only when it moved, so a registration is seen by the
 //! very next request on every worker, and steady-state requests touch no lock.
+//!
+//! Health goes through the same door: a target that is down stays in the table (and in
+//! [`Registry::targets`]) but is left out of the published snapshot's pick list, so
+//! [`Route::pick`] stays `k mod n` over the healthy targets and a health change costs the request
+//! path nothing beyond the generation check it already makes.
 
 use crate::cursor::Cursor;
+use crate::health::{CheckOutcome, Health, HealthPolicy};
 use crate::router::{Route, Snapshot};
 use crate::target::Target;
 use crossbeam_utils::CachePadded;
@@ -13,8 +19,9 @@ use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Why a registry change was refused. The registry is unchanged when this is returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +60,19 @@ pub struct TargetInfo {
     pub addr: SocketAddr,
     /// Requests sent to this target, summed over workers.
     pub requests: u64,
+    /// In round robin: neither a failed connect (back-off) nor the active checks hold it down.
+    pub healthy: bool,
+    /// The last active probe's result, if any probe ran.
+    pub last_check: Option<CheckOutcome>,
+}
+
+/// One prefix and its targets in round-robin order, as persisted in a state file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTargets {
+    /// The normalized prefix.
+    pub path: String,
+    /// Its targets, in round-robin order (may be empty: the prefix still answers 503).
+    pub targets: Vec<SocketAddr>,
 }
 
 /// Checks a route prefix and returns its normalized form: must start with `/`, no `?`, `#`,
@@ -91,10 +111,16 @@ fn check_target(addr: SocketAddr) -> Result<(), RegistryError> {
 }
 
 #[derive(Debug)]
+struct Member {
+    target: Arc<Target>,
+    health: Health,
+}
+
+#[derive(Debug)]
 struct RouteEntry {
     prefix: Arc<str>,
     cursor: Arc<Cursor>,
-    targets: Vec<Arc<Target>>,
+    targets: Vec<Member>,
 }
 
 #[derive(Debug)]
@@ -103,6 +129,7 @@ struct State {
     /// its traffic fall through to a shorter prefix's service, and keeps its cursor.
     routes: BTreeMap<Arc<str>, RouteEntry>,
     snapshot: Arc<Snapshot>,
+    policy: HealthPolicy,
 }
 
 /// The process-wide registry.
@@ -111,19 +138,41 @@ pub struct Registry {
     generation: CachePadded<AtomicU64>,
     state: RwLock<State>,
     workers: usize,
+    /// Some target is held down by a passive failure: the health thread's periodic
+    /// [`Registry::revive_due`] takes no lock while this is false.
+    passive_down: AtomicBool,
 }
 
 impl Registry {
-    /// An empty registry whose targets keep one request counter per worker.
+    /// An empty registry whose targets keep one request counter per worker, with the default
+    /// [`HealthPolicy`].
     pub fn new(workers: usize) -> Self {
+        Self::with_policy(workers, HealthPolicy::default())
+    }
+
+    /// An empty registry with the given health thresholds.
+    pub fn with_policy(workers: usize, policy: HealthPolicy) -> Self {
         Registry {
             generation: CachePadded::new(AtomicU64::new(0)),
             state: RwLock::new(State {
                 routes: BTreeMap::new(),
                 snapshot: Arc::new(Snapshot::default()),
+                policy,
             }),
             workers,
+            passive_down: AtomicBool::new(false),
         }
+    }
+
+    /// The health thresholds in force.
+    pub fn policy(&self) -> HealthPolicy {
+        self.state.read().policy
+    }
+
+    /// Replaces the health thresholds (a configuration reload); they apply from the next probe
+    /// or passive failure on.
+    pub fn set_policy(&self, policy: HealthPolicy) {
+        self.state.write().policy = policy;
     }
 
     /// The current generation; it moves on every change.
@@ -144,22 +193,29 @@ impl Registry {
         let prefix = normalize_prefix(path)?;
         check_target(addr)?;
         let mut state = self.state.write();
-        let entry = state
-            .routes
-            .entry(Arc::from(prefix.as_str()))
-            .or_insert_with_key(|key| RouteEntry {
-                prefix: key.clone(),
-                cursor: Arc::default(),
-                targets: Vec::new(),
-            });
-        if entry.targets.iter().any(|t| t.addr() == addr) {
+        let entry = route_entry(&mut state, &prefix);
+        if entry.targets.iter().any(|m| m.target.addr() == addr) {
             return Ok(Registered::Existing);
         }
-        entry
-            .targets
-            .push(Arc::new(Target::new(addr, self.workers)));
+        entry.targets.push(Member {
+            target: Arc::new(Target::new(addr, self.workers)),
+            health: Health::default(),
+        });
         self.publish(&mut state);
         Ok(Registered::New)
+    }
+
+    /// Creates `path` as a route without targets (it answers 503) unless it exists; `Ok(true)`
+    /// when it was created. Used to restore a persisted registry exactly.
+    pub fn ensure_route(&self, path: &str) -> Result<bool, RegistryError> {
+        let prefix = normalize_prefix(path)?;
+        let mut state = self.state.write();
+        if state.routes.contains_key(prefix.as_str()) {
+            return Ok(false);
+        }
+        route_entry(&mut state, &prefix);
+        self.publish(&mut state);
+        Ok(true)
     }
 
     /// Removes `addr` from `path`'s targets; `Ok(false)` when it was not registered there.
@@ -170,7 +226,7 @@ impl Registry {
             return Ok(false);
         };
         let before = entry.targets.len();
-        entry.targets.retain(|t| t.addr() != addr);
+        entry.targets.retain(|m| m.target.addr() != addr);
         if entry.targets.len() == before {
             return Ok(false);
         }
@@ -185,13 +241,119 @@ impl Registry {
             .routes
             .values()
             .flat_map(|e| {
-                e.targets.iter().map(|t| TargetInfo {
+                e.targets.iter().map(|m| TargetInfo {
                     path: e.prefix.to_string(),
-                    addr: t.addr(),
-                    requests: t.requests(),
+                    addr: m.target.addr(),
+                    requests: m.target.requests(),
+                    healthy: m.health.healthy(),
+                    last_check: m.health.last_check().cloned(),
                 })
             })
             .collect()
+    }
+
+    /// Every prefix with its targets in round-robin order, healthy or not: what a state file
+    /// keeps.
+    pub fn routes(&self) -> Vec<RouteTargets> {
+        let state = self.state.read();
+        state
+            .routes
+            .values()
+            .map(|e| RouteTargets {
+                path: e.prefix.to_string(),
+                targets: e.targets.iter().map(|m| m.target.addr()).collect(),
+            })
+            .collect()
+    }
+
+    /// Passive health: a connect to `addr` failed (refused or timed out). Takes `addr` out of the
+    /// pick list of every route it serves for the back-off period ([`HealthPolicy::backoff`]);
+    /// the health thread's [`Registry::revive_due`] brings it back. `true` when this call took it
+    /// out, `false` when it was already out or is not registered.
+    ///
+    /// Cheap when repeated: the read lock tells that nothing would change, and only the first
+    /// failure of a burst takes the write lock and publishes a snapshot. This is the registry's
+    /// one reading of the clock; [`Registry::mark_down_at`] takes the time as a value.
+    pub fn mark_down(&self, addr: SocketAddr) -> bool {
+        self.mark_down_at(addr, Instant::now())
+    }
+
+    /// [`Registry::mark_down`] at a given instant.
+    pub fn mark_down_at(&self, addr: SocketAddr, now: Instant) -> bool {
+        let pending = |state: &State| {
+            state.routes.values().any(|e| {
+                e.targets
+                    .iter()
+                    .any(|m| m.target.addr() == addr && !m.health.passive_down())
+            })
+        };
+        if !pending(&self.state.read()) {
+            return false;
+        }
+        let mut state = self.state.write();
+        let backoff = state.policy.backoff;
+        let mut changed = false;
+        for entry in state.routes.values_mut() {
+            for member in entry.targets.iter_mut().filter(|m| m.target.addr() == addr) {
+                let was = member.health.healthy();
+                member.health.mark_down(now, backoff);
+                changed |= was;
+            }
+        }
+        // Relaxed: set and cleared only under the write lock; a reader that misses it looks
+        // again on its next tick.
+        self.passive_down.store(true, Ordering::Relaxed);
+        if changed {
+            self.publish(&mut state);
+        }
+        changed
+    }
+
+    /// Ends every passive back-off that has run out by `now` and publishes the targets that are
+    /// healthy again; returns how many came back. Takes no lock when nothing is held down.
+    pub fn revive_due(&self, now: Instant) -> usize {
+        if !self.passive_down.load(Ordering::Relaxed) {
+            return 0;
+        }
+        let mut state = self.state.write();
+        let (mut revived, mut still_down) = (0, false);
+        for entry in state.routes.values_mut() {
+            for member in &mut entry.targets {
+                if member.health.revive(now) {
+                    revived += usize::from(member.health.healthy());
+                }
+                still_down |= member.health.passive_down();
+            }
+        }
+        self.passive_down.store(still_down, Ordering::Relaxed);
+        if revived > 0 {
+            self.publish(&mut state);
+        }
+        revived
+    }
+
+    /// Active health: the probe of `addr` on route `path` gave `outcome`. Returns the target's
+    /// new `healthy` value when it changed (and the snapshot was republished), `None` when it
+    /// did not or the target is no longer registered there.
+    pub fn record_check(
+        &self,
+        path: &str,
+        addr: SocketAddr,
+        outcome: CheckOutcome,
+    ) -> Option<bool> {
+        let mut state = self.state.write();
+        let policy = state.policy;
+        let entry = state.routes.get_mut(path)?;
+        let member = entry.targets.iter_mut().find(|m| m.target.addr() == addr)?;
+        let was = member.health.healthy();
+        member.health.record(outcome, &policy);
+        let now = member.health.healthy();
+        if now != was {
+            self.publish(&mut state);
+            Some(now)
+        } else {
+            None
+        }
     }
 
     /// Builds and installs the snapshot for the current table, then moves the generation.
@@ -200,12 +362,32 @@ impl Registry {
         let routes = state
             .routes
             .values()
-            .map(|e| Route::new(e.prefix.clone(), e.cursor.clone(), e.targets.clone().into()))
+            .map(|e| {
+                let healthy = e
+                    .targets
+                    .iter()
+                    .filter(|m| m.health.healthy())
+                    .map(|m| m.target.clone())
+                    .collect();
+                Route::new(e.prefix.clone(), e.cursor.clone(), healthy)
+            })
             .collect();
         state.snapshot = Arc::new(Snapshot::new(generation, routes));
         // Release: the snapshot above is visible to whoever sees this generation.
         self.generation.store(generation, Ordering::Release);
     }
+}
+
+/// `prefix`'s entry, created empty when missing.
+fn route_entry<'s>(state: &'s mut State, prefix: &str) -> &'s mut RouteEntry {
+    state
+        .routes
+        .entry(Arc::from(prefix))
+        .or_insert_with_key(|key| RouteEntry {
+            prefix: key.clone(),
+            cursor: Arc::default(),
+            targets: Vec::new(),
+        })
 }
 
 /// A worker's view of the registry: the last snapshot it read and that snapshot's generation.

@@ -11,7 +11,7 @@ use crate::target::Target;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// One prefix and the targets that serve it, as of one snapshot.
+/// One prefix and the healthy targets that serve it, as of one snapshot.
 #[derive(Debug)]
 pub struct Route {
     prefix: Arc<str>,
@@ -33,13 +33,13 @@ impl Route {
         &self.prefix
     }
 
-    /// The targets in round-robin order.
+    /// The healthy targets in round-robin order (targets that are down are left out).
     pub fn targets(&self) -> &[Arc<Target>] {
         &self.targets
     }
 
-    /// Picks the next target in the process-wide round-robin order; `None` when the route has no
-    /// targets (the caller answers 503).
+    /// Picks the next target in the process-wide round-robin order over the healthy targets;
+    /// `None` when the route has none (the caller answers 503).
     #[inline]
     pub fn pick(&self) -> Option<&Arc<Target>> {
         if self.targets.is_empty() {

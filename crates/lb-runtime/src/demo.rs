@@ -62,6 +62,7 @@ pub fn run_demo() -> Result<(), RunError> {
         routes: vec![StaticRoute {
             prefix: "/".to_string(),
             targets: backends.clone(),
+            health_check: None,
         }],
         ..Config::default()
     };

@@ -10,6 +10,7 @@
 
 mod cpus;
 mod demo;
+mod health;
 mod listener;
 mod supervisor;
 

@@ -1,11 +1,13 @@
 //! Starting, watching and stopping the workers and the admin thread.
 
 use crate::cpus::{allowed_cpus, cpu_for, worker_count};
+use crate::health::{self, ProbePlan, SharedPlan};
 use crate::listener::{bind_reuseport, ensure_free, plain};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use lb_config::{Config, ConfigError};
 use lb_proxy::{WorkerConfig, WorkerStats};
-use lb_registry::Registry;
+use lb_registry::{HealthPolicy, Registry};
+use parking_lot::RwLock;
 use std::fmt;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -126,7 +128,10 @@ impl Handle {
 pub fn start(config: Config) -> Result<Handle, RunError> {
     config.validate()?;
     let workers = worker_count(config.workers);
-    let registry = Arc::new(Registry::new(workers));
+    let registry = Arc::new(Registry::with_policy(
+        workers,
+        health_policy(&config.health),
+    ));
     for route in &config.routes {
         for &target in &route.targets {
             registry
@@ -142,6 +147,10 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
 
     let (admin, admin_thread) = spawn_admin(&config, &registry, &stats, stop_rx.clone())?;
     threads.push(admin_thread);
+    let probe_plan: SharedPlan = Arc::new(RwLock::new(ProbePlan::from_config(&config)));
+    let health_thread = health::spawn(registry.clone(), probe_plan.clone(), stop_rx.clone())
+        .map_err(|e| RunError::Runtime(format!("cannot start the health thread: {e}")))?;
+    threads.push(health_thread);
 
     let cpus = if config.pin {
         allowed_cpus()
@@ -240,6 +249,15 @@ pub fn run(config: Config) -> Result<(), RunError> {
     handle.shutdown();
     info!("stopped");
     result
+}
+
+/// The registry's health thresholds from the configuration.
+fn health_policy(health: &lb_config::HealthConfig) -> HealthPolicy {
+    HealthPolicy {
+        rise: health.rise,
+        fall: health.fall,
+        backoff: health.backoff,
+    }
 }
 
 /// Binds the admin listener and serves the control plane on a thread of its own.

@@ -21,6 +21,7 @@ pub mod backend;
 pub mod checksum;
 pub mod client;
 pub mod process;
+pub mod switch;
 pub mod wire;
 
 pub use admin::{target_json, Admin};
@@ -34,6 +35,7 @@ pub use process::{
     parse_ready_line, run_args, run_to_exit, EchoProcess, Finished, LbProcess, Proc, Ready,
     START_TIMEOUT,
 };
+pub use switch::{poll_until, SwitchBackend};
 pub use wire::{Framing, Headers};
 
 /// Re-exported so integration tests can read JSON without their own dependency on it.

@@ -2,7 +2,7 @@
 //! No logic of its own beyond turning flags into a [`Config`].
 
 use clap::{Args, Parser, Subcommand};
-use lb_config::{Config, StaticRoute, Workers};
+use lb_config::{Config, HealthConfig, StaticRoute, Workers};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -69,6 +69,24 @@ struct RunArgs {
     /// How long shutdown waits for in-flight requests, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = millis(lb_config::DEFAULT_DRAIN_TIMEOUT))]
     drain_timeout: u64,
+    /// Active health check: GET this path on every target (2xx/3xx is healthy).
+    #[arg(long, value_name = "PATH")]
+    health_check: Option<String>,
+    /// Time between two health probes of a target, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = millis(lb_config::DEFAULT_HEALTH_INTERVAL), value_parser = clap::value_parser!(u64).range(1..))]
+    health_interval: u64,
+    /// Time one health probe may take, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = millis(lb_config::DEFAULT_HEALTH_TIMEOUT), value_parser = clap::value_parser!(u64).range(1..))]
+    health_timeout: u64,
+    /// Consecutive good probes that bring a down target back.
+    #[arg(long, value_name = "N", default_value_t = lb_config::DEFAULT_HEALTH_RISE, value_parser = clap::value_parser!(u32).range(1..))]
+    health_rise: u32,
+    /// Consecutive failed probes that take a target out of round robin.
+    #[arg(long, value_name = "N", default_value_t = lb_config::DEFAULT_HEALTH_FALL, value_parser = clap::value_parser!(u32).range(1..))]
+    health_fall: u32,
+    /// How long a target whose connect failed stays out of round robin, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = millis(lb_config::DEFAULT_HEALTH_BACKOFF))]
+    health_backoff: u64,
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +119,14 @@ impl RunArgs {
             drain_timeout: Duration::from_millis(self.drain_timeout),
             max_body: self.max_body,
             max_connections: self.max_connections,
+            health: HealthConfig {
+                check: self.health_check,
+                interval: Duration::from_millis(self.health_interval),
+                timeout: Duration::from_millis(self.health_timeout),
+                rise: self.health_rise,
+                fall: self.health_fall,
+                backoff: Duration::from_millis(self.health_backoff),
+            },
             ..Config::default()
         }
     }

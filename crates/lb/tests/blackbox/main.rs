@@ -15,6 +15,7 @@ mod faults;
 mod framing;
 mod headers;
 mod lifecycle;
+mod ops_health;
 mod round_robin;
 mod routing;
 mod streaming;
