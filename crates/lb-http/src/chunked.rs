@@ -2,7 +2,11 @@
 //!
 //! lb forwards chunked bodies byte for byte; the scanner only tells where the body ends and
 //! rejects anything malformed (non-hex or overflowing sizes, missing CRLF, bare CR/LF, oversized
-//! size lines or trailers), whatever way the bytes are split across reads.
+//! size lines, malformed or oversized trailers), whatever way the bytes are split across reads.
+//! For an HTTP/1.0 client, which cannot read chunked, [`ChunkedDecoder::decode`] does the same
+//! and also hands out the chunk payloads, so the body goes on close-delimited; chunk extensions
+//! and trailer fields are then dropped (RFC 9112 §7.1.2 lets a recipient discard trailers it
+//! does not merge, and no field lb forwards needs them).
 //!
 //! Invariants: the scanner's state after any split of the input is the same as after one call
 //! with all of it; chunk data is skipped with one slice operation per read, every other byte is
@@ -53,7 +57,9 @@ enum State {
     DataLf,
     /// At the start of a trailer line or of the final empty line.
     TrailerStart,
-    /// Within a trailer field line.
+    /// Within a trailer field name.
+    TrailerName,
+    /// Within a trailer field value.
     TrailerLine,
     /// After the CR ending a trailer field line.
     TrailerLf,
@@ -85,6 +91,19 @@ impl ChunkedDecoder {
 
     /// Scans the next bytes of the body. Consumes all of `input` unless the body ends inside it.
     pub fn scan(&mut self, input: &[u8]) -> Result<Scan, HttpError> {
+        self.run(input, |_| {})
+    }
+
+    /// Like [`ChunkedDecoder::scan`] (same validation, same `consumed` and `done`), and also
+    /// appends the chunk payload bytes among the consumed ones to `out`: size lines, extensions,
+    /// CRLFs and trailers are left out. On an error, `out` may hold payload bytes that preceded
+    /// the fault in `input`; the caller ends the body there anyway.
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Scan, HttpError> {
+        self.run(input, |data| out.extend_from_slice(data))
+    }
+
+    /// The scanner, handing each run of chunk data in `input` to `data`.
+    fn run(&mut self, input: &[u8], mut data: impl FnMut(&[u8])) -> Result<Scan, HttpError> {
         let mut pos = 0;
         while pos < input.len() {
             match self.state {
@@ -92,6 +111,7 @@ impl ChunkedDecoder {
                 State::Data => {
                     let avail = input.len() - pos;
                     let n = usize::try_from(self.remaining).map_or(avail, |r| r.min(avail));
+                    data(input.get(pos..pos + n).unwrap_or_default());
                     pos += n;
                     // `n` is at most `remaining`, which is a u64.
                     let n = n as u64;
@@ -133,7 +153,11 @@ impl ChunkedDecoder {
                     return Err(invalid("chunk size line too long"));
                 }
             }
-            State::TrailerStart | State::TrailerLine | State::TrailerLf | State::FinalLf => {
+            State::TrailerStart
+            | State::TrailerName
+            | State::TrailerLine
+            | State::TrailerLf
+            | State::FinalLf => {
                 self.trailer_len += 1;
                 if self.trailer_len > MAX_TRAILER {
                     return Err(invalid("trailer section too large"));
@@ -183,16 +207,22 @@ impl ChunkedDecoder {
             (State::DataCr | State::DataLf, _) => {
                 return Err(invalid("missing CRLF after chunk data"))
             }
-            // trailer-section = *( field-line CRLF ), then the final CRLF.
+            // trailer-section = *( field-line CRLF ), then the final CRLF, where
+            // field-line = field-name ":" OWS field-value OWS (RFC 9112 §5, §7.1.2): the same
+            // strictness as in a head (no space before the colon, no control bytes), so a
+            // trailer reads the same to every hop that forwards or merges it.
             (State::TrailerStart, b'\r') => State::FinalLf,
             (State::TrailerLine, b'\r') => State::TrailerLf,
-            (State::TrailerStart | State::TrailerLine, b'\n') => {
+            (State::TrailerStart | State::TrailerName | State::TrailerLine, b'\n') => {
                 return Err(invalid("bare LF in chunked body"))
             }
-            (State::TrailerStart | State::TrailerLine, _) if is_ctl(b) => {
+            (State::TrailerStart | State::TrailerName, _) if is_tchar(b) => State::TrailerName,
+            (State::TrailerName, b':') => State::TrailerLine,
+            (State::TrailerStart | State::TrailerName, _) => {
                 return Err(invalid("invalid trailer field"))
             }
-            (State::TrailerStart | State::TrailerLine, _) => State::TrailerLine,
+            (State::TrailerLine, _) if is_ctl(b) => return Err(invalid("invalid trailer field")),
+            (State::TrailerLine, _) => State::TrailerLine,
             (State::TrailerLf, b'\n') => State::TrailerStart,
             (State::FinalLf, b'\n') => State::Done,
             (State::SizeLf | State::TrailerLf | State::FinalLf, _) => {
@@ -218,6 +248,11 @@ fn hex(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
+}
+
+/// `tchar` (RFC 9110 §5.6.2): the bytes of a token such as a field name.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Control bytes other than HTAB, which no field or extension may contain (CR and LF included).

@@ -50,17 +50,31 @@ fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|e| !e.is_empty())
 }
 
-/// Every option of every `Connection` field, in order; the field may repeat.
-fn connection_options<'a>(headers: &'a [Header<'a>]) -> impl Iterator<Item = &'a [u8]> + 'a {
+/// Every element of every `name` field, in order; a list field may repeat (RFC 9110 §5.3).
+fn list_members<'a>(
+    headers: &'a [Header<'a>],
+    name: &'a str,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
     headers
         .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
         .flat_map(|h| list_elements(h.value))
+}
+
+/// Whether any `name` field lists `member` (case-insensitive, as for every token list lb reads:
+/// Connection options, Expect).
+pub(crate) fn has_list_member(headers: &[Header<'_>], name: &str, member: &str) -> bool {
+    list_members(headers, name).any(|o| o.eq_ignore_ascii_case(member.as_bytes()))
 }
 
 /// Whether a `Connection` field carries `option` (case-insensitive).
 pub(crate) fn has_connection_option(headers: &[Header<'_>], option: &str) -> bool {
-    connection_options(headers).any(|o| o.eq_ignore_ascii_case(option.as_bytes()))
+    has_list_member(headers, "connection", option)
+}
+
+/// Whether a field called `name` is present.
+pub(crate) fn has_field(headers: &[Header<'_>], name: &str) -> bool {
+    headers.iter().any(|h| h.name.eq_ignore_ascii_case(name))
 }
 
 /// Whether a field is removed before forwarding: never forwarded as received, or named by a
@@ -87,6 +101,17 @@ pub(crate) fn put_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Appends lb's own `Via` entry (RFC 9110 §7.6.3): `received-protocol received-by`, where the
+/// protocol is the version of the message as lb received it ("1.0" or "1.1", the "HTTP/" prefix
+/// omitted as the RFC allows) and `lb` the pseudonym. Earlier `Via` fields are forwarded in place
+/// before it, so the chain stays in order.
+pub(crate) fn put_via(out: &mut Vec<u8>, received: Version) {
+    out.extend_from_slice(match received {
+        Version::Http10 => b"Via: 1.0 lb\r\n",
+        Version::Http11 => b"Via: 1.1 lb\r\n",
+    });
 }
 
 /// Appends `Content-Length: n`.
@@ -145,6 +170,23 @@ mod tests {
         assert!(is_connection_specific("X-FOO", &headers));
         assert!(is_connection_specific("Upgrade", &headers));
         assert!(!is_connection_specific("Host", &headers));
+    }
+
+    #[test]
+    fn list_members_across_fields() {
+        let headers = [h("Expect", "foo=1"), h("expect", " 100-Continue ")];
+        assert!(has_list_member(&headers, "expect", "100-continue"));
+        assert!(!has_list_member(&headers, "expect", "foo"));
+        assert!(has_field(&headers, "EXPECT"));
+        assert!(!has_field(&headers, "upgrade"));
+    }
+
+    #[test]
+    fn via_names_the_received_version() {
+        let mut out = Vec::new();
+        put_via(&mut out, Version::Http11);
+        put_via(&mut out, Version::Http10);
+        assert_eq!(out, b"Via: 1.1 lb\r\nVia: 1.0 lb\r\n");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! parser behind lb that reads lines differently would see a different head. Nothing here
 //! allocates or panics on peer bytes.
 
-use crate::{Version, MAX_HEAD_BYTES};
+use crate::{Version, MAX_HEAD_BYTES, MAX_REQUEST_LINE};
 
 /// The part of `buf` a head may occupy. Parsing only this bounds httparse's work per read, and a
 /// head that is still incomplete within it is over the limit.
@@ -18,6 +18,38 @@ pub(crate) fn window(buf: &[u8]) -> &[u8] {
 /// recipient accept a bare LF; lb rejects it, so every hop agrees on where lines end.
 pub(crate) fn has_bare_lf(head: &[u8]) -> bool {
     head.first() == Some(&b'\n') || head.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r')
+}
+
+/// Where the request line starts: httparse skips empty lines before it, as RFC 9112 §2.2 lets a
+/// server do, so lb measures the line from the first byte that is not CR or LF.
+fn request_line_start(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b != b'\r' && b != b'\n')
+}
+
+/// Whether the request line in `buf` is over [`MAX_REQUEST_LINE`] bytes (its CRLF not counted),
+/// whether it has ended yet or not. The line ends at its first CR or LF: a CR inside it is
+/// rejected by httparse anyway, so that reading is never the one that counts.
+pub(crate) fn request_line_too_long(buf: &[u8]) -> bool {
+    let Some(line) = request_line_start(buf).and_then(|start| buf.get(start..)) else {
+        return false;
+    };
+    let probe = line.get(..=MAX_REQUEST_LINE).unwrap_or(line);
+    probe.len() > MAX_REQUEST_LINE && !probe.iter().any(|&b| b == b'\r' || b == b'\n')
+}
+
+/// Whether a line feed has ended the request line within `buf`; empty lines before the request
+/// line do not count.
+pub(crate) fn request_line_ended(buf: &[u8]) -> bool {
+    request_line_start(buf)
+        .and_then(|start| buf.get(start..))
+        .is_some_and(|line| line.contains(&b'\n'))
+}
+
+/// Bytes of `Host = uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2): reg-name characters
+/// (unreserved, sub-delims, percent-encoding), IP-literal brackets, and the port colon. Keeping
+/// to these keeps Host and X-Forwarded-Host free of surprises (no `@`, `/`, spaces or quotes).
+pub(crate) fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b)
 }
 
 /// The version for httparse's minor version number (it only accepts `HTTP/1.0` and `HTTP/1.1`).
@@ -54,6 +86,36 @@ mod tests {
         assert!(!has_bare_lf(b"a\r\nb\r\n\r\n"));
         assert!(!has_bare_lf(b""));
         assert!(!has_bare_lf(b"\r"));
+    }
+
+    #[test]
+    fn request_line_length() {
+        let line = |n: usize, end: &[u8]| {
+            let mut l = b"GET /".to_vec();
+            l.resize(n, b'a');
+            l.extend_from_slice(end);
+            l
+        };
+        assert!(!request_line_too_long(&line(MAX_REQUEST_LINE, b"")));
+        assert!(!request_line_too_long(&line(MAX_REQUEST_LINE, b"\r")));
+        assert!(!request_line_too_long(&line(
+            MAX_REQUEST_LINE,
+            b"\r\nHost: a"
+        )));
+        assert!(request_line_too_long(&line(MAX_REQUEST_LINE + 1, b"")));
+        assert!(request_line_too_long(&line(MAX_REQUEST_LINE + 1, b"\r\n")));
+        let mut led = b"\r\n\r\n".to_vec();
+        led.extend_from_slice(&line(MAX_REQUEST_LINE, b" HTTP/1.1\r\n"));
+        assert!(request_line_too_long(&led));
+        assert!(!request_line_too_long(b"\r\n\r\n"));
+        assert!(!request_line_too_long(b""));
+    }
+
+    #[test]
+    fn request_line_end() {
+        assert!(request_line_ended(b"\r\nGET / HTTP/1.1\r\n"));
+        assert!(!request_line_ended(b"\r\nGET / HTTP/1.1"));
+        assert!(!request_line_ended(b"\r\n\r\n"));
     }
 
     #[test]

@@ -15,14 +15,20 @@ mod framing;
 mod head;
 mod request;
 mod response;
+mod target;
 
 pub use chunked::{ChunkedDecoder, Scan};
 pub use error::{error_response, ErrorKind, HttpError, Source};
 pub use request::{parse_request, write_request_head, RequestHead};
-pub use response::{parse_response, write_response_head, ClientSide, ResponseHead};
+pub use response::{dechunk_for, parse_response, write_response_head, ClientSide, ResponseHead};
 
 /// Largest request or response head lb accepts (request: 431 beyond it; response: 502).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Longest request line lb accepts, its CRLF not counted (414 beyond it, even before the line
+/// ends). RFC 9112 §3 recommends supporting at least 8000 octets; nginx's default is 8 KiB per
+/// line (`large_client_header_buffers 4 8k`) and HAProxy's whole head must fit its 16 KiB buffer.
+/// 16 KiB leaves room for long query strings, and no client fills the 64 KiB head with one line.
+pub const MAX_REQUEST_LINE: usize = 16 * 1024;
 /// Most header fields lb accepts in one head; callers size their `httparse::Header` arrays with it.
 pub const MAX_HEADERS: usize = 128;
 

@@ -3,9 +3,15 @@
 //! Parsing never allocates and borrows from the read buffer; writing appends to a caller-owned
 //! buffer and never allocates beyond its growth. Anything ambiguous is a 400, never a guess.
 
-use crate::fields::{is_connection_specific, persistent, put_field, put_length};
+use crate::fields::{
+    has_field, has_list_member, is_connection_specific, persistent, put_field, put_length, put_via,
+};
 use crate::framing::{content_length, framing, TransferCoding};
-use crate::head::{has_bare_lf, syntax_detail, version, window};
+use crate::head::{
+    has_bare_lf, is_host_byte, request_line_ended, request_line_too_long, syntax_detail, version,
+    window,
+};
+use crate::target::request_target;
 use crate::{BodyKind, ErrorKind, HttpError, Version, MAX_HEAD_BYTES};
 use httparse::Header;
 use std::io::Write;
@@ -16,7 +22,9 @@ use std::net::IpAddr;
 pub struct RequestHead<'h, 'b> {
     /// Method token, e.g. `GET`.
     pub method: &'b str,
-    /// Request target as sent (origin-form for routing; absolute-form / `*` handled by the caller).
+    /// What lb routes on: the origin-form target as sent (`/path?query`), or the path and query
+    /// of an absolute-form target (`/` when its path is empty), or `*` for `OPTIONS *`, or the
+    /// authority-form target of a CONNECT (which the proxy refuses). Never decoded or normalised.
     pub target: &'b str,
     /// HTTP version of the request.
     pub version: Version,
@@ -29,19 +37,43 @@ pub struct RequestHead<'h, 'b> {
     /// Whether the client connection stays open after this exchange (1.1 unless `close`;
     /// 1.0 only with `keep-alive`).
     pub keep_alive: bool,
-    /// The Host header value, if present.
+    /// The effective host: an absolute-form target's authority, else the Host header value.
     pub host: Option<&'b [u8]>,
+    /// The authority of an absolute-form target (`GET http://authority/path`), which replaces
+    /// the Host field on the way upstream (RFC 9112 §3.2.2: the recipient "MUST ignore the
+    /// received Host header field (if any) and instead use the host information of the
+    /// request-target"). `None` for every other form.
+    pub authority: Option<&'b [u8]>,
+    /// The client sent `Expect: 100-continue` on an HTTP/1.1 request with a body, so it may wait
+    /// for a `100 Continue` before sending that body (RFC 9110 §10.1.1). Not set for HTTP/1.0,
+    /// whose expectation a server "MUST ignore", nor without a body, where there is nothing to
+    /// wait for. The Expect field itself is always forwarded, as are expectations lb does not
+    /// know: the origin decides about those (it may answer 417).
+    pub expect_continue: bool,
+    /// The client asks to switch protocols: an HTTP/1.1 request with an `Upgrade` field and an
+    /// `upgrade` option in `Connection` (RFC 9110 §7.8). Then [`write_request_head`] forwards
+    /// `Upgrade` and `Connection: upgrade`, and a `101` answer turns the connection into a
+    /// tunnel. Without both, `Upgrade` is an ordinary hop-by-hop field and is dropped; an
+    /// HTTP/1.0 request's Upgrade is ignored, as RFC 9110 §7.8 requires.
+    pub upgrade: bool,
 }
 
 /// Parses a request head from the start of `buf`.
 ///
-/// `Ok(None)`: incomplete, read more (unless `buf` already holds `MAX_HEAD_BYTES`, which is an
-/// error, 431 or 414). `Err`: invalid or ambiguous, answer `err.kind.status()` and close.
+/// `Ok(None)`: incomplete, read more. `Err`: invalid or ambiguous, answer `err.kind.status()` and
+/// close: 414 once the request line is over [`crate::MAX_REQUEST_LINE`] (finished or not), 431
+/// once the head is over [`MAX_HEAD_BYTES`] or has too many fields, 400 for everything else.
 pub fn parse_request<'h, 'b>(
     buf: &'b [u8],
     headers: &'h mut [Header<'b>],
 ) -> Result<Option<RequestHead<'h, 'b>>, HttpError> {
     let window = window(buf);
+    if request_line_too_long(window) {
+        return Err(HttpError::new(
+            ErrorKind::UriTooLong,
+            "request line too long",
+        ));
+    }
     let mut req = httparse::Request::new(headers);
     let head_len = match req.parse(window) {
         Ok(httparse::Status::Complete(n)) => n,
@@ -65,6 +97,11 @@ pub fn parse_request<'h, 'b>(
                 "too many header fields",
             ))
         }
+        // RFC 9113 §3.4: an HTTP/2 client with prior knowledge opens with this preface; lb only
+        // speaks HTTP/1.x on its port, so it answers the way an HTTP/1.1 server must.
+        Err(httparse::Error::Version) if window.starts_with(b"PRI * HTTP/2") => {
+            return Err(bad("HTTP/2 connection preface"))
+        }
         Err(e) => return Err(bad(syntax_detail(e))),
     };
     let httparse::Request {
@@ -82,31 +119,32 @@ pub fn parse_request<'h, 'b>(
         return Err(bad("bare LF line ending"));
     }
     let version = version(minor).ok_or(bad("invalid HTTP version"))?;
+    let target = request_target(method, target).map_err(bad)?;
     let host = host(version, headers)?;
+    let body = body(version, headers)?;
+    let http11 = version == Version::Http11;
     Ok(Some(RequestHead {
         method,
-        target,
+        target: target.path,
         version,
         headers,
         head_len,
-        body: body(version, headers)?,
+        body,
         keep_alive: persistent(version, headers),
-        host,
+        host: target.authority.or(host),
+        authority: target.authority,
+        expect_continue: http11
+            && body != BodyKind::Empty
+            && has_list_member(headers, "expect", "100-continue"),
+        upgrade: http11
+            && has_field(headers, "upgrade")
+            && has_list_member(headers, "connection", "upgrade"),
     }))
 }
 
 /// A 400 with `detail`.
 fn bad(detail: &'static str) -> HttpError {
     HttpError::new(ErrorKind::BadRequest, detail)
-}
-
-/// Whether a line feed has ended the request line within `buf`; empty lines before the request
-/// line do not count (RFC 9112 §2.2 lets a server skip them, and httparse does).
-fn request_line_ended(buf: &[u8]) -> bool {
-    buf.iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .and_then(|start| buf.get(start..))
-        .is_some_and(|line| line.contains(&b'\n'))
 }
 
 /// The Host value. RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host,
@@ -129,13 +167,6 @@ fn host<'b>(version: Version, headers: &[Header<'b>]) -> Result<Option<&'b [u8]>
     }
 }
 
-/// Bytes of `Host = uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2): reg-name characters
-/// (unreserved, sub-delims, percent-encoding), IP-literal brackets, and the port colon. The value
-/// may be empty (RFC 9110 §7.2). Keeping to these keeps X-Forwarded-Host free of surprises.
-fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b)
-}
-
 /// RFC 9112 §6.3 for requests.
 fn body(version: Version, headers: &[Header<'_>]) -> Result<BodyKind, HttpError> {
     let framing = framing(headers).map_err(bad)?;
@@ -156,15 +187,23 @@ fn body(version: Version, headers: &[Header<'_>]) -> Result<BodyKind, HttpError>
     }
 }
 
-/// Appends the head lb sends upstream: `METHOD {lead}{rest} HTTP/1.1`, then the end-to-end headers
-/// in order (hop-by-hop headers and those named in `Connection` removed), `X-Forwarded-For`
-/// appended with `client`, `X-Forwarded-Proto: http`, `X-Forwarded-Host` set from Host, the body
-/// framing header re-emitted (Content-Length or `Transfer-Encoding: chunked`), and the blank line.
+/// Appends the head lb sends upstream: `METHOD {lead}{rest} HTTP/1.1`, then, in this order:
 ///
-/// Host is forwarded in its place even if a `Connection` option names it, since the upstream
-/// needs it; an HTTP/1.0 request without Host gets an empty one, because lb always speaks
-/// HTTP/1.1 upstream, where Host is mandatory (RFC 9112 §3.2, RFC 9110 §7.2). A `Content-Length:
-/// 0` the client sent is kept, for servers that require a length on POST and PUT.
+/// 1. the end-to-end fields in the order, case and repetition received; hop-by-hop fields and
+///    those named in `Connection` removed (RFC 9110 §7.6.1); Host in its place, replaced by the
+///    authority of an absolute-form target (RFC 9112 §3.2.2), so it is sent exactly once;
+///    `Upgrade` kept when [`RequestHead::upgrade`] is set;
+/// 2. `Host:` with the effective host (or empty) if the request had no Host field: HTTP/1.0
+///    allows that, but lb always speaks HTTP/1.1 upstream, where Host is mandatory;
+/// 3. `X-Forwarded-For` (earlier values, then `client`), `X-Forwarded-Proto: http`,
+///    `X-Forwarded-Host` from the effective host;
+/// 4. `Via: 1.1 lb` (`1.0` for an HTTP/1.0 request), after any Via fields received;
+/// 5. `Connection: upgrade` when upgrading;
+/// 6. the body framing field, re-emitted from the validated [`BodyKind`] (a `Content-Length: 0`
+///    the client sent is kept, for servers that require a length on POST and PUT);
+/// 7. the blank line.
+///
+/// Host is forwarded even if a `Connection` option names it, since the upstream needs it.
 pub fn write_request_head(
     req: &RequestHead<'_, '_>,
     lead: &str,
@@ -178,15 +217,20 @@ pub fn write_request_head(
     out.extend_from_slice(rest.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
+    let mut host_sent = false;
     for h in req.headers {
-        let forward = h.name.eq_ignore_ascii_case("host")
-            || !(is_forwarded_field(h.name) || is_connection_specific(h.name, req.headers));
-        if forward {
+        if h.name.eq_ignore_ascii_case("host") {
+            put_field(out, h.name.as_bytes(), req.authority.unwrap_or(h.value));
+            host_sent = true;
+            continue;
+        }
+        let upgrade = req.upgrade && h.name.eq_ignore_ascii_case("upgrade");
+        if upgrade || !(is_forwarded_field(h.name) || is_connection_specific(h.name, req.headers)) {
             put_field(out, h.name.as_bytes(), h.value);
         }
     }
-    if req.host.is_none() {
-        out.extend_from_slice(b"Host: \r\n");
+    if !host_sent {
+        put_field(out, b"Host", req.host.unwrap_or_default());
     }
 
     out.extend_from_slice(b"X-Forwarded-For: ");
@@ -203,6 +247,10 @@ pub fn write_request_head(
     out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
     if let Some(host) = req.host {
         put_field(out, b"X-Forwarded-Host", host);
+    }
+    put_via(out, req.version);
+    if req.upgrade {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
     }
 
     match req.body {

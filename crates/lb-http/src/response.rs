@@ -5,7 +5,9 @@
 //! response never leaves its connection reusable. Parsing never allocates; writing appends to a
 //! caller-owned buffer.
 
-use crate::fields::{is_connection_specific, persistent, put_decimal, put_field, put_length};
+use crate::fields::{
+    has_field, is_connection_specific, persistent, put_decimal, put_field, put_length, put_via,
+};
 use crate::framing::{content_length, framing, TransferCoding};
 use crate::head::{has_bare_lf, syntax_detail, version, window};
 use crate::{BodyKind, ErrorKind, HttpError, Version, MAX_HEAD_BYTES};
@@ -27,7 +29,7 @@ pub struct ResponseHead<'h, 'b> {
     /// Body framing per RFC 9112 §6.3 (Empty for HEAD requests, 1xx, 204, 304).
     pub body: BodyKind,
     /// Whether the upstream connection may be reused after the body (no `close`, not
-    /// close-delimited, HTTP/1.1 or 1.0 with keep-alive).
+    /// close-delimited, not a `101`, HTTP/1.1 or 1.0 with keep-alive).
     pub reusable: bool,
 }
 
@@ -85,6 +87,11 @@ pub fn parse_response<'h, 'b>(
     if !(100..=599).contains(&status) {
         return Err(invalid("invalid status code"));
     }
+    // RFC 9110 §15.2.2: a 101 "MUST generate an Upgrade header field in the response that
+    // indicates which protocol(s) are being switched to"; without it nobody knows what follows.
+    if status == 101 && !has_field(headers, "upgrade") {
+        return Err(invalid("101 response without Upgrade"));
+    }
     let body = body(version, status, head_request, headers)?;
     Ok(Some(ResponseHead {
         status,
@@ -93,7 +100,8 @@ pub fn parse_response<'h, 'b>(
         headers,
         head_len,
         body,
-        reusable: body != BodyKind::CloseDelimited && persistent(version, headers),
+        // After a 101 the connection carries another protocol: it never goes back to a pool.
+        reusable: status != 101 && body != BodyKind::CloseDelimited && persistent(version, headers),
     }))
 }
 
@@ -139,16 +147,33 @@ fn body(
     }
 }
 
-/// Appends the head lb sends to the client: `HTTP/1.1 {status} {reason}`, end-to-end headers in
-/// order (hop-by-hop and `Connection`-named removed), the body framing header re-emitted, and
-/// `Connection: close` when the client connection ends after this response (client not
-/// keep-alive, or the body is close-delimited), or `Connection: keep-alive` for a keep-alive 1.0
-/// client.
+/// Whether lb must decode a chunked body before relaying it to this client: an HTTP/1.0 client
+/// cannot read chunked (RFC 9112 §7.1: "A server MUST NOT send a response containing
+/// Transfer-Encoding unless the corresponding request indicates HTTP/1.1"), so the body goes to
+/// it close-delimited, payload only ([`crate::ChunkedDecoder::decode`]), and the connection
+/// closes after it. [`write_response_head`] writes the matching head.
+pub fn dechunk_for(client: ClientSide, body: BodyKind) -> bool {
+    client.version == Version::Http10 && body == BodyKind::Chunked
+}
+
+/// Appends the head lb sends to the client: `HTTP/1.1 {status} {reason}`, then, in this order:
+///
+/// 1. the end-to-end fields in the order, case and repetition received (`Set-Cookie` is never
+///    merged); hop-by-hop fields and those named in `Connection` removed (RFC 9110 §7.6.1),
+///    except `Upgrade` in a `101`;
+/// 2. `Via: 1.1 lb` (`1.0` for an HTTP/1.0 upstream response), after any Via fields received;
+/// 3. the body framing field re-emitted: Content-Length, or `Transfer-Encoding: chunked` unless
+///    [`dechunk_for`] says the client gets the payload close-delimited instead;
+/// 4. the connection field: `Connection: upgrade` for a `101`; nothing for other interim
+///    responses (the final response carries it); `Connection: close` when the client
+///    connection ends after this response (client not keep-alive, close-delimited body, or a
+///    chunked body de-chunked for an HTTP/1.0 client); `Connection: keep-alive` for a keep-alive
+///    HTTP/1.0 client;
+/// 5. the blank line.
 ///
 /// With no body, a Content-Length the upstream sent is passed on for HEAD and 304 responses,
 /// where it describes the representation (RFC 9110 §8.6), and for a plain `Content-Length: 0`;
 /// 1xx and 204 responses never carry one (RFC 9110 §8.6: a server MUST NOT send it there).
-/// Interim 1xx responses get no `Connection` field: the final response carries it.
 pub fn write_response_head(resp: &ResponseHead<'_, '_>, client: ClientSide, out: &mut Vec<u8>) {
     out.extend_from_slice(b"HTTP/1.1 ");
     put_decimal(out, u64::from(resp.status));
@@ -156,15 +181,20 @@ pub fn write_response_head(resp: &ResponseHead<'_, '_>, client: ClientSide, out:
     out.extend_from_slice(resp.reason.as_bytes());
     out.extend_from_slice(b"\r\n");
 
+    let switching = resp.status == 101;
     for h in resp.headers {
-        if !is_connection_specific(h.name, resp.headers) {
+        let upgrade = switching && h.name.eq_ignore_ascii_case("upgrade");
+        if upgrade || !is_connection_specific(h.name, resp.headers) {
             put_field(out, h.name.as_bytes(), h.value);
         }
     }
+    put_via(out, resp.version);
 
     let interim = (100..200).contains(&resp.status);
+    let dechunk = dechunk_for(client, resp.body);
     match resp.body {
         BodyKind::Length(n) => put_length(out, n),
+        BodyKind::Chunked if dechunk => {}
         BodyKind::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         BodyKind::Empty if interim || resp.status == 204 => {}
         BodyKind::Empty => {
@@ -175,8 +205,10 @@ pub fn write_response_head(resp: &ResponseHead<'_, '_>, client: ClientSide, out:
         BodyKind::CloseDelimited => {}
     }
 
-    if !interim {
-        if !client.keep_alive || resp.body == BodyKind::CloseDelimited {
+    if switching {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+    } else if !interim {
+        if !client.keep_alive || resp.body == BodyKind::CloseDelimited || dechunk {
             out.extend_from_slice(b"Connection: close\r\n");
         } else if client.version == Version::Http10 {
             out.extend_from_slice(b"Connection: keep-alive\r\n");

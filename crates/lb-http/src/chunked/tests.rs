@@ -221,10 +221,95 @@ fn rejects_bare_cr_in_trailer() {
     assert_rejects(b"0\r\n\rX", "bare CR in chunked body");
 }
 
+#[test]
+fn rejects_trailer_without_colon() {
+    assert_rejects(b"0\r\nX-Sum\r\n\r\n", "invalid trailer field");
+}
+
+#[test]
+fn rejects_space_before_colon_in_trailer() {
+    assert_rejects(b"0\r\nX-Sum : 1\r\n\r\n", "invalid trailer field");
+    assert_rejects(b"0\r\nX-Sum\t: 1\r\n\r\n", "invalid trailer field");
+}
+
+#[test]
+fn rejects_folded_or_nameless_trailer() {
+    assert_rejects(b"0\r\nX: a\r\n b\r\n\r\n", "invalid trailer field");
+    assert_rejects(b"0\r\n: a\r\n\r\n", "invalid trailer field");
+    assert_rejects(b"0\r\nX(y): a\r\n\r\n", "invalid trailer field");
+}
+
+#[test]
+fn trailer_value_may_be_empty_or_hold_obs_text() {
+    let body = b"0\r\nX-Empty:\r\nX-Text: caf\xc3\xa9\t!\r\n\r\n";
+    assert_eq!(whole(body), done_at(body.len()));
+}
+
+// ---- decoding (for HTTP/1.0 clients) ----
+
+/// Decodes `input` in one call: the scan result and the payload.
+fn decode_whole(input: &[u8]) -> (Result<Scan, HttpError>, Vec<u8>) {
+    let mut out = Vec::new();
+    let scan = ChunkedDecoder::new().decode(input, &mut out);
+    (scan, out)
+}
+
+#[test]
+fn decode_yields_payload_only() {
+    let body = b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-Sum: 1\r\n\r\nNEXT";
+    let (scan, out) = decode_whole(body);
+    assert_eq!(scan, done_at(body.len() - 4));
+    assert_eq!(out, b"Wikipedia");
+}
+
+#[test]
+fn decode_bytewise_matches_whole() {
+    let body = b"3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n";
+    let mut dec = ChunkedDecoder::new();
+    let mut out = Vec::new();
+    for b in body {
+        dec.decode(std::slice::from_ref(b), &mut out).unwrap();
+    }
+    assert_eq!(out, b"abc0123456789abcdef");
+    assert_eq!(dec.data_len(), 19);
+}
+
+#[test]
+fn decode_appends_to_what_out_holds() {
+    let mut out = b"kept|".to_vec();
+    ChunkedDecoder::new()
+        .decode(b"2\r\nhi\r\n0\r\n\r\n", &mut out)
+        .unwrap();
+    assert_eq!(out, b"kept|hi");
+}
+
+#[test]
+fn decode_rejects_like_scan() {
+    for bad in [
+        &b"g\r\n"[..],
+        b"4\r\nWikiX",
+        b"0\r\nX : y\r\n\r\n",
+        b"4\rWiki",
+    ] {
+        let (scan, _) = decode_whole(bad);
+        assert_eq!(scan, whole(bad), "{:?}", String::from_utf8_lossy(bad));
+        assert!(scan.is_err());
+    }
+}
+
+#[test]
+fn decode_after_done_appends_nothing() {
+    let mut dec = ChunkedDecoder::new();
+    let mut out = Vec::new();
+    assert_eq!(dec.decode(b"1\r\nx\r\n0\r\n\r\n", &mut out), done_at(11));
+    assert_eq!(dec.decode(b"1\r\ny\r\n", &mut out), done_at(0));
+    assert_eq!(out, b"x");
+}
+
 // ---- properties ----
 
-/// A valid chunked body and its payload length.
-fn valid_body() -> impl Strategy<Value = (Vec<u8>, u64)> {
+/// A valid chunked body and its payload.
+fn valid_body() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
     let chunk = (
         prop::collection::vec(any::<u8>(), 1..64),
         0usize..3,
@@ -238,7 +323,7 @@ fn valid_body() -> impl Strategy<Value = (Vec<u8>, u64)> {
     )
         .prop_map(|(chunks, last_ext, trailers)| {
             let mut body = Vec::new();
-            let mut payload = 0;
+            let mut payload = Vec::new();
             for (data, zeros, ext) in chunks {
                 body.extend_from_slice("0".repeat(zeros).as_bytes());
                 body.extend_from_slice(format!("{:x}", data.len()).as_bytes());
@@ -248,7 +333,7 @@ fn valid_body() -> impl Strategy<Value = (Vec<u8>, u64)> {
                 body.extend_from_slice(b"\r\n");
                 body.extend_from_slice(&data);
                 body.extend_from_slice(b"\r\n");
-                payload += data.len() as u64;
+                payload.extend_from_slice(&data);
             }
             body.push(b'0');
             if let Some(ext) = last_ext {
@@ -291,7 +376,69 @@ proptest! {
             start = cut;
         }
         prop_assert_eq!(done_after, Some(body.len()));
-        prop_assert_eq!(dec.data_len(), payload);
+        prop_assert_eq!(dec.data_len(), payload.len() as u64);
+    }
+
+    #[test]
+    fn any_split_decodes_to_the_payload(
+        (body, payload) in valid_body(),
+        after in prop::collection::vec(any::<u8>(), 0..16),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+    ) {
+        let mut input = body.clone();
+        input.extend_from_slice(&after);
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(input.len() + 1)).collect();
+        cuts.push(input.len());
+        cuts.sort_unstable();
+        let mut dec = ChunkedDecoder::new();
+        let mut scanner = ChunkedDecoder::new();
+        let (mut start, mut out, mut consumed) = (0, Vec::new(), 0);
+        for cut in cuts {
+            let piece = &input[start..cut];
+            let scan = dec.decode(piece, &mut out).unwrap();
+            // Decoding reads the grammar exactly as scanning does.
+            prop_assert_eq!(scanner.scan(piece).unwrap(), scan);
+            consumed += scan.consumed;
+            if scan.done {
+                break;
+            }
+            start = cut;
+        }
+        prop_assert_eq!(consumed, body.len());
+        prop_assert_eq!(out, payload);
+    }
+
+    #[test]
+    fn mutated_bodies_decode_and_scan_alike(
+        (body, _) in valid_body(),
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        // One byte changed: whatever the outcome, both readings and every split agree on it.
+        let mut input = body;
+        let at = at.index(input.len());
+        input[at] = byte;
+        let (decoded, out) = decode_whole(&input);
+        prop_assert_eq!(&decoded, &whole(&input));
+        let cut = cut.index(input.len() + 1);
+        let mut dec = ChunkedDecoder::new();
+        let mut split_out = Vec::new();
+        let split = dec.decode(&input[..cut], &mut split_out).and_then(|first| {
+            if first.done {
+                return Ok(first);
+            }
+            let second = dec.decode(&input[cut..], &mut split_out)?;
+            Ok(Scan { consumed: first.consumed + second.consumed, done: second.done })
+        });
+        match (&decoded, &split) {
+            (Ok(a), Ok(b)) => {
+                prop_assert_eq!(a, b);
+                prop_assert_eq!(&out, &split_out);
+            }
+            (Err(a), Err(b)) => prop_assert_eq!(a.detail, b.detail),
+            _ => prop_assert!(false, "split changed the outcome: {:?} vs {:?}", decoded, split),
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `properties`; the helpers here serve all three.
 
 use super::*;
-use crate::{EMPTY_HEADER, MAX_HEADERS};
+use crate::{EMPTY_HEADER, MAX_HEADERS, MAX_REQUEST_LINE};
 
 /// What a parsed head says, owned so tests can compare it after the buffers are gone.
 #[derive(Debug, PartialEq, Eq)]
@@ -283,8 +283,38 @@ fn long_request_line_is_414() {
         (e.kind, e.detail),
         (ErrorKind::UriTooLong, "request line too long")
     );
-    // Just under the limit it is merely incomplete.
-    assert_eq!(parse(&raw[..MAX_HEAD_BYTES - 1]), Ok(None));
+}
+
+#[test]
+fn request_line_over_its_own_limit_is_414_before_it_ends() {
+    let mut raw = b"GET /".to_vec();
+    raw.resize(MAX_REQUEST_LINE + 1, b'a');
+    let e = err(&raw);
+    assert_eq!(
+        (e.kind, e.detail),
+        (ErrorKind::UriTooLong, "request line too long")
+    );
+    // At the limit it is merely incomplete.
+    assert_eq!(parse(&raw[..MAX_REQUEST_LINE]), Ok(None));
+}
+
+#[test]
+fn complete_request_line_over_its_limit_is_414() {
+    let mut raw = b"GET /".to_vec();
+    raw.resize(MAX_REQUEST_LINE - " HTTP/1.1".len() + 1, b'a');
+    raw.extend_from_slice(b" HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(err(&raw).kind, ErrorKind::UriTooLong);
+}
+
+#[test]
+fn request_line_of_exactly_the_limit_is_accepted() {
+    let mut raw = b"GET /".to_vec();
+    raw.resize(MAX_REQUEST_LINE - " HTTP/1.1".len(), b'a');
+    raw.extend_from_slice(b" HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(
+        ok(&raw).target.len(),
+        MAX_REQUEST_LINE - "GET  HTTP/1.1".len()
+    );
 }
 
 #[test]
@@ -518,4 +548,208 @@ fn accepts_host_forms() {
         let raw = format!("GET / HTTP/1.1\r\nHost: {v}\r\n\r\n");
         assert_eq!(ok(raw.as_bytes()).host, Some(v.as_bytes().to_vec()));
     }
+}
+
+// ---- parsing: request-target forms (RFC 9112 §3.2) ----
+
+/// Parses `raw` and hands the borrowed head to `f`, for fields `Parsed` does not copy.
+fn with_head<T>(raw: &[u8], f: impl FnOnce(&RequestHead<'_, '_>) -> T) -> T {
+    let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+    match parse_request(raw, &mut headers) {
+        Ok(Some(req)) => f(&req),
+        other => panic!("{:?}: {other:?}", String::from_utf8_lossy(raw)),
+    }
+}
+
+#[test]
+fn absolute_form_target_and_authority() {
+    let raw = b"GET http://example.com:8080/x?q=1 HTTP/1.1\r\nHost: other\r\n\r\n";
+    let (target, authority, host) = with_head(raw, |r| {
+        (
+            r.target.to_owned(),
+            r.authority.map(<[u8]>::to_vec),
+            r.host.map(<[u8]>::to_vec),
+        )
+    });
+    assert_eq!(target, "/x?q=1");
+    assert_eq!(authority.as_deref(), Some(&b"example.com:8080"[..]));
+    assert_eq!(
+        host.as_deref(),
+        Some(&b"example.com:8080"[..]),
+        "the authority wins"
+    );
+}
+
+#[test]
+fn absolute_form_empty_path_is_slash() {
+    let raw = b"GET http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n";
+    assert_eq!(ok(raw).target, "/");
+}
+
+#[test]
+fn absolute_form_still_needs_host_in_http11() {
+    // RFC 9112 §3.2: a client MUST send Host in every HTTP/1.1 request, whatever the form.
+    assert_bad(
+        b"GET http://example.com/ HTTP/1.1\r\n\r\n",
+        "missing Host header",
+    );
+    let p = ok(b"GET http://example.com/ HTTP/1.0\r\n\r\n");
+    assert_eq!(p.host, Some(b"example.com".to_vec()));
+}
+
+#[test]
+fn absolute_form_other_schemes_rejected() {
+    assert_bad(
+        b"GET https://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        "absolute-form target with a scheme other than http",
+    );
+    assert_bad(
+        b"GET http://user@example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        "userinfo in absolute-form target",
+    );
+}
+
+#[test]
+fn options_asterisk_accepted() {
+    let p = ok(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!((p.method.as_str(), p.target.as_str()), ("OPTIONS", "*"));
+}
+
+#[test]
+fn asterisk_with_other_methods_rejected() {
+    for m in ["GET", "POST", "HEAD", "CONNECT"] {
+        let raw = format!("{m} * HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_bad(
+            raw.as_bytes(),
+            "asterisk-form target with a method other than OPTIONS",
+        );
+    }
+}
+
+#[test]
+fn authority_form_only_with_connect() {
+    assert_bad(
+        b"GET example.com:443 HTTP/1.1\r\nHost: a\r\n\r\n",
+        "invalid request target",
+    );
+    assert_bad(
+        b"GET foo HTTP/1.1\r\nHost: a\r\n\r\n",
+        "invalid request target",
+    );
+}
+
+#[test]
+fn fragment_rejected() {
+    assert_bad(
+        b"GET /a#/../admin HTTP/1.1\r\nHost: a\r\n\r\n",
+        "fragment in request target",
+    );
+}
+
+#[test]
+fn target_is_never_normalised() {
+    let raw = b"GET /test/a%2Fb/../c//d/./e?x=%41 HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_eq!(ok(raw).target, "/test/a%2Fb/../c//d/./e?x=%41");
+}
+
+// ---- parsing: Expect and Upgrade ----
+
+fn flags(raw: &[u8]) -> (bool, bool) {
+    with_head(raw, |r| (r.expect_continue, r.upgrade))
+}
+
+#[test]
+fn expect_continue_with_a_body() {
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+    assert_eq!(flags(raw), (true, false));
+    let raw =
+        b"POST / HTTP/1.1\r\nHost: a\r\nexpect: 100-Continue\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(flags(raw), (true, false));
+}
+
+#[test]
+fn expect_continue_ignored_without_body_or_in_http10() {
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n";
+    assert_eq!(flags(raw), (false, false));
+    // RFC 9110 §10.1.1: a server MUST ignore a 100-continue expectation in an HTTP/1.0 request.
+    let raw = b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+    assert_eq!(flags(raw), (false, false));
+}
+
+#[test]
+fn unknown_expectation_is_not_continue() {
+    let raw = b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\nContent-Length: 3\r\n\r\n";
+    assert_eq!(flags(raw), (false, false));
+}
+
+#[test]
+fn upgrade_needs_both_fields() {
+    let both = b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+    assert_eq!(flags(both), (false, true));
+    let listed =
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, UPGRADE\r\nupgrade: websocket\r\n\r\n";
+    assert_eq!(flags(listed), (false, true));
+    let no_option = b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n";
+    assert_eq!(flags(no_option), (false, false));
+    let no_field = b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n";
+    assert_eq!(flags(no_field), (false, false));
+}
+
+#[test]
+fn upgrade_ignored_in_http10() {
+    // RFC 9110 §7.8: a server MUST ignore an Upgrade field received in an HTTP/1.0 request.
+    let raw = b"GET /ws HTTP/1.0\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n";
+    assert_eq!(flags(raw), (false, false));
+}
+
+// ---- parsing: what is not HTTP/1.x at all ----
+
+#[test]
+fn http2_preface_rejected() {
+    assert_bad(
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        "HTTP/2 connection preface",
+    );
+    // Known as soon as the version starts, without waiting for the rest.
+    assert_bad(b"PRI * HTTP/2", "HTTP/2 connection preface");
+}
+
+#[test]
+fn garbage_rejected_at_once() {
+    // A TLS ClientHello: the first byte is no method character.
+    assert_bad(
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        "invalid request line",
+    );
+    assert_bad(b"NOT-HTTP\r\n\r\n", "invalid request line");
+    assert_bad(b"\x00\x00\x00\x00", "invalid request line");
+    assert_bad(b"GET / FTP/1.0\r\n\r\n", "invalid HTTP version");
+    assert_bad(
+        b"GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n",
+        "invalid line ending",
+    );
+}
+
+#[test]
+fn method_must_be_a_token() {
+    for raw in [
+        &b"G@T / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        b"GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"G\x80T / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GE\0T / HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        assert_bad(raw, "invalid request line");
+    }
+}
+
+#[test]
+fn nul_and_controls_in_names_rejected() {
+    assert_bad(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX\0Y: b\r\n\r\n",
+        "invalid header name",
+    );
+    assert_bad(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX\x01Y: b\r\n\r\n",
+        "invalid header name",
+    );
 }

@@ -239,7 +239,7 @@ fn head_response_has_no_body() {
 #[test]
 fn status_1xx_204_304_have_no_body() {
     for status in [100, 101, 103, 204, 304] {
-        let raw = format!("HTTP/1.1 {status} X\r\nContent-Length: 10\r\n\r\n");
+        let raw = format!("HTTP/1.1 {status} X\r\nUpgrade: x\r\nContent-Length: 10\r\n\r\n");
         assert_eq!(ok(raw.as_bytes()).body, BodyKind::Empty, "{status}");
     }
 }
@@ -261,7 +261,7 @@ fn http10_keepalive() {
 fn relays_length_response() {
     assert_eq!(
         relay11(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"),
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nVia: 1.1 lb\r\nContent-Length: 5\r\n\r\n"
     );
 }
 
@@ -272,7 +272,7 @@ fn hop_by_hop_dropped() {
                 Server: up\r\nContent-Length: 2\r\n\r\n";
     assert_eq!(
         relay11(raw),
-        "HTTP/1.1 200 OK\r\nServer: up\r\nContent-Length: 2\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nServer: up\r\nVia: 1.1 lb\r\nContent-Length: 2\r\n\r\n"
     );
 }
 
@@ -282,7 +282,7 @@ fn connection_named_headers_dropped() {
                 Content-Length: 0\r\n\r\n";
     assert_eq!(
         relay11(raw),
-        "HTTP/1.1 200 OK\r\nX-Public: 2\r\nContent-Length: 0\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nX-Public: 2\r\nVia: 1.1 lb\r\nContent-Length: 0\r\n\r\n"
     );
 }
 
@@ -291,7 +291,7 @@ fn set_cookie_never_merged() {
     let raw = b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nDate: x\r\nset-cookie: b=2\r\nContent-Length: 0\r\n\r\n";
     assert_eq!(
         relay11(raw),
-        "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nDate: x\r\nset-cookie: b=2\r\nContent-Length: 0\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nDate: x\r\nset-cookie: b=2\r\nVia: 1.1 lb\r\nContent-Length: 0\r\n\r\n"
     );
 }
 
@@ -300,14 +300,17 @@ fn chunked_reemitted() {
     let raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: CHUNKED\r\nX: y\r\n\r\n";
     assert_eq!(
         relay11(raw),
-        "HTTP/1.1 200 OK\r\nX: y\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nX: y\r\nVia: 1.1 lb\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
 }
 
 #[test]
 fn content_length_list_normalized() {
     let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\n";
-    assert_eq!(relay11(raw), "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n");
+    assert_eq!(
+        relay11(raw),
+        "HTTP/1.1 200 OK\r\nVia: 1.1 lb\r\nContent-Length: 3\r\n\r\n"
+    );
 }
 
 #[test]
@@ -315,11 +318,11 @@ fn client_close_gets_connection_close() {
     let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
     assert_eq!(
         relay(raw, false, Version::Http11, false),
-        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nVia: 1.1 lb\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
     assert_eq!(
         relay(raw, false, Version::Http10, false),
-        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nVia: 1.1 lb\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
 }
 
@@ -328,7 +331,7 @@ fn http10_keepalive_client_gets_connection_keep_alive() {
     let raw = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
     assert_eq!(
         relay(raw, false, Version::Http10, true),
-        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nVia: 1.1 lb\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"
     );
 }
 
@@ -337,7 +340,7 @@ fn close_delimited_gets_connection_close() {
     let raw = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n";
     assert_eq!(
         relay11(raw),
-        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nVia: 1.0 lb\r\nConnection: close\r\n\r\n"
     );
 }
 
@@ -346,7 +349,7 @@ fn head_response_keeps_content_length() {
     let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nETag: \"x\"\r\n\r\n";
     assert_eq!(
         relay(raw, true, Version::Http11, true),
-        "HTTP/1.1 200 OK\r\nETag: \"x\"\r\nContent-Length: 1234\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nETag: \"x\"\r\nVia: 1.1 lb\r\nContent-Length: 1234\r\n\r\n"
     );
 }
 
@@ -355,7 +358,7 @@ fn head_response_drops_transfer_encoding() {
     let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
     assert_eq!(
         relay(raw, true, Version::Http11, true),
-        "HTTP/1.1 200 OK\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nVia: 1.1 lb\r\n\r\n"
     );
 }
 
@@ -364,14 +367,17 @@ fn not_modified_keeps_content_length() {
     let raw = b"HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n";
     assert_eq!(
         relay11(raw),
-        "HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n"
+        "HTTP/1.1 304 Not Modified\r\nVia: 1.1 lb\r\nContent-Length: 99\r\n\r\n"
     );
 }
 
 #[test]
 fn no_content_drops_content_length() {
     let raw = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nX: y\r\n\r\n";
-    assert_eq!(relay11(raw), "HTTP/1.1 204 No Content\r\nX: y\r\n\r\n");
+    assert_eq!(
+        relay11(raw),
+        "HTTP/1.1 204 No Content\r\nX: y\r\nVia: 1.1 lb\r\n\r\n"
+    );
 }
 
 #[test]
@@ -379,14 +385,17 @@ fn interim_response_has_no_connection_field() {
     let raw = b"HTTP/1.1 100 Continue\r\n\r\n";
     assert_eq!(
         relay(raw, false, Version::Http11, false),
-        "HTTP/1.1 100 Continue\r\n\r\n"
+        "HTTP/1.1 100 Continue\r\nVia: 1.1 lb\r\n\r\n"
     );
 }
 
 #[test]
 fn empty_reason_keeps_the_space() {
     let raw = b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n";
-    assert_eq!(relay11(raw), "HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        relay11(raw),
+        "HTTP/1.1 200 \r\nVia: 1.1 lb\r\nContent-Length: 0\r\n\r\n"
+    );
 }
 
 #[test]
@@ -406,7 +415,226 @@ fn writer_appends_without_reallocating() {
     assert!(out.starts_with(b"xHTTP/1.1 200 OK\r\n"));
 }
 
+// ---- protocol switch, HTTP/1.0 clients, Via ----
+
+#[test]
+fn switching_protocols_forwards_upgrade() {
+    let raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    assert_eq!(
+        relay11(raw),
+        "HTTP/1.1 101 Switching Protocols\r\n\
+         Upgrade: websocket\r\n\
+         Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+         Via: 1.1 lb\r\n\
+         Connection: upgrade\r\n\r\n"
+    );
+    // Not even a client that asked to close changes that: the tunnel ends when a side closes.
+    assert!(relay(raw, false, Version::Http11, false).ends_with("Connection: upgrade\r\n\r\n"));
+}
+
+#[test]
+fn switching_protocols_is_never_reusable() {
+    let p = ok(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+    );
+    assert_eq!((p.body, p.reusable), (BodyKind::Empty, false));
+}
+
+#[test]
+fn switching_protocols_without_upgrade_is_invalid() {
+    assert_invalid(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n",
+        "101 response without Upgrade",
+    );
+}
+
+#[test]
+fn upgrade_dropped_from_other_responses() {
+    let raw =
+        b"HTTP/1.1 200 OK\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(
+        relay11(raw),
+        "HTTP/1.1 200 OK\r\nVia: 1.1 lb\r\nContent-Length: 0\r\n\r\n"
+    );
+}
+
+#[test]
+fn http10_client_never_gets_chunked() {
+    let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n";
+    // Even when it asked for keep-alive: the body now ends with the connection.
+    for keep_alive in [true, false] {
+        assert_eq!(
+            relay(raw, false, Version::Http10, keep_alive),
+            "HTTP/1.1 200 OK\r\nX: y\r\nVia: 1.1 lb\r\nConnection: close\r\n\r\n"
+        );
+    }
+}
+
+#[test]
+fn dechunk_only_for_http10_and_chunked() {
+    let side = |version, keep_alive| ClientSide {
+        version,
+        keep_alive,
+    };
+    for keep_alive in [true, false] {
+        assert!(dechunk_for(
+            side(Version::Http10, keep_alive),
+            BodyKind::Chunked
+        ));
+        assert!(!dechunk_for(
+            side(Version::Http11, keep_alive),
+            BodyKind::Chunked
+        ));
+        for body in [
+            BodyKind::Empty,
+            BodyKind::Length(3),
+            BodyKind::CloseDelimited,
+        ] {
+            assert!(!dechunk_for(side(Version::Http10, keep_alive), body));
+        }
+    }
+}
+
+#[test]
+fn http10_client_keeps_content_length_and_keep_alive() {
+    let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n";
+    assert_eq!(
+        relay(raw, false, Version::Http10, true),
+        "HTTP/1.1 200 OK\r\nVia: 1.1 lb\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n"
+    );
+}
+
+#[test]
+fn via_appended_after_received_via_fields() {
+    let raw = b"HTTP/1.1 200 OK\r\nVia: 1.1 origin-cache\r\nX: y\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(
+        relay11(raw),
+        "HTTP/1.1 200 OK\r\nVia: 1.1 origin-cache\r\nX: y\r\nVia: 1.1 lb\r\nContent-Length: 0\r\n\r\n"
+    );
+}
+
+// ---- the same rejections as for requests ----
+
+#[test]
+fn rejects_bare_cr_and_controls() {
+    assert_invalid(
+        b"HTTP/1.1 200 OK\r\nX: a\rb\r\nContent-Length: 0\r\n\r\n",
+        "invalid header value",
+    );
+    assert_invalid(
+        b"HTTP/1.1 200 OK\r\nX: a\0b\r\nContent-Length: 0\r\n\r\n",
+        "invalid header value",
+    );
+    assert_invalid(
+        b"HTTP/1.1 200 OK\r\nX\0: b\r\nContent-Length: 0\r\n\r\n",
+        "invalid header name",
+    );
+}
+
+#[test]
+fn rejects_garbage_and_other_protocols() {
+    assert_invalid(b"HTTP/2.0 200 OK\r\n\r\n", "invalid HTTP version");
+    assert_invalid(b"ICY 200 OK\r\n\r\n", "invalid HTTP version");
+    assert_invalid(b"\x16\x03\x01\x00", "invalid HTTP version");
+    assert_invalid(b"HTTP/1.1 2x0 OK\r\n\r\n", "invalid status line");
+}
+
+#[test]
+fn rejects_cl_not_digits_or_overflow() {
+    for v in ["+5", "5 5", "0x5", "", "18446744073709551616"] {
+        let raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {v}\r\n\r\n");
+        assert_invalid(raw.as_bytes(), "invalid Content-Length");
+    }
+}
+
+/// A valid response head: status, fields, framing; and whether it answers a HEAD request.
+fn valid_response() -> impl Strategy<Value = (Vec<u8>, bool)> {
+    let status = prop::sample::select(vec![100u16, 101, 103, 200, 201, 204, 301, 304, 404, 500]);
+    let field = (
+        "[A-Za-z][A-Za-z0-9-]{0,12}".prop_filter("not a framing or connection field", |n| {
+            ![
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "upgrade",
+            ]
+            .iter()
+            .any(|f| n.eq_ignore_ascii_case(f))
+        }),
+        "[!-~]([ -~]{0,30}[!-~])?",
+    );
+    let framing = prop::sample::select(vec![0u8, 1, 2]);
+    (
+        status,
+        any::<bool>(),
+        prop::collection::vec(field, 0..10),
+        framing,
+        any::<bool>(),
+    )
+        .prop_map(|(status, http11, fields, framing, head_request)| {
+            let version = if http11 { "HTTP/1.1" } else { "HTTP/1.0" };
+            let mut raw = format!("{version} {status} Reason\r\n");
+            if status == 101 {
+                raw.push_str("Upgrade: websocket\r\nConnection: upgrade\r\n");
+            }
+            for (name, value) in fields {
+                raw.push_str(&format!("{name}: {value}\r\n"));
+            }
+            match framing {
+                1 => raw.push_str("Content-Length: 42\r\n"),
+                2 if http11 => raw.push_str("Transfer-Encoding: chunked\r\n"),
+                _ => {}
+            }
+            raw.push_str("\r\n");
+            (raw.into_bytes(), head_request)
+        })
+}
+
 proptest! {
+    #[test]
+    fn written_head_reads_back_with_the_framing_the_client_gets(
+        (raw, head_request) in valid_response(),
+        http10 in any::<bool>(),
+        keep_alive in any::<bool>(),
+    ) {
+        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+        let resp = parse_response(&raw, &mut headers, head_request).unwrap().unwrap();
+        let client = ClientSide {
+            version: if http10 { Version::Http10 } else { Version::Http11 },
+            keep_alive,
+        };
+        let mut out = Vec::new();
+        write_response_head(&resp, client, &mut out);
+        let mut again_headers = [EMPTY_HEADER; MAX_HEADERS + 4];
+        let again = parse_response(&out, &mut again_headers, head_request).unwrap().unwrap();
+        prop_assert_eq!(again.head_len, out.len());
+        prop_assert_eq!(again.status, resp.status);
+        // The client reads the body as lb relays it: de-chunked for HTTP/1.0, else unchanged.
+        let expected = if dechunk_for(client, resp.body) {
+            BodyKind::CloseDelimited
+        } else {
+            resp.body
+        };
+        prop_assert_eq!(again.body, expected);
+        // A client that reads the connection as closing after this response is right to.
+        let interim = (100..200).contains(&resp.status);
+        if !interim && (!keep_alive || expected == BodyKind::CloseDelimited) {
+            prop_assert!(!again.reusable);
+        }
+        let via: Vec<&[u8]> = again
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("via"))
+            .map(|h| h.value)
+            .collect();
+        let ours: &[u8] = match resp.version {
+            Version::Http10 => b"1.0 lb",
+            Version::Http11 => b"1.1 lb",
+        };
+        prop_assert_eq!(via.last().copied(), Some(ours));
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(
         raw in prop::collection::vec(any::<u8>(), 0..512),

@@ -12,6 +12,7 @@ fn forwards_simple_get() {
          X-Forwarded-For: 10.0.0.9\r\n\
          X-Forwarded-Proto: http\r\n\
          X-Forwarded-Host: example.com\r\n\
+         Via: 1.1 lb\r\n\
          \r\n"
     );
 }
@@ -34,6 +35,7 @@ fn xff_appended() {
          X-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9\r\n\
          X-Forwarded-Proto: http\r\n\
          X-Forwarded-Host: a\r\n\
+         Via: 1.1 lb\r\n\
          \r\n"
     );
 }
@@ -64,6 +66,7 @@ fn x_forwarded_proto_and_host_replaced() {
          X-Forwarded-For: 10.0.0.9\r\n\
          X-Forwarded-Proto: http\r\n\
          X-Forwarded-Host: real\r\n\
+         Via: 1.1 lb\r\n\
          \r\n"
     );
 }
@@ -82,6 +85,7 @@ fn hop_by_hop_dropped() {
          X-Forwarded-For: 10.0.0.9\r\n\
          X-Forwarded-Proto: http\r\n\
          X-Forwarded-Host: a\r\n\
+         Via: 1.1 lb\r\n\
          \r\n"
     );
 }
@@ -98,6 +102,7 @@ fn connection_named_headers_dropped() {
          X-Forwarded-For: 10.0.0.9\r\n\
          X-Forwarded-Proto: http\r\n\
          X-Forwarded-Host: a\r\n\
+         Via: 1.1 lb\r\n\
          \r\n"
     );
 }
@@ -121,6 +126,7 @@ fn name_case_order_and_repeats_preserved() {
          X-Forwarded-For: 10.0.0.9\r\n\
          X-Forwarded-Proto: http\r\n\
          X-Forwarded-Host: a\r\n\
+         Via: 1.1 lb\r\n\
          \r\n"
     );
 }
@@ -135,6 +141,7 @@ fn content_length_reemitted_last() {
          X-Forwarded-For: 10.0.0.9\r\n\
          X-Forwarded-Proto: http\r\n\
          X-Forwarded-Host: a\r\n\
+         Via: 1.1 lb\r\n\
          Content-Length: 5\r\n\
          \r\n"
     );
@@ -150,6 +157,7 @@ fn chunked_reemitted_last() {
          X-Forwarded-For: 10.0.0.9\r\n\
          X-Forwarded-Proto: http\r\n\
          X-Forwarded-Host: a\r\n\
+         Via: 1.1 lb\r\n\
          Transfer-Encoding: chunked\r\n\
          \r\n"
     );
@@ -158,9 +166,10 @@ fn chunked_reemitted_last() {
 #[test]
 fn empty_post_keeps_content_length_zero() {
     let raw = b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n";
-    assert!(forward_as_is(raw).ends_with("X-Forwarded-Host: a\r\nContent-Length: 0\r\n\r\n"));
+    assert!(forward_as_is(raw)
+        .ends_with("X-Forwarded-Host: a\r\nVia: 1.1 lb\r\nContent-Length: 0\r\n\r\n"));
     let raw = b"GET /p HTTP/1.1\r\nHost: a\r\n\r\n";
-    assert!(forward_as_is(raw).ends_with("X-Forwarded-Host: a\r\n\r\n"));
+    assert!(forward_as_is(raw).ends_with("X-Forwarded-Host: a\r\nVia: 1.1 lb\r\n\r\n"));
 }
 
 #[test]
@@ -173,6 +182,7 @@ fn http10_forwarded_as_http11_with_empty_host() {
          Host: \r\n\
          X-Forwarded-For: 10.0.0.9\r\n\
          X-Forwarded-Proto: http\r\n\
+         Via: 1.0 lb\r\n\
          \r\n"
     );
 }
@@ -189,4 +199,110 @@ fn writer_appends_without_reallocating() {
     write_request_head(&req, "", "/p", "10.0.0.9".parse().unwrap(), &mut out);
     assert_eq!(out.as_ptr(), before);
     assert!(out.starts_with(b"earlier bytes|POST /p HTTP/1.1\r\n"));
+}
+
+#[test]
+fn absolute_form_authority_replaces_host_in_place() {
+    let raw =
+        b"GET http://example.com:8080/x?q=1 HTTP/1.1\r\nAccept: */*\r\nhost: client.example\r\n\
+                X-A: 1\r\n\r\n";
+    assert_eq!(
+        forward_as_is(raw),
+        "GET /x?q=1 HTTP/1.1\r\n\
+         Accept: */*\r\n\
+         host: example.com:8080\r\n\
+         X-A: 1\r\n\
+         X-Forwarded-For: 10.0.0.9\r\n\
+         X-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: example.com:8080\r\n\
+         Via: 1.1 lb\r\n\
+         \r\n"
+    );
+}
+
+#[test]
+fn absolute_form_in_http10_without_host_gets_the_authority() {
+    let raw = b"GET http://example.com HTTP/1.0\r\n\r\n";
+    assert_eq!(
+        forward_as_is(raw),
+        "GET / HTTP/1.1\r\n\
+         Host: example.com\r\n\
+         X-Forwarded-For: 10.0.0.9\r\n\
+         X-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: example.com\r\n\
+         Via: 1.0 lb\r\n\
+         \r\n"
+    );
+}
+
+#[test]
+fn options_asterisk_forwarded() {
+    let raw = b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert!(forward_as_is(raw).starts_with("OPTIONS * HTTP/1.1\r\nHost: a\r\n"));
+}
+
+#[test]
+fn via_appended_after_received_via_fields() {
+    let raw = b"GET / HTTP/1.1\r\nVia: 1.0 fred, 1.1 p.example.net\r\nHost: a\r\nvia: 2 x\r\nX: y\r\n\r\n";
+    assert_eq!(
+        forward_as_is(raw),
+        "GET / HTTP/1.1\r\n\
+         Via: 1.0 fred, 1.1 p.example.net\r\n\
+         Host: a\r\n\
+         via: 2 x\r\n\
+         X: y\r\n\
+         X-Forwarded-For: 10.0.0.9\r\n\
+         X-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: a\r\n\
+         Via: 1.1 lb\r\n\
+         \r\n"
+    );
+}
+
+#[test]
+fn upgrade_forwarded_with_connection_upgrade() {
+    let raw =
+        b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Secret\r\n\
+                X-Secret: s\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                Sec-WebSocket-Version: 13\r\nKeep-Alive: 5\r\n\r\n";
+    assert_eq!(
+        forward_as_is(raw),
+        "GET /chat HTTP/1.1\r\n\
+         Host: a\r\n\
+         Upgrade: websocket\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\
+         X-Forwarded-For: 10.0.0.9\r\n\
+         X-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: a\r\n\
+         Via: 1.1 lb\r\n\
+         Connection: upgrade\r\n\
+         \r\n"
+    );
+}
+
+#[test]
+fn upgrade_without_connection_option_dropped() {
+    let raw = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nHTTP2-Settings: x\r\n\r\n";
+    let out = forward_as_is(raw);
+    assert!(!out.contains("Upgrade"), "{out}");
+    assert!(!out.contains("Connection"), "{out}");
+    assert!(out.contains("HTTP2-Settings: x\r\n"), "{out}");
+}
+
+#[test]
+fn expect_forwarded_unchanged() {
+    let raw = b"PUT /f HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 7\r\n\r\n";
+    assert_eq!(
+        forward_as_is(raw),
+        "PUT /f HTTP/1.1\r\n\
+         Host: a\r\n\
+         Expect: 100-continue\r\n\
+         X-Forwarded-For: 10.0.0.9\r\n\
+         X-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: a\r\n\
+         Via: 1.1 lb\r\n\
+         Content-Length: 7\r\n\
+         \r\n"
+    );
 }

@@ -114,3 +114,78 @@ proptest! {
         }
     }
 }
+
+/// Every `name` field of a head lb wrote, by value.
+fn field_values(head: &[u8], name: &str) -> Vec<Vec<u8>> {
+    let mut headers = [EMPTY_HEADER; MAX_HEADERS + 8];
+    let mut req = httparse::Request::new(&mut headers);
+    assert!(matches!(req.parse(head), Ok(httparse::Status::Complete(_))));
+    req.headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value.to_vec())
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn absolute_form_reads_like_origin_form(
+        (raw, kind) in valid_request(),
+        authority in "[a-z][a-z0-9.-]{0,20}(:[0-9]{1,5})?",
+    ) {
+        // The same request with its target in absolute-form: same path, same framing, and the
+        // authority is the one Host lb forwards.
+        let origin = ok(&raw);
+        let line_end = raw.iter().position(|&b| b == b'\r').unwrap();
+        let line = std::str::from_utf8(&raw[..line_end]).unwrap();
+        let absolute = line.replacen(" /", &format!(" http://{authority}/"), 1);
+        let mut abs_raw = absolute.into_bytes();
+        abs_raw.extend_from_slice(&raw[line_end..]);
+        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+        let req = parse_request(&abs_raw, &mut headers).unwrap().unwrap();
+        prop_assert_eq!(req.target, origin.target.as_str());
+        prop_assert_eq!(req.body, kind);
+        prop_assert_eq!(req.authority, Some(authority.as_bytes()));
+        let mut out = Vec::new();
+        write_request_head(&req, "", req.target, "192.0.2.1".parse().unwrap(), &mut out);
+        prop_assert_eq!(field_values(&out, "host"), vec![authority.as_bytes().to_vec()]);
+    }
+
+    #[test]
+    fn forwarded_head_has_one_host_and_ends_with_our_via((raw, _) in valid_request()) {
+        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+        let req = parse_request(&raw, &mut headers).unwrap().unwrap();
+        let mut out = Vec::new();
+        write_request_head(&req, "", req.target, "192.0.2.1".parse().unwrap(), &mut out);
+        prop_assert_eq!(field_values(&out, "host").len(), 1);
+        let via = field_values(&out, "via");
+        let ours: &[u8] = match req.version {
+            Version::Http10 => b"1.0 lb",
+            Version::Http11 => b"1.1 lb",
+        };
+        prop_assert_eq!(via.last().map(Vec::as_slice), Some(ours));
+    }
+
+    #[test]
+    fn mutated_requests_never_read_two_ways(
+        (raw, _) in valid_request(),
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        // One byte changed anywhere: lb either rejects the head, or what it forwards reads back
+        // exactly as lb read it (same method, target, framing): no second interpretation.
+        let mut raw = raw;
+        let at = at.index(raw.len());
+        raw[at] = byte;
+        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+        if let Ok(Some(req)) = parse_request(&raw, &mut headers) {
+            let mut out = Vec::new();
+            write_request_head(&req, "", req.target, "192.0.2.1".parse().unwrap(), &mut out);
+            let again = ok(&out);
+            prop_assert_eq!(again.method.as_str(), req.method);
+            prop_assert_eq!(again.target.as_str(), req.target);
+            prop_assert_eq!(again.body, req.body);
+            prop_assert_eq!(again.head_len, out.len());
+        }
+    }
+}
