@@ -192,7 +192,8 @@ fn body(version: Version, headers: &[Header<'_>]) -> Result<BodyKind, HttpError>
 /// 1. the end-to-end fields in the order, case and repetition received; hop-by-hop fields and
 ///    those named in `Connection` removed (RFC 9110 §7.6.1); Host in its place, replaced by the
 ///    authority of an absolute-form target (RFC 9112 §3.2.2), so it is sent exactly once;
-///    `Upgrade` kept when [`RequestHead::upgrade`] is set;
+///    `Upgrade` kept when [`RequestHead::upgrade`] is set; an HTTP/1.0 request's `Expect`
+///    dropped (see `is_dropped`);
 /// 2. `Host:` with the effective host (or empty) if the request had no Host field: HTTP/1.0
 ///    allows that, but lb always speaks HTTP/1.1 upstream, where Host is mandatory;
 /// 3. `X-Forwarded-For` (earlier values, then `client`), `X-Forwarded-Proto: http`,
@@ -225,7 +226,9 @@ pub fn write_request_head(
             continue;
         }
         let upgrade = req.upgrade && h.name.eq_ignore_ascii_case("upgrade");
-        if upgrade || !(is_forwarded_field(h.name) || is_connection_specific(h.name, req.headers)) {
+        if upgrade
+            || !(is_dropped(req.version, h.name) || is_connection_specific(h.name, req.headers))
+        {
             put_field(out, h.name.as_bytes(), h.value);
         }
     }
@@ -263,6 +266,15 @@ pub fn write_request_head(
         }
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Fields lb drops from a request of this version on top of the connection-specific ones: the
+/// X-Forwarded-* fields it replaces with its own, and an HTTP/1.0 request's `Expect`. RFC 9110
+/// §10.1.1: a server "MUST ignore" a 100-continue expectation in an HTTP/1.0 request; lb
+/// forwards the request as HTTP/1.1, so passing the field on would create an expectation the
+/// client cannot have meant, and a 1xx answer that it must never receive (RFC 9110 §15.2).
+fn is_dropped(version: Version, name: &str) -> bool {
+    is_forwarded_field(name) || (version == Version::Http10 && name.eq_ignore_ascii_case("expect"))
 }
 
 /// The X-Forwarded-* fields lb replaces with its own.

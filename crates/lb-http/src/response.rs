@@ -42,6 +42,15 @@ pub struct ClientSide {
     pub keep_alive: bool,
 }
 
+impl ClientSide {
+    /// Whether this client may be sent interim (1xx) responses: RFC 9110 §15.2, "A server MUST
+    /// NOT send a 1xx response to an HTTP/1.0 client". A proxy drops them for such a client and
+    /// waits for the final response.
+    pub fn accepts_interim(self) -> bool {
+        self.version == Version::Http11
+    }
+}
+
 /// Parses a response head. `head_request`: the request was `HEAD` (no body whatever the headers
 /// say). `Ok(None)`: incomplete. `Err`: invalid, answer 502 and never reuse the connection.
 ///

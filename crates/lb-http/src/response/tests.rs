@@ -472,6 +472,18 @@ fn http10_client_never_gets_chunked() {
 }
 
 #[test]
+fn interim_responses_only_for_http11_clients() {
+    for keep_alive in [true, false] {
+        let side = |version| ClientSide {
+            version,
+            keep_alive,
+        };
+        assert!(side(Version::Http11).accepts_interim());
+        assert!(!side(Version::Http10).accepts_interim());
+    }
+}
+
+#[test]
 fn dechunk_only_for_http10_and_chunked() {
     let side = |version, keep_alive| ClientSide {
         version,

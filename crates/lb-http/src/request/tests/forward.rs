@@ -306,3 +306,10 @@ fn expect_forwarded_unchanged() {
          \r\n"
     );
 }
+
+#[test]
+fn http10_expect_dropped() {
+    let raw = b"PUT /f HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 7\r\n\r\n";
+    let out = forward_as_is(raw);
+    assert!(!out.to_ascii_lowercase().contains("expect"), "{out}");
+}
