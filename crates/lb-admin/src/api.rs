@@ -1,38 +1,49 @@
 //! The control-plane endpoints: which method and path do what, and what they answer.
 //!
-//! Pure request -> response mapping over the [`Registry`]: no I/O here, so every endpoint is
-//! testable without a socket. Only a fully validated [`payload::TargetSpec`] reaches the
-//! registry; each change it makes is logged at info with the prefix and the target.
+//! Pure request -> response mapping over the [`ControlPlane`]: no socket here, so every endpoint
+//! is testable without one. Only a fully validated [`payload::TargetSpec`] reaches the
+//! registry; each change it makes is logged at info with the prefix and the target, and is saved
+//! by the persistence hook (the state file) before it is answered: a change that cannot be saved
+//! is undone and answered `500`, so a `2xx` always means "durable".
+//!
+//! With an admin token, every call except `GET /healthz` must carry `Authorization: Bearer
+//! <token>`; anything else is `401` and touches nothing.
 
-use crate::payload;
+use crate::head::Head;
 use crate::response::Response;
-use crate::{metrics, MetricsSource};
-use lb_registry::{Registered, Registry};
+use crate::{auth, metrics, ControlPlane};
+use lb_registry::Registered;
 use serde_json::{json, Value};
-use tracing::{debug, info};
+use tracing::{debug, error, info, warn};
 
 /// Methods the read-only endpoints take (HEAD answers as GET would, without the body).
 const READ_METHODS: &str = "GET, HEAD";
 
 /// Answers one request. `body` is the complete request body.
-pub(crate) fn handle(
-    method: &str,
-    path: &str,
-    body: &[u8],
-    registry: &Registry,
-    metrics: &MetricsSource,
-) -> Response {
+pub(crate) fn handle(head: &Head, body: &[u8], plane: &ControlPlane) -> Response {
+    let (method, path) = (head.method.as_str(), head.path.as_str());
     let read = matches!(method, "GET" | "HEAD");
+    if path != "/healthz" {
+        if let Some(token) = &plane.token {
+            if !auth::authorized(head.authorization.as_deref(), token) {
+                warn!(method, path, "admin call without a valid token refused");
+                return Response::error(401, "this call needs Authorization: Bearer <admin token>")
+                    .with_challenge();
+            }
+        }
+    }
     match path {
-        "/register" if method == "POST" => register(body, registry),
-        "/deregister" if method == "POST" => deregister(body, registry),
-        "/targets" if read => targets(registry),
+        "/register" if method == "POST" => register(body, plane),
+        "/deregister" if method == "POST" => deregister(body, plane),
+        "/targets" if read => targets(plane),
         "/metrics" if read => Response::text(
             200,
             metrics::CONTENT_TYPE,
-            metrics::render(registry, metrics),
+            metrics::render(&plane.registry, &plane.metrics),
         ),
         "/healthz" if read => Response::text(200, "text/plain", "ok".to_string()),
+        #[cfg(debug_assertions)]
+        "/debug/panic" if method == "POST" => debug_panic(&head.query, plane),
         "/register" | "/deregister" => {
             Response::error(405, &format!("{path} takes POST")).with_allow("POST")
         }
@@ -47,14 +58,29 @@ pub(crate) fn handle(
     }
 }
 
+/// Runs the persistence hook; the error sentence for a `500` when it fails.
+fn persist(plane: &ControlPlane) -> Result<(), String> {
+    match &plane.persist {
+        Some(save) => save(&plane.registry).map_err(|why| {
+            error!(%why, "registry change not saved; undoing it");
+            format!("the change could not be saved ({why}), so it was undone")
+        }),
+        None => Ok(()),
+    }
+}
+
 /// `POST /register`: 201 when the target is new, 200 when it was already there.
-fn register(body: &[u8], registry: &Registry) -> Response {
-    let spec = match payload::parse(body) {
+fn register(body: &[u8], plane: &ControlPlane) -> Response {
+    let spec = match crate::payload::parse(body) {
         Ok(spec) => spec,
         Err(message) => return Response::error(400, &message),
     };
-    match registry.register(&spec.path, spec.addr) {
+    match plane.registry.register(&spec.path, spec.addr) {
         Ok(Registered::New) => {
+            if let Err(message) = persist(plane) {
+                let _ = plane.registry.deregister(&spec.path, spec.addr);
+                return Response::error(500, &message);
+            }
             info!(path = %spec.path, target = %spec.addr, "target registered");
             Response::json(201, &spec.reply("registered"))
         }
@@ -67,13 +93,18 @@ fn register(body: &[u8], registry: &Registry) -> Response {
 }
 
 /// `POST /deregister`: 200 when the target was removed, 404 when it was not registered there.
-fn deregister(body: &[u8], registry: &Registry) -> Response {
-    let spec = match payload::parse(body) {
+fn deregister(body: &[u8], plane: &ControlPlane) -> Response {
+    let spec = match crate::payload::parse(body) {
         Ok(spec) => spec,
         Err(message) => return Response::error(400, &message),
     };
-    match registry.deregister(&spec.path, spec.addr) {
+    match plane.registry.deregister(&spec.path, spec.addr) {
         Ok(true) => {
+            if let Err(message) = persist(plane) {
+                // Undone as a new registration: the target rejoins at the end of the order.
+                let _ = plane.registry.register(&spec.path, spec.addr);
+                return Response::error(500, &message);
+            }
             info!(path = %spec.path, target = %spec.addr, "target deregistered");
             Response::json(200, &spec.reply("deregistered"))
         }
@@ -86,8 +117,9 @@ fn deregister(body: &[u8], registry: &Registry) -> Response {
 }
 
 /// `GET /targets`: every target, ordered by prefix, then round-robin order.
-fn targets(registry: &Registry) -> Response {
-    let list: Vec<Value> = registry
+fn targets(plane: &ControlPlane) -> Response {
+    let list: Vec<Value> = plane
+        .registry
         .targets()
         .into_iter()
         .map(|t| {
@@ -102,4 +134,22 @@ fn targets(registry: &Registry) -> Response {
         })
         .collect();
     Response::json(200, &Value::Array(list))
+}
+
+/// `POST /debug/panic?worker=N` (debug builds only): makes worker N panic, to test respawning.
+#[cfg(debug_assertions)]
+fn debug_panic(query: &str, plane: &ControlPlane) -> Response {
+    let worker = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("worker="))
+        .and_then(|n| n.parse::<usize>().ok());
+    let (Some(worker), Some(hook)) = (worker, &plane.panic_hook) else {
+        return Response::error(400, "use POST /debug/panic?worker=N");
+    };
+    if hook(worker) {
+        warn!(worker, "debug hook: making a worker panic");
+        Response::json(200, &json!({"worker": worker, "status": "panicking"}))
+    } else {
+        Response::error(404, &format!("no worker {worker}"))
+    }
 }

@@ -7,8 +7,7 @@
 //! being written is finished first, and carries `Connection: close`.
 
 use crate::response::Response;
-use crate::{api, head, MetricsSource};
-use lb_registry::Registry;
+use crate::{api, head, ControlPlane};
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,19 +27,17 @@ const LINGER_BYTES: usize = 1024 * 1024;
 /// unframeable, or `stop` turns true.
 pub(crate) async fn serve_connection(
     mut stream: TcpStream,
-    registry: Arc<Registry>,
-    metrics: MetricsSource,
+    plane: Arc<ControlPlane>,
     mut stop: watch::Receiver<bool>,
 ) {
-    if let Err(error) = run(&mut stream, &registry, &metrics, &mut stop).await {
+    if let Err(error) = run(&mut stream, &plane, &mut stop).await {
         debug!(%error, "admin connection ended with an error");
     }
 }
 
 async fn run(
     stream: &mut TcpStream,
-    registry: &Registry,
-    metrics: &MetricsSource,
+    plane: &ControlPlane,
     stop: &mut watch::Receiver<bool>,
 ) -> io::Result<()> {
     // Answers are tiny and written whole; don't let Nagle hold them back.
@@ -67,13 +64,7 @@ async fn run(
                 return Ok(());
             }
         }
-        let response = api::handle(
-            &head.method,
-            &head.path,
-            &buf[head.head_len..end],
-            registry,
-            metrics,
-        );
+        let response = api::handle(&head, &buf[head.head_len..end], plane);
         let close = !head.keep_alive || *stop.borrow();
         response.write(head.method == "HEAD", close, &mut out);
         stream.write_all(&out).await?;

@@ -18,6 +18,10 @@ pub(crate) struct Head {
     pub(crate) method: String,
     /// Path of the request target, without query or fragment: what endpoints are matched on.
     pub(crate) path: String,
+    /// The query (after `?`, without fragment), empty when there is none.
+    pub(crate) query: String,
+    /// The `Authorization` field's value when exactly one was sent (bytes, as received).
+    pub(crate) authorization: Option<Vec<u8>>,
     /// Bytes of the head including the blank line: the body starts here.
     pub(crate) head_len: usize,
     /// Body bytes that follow the head (Content-Length, or 0).
@@ -58,6 +62,7 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Option<Head>, Response> {
     let (mut transfer_encoding, mut chunked) = (false, false);
     let mut hosts = 0;
     let (mut close, mut keep_alive_token, mut expect_continue) = (false, false, false);
+    let (mut authorization, mut authorizations) = (None, 0);
     for header in req.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -79,6 +84,9 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Option<Head>, Response> {
             }
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
+        } else if name.eq_ignore_ascii_case("authorization") {
+            authorizations += 1;
+            authorization = Some(header.value.to_vec());
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue |= header
                 .value
@@ -109,9 +117,20 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Option<Head>, Response> {
         return Err(Response::error(400, "body over 64 KiB"));
     }
     let path_end = target.find(['?', '#']).unwrap_or(target.len());
+    let query = target[path_end..]
+        .strip_prefix('?')
+        .map(|q| q.split('#').next().unwrap_or(""))
+        .unwrap_or("");
     Ok(Some(Head {
         method: method.to_string(),
         path: target[..path_end].to_string(),
+        query: query.to_string(),
+        // Two credentials are no credential.
+        authorization: if authorizations == 1 {
+            authorization
+        } else {
+            None
+        },
         head_len,
         // Bounded by MAX_BODY_BYTES just above, so it fits any usize lb runs on.
         body_len: usize::try_from(length).unwrap_or(usize::MAX),

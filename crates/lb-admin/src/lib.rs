@@ -4,7 +4,12 @@
 //! Layout: [`serve`] accepts connections and drains them on shutdown; `connection` runs one
 //! HTTP/1.1 keep-alive connection; `head` parses and frames a request head; `api` maps a request
 //! to a [`Registry`] call and a response; `payload` validates the JSON body of `/register` and
-//! `/deregister`; `metrics` renders the Prometheus text; `response` writes responses.
+//! `/deregister`; `metrics` renders the Prometheus text; `response` writes responses; `auth`
+//! checks the bearer token.
+//!
+//! What the runtime plugs in is one [`ControlPlane`] value: the registry, the extra metrics, and
+//! optionally a persistence hook (the state file: a change is answered only after it is saved),
+//! an admin token, and a debug-only panic hook.
 //!
 //! Invariants: an invalid request (bad framing, bad JSON, bad field) is answered `400` with
 //! `{"error":"<one plain sentence>"}` and never reaches the registry, so it changes nothing;
@@ -12,6 +17,7 @@
 //! port: the runtime hands it its own listener.
 
 mod api;
+mod auth;
 mod connection;
 mod head;
 mod metrics;
@@ -29,6 +35,54 @@ use tracing::{debug, warn};
 
 /// Extra Prometheus text appended to `/metrics` (per-worker counters, provided by the runtime).
 pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
+
+/// Saves the registry after a change (the state file). Called after every successful
+/// register/deregister and before the answer is sent; an `Err` (one plain sentence) undoes the
+/// change and answers `500`.
+pub type PersistHook = Arc<dyn Fn(&Registry) -> Result<(), String> + Send + Sync>;
+
+/// Debug builds only: `POST /debug/panic?worker=N` calls this with `N`; `false` when there is
+/// no such worker. Lets tests make a worker panic to check that it is respawned.
+pub type PanicHook = Arc<dyn Fn(usize) -> bool + Send + Sync>;
+
+/// Everything the control plane works with.
+#[derive(Clone)]
+pub struct ControlPlane {
+    /// The registry it changes and lists.
+    pub registry: Arc<Registry>,
+    /// Extra `/metrics` text.
+    pub metrics: MetricsSource,
+    /// Runs after each change, before the answer.
+    pub persist: Option<PersistHook>,
+    /// When set, every call except `GET /healthz` needs `Authorization: Bearer <token>`.
+    pub token: Option<Arc<str>>,
+    /// The debug panic hook (ignored in release builds).
+    pub panic_hook: Option<PanicHook>,
+}
+
+impl ControlPlane {
+    /// A control plane over `registry` with no persistence, no token and no debug hook.
+    pub fn new(registry: Arc<Registry>, metrics: MetricsSource) -> Self {
+        ControlPlane {
+            registry,
+            metrics,
+            persist: None,
+            token: None,
+            panic_hook: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("registry", &self.registry)
+            .field("persist", &self.persist.is_some())
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("panic_hook", &self.panic_hook.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 /// How long connections may take to finish the request they are answering once shutdown began;
 /// whatever is still running after it is aborted, so shutdown never hangs on a slow client.
@@ -51,6 +105,16 @@ pub async fn serve(
     metrics: MetricsSource,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_plane(listener, ControlPlane::new(registry, metrics), shutdown).await;
+}
+
+/// [`serve`] with a full [`ControlPlane`] (persistence, token, debug hook).
+pub async fn serve_plane(
+    listener: TcpListener,
+    plane: ControlPlane,
+    shutdown: impl Future<Output = ()>,
+) {
+    let plane = Arc::new(plane);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -62,8 +126,7 @@ pub async fn serve(
                     debug!(%peer, "admin connection accepted");
                     connections.spawn(connection::serve_connection(
                         stream,
-                        registry.clone(),
-                        metrics.clone(),
+                        plane.clone(),
                         stop_rx.clone(),
                     ));
                 }

@@ -14,6 +14,8 @@ pub(crate) struct Response {
     body: String,
     /// `Allow` header value, sent with 405 (RFC 9110 §15.5.6 requires it there).
     allow: Option<&'static str>,
+    /// Send `WWW-Authenticate: Bearer` (RFC 9110 §11.6.1 requires it with 401).
+    challenge: bool,
 }
 
 impl Response {
@@ -34,12 +36,19 @@ impl Response {
             content_type,
             body,
             allow: None,
+            challenge: false,
         }
     }
 
     /// The same response with an `Allow` header listing the methods the endpoint takes.
     pub(crate) fn with_allow(mut self, methods: &'static str) -> Self {
         self.allow = Some(methods);
+        self
+    }
+
+    /// The same response with a `WWW-Authenticate: Bearer` challenge.
+    pub(crate) fn with_challenge(mut self) -> Self {
+        self.challenge = true;
         self
     }
 
@@ -62,6 +71,9 @@ impl Response {
         if let Some(allow) = self.allow {
             let _ = write!(out, "Allow: {allow}\r\n");
         }
+        if self.challenge {
+            out.extend_from_slice(b"WWW-Authenticate: Bearer realm=\"lb\"\r\n");
+        }
         if close {
             out.extend_from_slice(b"Connection: close\r\n");
         }
@@ -78,9 +90,11 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         201 => "Created",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         // The reason phrase is optional (RFC 9112 §4); clients must not rely on it.
         _ => "",
     }

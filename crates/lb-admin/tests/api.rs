@@ -3,7 +3,7 @@
 // A failed step should fail the test loudly; clippy's test exemption does not reach helpers.
 #![allow(clippy::unwrap_used)]
 
-use lb_admin::MetricsSource;
+use lb_admin::{ControlPlane, MetricsSource, PersistHook};
 use lb_registry::{Registry, TargetInfo};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -27,20 +27,21 @@ struct Admin {
 
 impl Admin {
     async fn start() -> Admin {
+        Admin::start_with(|plane| plane).await
+    }
+
+    /// Starts with a [`ControlPlane`] adjusted by `configure` (token, persistence hook).
+    async fn start_with(configure: impl FnOnce(ControlPlane) -> ControlPlane) -> Admin {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let registry = Arc::new(Registry::new(2));
         let metrics: MetricsSource =
             Arc::new(|out: &mut String| out.push_str("lb_worker_requests_total{worker=\"0\"} 7\n"));
+        let plane = configure(ControlPlane::new(registry.clone(), metrics));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(lb_admin::serve(
-            listener,
-            registry.clone(),
-            metrics,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let task = tokio::spawn(lb_admin::serve_plane(listener, plane, async move {
+            let _ = stopped.await;
+        }));
         Admin {
             addr,
             registry,
@@ -583,4 +584,108 @@ async fn shutdown_closes_idle_connections_and_returns() {
     client.assert_closed().await;
     // The listener is gone with `serve`.
     assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn with_a_token_every_call_but_healthz_needs_it() {
+    let admin = Admin::start_with(|mut plane| {
+        plane.token = Some(Arc::from("s3cret"));
+        plane
+    })
+    .await;
+    let body = target("/a", "10.0.0.1", 80);
+    for raw in [
+        post("/register", &body),
+        get("/targets"),
+        get("/metrics"),
+        get("/nope"),
+    ] {
+        let reply = admin.send(&raw).await;
+        assert_eq!(reply.status, 401, "{}", String::from_utf8_lossy(&raw));
+        assert!(reply
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer"));
+        assert!(reply.error().contains("Bearer"));
+    }
+    assert!(
+        admin.registry.targets().is_empty(),
+        "a refused call changes nothing"
+    );
+    assert_eq!(
+        admin.get("/healthz").await.status,
+        200,
+        "/healthz stays open"
+    );
+
+    let with = |raw: Vec<u8>, auth: &str| {
+        let text = String::from_utf8(raw).unwrap();
+        text.replacen("\r\n", &format!("\r\nAuthorization: {auth}\r\n"), 1)
+            .into_bytes()
+    };
+    let wrong = admin
+        .send(&with(post("/register", &body), "Bearer s3cre"))
+        .await;
+    assert_eq!(wrong.status, 401);
+    let ok = admin
+        .send(&with(post("/register", &body), "Bearer s3cret"))
+        .await;
+    assert_eq!(ok.status, 201);
+    let listed = admin.send(&with(get("/targets"), "bearer s3cret")).await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json().as_array().unwrap().len(), 1);
+    admin.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_change_is_saved_before_it_is_answered_and_undone_when_saving_fails() {
+    let saved: Arc<parking_lot::Mutex<Vec<usize>>> = Arc::default();
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hook: PersistHook = {
+        let (saved, fail) = (saved.clone(), fail.clone());
+        Arc::new(move |registry: &Registry| {
+            if fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("disk full".to_string());
+            }
+            saved.lock().push(registry.targets().len());
+            Ok(())
+        })
+    };
+    let admin = Admin::start_with(|mut plane| {
+        plane.persist = Some(hook);
+        plane
+    })
+    .await;
+    let a = target("/a", "10.0.0.1", 80);
+    let b = target("/a", "10.0.0.2", 80);
+    assert_eq!(admin.post("/register", &a).await.status, 201);
+    assert_eq!(
+        *saved.lock(),
+        vec![1],
+        "saved with the new target, before the answer"
+    );
+    assert_eq!(admin.post("/register", &a).await.status, 200);
+    assert_eq!(saved.lock().len(), 1, "no change, nothing to save");
+
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let refused = admin.post("/register", &b).await;
+    assert_eq!(refused.status, 500);
+    assert!(refused.error().contains("disk full"), "{}", refused.error());
+    assert_eq!(
+        admin.registry.targets().len(),
+        1,
+        "the failed registration was undone"
+    );
+    let refused = admin.post("/deregister", &a).await;
+    assert_eq!(refused.status, 500);
+    assert_eq!(
+        admin.registry.targets().len(),
+        1,
+        "the failed deregistration was undone"
+    );
+
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(admin.post("/deregister", &a).await.status, 200);
+    assert_eq!(*saved.lock(), vec![1, 0]);
+    admin.shutdown().await;
 }

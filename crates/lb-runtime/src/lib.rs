@@ -12,6 +12,7 @@ mod cpus;
 mod demo;
 mod health;
 mod listener;
+mod state;
 mod supervisor;
 
 pub use demo::run_demo;

@@ -3,6 +3,7 @@
 use crate::cpus::{allowed_cpus, cpu_for, worker_count};
 use crate::health::{self, ProbePlan, SharedPlan};
 use crate::listener::{bind_reuseport, ensure_free, plain};
+use crate::state::StateFile;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use lb_config::{Config, ConfigError};
 use lb_proxy::{WorkerConfig, WorkerStats};
@@ -132,6 +133,19 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
         workers,
         health_policy(&config.health),
     ));
+    // The state file first, then the configured routes on top of it.
+    let state = config
+        .state
+        .clone()
+        .map(|path| Arc::new(StateFile::new(path)));
+    if let Some(state) = &state {
+        if state.load_into(&registry).map_err(RunError::Runtime)? {
+            info!(
+                targets = registry.targets().len(),
+                "registry loaded from the state file"
+            );
+        }
+    }
     for route in &config.routes {
         for &target in &route.targets {
             registry
@@ -139,13 +153,18 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
                 .map_err(|e| RunError::Config(format!("route {}: {e}", route.prefix)))?;
         }
     }
+    // Saved once at start: a state file that cannot be written stops lb now, not at the first
+    // registration.
+    if let Some(state) = &state {
+        state.save(&registry).map_err(RunError::Runtime)?;
+    }
 
     let (stop, stop_rx) = watch::channel(false);
     let (events_tx, events) = unbounded();
     let stats: Vec<Arc<WorkerStats>> = (0..workers).map(|_| Arc::default()).collect();
     let mut threads = Vec::with_capacity(workers + 1);
 
-    let (admin, admin_thread) = spawn_admin(&config, &registry, &stats, stop_rx.clone())?;
+    let (admin, admin_thread) = spawn_admin(&config, &registry, &stats, state, stop_rx.clone())?;
     threads.push(admin_thread);
     let probe_plan: SharedPlan = Arc::new(RwLock::new(ProbePlan::from_config(&config)));
     let health_thread = health::spawn(registry.clone(), probe_plan.clone(), stop_rx.clone())
@@ -265,6 +284,7 @@ fn spawn_admin(
     config: &Config,
     registry: &Arc<Registry>,
     stats: &[Arc<WorkerStats>],
+    state: Option<Arc<StateFile>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, JoinHandle<()>), RunError> {
     let listener = std::net::TcpListener::bind(config.admin)
@@ -284,6 +304,12 @@ fn spawn_admin(
     let metrics: lb_admin::MetricsSource = Arc::new(move |out: &mut String| {
         WorkerStats::render_all(&stats, out);
     });
+    let mut plane = lb_admin::ControlPlane::new(registry, metrics);
+    plane.persist = state.map(|state| {
+        let hook: lb_admin::PersistHook = Arc::new(move |registry: &Registry| state.save(registry));
+        hook
+    });
+    plane.token = config.admin_token.as_deref().map(Arc::from);
     let thread = std::thread::Builder::new()
         .name("lb-admin".to_string())
         .spawn(move || {
@@ -308,7 +334,7 @@ fn spawn_admin(
                 let shutdown = async move {
                     let _ = stop.wait_for(|stopped| *stopped).await;
                 };
-                lb_admin::serve(listener, registry, metrics, shutdown).await;
+                lb_admin::serve_plane(listener, plane, shutdown).await;
             });
         })
         .map_err(|e| RunError::Runtime(format!("cannot start the admin thread: {e}")))?;

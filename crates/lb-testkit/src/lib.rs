@@ -21,6 +21,7 @@ pub mod backend;
 pub mod checksum;
 pub mod client;
 pub mod process;
+pub mod scratch;
 pub mod switch;
 pub mod wire;
 
@@ -35,6 +36,7 @@ pub use process::{
     parse_ready_line, run_args, run_to_exit, EchoProcess, Finished, LbProcess, Proc, Ready,
     START_TIMEOUT,
 };
+pub use scratch::ScratchDir;
 pub use switch::{poll_until, SwitchBackend};
 pub use wire::{Framing, Headers};
 

@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the load balancer (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run the tiny built-in backend (demos, tests, benchmarks).
     Echo(EchoArgs),
     /// Run lb on 127.0.0.1:8080 with three echo backends on "/".
@@ -69,6 +69,12 @@ struct RunArgs {
     /// How long shutdown waits for in-flight requests, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = millis(lb_config::DEFAULT_DRAIN_TIMEOUT))]
     drain_timeout: u64,
+    /// State file: the registry is saved there on every change and loaded at start.
+    #[arg(long, value_name = "FILE")]
+    state: Option<std::path::PathBuf>,
+    /// Require `Authorization: Bearer TOKEN` on every control-plane call except /healthz.
+    #[arg(long, value_name = "TOKEN")]
+    admin_token: Option<String>,
     /// Active health check: GET this path on every target (2xx/3xx is healthy).
     #[arg(long, value_name = "PATH")]
     health_check: Option<String>,
@@ -127,6 +133,8 @@ impl RunArgs {
                 fall: self.health_fall,
                 backoff: Duration::from_millis(self.health_backoff),
             },
+            state: self.state,
+            admin_token: self.admin_token,
             ..Config::default()
         }
     }
@@ -151,7 +159,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Some(Command::Run(args)) => lb_runtime::run(args.into_config()),
+        Some(Command::Run(args)) => lb_runtime::run((*args).into_config()),
         None => lb_runtime::run(cli.run.into_config()),
         Some(Command::Demo) => lb_runtime::run_demo(),
         Some(Command::Echo(args)) => lb_echo::run(args.listen, &args.name)
