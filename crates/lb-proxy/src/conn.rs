@@ -5,17 +5,31 @@
 //! back to the pool only after a complete exchange that left no stray bytes; lb answers with its own
 //! error response only while nothing of the upstream's response has been sent to the client.
 
-use crate::relay::{fill, read_more, relay_body, write_all, Limits, RelayError};
+use crate::relay::{fill, read_more, relay_body, tunnel, write_all, Limits, RelayError};
 use crate::worker::Worker;
 use lb_http::{
-    error_response, parse_request, parse_response, write_request_head, write_response_head,
-    BodyKind, ClientSide, ErrorKind, HttpError, Source, Version, EMPTY_HEADER, MAX_HEADERS,
+    dechunk_for, error_response, parse_request, parse_response, write_request_head,
+    write_response_head, BodyKind, ClientSide, ErrorKind, HttpError, Source, EMPTY_HEADER,
+    MAX_HEADERS,
 };
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, info};
+
+/// How long lb waits for an upstream's `100 Continue` before sending its own, so a client that
+/// waits for one is not stalled by an upstream that never sends interim responses.
+const EXPECT_CONTINUE_WAIT: Duration = Duration::from_secs(1);
+
+/// lb's own interim response for a client waiting on `Expect: 100-continue`.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+const BODY_TOO_LARGE: HttpError = HttpError::new(
+    ErrorKind::BodyTooLarge,
+    "request body is larger than allowed",
+);
 
 /// Serves one accepted client connection until it closes.
 pub(crate) async fn serve(worker: &Worker, client: TcpStream, peer: SocketAddr) {
@@ -68,39 +82,47 @@ impl Fault {
     }
 }
 
-/// A parsed, routed request whose upstream head is ready in `outbuf`.
+/// A parsed, routed request whose upstream head is ready in `outbuf`; its head is still at the
+/// start of `inbuf` until an upstream connection is established (so it can be routed again).
 #[derive(Debug, Clone, Copy)]
 struct Prepared {
     target: SocketAddr,
     head_len: usize,
     body: BodyKind,
-    keep_alive: bool,
-    version: Version,
+    client: ClientSide,
     head_request: bool,
+    expect_continue: bool,
+    upgrade: bool,
 }
 
 impl Prepared {
-    /// Whether lb may answer an error itself and keep reading requests: only when no request body
-    /// is left unread on the connection.
-    fn recoverable(&self) -> bool {
-        self.keep_alive && self.body == BodyKind::Empty
-    }
-
+    /// lb's answer to `error`: the connection goes on only when no request body is left unread.
     fn fault(&self, error: HttpError) -> Fault {
         Fault::Answer {
             error,
-            close: !self.recoverable(),
+            close: !(self.client.keep_alive && self.body == BodyKind::Empty),
             consumed: 0,
         }
     }
 }
 
-/// The upstream's response head, already rewritten into `outbuf`.
+/// The upstream's final response head, already rewritten into `outbuf`.
 #[derive(Debug, Clone, Copy)]
 struct Response {
     status: u16,
     body: BodyKind,
+    /// The upstream connection may be pooled after the body.
     reusable: bool,
+    /// The client connection must close after this response.
+    close: bool,
+}
+
+/// What reading the upstream's answer produced.
+#[derive(Debug)]
+enum Answer {
+    /// A `100 Continue` (already passed on to the client), when asked to stop there.
+    Continue,
+    Final(Response),
 }
 
 /// Why no response head came back from an upstream.
@@ -168,23 +190,39 @@ impl ClientConn<'_> {
             return Ok(Next::Close);
         };
         self.worker.stats.request();
-        self.inbuf.drain(..req.head_len);
-        let keep_alive = req.keep_alive && !self.worker.drain.is_draining();
+        let (mut upstream, req, resp) = self.forward_request(req).await?;
+        self.worker.stats.response(resp.status);
 
-        let (mut upstream, resp) = self.forward_request(&req, keep_alive).await?;
+        if resp.status == 101 {
+            // The 101 head is in `outbuf`, followed by whatever the upstream already sent in the
+            // new protocol; from here on bytes flow both ways untouched.
+            self.outbuf.extend_from_slice(&self.upbuf);
+            let limits = self.limits(None);
+            let result = tunnel(
+                &mut self.client,
+                &mut upstream,
+                &self.outbuf,
+                &self.inbuf,
+                limits,
+            )
+            .await;
+            debug!(worker = self.worker.cfg.id, upstream = %req.target, ?result, "tunnel closed");
+            return Ok(Next::Close);
+        }
 
         let limits = Limits {
             read: self.worker.cfg.upstream_timeout,
             write: self.worker.cfg.idle_timeout,
             max_len: None,
         };
-        self.worker.stats.response(resp.status);
+        let dechunk = dechunk_for(req.client, resp.body);
         let relayed = relay_body(
             &mut upstream,
             &mut self.client,
             &mut self.outbuf,
             &mut self.upbuf,
             resp.body,
+            dechunk,
             limits,
         )
         .await;
@@ -197,11 +235,13 @@ impl ClientConn<'_> {
             self.worker.pool.give(req.target, upstream);
         }
         self.upbuf.clear();
-        Ok(if keep_alive && resp.body != BodyKind::CloseDelimited {
-            Next::KeepAlive
-        } else {
-            Next::Close
-        })
+        Ok(
+            if resp.close || dechunk || resp.body == BodyKind::CloseDelimited {
+                Next::Close
+            } else {
+                Next::KeepAlive
+            },
+        )
     }
 
     /// Reads until a complete request head is parsed, routed and rewritten into `outbuf`. `None`
@@ -237,9 +277,13 @@ impl ClientConn<'_> {
             Ok(None) => return Ok(None),
             Err(error) => return Err(Fault::fatal(error)),
         };
+        let client = ClientSide {
+            version: req.version,
+            keep_alive: req.keep_alive && !self.worker.drain.is_draining(),
+        };
         let refuse = |error| Fault::Answer {
             error,
-            close: !(req.keep_alive && req.body == BodyKind::Empty),
+            close: !(client.keep_alive && req.body == BodyKind::Empty),
             consumed: req.head_len,
         };
         if let (BodyKind::Length(len), Some(max)) = (req.body, self.worker.cfg.max_body) {
@@ -263,7 +307,7 @@ impl ClientConn<'_> {
         let Some(target) = route.route.pick() else {
             return Err(refuse(HttpError::new(
                 ErrorKind::NoTarget,
-                "no target is registered for this route",
+                "no healthy target is registered for this route",
             )));
         };
         target.record_request(self.worker.cfg.id);
@@ -273,58 +317,57 @@ impl ClientConn<'_> {
             target: target.addr(),
             head_len: req.head_len,
             body: req.body,
-            keep_alive: req.keep_alive,
-            version: req.version,
+            client,
             head_request: req.method == "HEAD",
+            expect_continue: req.expect_continue,
+            upgrade: req.upgrade,
         }))
     }
 
-    /// Sends the request (head in `outbuf`, body from the client) and reads the response head.
-    /// A bodiless request whose reused upstream connection turns out stale is retried once on a
-    /// fresh connection: nothing of it can have been processed.
+    /// Connects (or reuses a pooled connection), sends the request and reads the final response
+    /// head. A target that refuses or times out is marked down (passive health) and the request,
+    /// of which nothing was sent, is routed once more to the next target in round-robin order.
+    /// A bodiless request whose reused connection turns out stale is retried once on a fresh one.
     async fn forward_request(
         &mut self,
-        req: &Prepared,
-        keep_alive: bool,
-    ) -> Result<(TcpStream, Response), Fault> {
-        let mut fresh = false;
-        loop {
-            let (mut upstream, reused) = self
-                .upstream(req.target, fresh)
-                .await
-                .map_err(|e| req.fault(e))?;
-            let retry_allowed = reused && req.body == BodyKind::Empty;
-            if req.body == BodyKind::Empty {
-                if write_all(
-                    &mut upstream,
-                    &self.outbuf,
-                    self.worker.cfg.upstream_timeout,
-                )
-                .await
-                .is_err()
-                {
-                    if retry_allowed {
-                        fresh = true;
-                        continue;
-                    }
-                    return Err(req.fault(HttpError::new(
-                        ErrorKind::UpstreamReset,
-                        "upstream connection failed while sending the request",
-                    )));
+        mut req: Prepared,
+    ) -> Result<(TcpStream, Prepared, Response), Fault> {
+        let mut failed_over = false;
+        let (mut upstream, mut reused) = loop {
+            match self.upstream(req.target, false).await {
+                Ok(conn) => break conn,
+                Err(error) if !failed_over => {
+                    info!(worker = self.worker.cfg.id, upstream = %req.target, %error, "marking target down; trying the next one");
+                    self.worker.routes.borrow().registry().mark_down(req.target);
+                    failed_over = true;
+                    // With no other healthy target, the client hears about the failure it met.
+                    req = match self.prepare() {
+                        Ok(Some(next)) => next,
+                        _ => return Err(req.fault(error)),
+                    };
                 }
-            } else {
-                self.send_body(&mut upstream, req).await?;
+                Err(error) => {
+                    self.worker.routes.borrow().registry().mark_down(req.target);
+                    return Err(req.fault(error));
+                }
             }
-            match self
-                .read_response_head(&mut upstream, req, keep_alive)
-                .await
-            {
-                Ok(resp) => return Ok((upstream, resp)),
-                Err(HeadError::ClosedEarly) if retry_allowed => fresh = true,
+        };
+        self.inbuf.drain(..req.head_len);
+        self.upbuf.clear();
+        loop {
+            let retry_allowed = reused && req.body == BodyKind::Empty;
+            match self.send_and_answer(&mut upstream, &req).await {
+                Ok(resp) => return Ok((upstream, req, resp)),
+                Err(HeadError::ClosedEarly) if retry_allowed => {
+                    (upstream, reused) = self
+                        .upstream(req.target, true)
+                        .await
+                        .map_err(|e| req.fault(e))?;
+                }
                 Err(HeadError::ClosedEarly) => {
                     return Err(req.fault(HttpError::new(
                         ErrorKind::UpstreamReset,
-                        "upstream closed the connection without a response",
+                        "the upstream closed the connection without a response",
                     )))
                 }
                 Err(HeadError::ClientGone) => return Err(Fault::ClientGone),
@@ -333,40 +376,163 @@ impl ClientConn<'_> {
         }
     }
 
-    /// Streams the request body after the head. Any failure here leaves the client stream in an
-    /// unknown state, so every fault closes the connection.
-    async fn send_body(&mut self, upstream: &mut TcpStream, req: &Prepared) -> Result<(), Fault> {
-        let limits = Limits {
-            read: self.worker.cfg.idle_timeout,
-            write: self.worker.cfg.upstream_timeout,
-            max_len: self.worker.cfg.max_body,
-        };
+    /// Sends the head (in `outbuf`) and the body, honouring `Expect: 100-continue`, and reads
+    /// the final response head. `outbuf` keeps the request head until a bodiless request got its
+    /// answer, so a stale connection can be retried.
+    async fn send_and_answer(
+        &mut self,
+        upstream: &mut TcpStream,
+        req: &Prepared,
+    ) -> Result<Response, HeadError> {
+        let upstream_write = self.worker.cfg.upstream_timeout;
+        if req.body == BodyKind::Empty {
+            write_all(upstream, &self.outbuf, upstream_write)
+                .await
+                .map_err(|_| HeadError::ClosedEarly)?;
+            return self.read_final(upstream, req).await;
+        }
+        if req.expect_continue {
+            // RFC 9110 §10.1.1: the client waits for 100 before sending the body. Pass the head
+            // on, and let the upstream's answer (or lb's own 100 after a short wait) decide.
+            write_all(upstream, &self.outbuf, upstream_write)
+                .await
+                .map_err(|_| upstream_lost())?;
+            self.outbuf.clear();
+            match timeout(EXPECT_CONTINUE_WAIT, self.read_answer(upstream, req, true)).await {
+                Ok(Ok(Answer::Continue)) => {}
+                Ok(Ok(Answer::Final(mut resp))) => {
+                    // Final answer before the body: the body's fate is unknown on both
+                    // connections, so neither is reused.
+                    resp.reusable = false;
+                    resp.close = true;
+                    return Ok(resp);
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    write_all(&mut self.client, CONTINUE, self.worker.cfg.idle_timeout)
+                        .await
+                        .map_err(|_| HeadError::ClientGone)?;
+                }
+            }
+        }
+        self.send_body(upstream, req).await?;
+        self.read_final(upstream, req).await
+    }
+
+    /// Streams the request body after the head (still in `outbuf` unless already sent).
+    async fn send_body(
+        &mut self,
+        upstream: &mut TcpStream,
+        req: &Prepared,
+    ) -> Result<(), HeadError> {
+        let limits = self.limits(self.worker.cfg.max_body);
         relay_body(
             &mut self.client,
             upstream,
             &mut self.outbuf,
             &mut self.inbuf,
             req.body,
+            false,
             limits,
         )
         .await
-        .map_err(|e| {
-            Fault::fatal(match e {
-                RelayError::Invalid(error) => error,
-                RelayError::TooLarge => BODY_TOO_LARGE,
-                RelayError::Source => HttpError::new(
-                    ErrorKind::BadRequest,
-                    "client stopped sending the request body",
-                ),
-                RelayError::Sink => HttpError::new(
-                    ErrorKind::UpstreamReset,
-                    "upstream connection failed while sending the request body",
-                ),
-            })
+        .map_err(|e| match e {
+            RelayError::Invalid(error) => HeadError::Fault(error),
+            RelayError::TooLarge => HeadError::Fault(BODY_TOO_LARGE),
+            RelayError::Source => HeadError::ClientGone,
+            RelayError::Sink => upstream_lost(),
         })
     }
 
-    /// An idle pooled connection to `target` (unless `fresh`), or a new one.
+    /// Reads the final response head, passing interim responses on.
+    async fn read_final(
+        &mut self,
+        upstream: &mut TcpStream,
+        req: &Prepared,
+    ) -> Result<Response, HeadError> {
+        match self.read_answer(upstream, req, false).await? {
+            Answer::Final(resp) => Ok(resp),
+            Answer::Continue => Err(HeadError::Fault(HttpError::new(
+                ErrorKind::UpstreamInvalid,
+                "unexpected interim response",
+            ))),
+        }
+    }
+
+    /// Reads the upstream's response head within the upstream timeout. Interim 1xx responses go to
+    /// clients that accept them (HTTP/1.1) and are dropped for others; with `stop_at_continue`, a
+    /// `100 Continue` ends the read. The final head is rewritten into `outbuf`.
+    async fn read_answer(
+        &mut self,
+        upstream: &mut TcpStream,
+        req: &Prepared,
+        stop_at_continue: bool,
+    ) -> Result<Answer, HeadError> {
+        let deadline = Instant::now() + self.worker.cfg.upstream_timeout;
+        loop {
+            if !self.upbuf.is_empty() {
+                let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+                let parsed =
+                    parse_response(&self.upbuf, &mut headers, req.head_request).map_err(|e| {
+                        HeadError::Fault(HttpError::new(ErrorKind::UpstreamInvalid, e.detail))
+                    })?;
+                if let Some(resp) = parsed {
+                    let head_len = resp.head_len;
+                    let status = resp.status;
+                    if status == 101 && !req.upgrade {
+                        return Err(HeadError::Fault(HttpError::new(
+                            ErrorKind::UpstreamInvalid,
+                            "the upstream switched protocols without an upgrade request",
+                        )));
+                    }
+                    if (100..200).contains(&status) && status != 101 {
+                        if req.client.accepts_interim() {
+                            self.outbuf.clear();
+                            write_response_head(&resp, req.client, &mut self.outbuf);
+                            write_all(&mut self.client, &self.outbuf, self.worker.cfg.idle_timeout)
+                                .await
+                                .map_err(|_| HeadError::ClientGone)?;
+                        }
+                        self.upbuf.drain(..head_len);
+                        if status == 100 && stop_at_continue {
+                            return Ok(Answer::Continue);
+                        }
+                        continue;
+                    }
+                    let client = ClientSide {
+                        keep_alive: req.client.keep_alive && !stop_at_continue,
+                        ..req.client
+                    };
+                    self.outbuf.clear();
+                    write_response_head(&resp, client, &mut self.outbuf);
+                    let response = Response {
+                        status,
+                        body: resp.body,
+                        reusable: resp.reusable,
+                        close: !client.keep_alive,
+                    };
+                    self.upbuf.drain(..head_len);
+                    return Ok(Answer::Final(response));
+                }
+            }
+            match timeout_at(deadline, fill(upstream, &mut self.upbuf)).await {
+                Err(_) => {
+                    return Err(HeadError::Fault(HttpError::new(
+                        ErrorKind::UpstreamTimeout,
+                        "the upstream did not answer in time",
+                    )))
+                }
+                Ok(Ok(0)) | Ok(Err(_)) if self.upbuf.is_empty() => {
+                    return Err(HeadError::ClosedEarly)
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(upstream_lost()),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// An idle pooled connection to `target` (unless `fresh`), or a new one; the flag says
+    /// whether it was reused.
     async fn upstream(
         &mut self,
         target: SocketAddr,
@@ -399,73 +565,12 @@ impl ClientConn<'_> {
         }
     }
 
-    /// Reads the upstream's response head (interim 1xx responses are passed to the client) and
-    /// writes the client's response head into `outbuf`.
-    async fn read_response_head(
-        &mut self,
-        upstream: &mut TcpStream,
-        req: &Prepared,
-        keep_alive: bool,
-    ) -> Result<Response, HeadError> {
-        let deadline = Instant::now() + self.worker.cfg.upstream_timeout;
-        self.upbuf.clear();
-        loop {
-            if !self.upbuf.is_empty() {
-                let mut headers = [EMPTY_HEADER; MAX_HEADERS];
-                let parsed =
-                    parse_response(&self.upbuf, &mut headers, req.head_request).map_err(|e| {
-                        HeadError::Fault(HttpError::new(ErrorKind::UpstreamInvalid, e.detail))
-                    })?;
-                if let Some(resp) = parsed {
-                    let head_len = resp.head_len;
-                    if resp.status == 101 {
-                        return Err(HeadError::Fault(HttpError::new(
-                            ErrorKind::UpstreamInvalid,
-                            "upstream switched protocols without an upgrade request",
-                        )));
-                    }
-                    if (100..200).contains(&resp.status) {
-                        // Interim response: pass it on verbatim and wait for the final one.
-                        let interim = &self.upbuf[..head_len];
-                        write_all(&mut self.client, interim, self.worker.cfg.idle_timeout)
-                            .await
-                            .map_err(|_| HeadError::ClientGone)?;
-                        self.upbuf.drain(..head_len);
-                        continue;
-                    }
-                    let client = ClientSide {
-                        version: req.version,
-                        keep_alive,
-                    };
-                    self.outbuf.clear();
-                    write_response_head(&resp, client, &mut self.outbuf);
-                    let response = Response {
-                        status: resp.status,
-                        body: resp.body,
-                        reusable: resp.reusable,
-                    };
-                    self.upbuf.drain(..head_len);
-                    return Ok(response);
-                }
-            }
-            match timeout_at(deadline, fill(upstream, &mut self.upbuf)).await {
-                Err(_) => {
-                    return Err(HeadError::Fault(HttpError::new(
-                        ErrorKind::UpstreamTimeout,
-                        "the upstream did not answer in time",
-                    )))
-                }
-                Ok(Ok(0)) | Ok(Err(_)) if self.upbuf.is_empty() => {
-                    return Err(HeadError::ClosedEarly)
-                }
-                Ok(Ok(0)) | Ok(Err(_)) => {
-                    return Err(HeadError::Fault(HttpError::new(
-                        ErrorKind::UpstreamReset,
-                        "the upstream closed the connection mid-response",
-                    )))
-                }
-                Ok(Ok(_)) => {}
-            }
+    /// Client-side timeouts for relays towards the upstream.
+    fn limits(&self, max_len: Option<u64>) -> Limits {
+        Limits {
+            read: self.worker.cfg.idle_timeout,
+            write: self.worker.cfg.upstream_timeout,
+            max_len,
         }
     }
 
@@ -514,7 +619,10 @@ impl ClientConn<'_> {
     }
 }
 
-const BODY_TOO_LARGE: HttpError = HttpError::new(
-    ErrorKind::BodyTooLarge,
-    "request body is larger than allowed",
-);
+/// The upstream connection failed after part of the request or response went through.
+fn upstream_lost() -> HeadError {
+    HeadError::Fault(HttpError::new(
+        ErrorKind::UpstreamReset,
+        "the upstream connection failed mid-exchange",
+    ))
+}

@@ -70,14 +70,16 @@ pub(crate) struct Limits {
 }
 
 /// Relays a body of framing `body` from `src` to `dst`. `head` holds bytes to send first (a message
-/// head); they go out together with the first body bytes in one write. On success `buf` holds only
-/// bytes past the end of the body.
+/// head); they go out together with the first body bytes in one write. With `dechunk`, a chunked
+/// body is decoded and only its payload is sent (for HTTP/1.0 clients). On success `buf` holds
+/// only bytes past the end of the body.
 pub(crate) async fn relay_body(
     src: &mut TcpStream,
     dst: &mut TcpStream,
     head: &mut Vec<u8>,
     buf: &mut Vec<u8>,
     body: BodyKind,
+    dechunk: bool,
     limits: Limits,
 ) -> Result<(), RelayError> {
     let mut remaining = match body {
@@ -86,30 +88,38 @@ pub(crate) async fn relay_body(
     };
     let mut chunked = ChunkedDecoder::new();
     loop {
-        // How many of the buffered bytes belong to the body, and whether it ends with them.
-        let (take, done) = match body {
-            BodyKind::Empty => (0, true),
+        // How many buffered bytes belong to the body, whether they are forwarded as they are
+        // (rather than decoded into `head`), and whether the body ends with them.
+        let (take, raw, done) = match body {
+            BodyKind::Empty => (0, true, true),
             BodyKind::Length(_) => {
                 let take = usize::try_from(remaining).map_or(buf.len(), |r| r.min(buf.len()));
                 remaining -= take as u64;
-                (take, remaining == 0)
+                (take, true, remaining == 0)
             }
             BodyKind::Chunked => {
-                let scan = chunked.scan(buf).map_err(RelayError::Invalid)?;
+                let scan = if dechunk {
+                    chunked.decode(buf, head)
+                } else {
+                    chunked.scan(buf)
+                }
+                .map_err(RelayError::Invalid)?;
                 if limits.max_len.is_some_and(|max| chunked.data_len() > max) {
                     return Err(RelayError::TooLarge);
                 }
-                (scan.consumed, scan.done)
+                (scan.consumed, !dechunk, scan.done)
             }
-            BodyKind::CloseDelimited => (buf.len(), false),
+            BodyKind::CloseDelimited => (buf.len(), true, false),
         };
         if !head.is_empty() {
-            head.extend_from_slice(&buf[..take]);
+            if raw {
+                head.extend_from_slice(&buf[..take]);
+            }
             write_all(dst, head, limits.write)
                 .await
                 .map_err(|_| RelayError::Sink)?;
             head.clear();
-        } else if take > 0 {
+        } else if raw && take > 0 {
             write_all(dst, &buf[..take], limits.write)
                 .await
                 .map_err(|_| RelayError::Sink)?;
@@ -120,9 +130,24 @@ pub(crate) async fn relay_body(
         }
         match read_more(src, buf, limits.read).await {
             Ok(0) if body == BodyKind::CloseDelimited => return Ok(()),
-            Ok(0) => return Err(RelayError::Source),
+            Ok(0) | Err(_) => return Err(RelayError::Source),
             Ok(_) => {}
-            Err(_) => return Err(RelayError::Source),
         }
     }
+}
+
+/// Joins two connections into a byte tunnel after a `101 Switching Protocols`, until either side
+/// closes. Bytes each side sent early (already buffered) are delivered first.
+pub(crate) async fn tunnel(
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
+    to_client: &[u8],
+    to_upstream: &[u8],
+    limits: Limits,
+) -> io::Result<()> {
+    write_all(client, to_client, limits.write).await?;
+    write_all(upstream, to_upstream, limits.write).await?;
+    tokio::io::copy_bidirectional(client, upstream)
+        .await
+        .map(|_| ())
 }

@@ -55,10 +55,12 @@ fn refused_upstream_is_502() {
     let dead = refused_addr();
     let lb = lb(1, &[("/", &[dead])], &[]);
     assert_lb_error(&get(lb.addr(), "/x"), 502);
-    // Again on a keep-alive connection: the failure is per request, lb keeps serving.
+    // The refusal took the only target out of rotation (passive health, issue 5): the next
+    // request, on a keep-alive connection, gets 503 and the connection stays usable.
     let mut c = Conn::open(lb.addr());
     let r = c.get("/y");
-    assert_lb_error(&r, 502);
+    assert_lb_error(&r, 503);
+    assert_lb_error(&c.get("/z"), 503);
 }
 
 /// `--upstream-timeout 500`: a backend that reads the request and never answers gets a 504 after

@@ -151,10 +151,8 @@ fn without_a_check_path_nothing_is_probed() {
 }
 
 /// Passive health: a refused connect takes the target out for the back-off and the request is
-/// retried on the next target. Needs lb-proxy to call `Registry::mark_down(addr)` on a connect
-/// failure and to retry once on the next pick (the lead's part of issue 5).
+/// retried on the next target in round-robin order.
 #[test]
-#[ignore = "enable once lb-proxy calls Registry::mark_down and retries on the next target"]
 fn a_refused_connect_marks_the_target_down_and_retries_on_the_next() {
     let dead = refused_addr();
     let live = Backend::start("live");
