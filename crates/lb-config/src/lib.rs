@@ -1,10 +1,18 @@
 //! lb's typed configuration.
 //!
 //! Every setting lb understands lives in [`Config`], with its default named once in a `DEFAULT_*`
-//! constant. The CLI (and, later, the config file) fill this struct; [`Config::validate`] reports
-//! every problem before a socket is bound, so a bad setting never half-starts lb.
+//! constant. The config file ([`parse_file`]) and the command line each fill a [`Layer`];
+//! [`Config::layered`] stacks defaults, file and flags (flags win), and [`Config::validate`]
+//! reports every problem before a socket is bound, so a bad setting never half-starts lb.
 //!
-//! This crate must never do I/O: parsing and validating take values and return values.
+//! This crate must never do I/O: parsing and validating take values (the file's text) and return
+//! values.
+
+mod file;
+mod layer;
+
+pub use file::parse_file;
+pub use layer::Layer;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -263,6 +271,24 @@ impl Config {
             check_probe_path(path)?;
         }
         for route in &self.routes {
+            if !route.prefix.starts_with('/') {
+                return Err(ConfigError(format!(
+                    "route prefix `{}` must start with `/`",
+                    route.prefix
+                )));
+            }
+            if route.targets.is_empty() {
+                return Err(ConfigError(format!(
+                    "route {} has no targets",
+                    route.prefix
+                )));
+            }
+            if let Some(t) = route.targets.iter().find(|t| t.port() == 0) {
+                return Err(ConfigError(format!(
+                    "route {}: target {t} has port 0",
+                    route.prefix
+                )));
+            }
             if let Some(path) = &route.health_check {
                 check_probe_path(path)
                     .map_err(|e| ConfigError(format!("route {}: {e}", route.prefix)))?;

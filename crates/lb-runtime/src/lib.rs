@@ -12,8 +12,10 @@ mod cpus;
 mod demo;
 mod health;
 mod listener;
+mod reload;
 mod state;
 mod supervisor;
 
 pub use demo::run_demo;
-pub use supervisor::{run, start, Handle, RunError};
+pub use reload::ConfigSource;
+pub use supervisor::{run, run_from, start, Handle, RunError};

@@ -3,6 +3,7 @@
 use crate::cpus::{allowed_cpus, cpu_for, worker_count};
 use crate::health::{self, ProbePlan, SharedPlan};
 use crate::listener::{bind_reuseport, ensure_free, plain};
+use crate::reload::{reload, ConfigSource};
 use crate::state::StateFile;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use lb_config::{Config, ConfigError};
@@ -69,6 +70,8 @@ enum Event {
         worker: usize,
     },
     Signal(&'static str),
+    /// SIGHUP: reload the config file.
+    Reload,
 }
 
 /// A running lb: its addresses, its registry, and the way to stop it.
@@ -78,6 +81,12 @@ pub struct Handle {
     admin: SocketAddr,
     workers: usize,
     registry: Arc<Registry>,
+    /// The configuration in force (routes and health follow reloads).
+    pub(crate) config: Config,
+    /// The state file, when there is one.
+    pub(crate) state: Option<Arc<StateFile>>,
+    /// What the health thread probes (replaced on a reload).
+    pub(crate) probe_plan: SharedPlan,
     stop: watch::Sender<bool>,
     events: Receiver<Event>,
     events_tx: Sender<Event>,
@@ -164,7 +173,8 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
     let stats: Vec<Arc<WorkerStats>> = (0..workers).map(|_| Arc::default()).collect();
     let mut threads = Vec::with_capacity(workers + 1);
 
-    let (admin, admin_thread) = spawn_admin(&config, &registry, &stats, state, stop_rx.clone())?;
+    let (admin, admin_thread) =
+        spawn_admin(&config, &registry, &stats, state.clone(), stop_rx.clone())?;
     threads.push(admin_thread);
     let probe_plan: SharedPlan = Arc::new(RwLock::new(ProbePlan::from_config(&config)));
     let health_thread = health::spawn(registry.clone(), probe_plan.clone(), stop_rx.clone())
@@ -185,6 +195,9 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
         admin,
         workers,
         registry,
+        config: config.clone(),
+        state,
+        probe_plan,
         stop,
         events,
         events_tx,
@@ -243,9 +256,20 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
     Ok(handle)
 }
 
-/// Runs lb until SIGINT or SIGTERM: start, print the ready line, wait, drain, return.
+/// Runs lb until SIGINT or SIGTERM: start, print the ready line, wait, drain, return. SIGHUP is
+/// logged and ignored (there is no file to reload).
 pub fn run(config: Config) -> Result<(), RunError> {
-    let handle = start(config)?;
+    run_with(config, None)
+}
+
+/// Loads the configuration from `source` and runs lb like [`run`]; SIGHUP reloads `source`.
+pub fn run_from(source: ConfigSource) -> Result<(), RunError> {
+    let config = source.load()?;
+    run_with(config, Some(source))
+}
+
+fn run_with(config: Config, source: Option<ConfigSource>) -> Result<(), RunError> {
+    let mut handle = start(config)?;
     install_signals(handle.events_tx.clone())?;
     println!("{}", handle.ready_line());
     let _ = std::io::stdout().flush();
@@ -255,6 +279,10 @@ pub fn run(config: Config) -> Result<(), RunError> {
                 info!(signal = name, "shutting down: draining in-flight requests");
                 break Ok(());
             }
+            Ok(Event::Reload) => match &source {
+                Some(source) if source.file.is_some() => reload(&mut handle, source),
+                _ => warn!("SIGHUP ignored: lb was started without --config"),
+            },
             Ok(Event::Exited { worker }) => {
                 error!(worker, "worker stopped unexpectedly; shutting down");
                 break Err(RunError::Runtime(format!(
@@ -271,7 +299,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
 }
 
 /// The registry's health thresholds from the configuration.
-fn health_policy(health: &lb_config::HealthConfig) -> HealthPolicy {
+pub(crate) fn health_policy(health: &lb_config::HealthConfig) -> HealthPolicy {
     HealthPolicy {
         rise: health.rise,
         fall: health.fall,
@@ -411,7 +439,7 @@ fn spawn_worker(
         })
 }
 
-/// Turns SIGINT and SIGTERM into supervisor events. Returns once the handlers are installed, so a
+/// Turns SIGINT and SIGTERM (stop) and SIGHUP (reload) into supervisor events. Returns once the handlers are installed, so a
 /// signal sent right after the ready line is never lost.
 fn install_signals(events: Sender<Event>) -> Result<(), RunError> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -430,23 +458,25 @@ fn install_signals(events: Sender<Event>) -> Result<(), RunError> {
                 }
             };
             runtime.block_on(async move {
-                let (mut term, mut int) = match (
+                let (mut term, mut int, mut hup) = match (
                     signal(SignalKind::terminate()),
                     signal(SignalKind::interrupt()),
+                    signal(SignalKind::hangup()),
                 ) {
-                    (Ok(t), Ok(i)) => (t, i),
-                    (Err(e), _) | (_, Err(e)) => {
+                    (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                         let _ = installed_tx.send(Err(e.to_string()));
                         return;
                     }
                 };
                 let _ = installed_tx.send(Ok(()));
                 loop {
-                    let name = tokio::select! {
-                        _ = term.recv() => "SIGTERM",
-                        _ = int.recv() => "SIGINT",
+                    let event = tokio::select! {
+                        _ = term.recv() => Event::Signal("SIGTERM"),
+                        _ = int.recv() => Event::Signal("SIGINT"),
+                        _ = hup.recv() => Event::Reload,
                     };
-                    if events.send(Event::Signal(name)).is_err() {
+                    if events.send(event).is_err() {
                         return;
                     }
                 }

@@ -1,0 +1,178 @@
+//! The config file (issue 5 "Configuration"): `--config lb.toml` runs lb, flags override it,
+//! unknown keys are errors with the key and the line (exit 2), and SIGHUP reloads the routes
+//! without dropping a connection while an invalid new file is rejected and the old one stays.
+
+use crate::{bin, served_by, WAIT};
+use lb_testkit::{poll_until, run_to_exit, Backend, Conn, LbProcess, ScratchDir};
+use std::net::SocketAddr;
+use std::path::Path;
+
+fn config_text(routes: &[(&str, &[SocketAddr])], extra: &str) -> String {
+    let mut text = String::from(
+        "listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nworkers = 1\npin = false\n",
+    );
+    text.push_str(extra);
+    for (prefix, targets) in routes {
+        let list: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+        text.push_str(&format!(
+            "\n[[route]]\nprefix = \"{prefix}\"\ntargets = [{}]\n",
+            list.join(", ")
+        ));
+    }
+    text
+}
+
+fn start(file: &Path, extra_flags: &[&str]) -> LbProcess {
+    let mut args = vec!["run", "--config", file.to_str().expect("utf-8 path")];
+    args.extend_from_slice(extra_flags);
+    LbProcess::start(bin(), &args)
+}
+
+#[test]
+fn a_config_file_runs_lb_and_flags_override_it() {
+    let dir = ScratchDir::new("config-run");
+    let file = dir.join("lb.toml");
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    std::fs::write(
+        &file,
+        config_text(&[("/", &[a.addr()]), ("/b", &[b.addr()])], ""),
+    )
+    .unwrap();
+    let lb = start(&file, &["--workers", "2"]);
+    assert_eq!(
+        lb.workers(),
+        2,
+        "--workers overrides the file's workers = 1"
+    );
+    assert_eq!(served_by(&lb_testkit::get(lb.addr(), "/x")), "a");
+    assert_eq!(served_by(&lb_testkit::get(lb.addr(), "/b/x")), "b");
+    drop(lb);
+    // A --route for a prefix of the file replaces that route.
+    let lb = start(&file, &["--route", &format!("/={}", b.addr())]);
+    assert_eq!(lb.workers(), 1);
+    assert_eq!(served_by(&lb_testkit::get(lb.addr(), "/x")), "b");
+}
+
+#[test]
+fn bad_config_files_exit_2_naming_the_key_and_the_line() {
+    let dir = ScratchDir::new("config-bad");
+    let file = dir.join("lb.toml");
+    let cases = [
+        (
+            "listen = \"127.0.0.1:0\"\n\n[timeouts]\nconect = \"1s\"\n",
+            &["line 4", "conect"][..],
+        ),
+        (
+            "workers = 1\nlistn = \"127.0.0.1:0\"\n",
+            &["line 2", "listn"][..],
+        ),
+        ("[health]\nrise = \"often\"\n", &["line 2", "rise"][..]),
+        ("[health]\ncheck = \"no-slash\"\n", &["no-slash"][..]),
+        (
+            "[[route]]\nprefix = \"/a\"\ntargets = []\n",
+            &["no targets"][..],
+        ),
+    ];
+    for (text, wanted) in cases {
+        std::fs::write(&file, text).unwrap();
+        let f = run_to_exit(
+            bin(),
+            &["run", "--config", file.to_str().expect("utf-8")],
+            WAIT,
+        );
+        assert_eq!(f.status.code(), Some(2), "{text:?}: {}", f.stderr);
+        for w in wanted {
+            assert!(
+                f.stderr.contains(w),
+                "{text:?}: stderr lacks {w:?}:\n{}",
+                f.stderr
+            );
+        }
+        assert!(!f.stdout.iter().any(|l| l.contains("listening on")));
+    }
+    let missing = dir.join("missing.toml");
+    let f = run_to_exit(
+        bin(),
+        &["run", "--config", missing.to_str().expect("utf-8")],
+        WAIT,
+    );
+    assert_eq!(f.status.code(), Some(2), "{}", f.stderr);
+    assert!(
+        f.stderr.contains("cannot read the config file"),
+        "{}",
+        f.stderr
+    );
+}
+
+#[test]
+fn sighup_reloads_routes_without_dropping_a_connection() {
+    let dir = ScratchDir::new("config-reload");
+    let file = dir.join("lb.toml");
+    let (a, b, api) = (
+        Backend::start("a"),
+        Backend::start("b"),
+        Backend::start("api"),
+    );
+    std::fs::write(&file, config_text(&[("/", &[a.addr()])], "")).unwrap();
+    let mut lb = start(&file, &[]);
+    let admin = lb.admin();
+    admin.register_ok("/api", api.addr()); // registered at run time: kept across reloads
+    let mut kept = Conn::open(lb.addr());
+    assert_eq!(served_by(&kept.get("/one")), "a");
+
+    std::fs::write(&file, config_text(&[("/", &[b.addr()])], "")).unwrap();
+    lb.process().signal("HUP");
+    let want = {
+        let mut v = vec![
+            ("/".to_string(), b.addr().to_string()),
+            ("/api".to_string(), api.addr().to_string()),
+        ];
+        v.sort();
+        v
+    };
+    poll_until(WAIT, "routes after the reload", || {
+        let now = admin.target_set();
+        if now == want {
+            Ok(())
+        } else {
+            Err(now)
+        }
+    });
+    assert_eq!(
+        served_by(&kept.get("/two")),
+        "b",
+        "same connection, new route"
+    );
+
+    // An invalid file is rejected and the running routes stay.
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nbogus_key = 1\n").unwrap();
+    lb.process().signal("HUP");
+    poll_until(WAIT, "the rejection in the log", || {
+        let err = lb.stderr();
+        if err.contains("reload rejected") && err.contains("bogus_key") {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    });
+    assert_eq!(admin.target_set(), want);
+    assert_eq!(served_by(&kept.get("/three")), "b");
+    assert!(lb.try_exit().is_none(), "lb keeps running");
+
+    // A setting that needs a restart is reported, the routes still apply.
+    std::fs::write(
+        &file,
+        config_text(&[("/", &[a.addr()])], "[timeouts]\nconnect = \"1s\"\n"),
+    )
+    .unwrap();
+    lb.process().signal("HUP");
+    poll_until(WAIT, "the restart note in the log", || {
+        let err = lb.stderr();
+        if err.contains("timeouts.connect") {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    });
+    assert_eq!(served_by(&kept.get("/four")), "a");
+}
