@@ -1,10 +1,12 @@
 //! Arbitrary bytes as a response head: parsing never panics, a parsed head is within its input,
-//! and the head lb writes to the client parses back without error.
+//! and the head lb writes to the client parses back with the framing the client will see
+//! (close-delimited when a chunked body is de-chunked for an HTTP/1.0 client) and the same
+//! status.
 #![no_main]
 
 use lb_http::{
-    parse_response, write_response_head, ClientSide, Version, EMPTY_HEADER, MAX_HEADERS,
-    MAX_HEAD_BYTES,
+    dechunk_for, parse_response, write_response_head, BodyKind, ClientSide, Version, EMPTY_HEADER,
+    MAX_HEADERS, MAX_HEAD_BYTES,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -19,6 +21,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(resp.head_len <= data.len() && resp.head_len <= MAX_HEAD_BYTES);
+    if resp.status == 101 {
+        assert!(!resp.reusable);
+    }
 
     let client = ClientSide {
         version: if flags & 2 != 0 {
@@ -33,9 +38,18 @@ fuzz_target!(|data: &[u8]| {
     if out.len() > MAX_HEAD_BYTES {
         return;
     }
-    let mut again = [EMPTY_HEADER; MAX_HEADERS + 2];
+    let mut again = [EMPTY_HEADER; MAX_HEADERS + 4];
     match parse_response(&out, &mut again, head_request) {
-        Ok(Some(fwd)) => assert_eq!(fwd.head_len, out.len()),
+        Ok(Some(fwd)) => {
+            assert_eq!(fwd.head_len, out.len());
+            assert_eq!(fwd.status, resp.status);
+            let expected = if dechunk_for(client, resp.body) {
+                BodyKind::CloseDelimited
+            } else {
+                resp.body
+            };
+            assert_eq!(fwd.body, expected);
+        }
         other => panic!("written head does not parse: {other:?}"),
     }
 });
