@@ -8,13 +8,16 @@
 //! Library first: tests start lb in-process with [`start`] on port 0 and stop it with
 //! [`Handle::shutdown`].
 
+mod admin;
 mod cpus;
 mod demo;
 mod health;
 mod listener;
 mod reload;
+mod signals;
 mod state;
 mod supervisor;
+mod worker;
 
 pub use demo::run_demo;
 pub use reload::ConfigSource;

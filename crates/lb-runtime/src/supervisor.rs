@@ -1,22 +1,35 @@
-//! Starting, watching and stopping the workers and the admin thread.
+//! Starting, watching and stopping the workers, the admin thread and the health thread.
+//!
+//! [`start`]: validate the configuration; build the registry (state file first, then the
+//! configured routes); bind the admin socket and start the control plane; start the health
+//! thread; bind one `SO_REUSEPORT` socket per worker (the first one resolves port 0, the others
+//! share its port) and keep a duplicate of each; start the workers one by one, each reporting
+//! ready. [`run`] then prints the ready line and handles events: SIGINT/SIGTERM drain and stop,
+//! SIGHUP reloads the config file, and a worker that exits (a panic) is respawned on the same
+//! CPU and the same socket, so the other workers, the round-robin order and even the connections
+//! queued on the dead worker's socket are unaffected.
 
+use crate::admin::AdminThread;
 use crate::cpus::{allowed_cpus, cpu_for, worker_count};
 use crate::health::{self, ProbePlan, SharedPlan};
 use crate::listener::{bind_reuseport, ensure_free, plain};
 use crate::reload::{reload, ConfigSource};
 use crate::state::StateFile;
+use crate::worker::{self, Launch};
 use crossbeam_channel::{unbounded, Receiver, Sender};
+use lb_admin::ControlPlane;
 use lb_config::{Config, ConfigError};
 use lb_proxy::{WorkerConfig, WorkerStats};
 use lb_registry::{HealthPolicy, Registry};
 use parking_lot::RwLock;
 use std::fmt;
+use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info, warn};
 
 /// Why lb could not start or stopped with a failure.
@@ -56,10 +69,9 @@ impl From<ConfigError> for RunError {
 
 /// What workers (and the signal thread) tell the supervisor.
 #[derive(Debug)]
-enum Event {
+pub(crate) enum Event {
     Ready {
         worker: usize,
-        addr: SocketAddr,
         pinned: bool,
     },
     Failed {
@@ -68,13 +80,14 @@ enum Event {
     },
     Exited {
         worker: usize,
+        panicked: bool,
     },
     Signal(&'static str),
     /// SIGHUP: reload the config file.
     Reload,
 }
 
-/// A running lb: its addresses, its registry, and the way to stop it.
+/// A running lb: its addresses, its registry, its threads and sockets, and the way to stop it.
 #[derive(Debug)]
 pub struct Handle {
     listen: SocketAddr,
@@ -88,9 +101,20 @@ pub struct Handle {
     /// What the health thread probes (replaced on a reload).
     pub(crate) probe_plan: SharedPlan,
     stop: watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
     events: Receiver<Event>,
     events_tx: Sender<Event>,
-    threads: Vec<JoinHandle<()>>,
+    /// The supervisor's duplicate of each worker's listening socket (see `worker`).
+    sockets: Vec<TcpListener>,
+    /// The supervisor's duplicate of the admin socket.
+    admin_socket: Option<TcpListener>,
+    admin_thread: Option<AdminThread>,
+    health_thread: Option<JoinHandle<()>>,
+    worker_threads: Vec<Option<JoinHandle<()>>>,
+    cpus: Vec<core_affinity::CoreId>,
+    stats: Vec<Arc<WorkerStats>>,
+    panics: Arc<Vec<Arc<Notify>>>,
+    restarts: Arc<Vec<AtomicU64>>,
 }
 
 impl Handle {
@@ -126,11 +150,61 @@ impl Handle {
     /// threads.
     pub fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        for thread in self.threads.drain(..) {
+        // With the workers' own descriptors, these close the sockets: new connections are
+        // refused from now on.
+        self.sockets.clear();
+        if let Some(mut admin) = self.admin_thread.take() {
+            admin.stop();
+        }
+        self.admin_socket = None;
+        for thread in self.worker_threads.drain(..).flatten() {
             if thread.join().is_err() {
                 error!("a worker thread panicked during shutdown");
             }
         }
+        if let Some(thread) = self.health_thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// The settings worker `id` starts with, on `listener`.
+    fn launch(&self, id: usize, listener: TcpListener) -> Launch {
+        Launch {
+            id,
+            listener,
+            cpu: cpu_for(id, &self.cpus),
+            cfg: WorkerConfig::new(id, &self.config),
+            registry: self.registry.clone(),
+            stats: self.stats[id].clone(),
+            stop: self.stop_rx.clone(),
+            events: self.events_tx.clone(),
+            panic: self.panics[id].clone(),
+        }
+    }
+
+    /// Starts worker `id` on (a duplicate of) its socket.
+    fn spawn_worker(&mut self, id: usize) -> Result<(), RunError> {
+        let listener = self.sockets[id]
+            .try_clone()
+            .map_err(|e| RunError::Runtime(format!("worker {id} socket: {}", plain(&e))))?;
+        let thread = worker::spawn(self.launch(id, listener))
+            .map_err(|e| RunError::Runtime(format!("cannot start worker {id}: {e}")))?;
+        self.worker_threads[id] = Some(thread);
+        Ok(())
+    }
+
+    /// Worker `id` exited while lb runs: reap its thread and start it again, same CPU, same
+    /// socket, same counters.
+    fn respawn(&mut self, id: usize, panicked: bool) -> Result<(), RunError> {
+        if panicked {
+            error!(worker = id, "worker panicked; respawning it");
+        } else {
+            error!(worker = id, "worker stopped unexpectedly; respawning it");
+        }
+        if let Some(thread) = self.worker_threads.get_mut(id).and_then(Option::take) {
+            let _ = thread.join();
+        }
+        self.spawn_worker(id)
     }
 }
 
@@ -171,27 +245,47 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
     let (stop, stop_rx) = watch::channel(false);
     let (events_tx, events) = unbounded();
     let stats: Vec<Arc<WorkerStats>> = (0..workers).map(|_| Arc::default()).collect();
-    let mut threads = Vec::with_capacity(workers + 1);
+    let restarts: Arc<Vec<AtomicU64>> = Arc::new((0..workers).map(|_| AtomicU64::new(0)).collect());
+    let panics: Arc<Vec<Arc<Notify>>> = Arc::new((0..workers).map(|_| Arc::default()).collect());
 
-    let (admin, admin_thread) =
-        spawn_admin(&config, &registry, &stats, state.clone(), stop_rx.clone())?;
-    threads.push(admin_thread);
+    let admin_socket = TcpListener::bind(config.admin)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| {
+            RunError::Runtime(format!(
+                "cannot listen on {} (admin): {}",
+                config.admin,
+                plain(&e)
+            ))
+        })?;
+    let admin = admin_socket
+        .local_addr()
+        .map_err(|e| RunError::Runtime(format!("admin listener: {}", plain(&e))))?;
+    let plane = control_plane(
+        &config,
+        &registry,
+        &stats,
+        &restarts,
+        &panics,
+        state.clone(),
+    );
+    let admin_thread = admin_socket
+        .try_clone()
+        .and_then(|l| AdminThread::spawn(l, plane))
+        .map_err(|e| RunError::Runtime(format!("cannot start the admin thread: {e}")))?;
+
     let probe_plan: SharedPlan = Arc::new(RwLock::new(ProbePlan::from_config(&config)));
     let health_thread = health::spawn(registry.clone(), probe_plan.clone(), stop_rx.clone())
         .map_err(|e| RunError::Runtime(format!("cannot start the health thread: {e}")))?;
-    threads.push(health_thread);
 
     let cpus = if config.pin {
         allowed_cpus()
     } else {
         Vec::new()
     };
-    ensure_free(config.listen).map_err(|e| {
-        RunError::Runtime(format!("cannot listen on {}: {}", config.listen, plain(&e)))
-    })?;
+    let (sockets, listen) = bind_workers(config.listen, workers, config.backlog)?;
 
     let mut handle = Handle {
-        listen: config.listen,
+        listen,
         admin,
         workers,
         registry,
@@ -199,41 +293,28 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
         state,
         probe_plan,
         stop,
+        stop_rx,
         events,
         events_tx,
-        threads,
+        sockets,
+        admin_socket: Some(admin_socket),
+        admin_thread: Some(admin_thread),
+        health_thread: Some(health_thread),
+        worker_threads: (0..workers).map(|_| None).collect(),
+        cpus,
+        stats,
+        panics,
+        restarts,
     };
-    // Worker 0 binds first so that port 0 resolves to one real port the others then share.
     let mut pinned_all = config.pin;
-    for (worker, worker_stats) in stats.iter().enumerate() {
-        let spawned = spawn_worker(
-            worker,
-            handle.listen,
-            &config,
-            cpu_for(worker, &cpus),
-            handle.registry.clone(),
-            worker_stats.clone(),
-            stop_rx.clone(),
-            handle.events_tx.clone(),
-        );
-        let thread = match spawned {
-            Ok(thread) => thread,
-            Err(e) => {
-                handle.shutdown();
-                return Err(RunError::Runtime(format!(
-                    "cannot start worker {worker}: {e}"
-                )));
-            }
-        };
-        handle.threads.push(thread);
+    for id in 0..workers {
+        if let Err(e) = handle.spawn_worker(id) {
+            handle.shutdown();
+            return Err(e);
+        }
         match handle.events.recv() {
-            Ok(Event::Ready {
-                worker,
-                addr,
-                pinned,
-            }) => {
-                debug!(worker, %addr, pinned, "worker accepting");
-                handle.listen = addr;
+            Ok(Event::Ready { worker, pinned }) => {
+                debug!(worker, pinned, "worker accepting");
                 pinned_all &= pinned;
             }
             Ok(Event::Failed { worker, error }) => {
@@ -246,14 +327,75 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
             other => {
                 handle.shutdown();
                 return Err(RunError::Runtime(format!(
-                    "worker {worker} stopped during start-up ({other:?})"
+                    "worker {id} stopped during start-up ({other:?})"
                 )));
             }
         }
     }
-    let cpu_ids: Vec<usize> = cpus.iter().map(|c| c.id).collect();
+    let cpu_ids: Vec<usize> = handle.cpus.iter().map(|c| c.id).collect();
     info!(workers, cpus = ?cpu_ids, pinned = pinned_all, "workers started");
     Ok(handle)
+}
+
+/// One `SO_REUSEPORT` socket per worker on `listen`; the first resolves port 0 for the others.
+fn bind_workers(
+    listen: SocketAddr,
+    workers: usize,
+    backlog: u32,
+) -> Result<(Vec<TcpListener>, SocketAddr), RunError> {
+    let fail =
+        |e: std::io::Error| RunError::Runtime(format!("cannot listen on {listen}: {}", plain(&e)));
+    ensure_free(listen).map_err(fail)?;
+    let first = bind_reuseport(listen, backlog).map_err(fail)?;
+    let addr = first.local_addr().map_err(fail)?;
+    let mut sockets = vec![first];
+    for _ in 1..workers {
+        sockets.push(bind_reuseport(addr, backlog).map_err(fail)?);
+    }
+    Ok((sockets, addr))
+}
+
+/// The control plane: registry, metrics (per-worker counters and restarts), state file, token,
+/// and the debug panic hook.
+fn control_plane(
+    config: &Config,
+    registry: &Arc<Registry>,
+    stats: &[Arc<WorkerStats>],
+    restarts: &Arc<Vec<AtomicU64>>,
+    panics: &Arc<Vec<Arc<Notify>>>,
+    state: Option<Arc<StateFile>>,
+) -> ControlPlane {
+    let stats = stats.to_vec();
+    let restarts = restarts.clone();
+    let metrics: lb_admin::MetricsSource = Arc::new(move |out: &mut String| {
+        WorkerStats::render_all(&stats, out);
+        out.push_str(
+            "# HELP lb_worker_restarts_total Times the supervisor respawned a worker.\n\
+             # TYPE lb_worker_restarts_total counter\n",
+        );
+        for (worker, n) in restarts.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "lb_worker_restarts_total{{worker=\"{worker}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+    });
+    let mut plane = ControlPlane::new(registry.clone(), metrics);
+    plane.persist = state.map(|state| {
+        let hook: lb_admin::PersistHook = Arc::new(move |registry: &Registry| state.save(registry));
+        hook
+    });
+    plane.token = config.admin_token.as_deref().map(Arc::from);
+    let panics = panics.clone();
+    plane.panic_hook = Some(Arc::new(move |worker: usize| match panics.get(worker) {
+        Some(trigger) => {
+            trigger.notify_one();
+            true
+        }
+        None => false,
+    }));
+    plane
 }
 
 /// Runs lb until SIGINT or SIGTERM: start, print the ready line, wait, drain, return. SIGHUP is
@@ -270,7 +412,7 @@ pub fn run_from(source: ConfigSource) -> Result<(), RunError> {
 
 fn run_with(config: Config, source: Option<ConfigSource>) -> Result<(), RunError> {
     let mut handle = start(config)?;
-    install_signals(handle.events_tx.clone())?;
+    crate::signals::install(handle.events_tx.clone())?;
     println!("{}", handle.ready_line());
     let _ = std::io::stdout().flush();
     let result = loop {
@@ -283,13 +425,22 @@ fn run_with(config: Config, source: Option<ConfigSource>) -> Result<(), RunError
                 Some(source) if source.file.is_some() => reload(&mut handle, source),
                 _ => warn!("SIGHUP ignored: lb was started without --config"),
             },
-            Ok(Event::Exited { worker }) => {
-                error!(worker, "worker stopped unexpectedly; shutting down");
+            Ok(Event::Exited { worker, panicked }) => {
+                if let Err(e) = handle.respawn(worker, panicked) {
+                    break Err(e);
+                }
+            }
+            Ok(Event::Ready { worker, .. }) => {
+                if let Some(n) = handle.restarts.get(worker) {
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+                info!(worker, "respawned worker accepting");
+            }
+            Ok(Event::Failed { worker, error }) => {
                 break Err(RunError::Runtime(format!(
-                    "worker {worker} stopped unexpectedly"
+                    "respawned worker {worker} failed: {error}"
                 )));
             }
-            Ok(other) => warn!(?other, "unexpected supervisor event"),
             Err(_) => break Err(RunError::Runtime("supervisor channel closed".to_string())),
         }
     };
@@ -304,192 +455,5 @@ pub(crate) fn health_policy(health: &lb_config::HealthConfig) -> HealthPolicy {
         rise: health.rise,
         fall: health.fall,
         backoff: health.backoff,
-    }
-}
-
-/// Binds the admin listener and serves the control plane on a thread of its own.
-fn spawn_admin(
-    config: &Config,
-    registry: &Arc<Registry>,
-    stats: &[Arc<WorkerStats>],
-    state: Option<Arc<StateFile>>,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(SocketAddr, JoinHandle<()>), RunError> {
-    let listener = std::net::TcpListener::bind(config.admin)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|e| {
-            RunError::Runtime(format!(
-                "cannot listen on {} (admin): {}",
-                config.admin,
-                plain(&e)
-            ))
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| RunError::Runtime(format!("admin listener: {}", plain(&e))))?;
-    let registry = registry.clone();
-    let stats = stats.to_vec();
-    let metrics: lb_admin::MetricsSource = Arc::new(move |out: &mut String| {
-        WorkerStats::render_all(&stats, out);
-    });
-    let mut plane = lb_admin::ControlPlane::new(registry, metrics);
-    plane.persist = state.map(|state| {
-        let hook: lb_admin::PersistHook = Arc::new(move |registry: &Registry| state.save(registry));
-        hook
-    });
-    plane.token = config.admin_token.as_deref().map(Arc::from);
-    let thread = std::thread::Builder::new()
-        .name("lb-admin".to_string())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    error!(error = %e, "cannot build the admin runtime");
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        error!(error = %e, "cannot register the admin listener");
-                        return;
-                    }
-                };
-                let shutdown = async move {
-                    let _ = stop.wait_for(|stopped| *stopped).await;
-                };
-                lb_admin::serve_plane(listener, plane, shutdown).await;
-            });
-        })
-        .map_err(|e| RunError::Runtime(format!("cannot start the admin thread: {e}")))?;
-    Ok((addr, thread))
-}
-
-/// Starts worker `id`: pin, build its runtime, bind its own listener, report ready, serve.
-#[allow(clippy::too_many_arguments)]
-fn spawn_worker(
-    id: usize,
-    addr: SocketAddr,
-    config: &Config,
-    cpu: Option<core_affinity::CoreId>,
-    registry: Arc<Registry>,
-    stats: Arc<WorkerStats>,
-    mut stop: watch::Receiver<bool>,
-    events: Sender<Event>,
-) -> std::io::Result<JoinHandle<()>> {
-    let cfg = WorkerConfig::new(id, config);
-    let backlog = config.backlog;
-    std::thread::Builder::new()
-        .name(format!("lb-worker-{id}"))
-        .spawn(move || {
-            let pinned = match cpu {
-                Some(core) if core_affinity::set_for_current(core) => true,
-                Some(core) => {
-                    warn!(
-                        worker = id,
-                        cpu = core.id,
-                        "could not pin worker; running unpinned"
-                    );
-                    false
-                }
-                None => false,
-            };
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = events.send(Event::Failed {
-                        worker: id,
-                        error: e.to_string(),
-                    });
-                    return;
-                }
-            };
-            runtime.block_on(async {
-                let listener = match bind_reuseport(addr, backlog)
-                    .and_then(tokio::net::TcpListener::from_std)
-                {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = events.send(Event::Failed {
-                            worker: id,
-                            error: plain(&e),
-                        });
-                        return;
-                    }
-                };
-                let local = listener.local_addr().unwrap_or(addr);
-                let _ = events.send(Event::Ready {
-                    worker: id,
-                    addr: local,
-                    pinned,
-                });
-                let shutdown = async move {
-                    let _ = stop.wait_for(|stopped| *stopped).await;
-                };
-                lb_proxy::serve(listener, registry, cfg, stats, shutdown).await;
-            });
-            let _ = events.send(Event::Exited { worker: id });
-        })
-}
-
-/// Turns SIGINT and SIGTERM (stop) and SIGHUP (reload) into supervisor events. Returns once the handlers are installed, so a
-/// signal sent right after the ready line is never lost.
-fn install_signals(events: Sender<Event>) -> Result<(), RunError> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (installed_tx, installed) = crossbeam_channel::bounded::<Result<(), String>>(1);
-    std::thread::Builder::new()
-        .name("lb-signals".to_string())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = installed_tx.send(Err(e.to_string()));
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let (mut term, mut int, mut hup) = match (
-                    signal(SignalKind::terminate()),
-                    signal(SignalKind::interrupt()),
-                    signal(SignalKind::hangup()),
-                ) {
-                    (Ok(t), Ok(i), Ok(h)) => (t, i, h),
-                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-                        let _ = installed_tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                let _ = installed_tx.send(Ok(()));
-                loop {
-                    let event = tokio::select! {
-                        _ = term.recv() => Event::Signal("SIGTERM"),
-                        _ = int.recv() => Event::Signal("SIGINT"),
-                        _ = hup.recv() => Event::Reload,
-                    };
-                    if events.send(event).is_err() {
-                        return;
-                    }
-                }
-            });
-        })
-        .map_err(|e| RunError::Runtime(format!("cannot start the signal thread: {e}")))?;
-    match installed.recv_timeout(Duration::from_secs(10)) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(RunError::Runtime(format!(
-            "cannot install signal handlers: {e}"
-        ))),
-        Err(_) => Err(RunError::Runtime(
-            "signal handlers not installed in time".to_string(),
-        )),
     }
 }

@@ -24,6 +24,7 @@ mod lifecycle;
 mod ops_admin;
 mod ops_config;
 mod ops_health;
+mod ops_respawn;
 mod ops_state;
 mod round_robin;
 mod routing;

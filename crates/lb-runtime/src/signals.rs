@@ -1,0 +1,60 @@
+//! Signals become supervisor events: SIGINT and SIGTERM stop, SIGHUP reloads the config file.
+
+use crate::supervisor::{Event, RunError};
+use crossbeam_channel::Sender;
+use std::time::Duration;
+
+/// Installs the handlers on a thread of their own. Returns once they are installed, so a signal
+/// sent right after the ready line is never lost.
+pub(crate) fn install(events: Sender<Event>) -> Result<(), RunError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (installed_tx, installed) = crossbeam_channel::bounded::<Result<(), String>>(1);
+    std::thread::Builder::new()
+        .name("lb-signals".to_string())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = installed_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let (mut term, mut int, mut hup) = match (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::hangup()),
+                ) {
+                    (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                        let _ = installed_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = installed_tx.send(Ok(()));
+                loop {
+                    let event = tokio::select! {
+                        _ = term.recv() => Event::Signal("SIGTERM"),
+                        _ = int.recv() => Event::Signal("SIGINT"),
+                        _ = hup.recv() => Event::Reload,
+                    };
+                    if events.send(event).is_err() {
+                        return;
+                    }
+                }
+            });
+        })
+        .map_err(|e| RunError::Runtime(format!("cannot start the signal thread: {e}")))?;
+    match installed.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(RunError::Runtime(format!(
+            "cannot install signal handlers: {e}"
+        ))),
+        Err(_) => Err(RunError::Runtime(
+            "signal handlers not installed in time".to_string(),
+        )),
+    }
+}
