@@ -93,6 +93,8 @@ struct Prepared {
     head_request: bool,
     expect_continue: bool,
     upgrade: bool,
+    /// When the head was complete: request latency is measured from here.
+    started: Instant,
 }
 
 impl Prepared {
@@ -226,6 +228,7 @@ impl ClientConn<'_> {
             limits,
         )
         .await;
+        self.worker.stats.latency(req.started.elapsed());
         if let Err(error) = relayed {
             // Part of the response may be out already: closing is the only honest ending.
             debug!(worker = self.worker.cfg.id, upstream = %req.target, ?error, "response relay failed");
@@ -321,6 +324,7 @@ impl ClientConn<'_> {
             head_request: req.method == "HEAD",
             expect_continue: req.expect_continue,
             upgrade: req.upgrade,
+            started: Instant::now(),
         }))
     }
 
@@ -492,6 +496,8 @@ impl ClientConn<'_> {
                             write_all(&mut self.client, &self.outbuf, self.worker.cfg.idle_timeout)
                                 .await
                                 .map_err(|_| HeadError::ClientGone)?;
+                            // `outbuf` may carry the request body's first bytes next.
+                            self.outbuf.clear();
                         }
                         self.upbuf.drain(..head_len);
                         if status == 100 && stop_at_continue {

@@ -13,6 +13,11 @@ pub struct WorkerStats {
     inner: CachePadded<Counters>,
 }
 
+/// Upper bounds (seconds) of the request latency histogram buckets; `+Inf` is implied.
+const LATENCY_BOUNDS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 #[derive(Debug, Default)]
 struct Counters {
     accepted: AtomicU64,
@@ -21,7 +26,14 @@ struct Counters {
     status: [AtomicU64; 5],
     pool_hits: AtomicU64,
     pool_misses: AtomicU64,
+    /// Non-cumulative bucket counts (the last one is `+Inf`); made cumulative at scrape.
+    latency: [AtomicU64; LATENCY_BOUNDS.len() + 1],
+    /// Sum of latencies in microseconds.
+    latency_sum_us: AtomicU64,
 }
+
+/// Picks one counter out of a worker's counters.
+type Field = fn(&Counters) -> &AtomicU64;
 
 /// Adds `n` to a counter that only the calling worker writes. Relaxed: readers want a recent
 /// value, not an ordering with other memory.
@@ -60,6 +72,20 @@ impl WorkerStats {
         );
     }
 
+    /// Records the time from a complete request head to the end of its response.
+    pub(crate) fn latency(&self, elapsed: std::time::Duration) {
+        let secs = elapsed.as_secs_f64();
+        let bucket = LATENCY_BOUNDS
+            .iter()
+            .position(|&bound| secs <= bound)
+            .unwrap_or(LATENCY_BOUNDS.len());
+        add(&self.inner.latency[bucket], 1);
+        add(
+            &self.inner.latency_sum_us,
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        );
+    }
+
     /// Connections this worker accepted so far (shows `SO_REUSEPORT` balance between workers).
     pub fn accepted_total(&self) -> u64 {
         self.inner.accepted.load(Ordering::Relaxed)
@@ -70,56 +96,106 @@ impl WorkerStats {
         self.inner.requests.load(Ordering::Relaxed)
     }
 
-    /// Appends this worker's counters in Prometheus text format (no HELP/TYPE lines: the caller
-    /// writes those once for all workers via [`WorkerStats::render_all`]).
-    fn render(&self, worker: usize, out: &mut String) {
-        let c = &self.inner;
+    /// Appends every worker's counters in Prometheus text format, one metric family at a time
+    /// (the format wants each family's samples together), labelled by worker.
+    pub fn render_all(workers: &[std::sync::Arc<WorkerStats>], out: &mut String) {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "lb_worker_connections_accepted_total{{worker=\"{worker}\"}} {}",
-            load(&c.accepted)
-        );
-        let _ = writeln!(
-            out,
-            "lb_worker_connections_active{{worker=\"{worker}\"}} {}",
-            load(&c.active)
-        );
-        let _ = writeln!(
-            out,
-            "lb_worker_requests_total{{worker=\"{worker}\"}} {}",
-            load(&c.requests)
-        );
-        for (i, s) in c.status.iter().enumerate() {
+        let simple: [(&str, &str, Field); 5] = [
+            ("lb_worker_connections_accepted_total", "counter", |c| {
+                &c.accepted
+            }),
+            ("lb_worker_connections_active", "gauge", |c| &c.active),
+            ("lb_worker_requests_total", "counter", |c| &c.requests),
+            ("lb_worker_upstream_pool_hits_total", "counter", |c| {
+                &c.pool_hits
+            }),
+            ("lb_worker_upstream_pool_misses_total", "counter", |c| {
+                &c.pool_misses
+            }),
+        ];
+        for (name, kind, field) in simple {
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (w, stats) in workers.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{worker=\"{w}\"}} {}",
+                    load(field(&stats.inner))
+                );
+            }
+        }
+        out.push_str("# TYPE lb_worker_responses_total counter\n");
+        for (w, stats) in workers.iter().enumerate() {
+            for (i, count) in stats.inner.status.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "lb_worker_responses_total{{worker=\"{w}\",class=\"{}xx\"}} {}",
+                    i + 1,
+                    load(count)
+                );
+            }
+        }
+        out.push_str("# TYPE lb_request_duration_seconds histogram\n");
+        for (w, stats) in workers.iter().enumerate() {
+            let c = &stats.inner;
+            let mut cumulative = 0;
+            for (i, bucket) in c.latency.iter().enumerate() {
+                cumulative += load(bucket);
+                let le = LATENCY_BOUNDS
+                    .get(i)
+                    .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+                let _ = writeln!(
+                    out,
+                    "lb_request_duration_seconds_bucket{{worker=\"{w}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let sum = load(&c.latency_sum_us) as f64 / 1e6;
             let _ = writeln!(
                 out,
-                "lb_worker_responses_total{{worker=\"{worker}\",class=\"{}xx\"}} {}",
-                i + 1,
-                load(s)
+                "lb_request_duration_seconds_sum{{worker=\"{w}\"}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "lb_request_duration_seconds_count{{worker=\"{w}\"}} {cumulative}"
             );
         }
-        let _ = writeln!(
-            out,
-            "lb_worker_upstream_pool_hits_total{{worker=\"{worker}\"}} {}",
-            load(&c.pool_hits)
-        );
-        let _ = writeln!(
-            out,
-            "lb_worker_upstream_pool_misses_total{{worker=\"{worker}\"}} {}",
-            load(&c.pool_misses)
-        );
     }
+}
 
-    /// Appends every worker's counters in Prometheus text format.
-    pub fn render_all(workers: &[std::sync::Arc<WorkerStats>], out: &mut String) {
-        out.push_str("# TYPE lb_worker_connections_accepted_total counter\n");
-        out.push_str("# TYPE lb_worker_connections_active gauge\n");
-        out.push_str("# TYPE lb_worker_requests_total counter\n");
-        out.push_str("# TYPE lb_worker_responses_total counter\n");
-        out.push_str("# TYPE lb_worker_upstream_pool_hits_total counter\n");
-        out.push_str("# TYPE lb_worker_upstream_pool_misses_total counter\n");
-        for (i, w) in workers.iter().enumerate() {
-            w.render(i, out);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn families_are_grouped_and_histogram_is_cumulative() {
+        let workers = vec![
+            Arc::new(WorkerStats::default()),
+            Arc::new(WorkerStats::default()),
+        ];
+        workers[0].request();
+        workers[1].request();
+        workers[1].request();
+        workers[0].latency(Duration::from_micros(300));
+        workers[0].latency(Duration::from_millis(3));
+        workers[0].latency(Duration::from_secs(60));
+        let mut out = String::new();
+        WorkerStats::render_all(&workers, &mut out);
+        assert!(out.contains(
+            "lb_worker_requests_total{worker=\"0\"} 1\nlb_worker_requests_total{worker=\"1\"} 2\n"
+        ));
+        assert!(out.contains("lb_request_duration_seconds_bucket{worker=\"0\",le=\"0.0005\"} 1\n"));
+        assert!(out.contains("lb_request_duration_seconds_bucket{worker=\"0\",le=\"0.005\"} 2\n"));
+        assert!(out.contains("lb_request_duration_seconds_bucket{worker=\"0\",le=\"10\"} 2\n"));
+        assert!(out.contains("lb_request_duration_seconds_bucket{worker=\"0\",le=\"+Inf\"} 3\n"));
+        assert!(out.contains("lb_request_duration_seconds_count{worker=\"0\"} 3\n"));
+        // Each family has exactly one TYPE line, before its samples.
+        for family in ["lb_worker_requests_total", "lb_request_duration_seconds"] {
+            assert_eq!(
+                out.matches(&format!("# TYPE {family} ")).count(),
+                1,
+                "{family}"
+            );
         }
     }
 }
