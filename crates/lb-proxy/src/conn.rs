@@ -5,6 +5,7 @@
 //! back to the pool only after a complete exchange that left no stray bytes; lb answers with its own
 //! error response only while nothing of the upstream's response has been sent to the client.
 
+use crate::access_log::Entry;
 use crate::relay::{fill, read_more, relay_body, tunnel, write_all, Limits, RelayError};
 use crate::worker::Worker;
 use lb_http::{
@@ -43,6 +44,7 @@ pub(crate) async fn serve(worker: &Worker, client: TcpStream, peer: SocketAddr) 
         inbuf: Vec::new(),
         outbuf: Vec::new(),
         upbuf: Vec::new(),
+        request_line: String::new(),
     };
     conn.run().await;
     conn.release_buffers();
@@ -148,6 +150,8 @@ struct ClientConn<'w> {
     outbuf: Vec<u8>,
     /// Upstream bytes not yet forwarded.
     upbuf: Vec<u8>,
+    /// `METHOD target` of the current request, kept only when the access log is on.
+    request_line: String,
 }
 
 impl ClientConn<'_> {
@@ -198,6 +202,7 @@ impl ClientConn<'_> {
         if resp.status == 101 {
             // The 101 head is in `outbuf`, followed by whatever the upstream already sent in the
             // new protocol; from here on bytes flow both ways untouched.
+            self.log(resp.status, Some(req.target), 0, req.started);
             self.outbuf.extend_from_slice(&self.upbuf);
             let limits = self.limits(None);
             let result = tunnel(
@@ -229,6 +234,12 @@ impl ClientConn<'_> {
         )
         .await;
         self.worker.stats.latency(req.started.elapsed());
+        self.log(
+            resp.status,
+            Some(req.target),
+            *relayed.as_ref().unwrap_or(&0),
+            req.started,
+        );
         if let Err(error) = relayed {
             // Part of the response may be out already: closing is the only honest ending.
             debug!(worker = self.worker.cfg.id, upstream = %req.target, ?error, "response relay failed");
@@ -250,6 +261,7 @@ impl ClientConn<'_> {
     /// Reads until a complete request head is parsed, routed and rewritten into `outbuf`. `None`
     /// when the client went away (or stayed silent) before sending a full head.
     async fn read_request(&mut self) -> Result<Option<Prepared>, Fault> {
+        self.request_line.clear();
         let deadline = Instant::now() + self.worker.cfg.header_timeout;
         loop {
             if !self.inbuf.is_empty() {
@@ -280,6 +292,12 @@ impl ClientConn<'_> {
             Ok(None) => return Ok(None),
             Err(error) => return Err(Fault::fatal(error)),
         };
+        if self.worker.cfg.access_log.is_some() {
+            self.request_line.clear();
+            self.request_line.push_str(req.method);
+            self.request_line.push(' ');
+            self.request_line.push_str(req.target);
+        }
         let client = ClientSide {
             version: req.version,
             keep_alive: req.keep_alive && !self.worker.drain.is_draining(),
@@ -440,6 +458,7 @@ impl ClientConn<'_> {
             limits,
         )
         .await
+        .map(|_| ())
         .map_err(|e| match e {
             RelayError::Invalid(error) => HeadError::Fault(error),
             RelayError::TooLarge => HeadError::Fault(BODY_TOO_LARGE),
@@ -600,6 +619,12 @@ impl ClientConn<'_> {
             }
         }
         self.worker.stats.response(error.kind.status());
+        self.log(
+            error.kind.status(),
+            None,
+            error.detail.len() as u64 + 1,
+            Instant::now(),
+        );
         self.outbuf.clear();
         error_response(error.kind, error.detail, close, &mut self.outbuf);
         let sent = write_all(&mut self.client, &self.outbuf, self.worker.cfg.idle_timeout).await;
@@ -608,6 +633,21 @@ impl ClientConn<'_> {
         }
         self.inbuf.drain(..consumed.min(self.inbuf.len()));
         Next::KeepAlive
+    }
+
+    /// Writes the access log line of the current request, when the access log is on.
+    fn log(&self, status: u16, target: Option<SocketAddr>, bytes: u64, started: Instant) {
+        if let Some(log) = &self.worker.cfg.access_log {
+            log.log(Entry {
+                worker: self.worker.cfg.id,
+                client: self.peer,
+                request: &self.request_line,
+                status,
+                target,
+                bytes,
+                elapsed: started.elapsed(),
+            });
+        }
     }
 
     fn acquire_buffers(&mut self) {

@@ -8,6 +8,7 @@
 //! The request path reads top to bottom in [`conn`]: accept -> parse -> route -> pick -> upstream
 //! pool -> forward -> respond.
 
+mod access_log;
 mod buffers;
 mod conn;
 mod drain;
@@ -16,5 +17,6 @@ mod stats;
 mod upstream_pool;
 mod worker;
 
+pub use access_log::{access_log, AccessLog, AccessLogWriter};
 pub use stats::WorkerStats;
 pub use worker::{serve, WorkerConfig};

@@ -72,7 +72,7 @@ pub(crate) struct Limits {
 /// Relays a body of framing `body` from `src` to `dst`. `head` holds bytes to send first (a message
 /// head); they go out together with the first body bytes in one write. With `dechunk`, a chunked
 /// body is decoded and only its payload is sent (for HTTP/1.0 clients). On success `buf` holds
-/// only bytes past the end of the body.
+/// only bytes past the end of the body, and the count of body bytes sent is returned.
 pub(crate) async fn relay_body(
     src: &mut TcpStream,
     dst: &mut TcpStream,
@@ -81,13 +81,16 @@ pub(crate) async fn relay_body(
     body: BodyKind,
     dechunk: bool,
     limits: Limits,
-) -> Result<(), RelayError> {
+) -> Result<u64, RelayError> {
+    let mut sent = 0u64;
     let mut remaining = match body {
         BodyKind::Length(n) => n,
         _ => u64::MAX,
     };
     let mut chunked = ChunkedDecoder::new();
     loop {
+        // Bytes in `head` before this round's decoded payload (a message head not yet sent).
+        let prefix = head.len();
         // How many buffered bytes belong to the body, whether they are forwarded as they are
         // (rather than decoded into `head`), and whether the body ends with them.
         let (take, raw, done) = match body {
@@ -112,6 +115,7 @@ pub(crate) async fn relay_body(
             BodyKind::CloseDelimited => (buf.len(), true, false),
         };
         if !head.is_empty() {
+            sent += if raw { take } else { head.len() - prefix } as u64;
             if raw {
                 head.extend_from_slice(&buf[..take]);
             }
@@ -123,13 +127,14 @@ pub(crate) async fn relay_body(
             write_all(dst, &buf[..take], limits.write)
                 .await
                 .map_err(|_| RelayError::Sink)?;
+            sent += take as u64;
         }
         buf.drain(..take);
         if done {
-            return Ok(());
+            return Ok(sent);
         }
         match read_more(src, buf, limits.read).await {
-            Ok(0) if body == BodyKind::CloseDelimited => return Ok(()),
+            Ok(0) if body == BodyKind::CloseDelimited => return Ok(sent),
             Ok(0) | Err(_) => return Err(RelayError::Source),
             Ok(_) => {}
         }

@@ -3,6 +3,7 @@
 //! Runs on the worker's own current-thread runtime inside a `LocalSet`: connections are
 //! `spawn_local` tasks sharing this worker's [`Worker`] through `Rc`, with no locks.
 
+use crate::access_log::AccessLog;
 use crate::buffers::BufferPool;
 use crate::conn;
 use crate::drain::Drain;
@@ -46,6 +47,8 @@ pub struct WorkerConfig {
     pub max_body: Option<u64>,
     /// Client connections served at once; at the limit the worker stops accepting.
     pub max_connections: usize,
+    /// Where access log lines go; `None` (the default) logs nothing.
+    pub access_log: Option<AccessLog>,
 }
 
 impl WorkerConfig {
@@ -62,7 +65,14 @@ impl WorkerConfig {
             pool_idle_timeout: config.pool_idle_timeout,
             max_body: config.max_body,
             max_connections: config.max_connections,
+            access_log: None,
         }
+    }
+
+    /// The same settings, logging every request to `log`.
+    pub fn with_access_log(mut self, log: AccessLog) -> Self {
+        self.access_log = Some(log);
+        self
     }
 }
 
