@@ -50,7 +50,11 @@ fn a_panicking_worker_is_respawned_and_round_robin_stays_exact() {
     assert!(lb.stderr().contains("panicked"), "the panic is logged");
     assert_eq!(worker_metric(&admin, "lb_worker_restarts_total", 1), 0);
 
-    assert_eq!(held.get("/still-here").status, 200, "worker 1's connection is unaffected");
+    assert_eq!(
+        held.get("/still-here").status,
+        200,
+        "worker 1's connection is unaffected"
+    );
     sent += 1;
     // Fresh connections, spread by the kernel over both sockets, all answered; make the total a
     // multiple of 3 so that exact round robin means exactly equal counts.
@@ -59,9 +63,16 @@ fn a_panicking_worker_is_respawned_and_round_robin_stays_exact() {
         served_by(&get(lb.addr(), "/after"));
     }
     sent += more;
-    assert!(accepted(0) > worker0_before, "the respawned worker 0 accepts again");
+    assert!(
+        accepted(0) > worker0_before,
+        "the respawned worker 0 accepts again"
+    );
     let counts: Vec<usize> = bs.iter().map(|b| b.request_count()).collect();
-    assert_eq!(counts, vec![sent / 3; 3], "exact round robin across the respawn");
+    assert_eq!(
+        counts,
+        vec![sent / 3; 3],
+        "exact round robin across the respawn"
+    );
 }
 
 #[test]
