@@ -5,7 +5,7 @@
 //! data path crosses cores. The only state shared with other workers is the registry snapshot
 //! (read-only) and each route's round-robin cursor (one atomic add per request).
 //!
-//! The request path reads top to bottom in [`conn`]: accept -> parse -> route -> pick -> upstream
+//! The request path reads top to bottom in `conn`: accept -> parse -> route -> pick -> upstream
 //! pool -> forward -> respond.
 
 mod access_log;
