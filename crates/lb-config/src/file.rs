@@ -26,6 +26,7 @@ struct FileConfig {
     max_connections: Option<usize>,
     state: Option<PathBuf>,
     admin_token: Option<String>,
+    upgrade_socket: Option<PathBuf>,
     #[serde(default)]
     timeouts: Timeouts,
     #[serde(default)]
@@ -125,6 +126,8 @@ pub fn parse_file(text: &str, origin: &str) -> Result<Layer, ConfigError> {
         health_backoff: file.health.backoff,
         state: file.state,
         admin_token: file.admin_token,
+        upgrade_socket: file.upgrade_socket,
+        takeover: false,
     })
 }
 

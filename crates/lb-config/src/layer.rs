@@ -54,6 +54,10 @@ pub struct Layer {
     pub state: Option<PathBuf>,
     /// See [`Config::admin_token`].
     pub admin_token: Option<String>,
+    /// See [`Config::upgrade_socket`].
+    pub upgrade_socket: Option<PathBuf>,
+    /// See [`Config::takeover`] (command line only).
+    pub takeover: bool,
 }
 
 impl Config {
@@ -103,6 +107,10 @@ impl Layer {
         if self.admin_token.is_some() {
             c.admin_token = self.admin_token.clone();
         }
+        if self.upgrade_socket.is_some() {
+            c.upgrade_socket = self.upgrade_socket.clone();
+        }
+        c.takeover |= self.takeover;
         for route in &self.routes {
             c.routes.retain(|r| r.prefix != route.prefix);
             c.routes.push(route.clone());

@@ -189,6 +189,11 @@ pub struct Config {
     pub state: Option<PathBuf>,
     /// When set, every control-plane call except `/healthz` needs `Authorization: Bearer TOKEN`.
     pub admin_token: Option<String>,
+    /// Unix socket on which this lb hands its listening sockets and registry to a successor
+    /// (zero-downtime upgrade).
+    pub upgrade_socket: Option<PathBuf>,
+    /// Start by taking over from the lb serving [`Config::upgrade_socket`] instead of binding.
+    pub takeover: bool,
 }
 
 impl Default for Config {
@@ -212,6 +217,8 @@ impl Default for Config {
             health: HealthConfig::default(),
             state: None,
             admin_token: None,
+            upgrade_socket: None,
+            takeover: false,
         }
     }
 }
@@ -300,6 +307,11 @@ impl Config {
                     "the admin token must be non-empty printable ASCII without spaces".into(),
                 ));
             }
+        }
+        if self.takeover && self.upgrade_socket.is_none() {
+            return Err(ConfigError(
+                "--takeover needs the upgrade socket of the running lb (--upgrade-socket)".into(),
+            ));
         }
         if self.listen == self.admin && self.listen.port() != 0 {
             return Err(ConfigError(format!(

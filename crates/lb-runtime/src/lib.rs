@@ -11,14 +11,18 @@
 mod admin;
 mod cpus;
 mod demo;
+mod fd_pass;
+mod handover;
 mod health;
 mod listener;
 mod reload;
 mod signals;
 mod state;
 mod supervisor;
+mod upgrade;
 mod worker;
 
 pub use demo::run_demo;
 pub use reload::ConfigSource;
 pub use supervisor::{run, run_from, start, Handle, RunError};
+pub use upgrade::request_upgrade;

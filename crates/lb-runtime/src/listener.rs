@@ -64,4 +64,67 @@ mod tests {
             Err("address already in use".to_string())
         );
     }
+
+    /// Why "start a second lb on the same port with SO_REUSEPORT, then stop the first" is not a
+    /// zero-downtime restart: the kernel hashes each new connection to one socket of the group
+    /// and queues it there; closing that socket resets what is queued on it, although another
+    /// socket of the group is still listening. A duplicate of the same socket (what SCM_RIGHTS
+    /// hands over) keeps the queue alive instead.
+    #[test]
+    fn closing_a_reuseport_listener_drops_its_queue_but_a_duplicate_keeps_it() {
+        use std::io::{Read, Write};
+        use std::net::TcpStream;
+        const CLIENTS: usize = 64;
+
+        let old = bind_reuseport("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
+        let addr = old.local_addr().unwrap();
+        let new = bind_reuseport(addr, 1024).unwrap();
+        let clients: Vec<TcpStream> = (0..CLIENTS)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        drop(old); // "stop the first process" while connections wait in its queue
+        let mut served = Vec::new();
+        while let Ok((stream, _)) = new.accept() {
+            served.push(stream);
+        }
+        let mut lost = 0;
+        for mut c in clients {
+            c.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+                .unwrap();
+            let _ = c.write_all(b"GET / HTTP/1.1\r\n\r\n");
+            let mut buf = [0u8; 1];
+            match c.read(&mut buf) {
+                // Still open, waiting for an answer: a connection the new socket accepted.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                // Reset (or closed) by the kernel when the old socket closed.
+                _ => lost += 1,
+            }
+        }
+        // 64 connections all hashed to the surviving socket: probability 2^-64.
+        assert!(lost > 0, "no connection was lost (served {})", served.len());
+        assert_eq!(
+            served.len() + lost,
+            CLIENTS,
+            "each one either served or lost"
+        );
+
+        // The same experiment with a duplicate of the socket instead of a second socket.
+        let old = bind_reuseport("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
+        let addr = old.local_addr().unwrap();
+        let handed_over = old.try_clone().unwrap();
+        let clients: Vec<TcpStream> = (0..CLIENTS)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        drop(old);
+        let mut served = 0;
+        while handed_over.accept().is_ok() {
+            served += 1;
+        }
+        assert_eq!(served, CLIENTS, "nothing queued is lost");
+        drop(clients);
+    }
 }

@@ -155,5 +155,6 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     );
     check("state", old.state != new.state);
     check("admin_token", old.admin_token != new.admin_token);
+    check("upgrade_socket", old.upgrade_socket != new.upgrade_socket);
     changed
 }

@@ -1,4 +1,5 @@
-//! Signals become supervisor events: SIGINT and SIGTERM stop, SIGHUP reloads the config file.
+//! Signals become supervisor events: SIGINT and SIGTERM stop, SIGHUP reloads the config file,
+//! SIGUSR2 starts a zero-downtime upgrade (as `lb upgrade`).
 
 use crate::supervisor::{Event, RunError};
 use crossbeam_channel::Sender;
@@ -23,13 +24,17 @@ pub(crate) fn install(events: Sender<Event>) -> Result<(), RunError> {
                 }
             };
             runtime.block_on(async move {
-                let (mut term, mut int, mut hup) = match (
+                let (mut term, mut int, mut hup, mut usr2) = match (
                     signal(SignalKind::terminate()),
                     signal(SignalKind::interrupt()),
                     signal(SignalKind::hangup()),
+                    signal(SignalKind::user_defined2()),
                 ) {
-                    (Ok(t), Ok(i), Ok(h)) => (t, i, h),
-                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                    (Ok(t), Ok(i), Ok(h), Ok(u)) => (t, i, h, u),
+                    (Err(e), _, _, _)
+                    | (_, Err(e), _, _)
+                    | (_, _, Err(e), _)
+                    | (_, _, _, Err(e)) => {
                         let _ = installed_tx.send(Err(e.to_string()));
                         return;
                     }
@@ -40,6 +45,7 @@ pub(crate) fn install(events: Sender<Event>) -> Result<(), RunError> {
                         _ = term.recv() => Event::Signal("SIGTERM"),
                         _ = int.recv() => Event::Signal("SIGINT"),
                         _ = hup.recv() => Event::Reload,
+                        _ = usr2.recv() => Event::UpgradeSignal,
                     };
                     if events.send(event).is_err() {
                         return;

@@ -35,11 +35,39 @@ struct Saved {
     routes: Vec<SavedRoute>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// One prefix and its targets in round-robin order (also the registry part of an upgrade).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SavedRoute {
+pub(crate) struct SavedRoute {
     path: String,
     targets: Vec<SocketAddr>,
+}
+
+/// The registry as a list of routes.
+pub(crate) fn snapshot(registry: &Registry) -> Vec<SavedRoute> {
+    registry
+        .routes()
+        .into_iter()
+        .map(|r| SavedRoute {
+            path: r.path,
+            targets: r.targets,
+        })
+        .collect()
+}
+
+/// Registers `routes` (also the empty ones) into `registry`; the error says which one failed.
+pub(crate) fn restore(registry: &Registry, routes: Vec<SavedRoute>) -> Result<(), String> {
+    for route in routes {
+        registry
+            .ensure_route(&route.path)
+            .map_err(|e| format!("route {:?}: {e}", route.path))?;
+        for target in route.targets {
+            registry
+                .register(&route.path, target)
+                .map_err(|e| format!("route {:?}, target {target}: {e}", route.path))?;
+        }
+    }
+    Ok(())
 }
 
 /// The state file of one lb process.
@@ -101,14 +129,7 @@ impl StateFile {
         let _one_writer = self.lock.lock();
         let saved = Saved {
             version: VERSION,
-            routes: registry
-                .routes()
-                .into_iter()
-                .map(|r| SavedRoute {
-                    path: r.path,
-                    targets: r.targets,
-                })
-                .collect(),
+            routes: snapshot(registry),
         };
         let mut bytes = serde_json::to_vec_pretty(&saved)
             .map_err(|e| format!("cannot encode the registry: {e}"))?;

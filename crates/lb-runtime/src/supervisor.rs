@@ -11,10 +11,12 @@
 
 use crate::admin::AdminThread;
 use crate::cpus::{allowed_cpus, cpu_for, worker_count};
+use crate::handover::Origin;
 use crate::health::{self, ProbePlan, SharedPlan};
 use crate::listener::{bind_reuseport, ensure_free, plain};
 use crate::reload::{reload, ConfigSource};
 use crate::state::StateFile;
+use crate::upgrade::{self, Inherited, Request, UpgradeThread};
 use crate::worker::{self, Launch};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use lb_admin::ControlPlane;
@@ -26,6 +28,7 @@ use std::fmt;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -85,6 +88,15 @@ pub(crate) enum Event {
     Signal(&'static str),
     /// SIGHUP: reload the config file.
     Reload,
+    /// A request on the upgrade socket.
+    Upgrade {
+        request: Request,
+        stream: UnixStream,
+    },
+    /// SIGUSR2: start a successor that takes over (as `lb upgrade`).
+    UpgradeSignal,
+    /// The successor process exited before it took over.
+    SuccessorExited(String),
 }
 
 /// A running lb: its addresses, its registry, its threads and sockets, and the way to stop it.
@@ -103,12 +115,21 @@ pub struct Handle {
     stop: watch::Sender<bool>,
     stop_rx: watch::Receiver<bool>,
     events: Receiver<Event>,
-    events_tx: Sender<Event>,
+    pub(crate) events_tx: Sender<Event>,
     /// The supervisor's duplicate of each worker's listening socket (see `worker`).
-    sockets: Vec<TcpListener>,
+    pub(crate) sockets: Vec<TcpListener>,
     /// The supervisor's duplicate of the admin socket.
-    admin_socket: Option<TcpListener>,
-    admin_thread: Option<AdminThread>,
+    pub(crate) admin_socket: Option<TcpListener>,
+    pub(crate) admin_thread: Option<AdminThread>,
+    /// The control plane, to start it again after a handover that failed.
+    pub(crate) plane: ControlPlane,
+    /// The supervisor's duplicate of the upgrade socket, and the thread accepting on it.
+    pub(crate) upgrade_socket: Option<UnixListener>,
+    pub(crate) upgrade_thread: Option<UpgradeThread>,
+    /// An upgrade in progress: the `lb upgrade` client to answer, if any.
+    pub(crate) pending_upgrade: Option<Option<UnixStream>>,
+    /// How this process was started (for the successor).
+    pub(crate) origin: Origin,
     health_thread: Option<JoinHandle<()>>,
     worker_threads: Vec<Option<JoinHandle<()>>>,
     cpus: Vec<core_affinity::CoreId>,
@@ -149,6 +170,9 @@ impl Handle {
     /// Stops accepting, drains every worker (each bounded by the drain timeout) and joins all
     /// threads.
     pub fn shutdown(mut self) {
+        if let Some(mut upgrade) = self.upgrade_thread.take() {
+            upgrade.stop();
+        }
         let _ = self.stop.send(true);
         // With the workers' own descriptors, these close the sockets: new connections are
         // refused from now on.
@@ -211,7 +235,22 @@ impl Handle {
 /// Starts lb and returns once every worker is accepting.
 pub fn start(config: Config) -> Result<Handle, RunError> {
     config.validate()?;
-    let workers = worker_count(config.workers);
+    let mut inherited = match (&config.upgrade_socket, config.takeover) {
+        (Some(path), true) => Some(upgrade::take_over(path).map_err(RunError::Runtime)?),
+        _ => None,
+    };
+    let mut workers = worker_count(config.workers);
+    if let Some(inherited) = &inherited {
+        if inherited.workers.len() > workers {
+            // Every inherited socket must keep being served: closing one would reset its queue.
+            warn!(
+                inherited = inherited.workers.len(),
+                configured = workers,
+                "running one worker per inherited socket"
+            );
+            workers = inherited.workers.len();
+        }
+    }
     let registry = Arc::new(Registry::with_policy(
         workers,
         health_policy(&config.health),
@@ -221,7 +260,15 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
         .state
         .clone()
         .map(|path| Arc::new(StateFile::new(path)));
-    if let Some(state) = &state {
+    if let Some(inherited) = &mut inherited {
+        // The running lb's registry is the newest there is; the state file holds the same.
+        crate::state::restore(&registry, std::mem::take(&mut inherited.routes))
+            .map_err(|e| RunError::Runtime(format!("takeover: {e}")))?;
+        info!(
+            targets = registry.targets().len(),
+            "registry taken over from the running lb"
+        );
+    } else if let Some(state) = &state {
         if state.load_into(&registry).map_err(RunError::Runtime)? {
             info!(
                 targets = registry.targets().len(),
@@ -248,15 +295,29 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
     let restarts: Arc<Vec<AtomicU64>> = Arc::new((0..workers).map(|_| AtomicU64::new(0)).collect());
     let panics: Arc<Vec<Arc<Notify>>> = Arc::new((0..workers).map(|_| Arc::default()).collect());
 
-    let admin_socket = TcpListener::bind(config.admin)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|e| {
-            RunError::Runtime(format!(
-                "cannot listen on {} (admin): {}",
-                config.admin,
-                plain(&e)
-            ))
-        })?;
+    let admin_socket = match &mut inherited {
+        Some(inherited) => inherited
+            .admin
+            .try_clone()
+            .map_err(|e| RunError::Runtime(format!("inherited admin socket: {}", plain(&e))))?,
+        None => TcpListener::bind(config.admin)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| {
+                RunError::Runtime(format!(
+                    "cannot listen on {} (admin): {}",
+                    config.admin,
+                    plain(&e)
+                ))
+            })?,
+    };
+    let upgrade_socket =
+        match (&inherited, &config.upgrade_socket) {
+            (Some(inherited), _) => Some(inherited.upgrade.try_clone().map_err(|e| {
+                RunError::Runtime(format!("inherited upgrade socket: {}", plain(&e)))
+            })?),
+            (None, Some(path)) => Some(upgrade::bind(path).map_err(RunError::Runtime)?),
+            (None, None) => None,
+        };
     let admin = admin_socket
         .local_addr()
         .map_err(|e| RunError::Runtime(format!("admin listener: {}", plain(&e))))?;
@@ -270,7 +331,7 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
     );
     let admin_thread = admin_socket
         .try_clone()
-        .and_then(|l| AdminThread::spawn(l, plane))
+        .and_then(|l| AdminThread::spawn(l, plane.clone()))
         .map_err(|e| RunError::Runtime(format!("cannot start the admin thread: {e}")))?;
 
     let probe_plan: SharedPlan = Arc::new(RwLock::new(ProbePlan::from_config(&config)));
@@ -282,7 +343,10 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
     } else {
         Vec::new()
     };
-    let (sockets, listen) = bind_workers(config.listen, workers, config.backlog)?;
+    let (sockets, listen) = match &inherited {
+        Some(inherited) => inherited_workers(inherited, workers, config.backlog)?,
+        None => bind_workers(config.listen, workers, config.backlog)?,
+    };
 
     let mut handle = Handle {
         listen,
@@ -299,6 +363,11 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
         sockets,
         admin_socket: Some(admin_socket),
         admin_thread: Some(admin_thread),
+        plane,
+        upgrade_socket,
+        upgrade_thread: None,
+        pending_upgrade: None,
+        origin: Origin::current(),
         health_thread: Some(health_thread),
         worker_threads: (0..workers).map(|_| None).collect(),
         cpus,
@@ -334,7 +403,49 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
     }
     let cpu_ids: Vec<usize> = handle.cpus.iter().map(|c| c.id).collect();
     info!(workers, cpus = ?cpu_ids, pinned = pinned_all, "workers started");
+    if let Some(mut inherited) = inherited {
+        // Every worker accepts on the inherited sockets: the old lb may stop now.
+        if let Err(e) = upgrade::confirm(&mut inherited.stream) {
+            warn!(error = %e, "could not tell the old lb that the takeover is complete");
+        }
+        info!("took over from the running lb; it now drains and exits");
+    }
+    if let Some(socket) = &handle.upgrade_socket {
+        let thread = socket
+            .try_clone()
+            .and_then(|s| UpgradeThread::spawn(s, handle.events_tx.clone()));
+        match thread {
+            Ok(thread) => handle.upgrade_thread = Some(thread),
+            Err(e) => {
+                handle.shutdown();
+                return Err(RunError::Runtime(format!(
+                    "cannot serve the upgrade socket: {e}"
+                )));
+            }
+        }
+    }
     Ok(handle)
+}
+
+/// The inherited worker sockets, plus new ones on the same port when more workers are wanted.
+fn inherited_workers(
+    inherited: &Inherited,
+    workers: usize,
+    backlog: u32,
+) -> Result<(Vec<TcpListener>, SocketAddr), RunError> {
+    let fail =
+        |e: std::io::Error| RunError::Runtime(format!("inherited worker socket: {}", plain(&e)));
+    let mut sockets = inherited
+        .workers
+        .iter()
+        .map(TcpListener::try_clone)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fail)?;
+    let addr = sockets[0].local_addr().map_err(fail)?;
+    while sockets.len() < workers {
+        sockets.push(bind_reuseport(addr, backlog).map_err(fail)?);
+    }
+    Ok((sockets, addr))
 }
 
 /// One `SO_REUSEPORT` socket per worker on `listen`; the first resolves port 0 for the others.
@@ -441,6 +552,21 @@ fn run_with(config: Config, source: Option<ConfigSource>) -> Result<(), RunError
                     "respawned worker {worker} failed: {error}"
                 )));
             }
+            Ok(Event::Upgrade {
+                request: Request::Takeover,
+                stream,
+            }) => {
+                if handle.hand_over(stream) {
+                    info!("handed over to the new lb: draining in-flight requests");
+                    break Ok(());
+                }
+            }
+            Ok(Event::Upgrade {
+                request: Request::Upgrade,
+                stream,
+            }) => handle.start_successor(Some(stream)),
+            Ok(Event::UpgradeSignal) => handle.start_successor(None),
+            Ok(Event::SuccessorExited(why)) => handle.successor_failed(&why),
             Err(_) => break Err(RunError::Runtime("supervisor channel closed".to_string())),
         }
     };

@@ -28,6 +28,19 @@ enum Command {
     Echo(EchoArgs),
     /// Run lb on 127.0.0.1:8080 with three echo backends on "/".
     Demo,
+    /// Zero-downtime upgrade: ask the running lb to start the lb binary now installed at its
+    /// path, hand it its sockets and registry, and drain.
+    Upgrade(UpgradeArgs),
+}
+
+#[derive(Debug, Args)]
+struct UpgradeArgs {
+    /// The running lb's upgrade socket (its --upgrade-socket).
+    #[arg(long, value_name = "PATH")]
+    upgrade_socket: PathBuf,
+    /// How long to wait for the new lb to take over, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 120_000)]
+    timeout: u64,
 }
 
 /// `lb run` flags. Each is optional so that a flag left out leaves the config file's value (or
@@ -83,6 +96,14 @@ struct RunArgs {
     /// Require `Authorization: Bearer TOKEN` on every control-plane call except /healthz.
     #[arg(long, value_name = "TOKEN")]
     admin_token: Option<String>,
+    /// Unix socket on which this lb hands its sockets and registry to a successor (zero-downtime
+    /// upgrade: `lb upgrade`, SIGUSR2, or a new `lb run ... --takeover`).
+    #[arg(long, value_name = "PATH")]
+    upgrade_socket: Option<PathBuf>,
+    /// Take over the listening sockets and registry of the lb serving --upgrade-socket, which
+    /// then drains and exits.
+    #[arg(long)]
+    takeover: bool,
     /// Active health check: GET this path on every target (2xx/3xx is healthy).
     #[arg(long, value_name = "PATH")]
     health_check: Option<String>,
@@ -140,6 +161,8 @@ impl RunArgs {
             health_backoff: ms(self.health_backoff),
             state: self.state,
             admin_token: self.admin_token,
+            upgrade_socket: self.upgrade_socket,
+            takeover: self.takeover,
         };
         ConfigSource {
             file: self.config,
@@ -170,6 +193,11 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => lb_runtime::run_from((*args).into_source()),
         None => lb_runtime::run_from(cli.run.into_source()),
         Some(Command::Demo) => lb_runtime::run_demo(),
+        Some(Command::Upgrade(args)) => {
+            lb_runtime::request_upgrade(&args.upgrade_socket, Duration::from_millis(args.timeout))
+                .map(|pid| println!("upgraded: the new lb (pid {pid}) took over"))
+                .map_err(|e| lb_runtime::RunError::Runtime(format!("upgrade failed: {e}")))
+        }
         Some(Command::Echo(args)) => lb_echo::run(args.listen, &args.name)
             .map_err(|e| lb_runtime::RunError::Runtime(format!("echo: {e}"))),
     };

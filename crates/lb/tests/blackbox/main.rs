@@ -26,6 +26,7 @@ mod ops_config;
 mod ops_health;
 mod ops_respawn;
 mod ops_state;
+mod ops_upgrade;
 mod round_robin;
 mod routing;
 mod streaming;

@@ -1,0 +1,264 @@
+//! Zero-downtime upgrade (issue 5 "Shutdown, restart, upgrade"): a new lb takes over the
+//! running one's listening sockets (SCM_RIGHTS over `--upgrade-socket`) and registry while
+//! clients keep sending requests, and not one request fails; the old lb drains and exits 0.
+//!
+//! Why the sockets must be handed over rather than re-bound by a second process with
+//! `SO_REUSEPORT` is shown by `lb-runtime`'s unit test
+//! `closing_a_reuseport_listener_drops_its_queue_but_a_duplicate_keeps_it`: closing a socket of
+//! a reuseport group resets the connections queued on it.
+
+use crate::{bin, lb, served_by, WAIT};
+use lb_testkit::{get, request, run_args, run_to_exit, Backend, Conn, LbProcess, ScratchDir};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Counts of a load run.
+#[derive(Debug, Default)]
+struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    /// Keep-alive requests resent on a new connection because the server had closed the idle
+    /// one before reading them (what every HTTP client does for idempotent requests).
+    resent: AtomicU64,
+    first_error: parking_lot::Mutex<Option<String>>,
+}
+
+impl Tally {
+    fn fail(&self, what: String) {
+        self.failed.fetch_add(1, Ordering::SeqCst);
+        self.first_error.lock().get_or_insert(what);
+    }
+
+    fn ok(&self) -> u64 {
+        self.ok.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `n` more requests succeeded than `from`.
+    fn wait_for(&self, from: u64, n: u64) {
+        let deadline = Instant::now() + WAIT;
+        while self.ok() < from + n {
+            assert!(Instant::now() < deadline, "load stalled: {self:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// One request on a fresh connection.
+fn fresh(addr: SocketAddr, tally: &Tally) {
+    let result = Conn::connect(addr).and_then(|mut c| {
+        c.send(&request("GET", "/load", &[("Connection", "close")], b""))?;
+        c.read_response(false)
+    });
+    match result {
+        Ok(r) if r.status == 200 => {
+            tally.ok.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(r) => tally.fail(format!("fresh: status {}: {}", r.status, r.text())),
+        Err(e) => tally.fail(format!("fresh: {e}")),
+    }
+}
+
+/// Keep-alive requests; a request that finds its idle connection closed by the server (no
+/// response byte) is resent once on a new connection, as HTTP clients do (RFC 9112 §9.3.1).
+fn keep_alive(addr: SocketAddr, conn: &mut Option<Conn>, tally: &Tally) {
+    let raw = request("GET", "/load-ka", &[], b"");
+    let mut reused = conn.is_some();
+    loop {
+        if conn.is_none() {
+            match Conn::connect(addr) {
+                Ok(c) => *conn = Some(c),
+                Err(e) => return tally.fail(format!("keep-alive connect: {e}")),
+            }
+        }
+        let Some(c) = conn.as_mut() else { return };
+        match c.send(&raw).and_then(|()| c.read_response(false)) {
+            Ok(r) if r.status == 200 => {
+                tally.ok.fetch_add(1, Ordering::SeqCst);
+                if r.closes() {
+                    *conn = None;
+                }
+                return;
+            }
+            Ok(r) => {
+                *conn = None;
+                return tally.fail(format!("keep-alive: status {}: {}", r.status, r.text()));
+            }
+            Err(_) if reused => {
+                tally.resent.fetch_add(1, Ordering::SeqCst);
+                *conn = None;
+                reused = false;
+            }
+            Err(e) => {
+                *conn = None;
+                return tally.fail(format!("keep-alive on a new connection: {e}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_takeover_under_steady_load_loses_no_request() {
+    let dir = ScratchDir::new("upgrade-load");
+    let sock = dir.join("upgrade.sock");
+    let sock = sock.to_str().expect("utf-8 path");
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let mut old = lb(2, &[("/", &[a.addr()])], &["--upgrade-socket", sock]);
+    old.admin().register_ok("/", b.addr()); // registered at run time: must be handed over
+    let addr = old.addr();
+
+    let tally = Arc::new(Tally::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        let (tally, stop) = (tally.clone(), stop.clone());
+        clients.push(std::thread::spawn(move || {
+            let mut conn = None;
+            while !stop.load(Ordering::SeqCst) {
+                if i == 0 {
+                    keep_alive(addr, &mut conn, &tally);
+                } else {
+                    fresh(addr, &tally);
+                }
+            }
+        }));
+    }
+    tally.wait_for(0, 300);
+
+    let new = LbProcess::start(
+        bin(),
+        &run_args(2, &[], &["--upgrade-socket", sock, "--takeover"]),
+    );
+    assert_eq!(new.addr(), addr, "same data port: {}", new.ready_line());
+    assert_eq!(new.admin_addr(), old.admin_addr(), "same admin port");
+    let status = old.wait_exit(WAIT);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "old lb after the handover:\n{}",
+        old.stderr()
+    );
+    assert!(old.stderr().contains("handed over"), "{}", old.stderr());
+    let after_exit = tally.ok();
+    tally.wait_for(after_exit, 300);
+
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.join().expect("client thread");
+    }
+    let (ok, failed) = (tally.ok(), tally.failed.load(Ordering::SeqCst));
+    eprintln!(
+        "handover under load: {} requests sent, {failed} failed, {} keep-alive requests resent \
+         after an idle close",
+        ok + failed,
+        tally.resent.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        failed,
+        0,
+        "requests failed during the handover; first: {:?}",
+        tally.first_error.lock()
+    );
+    // The new lb has the registry, including the run-time registration, and serves both.
+    let mut want = vec![
+        ("/".to_string(), a.addr().to_string()),
+        ("/".to_string(), b.addr().to_string()),
+    ];
+    want.sort();
+    assert_eq!(new.admin().target_set(), want);
+    let names: Vec<String> = (0..4).map(|_| served_by(&get(addr, "/"))).collect();
+    assert!(
+        names.contains(&"a".to_string()) && names.contains(&"b".to_string()),
+        "{names:?}"
+    );
+}
+
+/// Kills a process that the test did not start itself (the successor started by lb) on drop.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .status();
+    }
+}
+
+#[test]
+fn lb_upgrade_starts_the_successor_and_the_old_lb_drains_and_exits() {
+    let dir = ScratchDir::new("upgrade-cmd");
+    let sock = dir.join("upgrade.sock");
+    let sock = sock.to_str().expect("utf-8 path");
+    let a = Backend::start("a");
+    let mut old = lb(1, &[("/", &[a.addr()])], &["--upgrade-socket", sock]);
+    let addr = old.addr();
+    let f = run_to_exit(bin(), &["upgrade", "--upgrade-socket", sock], WAIT);
+    let pid: Option<u32> = f
+        .stdout
+        .iter()
+        .find_map(|l| l.split("(pid ").nth(1)?.split(')').next()?.parse().ok());
+    let _successor = pid.map(KillOnDrop);
+    assert_eq!(
+        f.status.code(),
+        Some(0),
+        "{:?}\n{}\nold:\n{}",
+        f.stdout,
+        f.stderr,
+        old.stderr()
+    );
+    assert!(pid.is_some(), "no pid in {:?}", f.stdout);
+    assert_eq!(old.wait_exit(WAIT).code(), Some(0), "{}", old.stderr());
+    // The successor inherited the old lb's stdout and printed its own ready line there.
+    let lines = old
+        .process()
+        .wait_for_lines(2, WAIT, |l| l.contains("listening on"))
+        .unwrap_or_else(|e| panic!("{e}: {:?}", old.stdout_lines()));
+    assert_eq!(lines[0], lines[1], "same addresses");
+    assert_eq!(served_by(&get(addr, "/")), "a");
+    // A second upgrade of the successor works the same way.
+    let f = run_to_exit(bin(), &["upgrade", "--upgrade-socket", sock], WAIT);
+    let pid2: Option<u32> = f
+        .stdout
+        .iter()
+        .find_map(|l| l.split("(pid ").nth(1)?.split(')').next()?.parse().ok());
+    let _third = pid2.map(KillOnDrop);
+    assert_eq!(f.status.code(), Some(0), "{:?} {}", f.stdout, f.stderr);
+    assert_ne!(pid, pid2);
+    assert_eq!(served_by(&get(addr, "/")), "a");
+}
+
+#[test]
+fn upgrade_socket_misuse_is_refused() {
+    let dir = ScratchDir::new("upgrade-misuse");
+    let sock = dir.join("upgrade.sock");
+    let sock = sock.to_str().expect("utf-8 path");
+    // Nobody to take over from.
+    let f = run_to_exit(
+        bin(),
+        &run_args(1, &[], &["--upgrade-socket", sock, "--takeover"]),
+        WAIT,
+    );
+    assert_eq!(f.status.code(), Some(1), "{}", f.stderr);
+    assert!(f.stderr.contains("no running lb answers"), "{}", f.stderr);
+    let f = run_to_exit(bin(), &["upgrade", "--upgrade-socket", sock], WAIT);
+    assert_eq!(f.status.code(), Some(1), "{}", f.stderr);
+    // --takeover without a socket is a bad argument.
+    let f = run_to_exit(bin(), &run_args(1, &[], &["--takeover"]), WAIT);
+    assert_eq!(f.status.code(), Some(2), "{}", f.stderr);
+
+    // A second lb started (without --takeover) on a live upgrade socket refuses to start.
+    let first = lb(1, &[], &["--upgrade-socket", sock]);
+    let f = run_to_exit(bin(), &run_args(1, &[], &["--upgrade-socket", sock]), WAIT);
+    assert_eq!(f.status.code(), Some(1), "{}", f.stderr);
+    assert!(f.stderr.contains("--takeover"), "{}", f.stderr);
+    assert_eq!(
+        get(first.addr(), "/").status,
+        503,
+        "the first lb is unaffected"
+    );
+    // A stale socket file (its lb was killed) is replaced at start.
+    drop(first);
+    let again = lb(1, &[], &["--upgrade-socket", sock]);
+    assert_eq!(get(again.addr(), "/").status, 503);
+}
