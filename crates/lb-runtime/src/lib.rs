@@ -15,6 +15,7 @@ mod fd_pass;
 mod handover;
 mod health;
 mod listener;
+mod notify;
 mod reload;
 mod signals;
 mod state;

@@ -526,10 +526,12 @@ fn run_with(config: Config, source: Option<ConfigSource>) -> Result<(), RunError
     crate::signals::install(handle.events_tx.clone())?;
     println!("{}", handle.ready_line());
     let _ = std::io::stdout().flush();
+    crate::notify::ready();
     let result = loop {
         match handle.events.recv() {
             Ok(Event::Signal(name)) => {
                 info!(signal = name, "shutting down: draining in-flight requests");
+                crate::notify::stopping();
                 break Ok(());
             }
             Ok(Event::Reload) => match &source {

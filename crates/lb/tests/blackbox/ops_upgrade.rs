@@ -262,3 +262,58 @@ fn upgrade_socket_misuse_is_refused() {
     let again = lb(1, &[], &["--upgrade-socket", sock]);
     assert_eq!(get(again.addr(), "/").status, 503);
 }
+
+/// A child process killed and reaped on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Under systemd (`Type=notify`, `NotifyAccess=all`), lb reports `READY=1` with its pid as
+/// `MAINPID`, so that after an upgrade systemd follows the new process; `STOPPING=1` on SIGTERM.
+#[test]
+fn systemd_is_told_about_readiness_and_the_new_main_pid() {
+    use std::os::unix::net::UnixDatagram;
+    use std::process::{Command, Stdio};
+    let dir = ScratchDir::new("upgrade-notify");
+    let notify_path = dir.join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+    notify.set_read_timeout(Some(WAIT)).expect("timeout");
+    let receive = || {
+        let mut buf = [0u8; 512];
+        let n = notify.recv(&mut buf).expect("a notification from lb");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let sock = dir.join("upgrade.sock");
+    let sock = sock.to_str().expect("utf-8 path");
+    let spawn = |extra: &[&str]| {
+        let mut flags = vec!["--upgrade-socket", sock];
+        flags.extend_from_slice(extra);
+        Child(
+            Command::new(bin())
+                .args(run_args(1, &[], &flags))
+                .env("NOTIFY_SOCKET", &notify_path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn lb"),
+        )
+    };
+    let mut old = spawn(&[]);
+    assert_eq!(receive(), format!("READY=1\nMAINPID={}\n", old.0.id()));
+    let new = spawn(&["--takeover"]);
+    assert_eq!(receive(), format!("READY=1\nMAINPID={}\n", new.0.id()));
+    let status = old.0.wait().expect("old lb exits");
+    assert_eq!(status.code(), Some(0));
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &new.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    assert_eq!(receive(), "STOPPING=1\n");
+}
