@@ -1,9 +1,16 @@
 //! The supervisor: turns a [`Config`](lb_config::Config) into running workers and an admin thread.
 //!
 //! One OS thread per worker, each with its own current-thread tokio runtime, pinned to one allowed
-//! CPU, accepting on its own `SO_REUSEPORT` socket. Workers report ready / exited over a
-//! crossbeam channel; [`start`] returns only when every worker accepts, and [`run`] prints the one
-//! ready line, waits for SIGINT/SIGTERM, drains and returns.
+//! CPU, accepting on its own `SO_REUSEPORT` socket (bound by the supervisor, which keeps a
+//! duplicate). Workers report ready / exited over a crossbeam channel; [`start`] returns only
+//! when every worker accepts, and [`run`] / [`run_from`] print the one ready line and then handle
+//! events until a stop: SIGINT/SIGTERM drain and return, SIGHUP reloads the config file
+//! (`reload`), a worker that panics is respawned (`worker`), and a takeover request on the
+//! upgrade socket hands every socket and the registry to a new lb (`upgrade`, `handover`,
+//! `fd_pass`).
+//!
+//! Beside the workers: the control-plane thread (`admin`), one health thread for the process
+//! (`health`), the state file (`state`), systemd notifications (`notify`).
 //!
 //! Library first: tests start lb in-process with [`start`] on port 0 and stop it with
 //! [`Handle::shutdown`].
