@@ -35,8 +35,6 @@ const BODY_TOO_LARGE: HttpError = HttpError::new(
 /// Serves one accepted client connection until it closes.
 pub(crate) async fn serve(worker: &Worker, client: TcpStream, peer: SocketAddr) {
     worker.stats.accepted();
-    // Nagle would hold back small heads waiting for an ACK; every write here is a whole unit.
-    let _ = client.set_nodelay(true);
     let mut conn = ClientConn {
         worker,
         client,
