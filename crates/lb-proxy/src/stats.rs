@@ -86,6 +86,12 @@ impl WorkerStats {
         );
     }
 
+    /// Forgets the connections of a worker that died: the supervisor calls this before a
+    /// respawned worker takes over these counters, since a dead worker's connections are gone.
+    pub fn reset_active(&self) {
+        self.inner.active.store(0, Ordering::Relaxed);
+    }
+
     /// Connections this worker accepted so far (shows `SO_REUSEPORT` balance between workers).
     pub fn accepted_total(&self) -> u64 {
         self.inner.accepted.load(Ordering::Relaxed)

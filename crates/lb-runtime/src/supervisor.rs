@@ -228,6 +228,10 @@ impl Handle {
         if let Some(thread) = self.worker_threads.get_mut(id).and_then(Option::take) {
             let _ = thread.join();
         }
+        // The dead worker's connections went with it.
+        if let Some(stats) = self.stats.get(id) {
+            stats.reset_active();
+        }
         self.spawn_worker(id)
     }
 }
