@@ -38,6 +38,8 @@ pub struct Layer {
     pub max_body: Option<u64>,
     /// See [`Config::max_connections`].
     pub max_connections: Option<usize>,
+    /// See [`Config::access_log`].
+    pub access_log: Option<bool>,
     /// See [`crate::HealthConfig::check`].
     pub health_check: Option<String>,
     /// See [`crate::HealthConfig::interval`].
@@ -93,6 +95,7 @@ impl Layer {
             c.max_body = self.max_body;
         }
         set(&mut c.max_connections, &self.max_connections);
+        set(&mut c.access_log, &self.access_log);
         if self.health_check.is_some() {
             c.health.check = self.health_check.clone();
         }

@@ -183,6 +183,8 @@ pub struct Config {
     pub max_body: Option<u64>,
     /// See [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// One log line per request (through `tracing`, target `lb::access`); off by default.
+    pub access_log: bool,
     /// Health checks.
     pub health: HealthConfig,
     /// State file: the registry is saved there on every change and loaded at start.
@@ -214,6 +216,7 @@ impl Default for Config {
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
             max_body: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            access_log: false,
             health: HealthConfig::default(),
             state: None,
             admin_token: None,

@@ -153,6 +153,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         "max_connections",
         old.max_connections != new.max_connections,
     );
+    check("access_log", old.access_log != new.access_log);
     check("state", old.state != new.state);
     check("admin_token", old.admin_token != new.admin_token);
     check("upgrade_socket", old.upgrade_socket != new.upgrade_socket);

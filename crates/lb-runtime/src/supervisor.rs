@@ -21,7 +21,7 @@ use crate::worker::{self, Launch};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use lb_admin::ControlPlane;
 use lb_config::{Config, ConfigError};
-use lb_proxy::{WorkerConfig, WorkerStats};
+use lb_proxy::{AccessLog, WorkerConfig, WorkerStats};
 use lb_registry::{HealthPolicy, Registry};
 use parking_lot::RwLock;
 use std::fmt;
@@ -131,6 +131,8 @@ pub struct Handle {
     /// How this process was started (for the successor).
     pub(crate) origin: Origin,
     health_thread: Option<JoinHandle<()>>,
+    /// The workers' end of the access log (when on) and the thread writing it.
+    access_log: Option<(AccessLog, JoinHandle<()>)>,
     worker_threads: Vec<Option<JoinHandle<()>>>,
     cpus: Vec<core_affinity::CoreId>,
     stats: Vec<Arc<WorkerStats>>,
@@ -189,6 +191,11 @@ impl Handle {
         if let Some(thread) = self.health_thread.take() {
             let _ = thread.join();
         }
+        if let Some((log, writer)) = self.access_log.take() {
+            // The writer ends once the last sender (the workers' are gone) is dropped.
+            drop(log);
+            let _ = writer.join();
+        }
     }
 
     /// The settings worker `id` starts with, on `listener`.
@@ -197,7 +204,10 @@ impl Handle {
             id,
             listener,
             cpu: cpu_for(id, &self.cpus),
-            cfg: WorkerConfig::new(id, &self.config),
+            cfg: match &self.access_log {
+                Some((log, _)) => WorkerConfig::new(id, &self.config).with_access_log(log.clone()),
+                None => WorkerConfig::new(id, &self.config),
+            },
             registry: self.registry.clone(),
             stats: self.stats[id].clone(),
             stop: self.stop_rx.clone(),
@@ -342,6 +352,17 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
     let health_thread = health::spawn(registry.clone(), probe_plan.clone(), stop_rx.clone())
         .map_err(|e| RunError::Runtime(format!("cannot start the health thread: {e}")))?;
 
+    let access_log = if config.access_log {
+        let (log, writer) = lb_proxy::access_log();
+        let thread = std::thread::Builder::new()
+            .name("lb-access-log".to_string())
+            .spawn(move || writer.run_tracing())
+            .map_err(|e| RunError::Runtime(format!("cannot start the access log thread: {e}")))?;
+        Some((log, thread))
+    } else {
+        None
+    };
+
     let cpus = if config.pin {
         allowed_cpus()
     } else {
@@ -373,6 +394,7 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
         pending_upgrade: None,
         origin: Origin::current(),
         health_thread: Some(health_thread),
+        access_log,
         worker_threads: (0..workers).map(|_| None).collect(),
         cpus,
         stats,

@@ -87,6 +87,10 @@ struct RunArgs {
     /// [default: 65536].
     #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections: Option<usize>,
+    /// Log one line per request to stderr (written by a thread of its own, never blocking a
+    /// worker).
+    #[arg(long)]
+    access_log: bool,
     /// How long shutdown waits for in-flight requests, in milliseconds [default: 30000].
     #[arg(long, value_name = "MS")]
     drain_timeout: Option<u64>,
@@ -153,6 +157,7 @@ impl RunArgs {
             drain_timeout: ms(self.drain_timeout),
             max_body: self.max_body,
             max_connections: self.max_connections,
+            access_log: self.access_log.then_some(true),
             health_check: self.health_check,
             health_interval: ms(self.health_interval),
             health_timeout: ms(self.health_timeout),

@@ -21,6 +21,7 @@ mod http_limits;
 mod http_semantics;
 mod http_smuggling;
 mod lifecycle;
+mod ops_access_log;
 mod ops_admin;
 mod ops_config;
 mod ops_health;
