@@ -7,6 +7,7 @@
 
 use crate::access_log::Entry;
 use crate::relay::{fill, read_more, relay_body, tunnel, write_all, Limits, RelayError};
+use crate::upstream_pool::Upstream;
 use crate::worker::Worker;
 use lb_http::{
     dechunk_for, error_response, parse_request, parse_response, write_request_head,
@@ -351,7 +352,7 @@ impl ClientConn<'_> {
     async fn forward_request(
         &mut self,
         mut req: Prepared,
-    ) -> Result<(TcpStream, Prepared, Response), Fault> {
+    ) -> Result<(Upstream, Prepared, Response), Fault> {
         let mut failed_over = false;
         let (mut upstream, mut reused) = loop {
             match self.upstream(req.target, false).await {
@@ -560,7 +561,7 @@ impl ClientConn<'_> {
         &mut self,
         target: SocketAddr,
         fresh: bool,
-    ) -> Result<(TcpStream, bool), HttpError> {
+    ) -> Result<(Upstream, bool), HttpError> {
         if !fresh {
             if let Some(stream) = self.worker.pool.take(target) {
                 self.worker.stats.pool(true);
@@ -583,7 +584,7 @@ impl ClientConn<'_> {
             )),
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                Ok((stream, false))
+                Ok((Upstream::new(stream, &self.worker.stats), false))
             }
         }
     }

@@ -26,6 +26,7 @@ struct Counters {
     status: [AtomicU64; 5],
     pool_hits: AtomicU64,
     pool_misses: AtomicU64,
+    upstream_open: AtomicU64,
     /// Non-cumulative bucket counts (the last one is `+Inf`); made cumulative at scrape.
     latency: [AtomicU64; LATENCY_BOUNDS.len() + 1],
     /// Sum of latencies in microseconds.
@@ -72,6 +73,14 @@ impl WorkerStats {
         );
     }
 
+    pub(crate) fn upstream_opened(&self) {
+        add(&self.inner.upstream_open, 1);
+    }
+
+    pub(crate) fn upstream_closed(&self) {
+        add(&self.inner.upstream_open, u64::MAX);
+    }
+
     /// Records the time from a complete request head to the end of its response.
     pub(crate) fn latency(&self, elapsed: std::time::Duration) {
         let secs = elapsed.as_secs_f64();
@@ -106,7 +115,7 @@ impl WorkerStats {
     /// (the format wants each family's samples together), labelled by worker.
     pub fn render_all(workers: &[std::sync::Arc<WorkerStats>], out: &mut String) {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let simple: [(&str, &str, Field); 5] = [
+        let simple: [(&str, &str, Field); 6] = [
             ("lb_worker_connections_accepted_total", "counter", |c| {
                 &c.accepted
             }),
@@ -117,6 +126,9 @@ impl WorkerStats {
             }),
             ("lb_worker_upstream_pool_misses_total", "counter", |c| {
                 &c.pool_misses
+            }),
+            ("lb_worker_upstream_connections_open", "gauge", |c| {
+                &c.upstream_open
             }),
         ];
         for (name, kind, field) in simple {

@@ -7,17 +7,58 @@
 //!
 //! Owned by one worker: `RefCell`, never shared across threads.
 
+use crate::stats::WorkerStats;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+/// An upstream connection, counted in its worker's open-upstream gauge for as long as it exists
+/// (in use or idle in the pool).
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    stream: TcpStream,
+    stats: Arc<WorkerStats>,
+}
+
+impl Upstream {
+    pub(crate) fn new(stream: TcpStream, stats: &Arc<WorkerStats>) -> Self {
+        stats.upstream_opened();
+        Upstream {
+            stream,
+            stats: stats.clone(),
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stats.upstream_closed();
+    }
+}
+
+impl Deref for Upstream {
+    type Target = TcpStream;
+
+    fn deref(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+impl DerefMut for Upstream {
+    fn deref_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+}
+
 #[derive(Debug)]
 struct Idle {
-    stream: TcpStream,
+    stream: Upstream,
     since: Instant,
 }
 
@@ -39,7 +80,7 @@ impl UpstreamPool {
     }
 
     /// The most recently returned live connection to `addr`, if any.
-    pub(crate) fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
+    pub(crate) fn take(&self, addr: SocketAddr) -> Option<Upstream> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&addr)?;
         let now = Instant::now();
@@ -52,7 +93,7 @@ impl UpstreamPool {
     }
 
     /// Gives back a connection that finished a complete exchange and may be reused.
-    pub(crate) fn give(&self, addr: SocketAddr, stream: TcpStream) {
+    pub(crate) fn give(&self, addr: SocketAddr, stream: Upstream) {
         let mut idle = self.idle.borrow_mut();
         let list = idle.entry(addr).or_default();
         if list.len() >= self.max_per_target {

@@ -22,6 +22,7 @@ mod http_semantics;
 mod http_smuggling;
 mod lifecycle;
 mod ops_access_log;
+mod ops_metrics;
 mod ops_admin;
 mod ops_config;
 mod ops_health;
