@@ -182,7 +182,7 @@ impl ClientConn<'_> {
             return false;
         }
         tokio::select! {
-            ready = timeout(self.worker.cfg.idle_timeout, self.client.readable()) => {
+            ready = timeout(self.worker.cfg.tuning.idle(), self.client.readable()) => {
                 matches!(ready, Ok(Ok(())))
             }
             () = drain_started => false,
@@ -217,8 +217,8 @@ impl ClientConn<'_> {
         }
 
         let limits = Limits {
-            read: self.worker.cfg.upstream_timeout,
-            write: self.worker.cfg.idle_timeout,
+            read: self.worker.cfg.tuning.upstream(),
+            write: self.worker.cfg.tuning.idle(),
             max_len: None,
         };
         let dechunk = dechunk_for(req.client, resp.body);
@@ -261,7 +261,7 @@ impl ClientConn<'_> {
     /// when the client went away (or stayed silent) before sending a full head.
     async fn read_request(&mut self) -> Result<Option<Prepared>, Fault> {
         self.request_line.clear();
-        let deadline = Instant::now() + self.worker.cfg.header_timeout;
+        let deadline = Instant::now() + self.worker.cfg.tuning.header();
         loop {
             if !self.inbuf.is_empty() {
                 if let Some(req) = self.prepare()? {
@@ -306,7 +306,7 @@ impl ClientConn<'_> {
             close: !(client.keep_alive && req.body == BodyKind::Empty),
             consumed: req.head_len,
         };
-        if let (BodyKind::Length(len), Some(max)) = (req.body, self.worker.cfg.max_body) {
+        if let (BodyKind::Length(len), Some(max)) = (req.body, self.worker.cfg.tuning.max_body()) {
             if len > max {
                 return Err(Fault::fatal(BODY_TOO_LARGE));
             }
@@ -405,7 +405,7 @@ impl ClientConn<'_> {
         upstream: &mut TcpStream,
         req: &Prepared,
     ) -> Result<Response, HeadError> {
-        let upstream_write = self.worker.cfg.upstream_timeout;
+        let upstream_write = self.worker.cfg.tuning.upstream();
         if req.body == BodyKind::Empty {
             write_all(upstream, &self.outbuf, upstream_write)
                 .await
@@ -430,7 +430,7 @@ impl ClientConn<'_> {
                 }
                 Ok(Err(e)) => return Err(e),
                 Err(_) => {
-                    write_all(&mut self.client, CONTINUE, self.worker.cfg.idle_timeout)
+                    write_all(&mut self.client, CONTINUE, self.worker.cfg.tuning.idle())
                         .await
                         .map_err(|_| HeadError::ClientGone)?;
                 }
@@ -446,7 +446,7 @@ impl ClientConn<'_> {
         upstream: &mut TcpStream,
         req: &Prepared,
     ) -> Result<(), HeadError> {
-        let limits = self.limits(self.worker.cfg.max_body);
+        let limits = self.limits(self.worker.cfg.tuning.max_body());
         relay_body(
             &mut self.client,
             upstream,
@@ -490,7 +490,7 @@ impl ClientConn<'_> {
         req: &Prepared,
         stop_at_continue: bool,
     ) -> Result<Answer, HeadError> {
-        let deadline = Instant::now() + self.worker.cfg.upstream_timeout;
+        let deadline = Instant::now() + self.worker.cfg.tuning.upstream();
         loop {
             if !self.upbuf.is_empty() {
                 let mut headers = [EMPTY_HEADER; MAX_HEADERS];
@@ -511,9 +511,13 @@ impl ClientConn<'_> {
                         if req.client.accepts_interim() {
                             self.outbuf.clear();
                             write_response_head(&resp, req.client, &mut self.outbuf);
-                            write_all(&mut self.client, &self.outbuf, self.worker.cfg.idle_timeout)
-                                .await
-                                .map_err(|_| HeadError::ClientGone)?;
+                            write_all(
+                                &mut self.client,
+                                &self.outbuf,
+                                self.worker.cfg.tuning.idle(),
+                            )
+                            .await
+                            .map_err(|_| HeadError::ClientGone)?;
                             // `outbuf` may carry the request body's first bytes next.
                             self.outbuf.clear();
                         }
@@ -569,7 +573,7 @@ impl ClientConn<'_> {
             }
         }
         self.worker.stats.pool(false);
-        match timeout(self.worker.cfg.connect_timeout, TcpStream::connect(target)).await {
+        match timeout(self.worker.cfg.tuning.connect(), TcpStream::connect(target)).await {
             Err(_) => Err(HttpError::new(
                 ErrorKind::ConnectTimeout,
                 "timed out connecting to the upstream",
@@ -592,8 +596,8 @@ impl ClientConn<'_> {
     /// Client-side timeouts for relays towards the upstream.
     fn limits(&self, max_len: Option<u64>) -> Limits {
         Limits {
-            read: self.worker.cfg.idle_timeout,
-            write: self.worker.cfg.upstream_timeout,
+            read: self.worker.cfg.tuning.idle(),
+            write: self.worker.cfg.tuning.upstream(),
             max_len,
         }
     }
@@ -626,7 +630,12 @@ impl ClientConn<'_> {
         );
         self.outbuf.clear();
         error_response(error.kind, error.detail, close, &mut self.outbuf);
-        let sent = write_all(&mut self.client, &self.outbuf, self.worker.cfg.idle_timeout).await;
+        let sent = write_all(
+            &mut self.client,
+            &self.outbuf,
+            self.worker.cfg.tuning.idle(),
+        )
+        .await;
         if close || sent.is_err() {
             return Next::Close;
         }

@@ -14,9 +14,11 @@ mod conn;
 mod drain;
 mod relay;
 mod stats;
+mod tuning;
 mod upstream_pool;
 mod worker;
 
 pub use access_log::{access_log, AccessLog, AccessLogWriter};
 pub use stats::WorkerStats;
+pub use tuning::Tuning;
 pub use worker::{serve, WorkerConfig};

@@ -8,6 +8,7 @@ use crate::buffers::BufferPool;
 use crate::conn;
 use crate::drain::Drain;
 use crate::stats::WorkerStats;
+use crate::tuning::Tuning;
 use crate::upstream_pool::UpstreamPool;
 use lb_config::Config;
 use lb_registry::{Registry, SnapshotCache};
@@ -29,22 +30,14 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 pub struct WorkerConfig {
     /// Index of this worker (0-based): names its counters and logs.
     pub id: usize,
-    /// Connect timeout to an upstream (504 beyond).
-    pub connect_timeout: Duration,
-    /// Wait for an upstream's response head, and for each later upstream read (504 / abort).
-    pub upstream_timeout: Duration,
-    /// Deadline for a client's whole request head (408 beyond).
-    pub header_timeout: Duration,
-    /// Idle keep-alive wait, and inactivity limit for client reads and writes.
-    pub idle_timeout: Duration,
+    /// Timeouts and the body limit, shared by all workers and changed by a reload.
+    pub tuning: Arc<Tuning>,
     /// How long a drain waits for in-flight exchanges.
     pub drain_timeout: Duration,
     /// Idle upstream connections kept per target.
     pub pool_idle_per_target: usize,
     /// Age at which idle upstream connections are closed.
     pub pool_idle_timeout: Duration,
-    /// Largest request body accepted (413 beyond); `None` is unlimited.
-    pub max_body: Option<u64>,
     /// Client connections served at once; at the limit the worker stops accepting.
     pub max_connections: usize,
     /// Where access log lines go; `None` (the default) logs nothing.
@@ -52,18 +45,15 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Worker `id`'s settings taken from the process configuration.
-    pub fn new(id: usize, config: &Config) -> Self {
+    /// Worker `id`'s settings taken from the process configuration, with the process-wide
+    /// `tuning`.
+    pub fn new(id: usize, config: &Config, tuning: Arc<Tuning>) -> Self {
         WorkerConfig {
             id,
-            connect_timeout: config.connect_timeout,
-            upstream_timeout: config.upstream_timeout,
-            header_timeout: config.header_timeout,
-            idle_timeout: config.idle_timeout,
+            tuning,
             drain_timeout: config.drain_timeout,
             pool_idle_per_target: config.pool_idle_per_target,
             pool_idle_timeout: config.pool_idle_timeout,
-            max_body: config.max_body,
             max_connections: config.max_connections,
             access_log: None,
         }

@@ -4,9 +4,11 @@
 //! read again on every reload, so flags keep overriding the file. A reload applies what can
 //! change without a restart: the routes given by the configuration (a registry diff: targets the
 //! new configuration adds are registered, those it no longer names are deregistered; targets
-//! registered through the control plane are left alone) and the health-check settings. Everything
-//! else (listen, admin, workers, timeouts, limits, state, admin token) needs a restart or an
-//! upgrade, and a reload that changes it says so in the log. An invalid file changes nothing.
+//! registered through the control plane are left alone), the health-check settings, the
+//! connect/upstream/header/idle timeouts and the body limit (shared with the workers, taking
+//! effect for the next wait that starts). Everything else (listen, admin, workers, drain timeout,
+//! connection limit, state, admin token) needs a restart or an upgrade, and a reload that changes
+//! it says so in the log. An invalid file changes nothing.
 //!
 //! No connection is touched: workers see the new routes through the registry generation.
 
@@ -109,6 +111,7 @@ pub(crate) fn reload(handle: &mut Handle, source: &ConfigSource) {
         }
     }
     registry.set_policy(health_policy(&new.health));
+    handle.tuning.update(&new);
     *handle.probe_plan.write() = ProbePlan::from_config(&new);
     for setting in needs_restart(&old, &new) {
         warn!(
@@ -120,6 +123,11 @@ pub(crate) fn reload(handle: &mut Handle, source: &ConfigSource) {
     handle.config = Config {
         routes: new.routes,
         health: new.health,
+        connect_timeout: new.connect_timeout,
+        upstream_timeout: new.upstream_timeout,
+        header_timeout: new.header_timeout,
+        idle_timeout: new.idle_timeout,
+        max_body: new.max_body,
         ..old
     };
 }
@@ -137,18 +145,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     check("workers", old.workers != new.workers);
     check("pin", old.pin != new.pin);
     check("backlog", old.backlog != new.backlog);
-    check(
-        "timeouts.connect",
-        old.connect_timeout != new.connect_timeout,
-    );
-    check(
-        "timeouts.upstream",
-        old.upstream_timeout != new.upstream_timeout,
-    );
-    check("timeouts.header", old.header_timeout != new.header_timeout);
-    check("timeouts.idle", old.idle_timeout != new.idle_timeout);
     check("timeouts.drain", old.drain_timeout != new.drain_timeout);
-    check("max_body", old.max_body != new.max_body);
     check(
         "max_connections",
         old.max_connections != new.max_connections,

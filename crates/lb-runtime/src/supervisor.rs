@@ -21,7 +21,7 @@ use crate::worker::{self, Launch};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use lb_admin::ControlPlane;
 use lb_config::{Config, ConfigError};
-use lb_proxy::{AccessLog, WorkerConfig, WorkerStats};
+use lb_proxy::{AccessLog, Tuning, WorkerConfig, WorkerStats};
 use lb_registry::{HealthPolicy, Registry};
 use parking_lot::RwLock;
 use std::fmt;
@@ -131,6 +131,8 @@ pub struct Handle {
     /// How this process was started (for the successor).
     pub(crate) origin: Origin,
     health_thread: Option<JoinHandle<()>>,
+    /// Timeouts and body limit shared by the workers; a reload updates them in place.
+    pub(crate) tuning: Arc<Tuning>,
     /// The workers' end of the access log (when on) and the thread writing it.
     access_log: Option<(AccessLog, JoinHandle<()>)>,
     worker_threads: Vec<Option<JoinHandle<()>>>,
@@ -204,9 +206,12 @@ impl Handle {
             id,
             listener,
             cpu: cpu_for(id, &self.cpus),
-            cfg: match &self.access_log {
-                Some((log, _)) => WorkerConfig::new(id, &self.config).with_access_log(log.clone()),
-                None => WorkerConfig::new(id, &self.config),
+            cfg: {
+                let cfg = WorkerConfig::new(id, &self.config, self.tuning.clone());
+                match &self.access_log {
+                    Some((log, _)) => cfg.with_access_log(log.clone()),
+                    None => cfg,
+                }
             },
             registry: self.registry.clone(),
             stats: self.stats[id].clone(),
@@ -394,6 +399,7 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
         pending_upgrade: None,
         origin: Origin::current(),
         health_thread: Some(health_thread),
+        tuning: Arc::new(Tuning::new(&config)),
         access_log,
         worker_threads: (0..workers).map(|_| None).collect(),
         cpus,

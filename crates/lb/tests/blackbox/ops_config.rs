@@ -1,11 +1,13 @@
 //! The config file (issue 5 "Configuration"): `--config lb.toml` runs lb, flags override it,
 //! unknown keys are errors with the key and the line (exit 2), and SIGHUP reloads the routes
-//! without dropping a connection while an invalid new file is rejected and the old one stays.
+//! and the timeouts without dropping a connection, while an invalid new file is rejected and the
+//! old one stays.
 
 use crate::{bin, served_by, WAIT};
-use lb_testkit::{poll_until, run_to_exit, Backend, Conn, LbProcess, ScratchDir};
+use lb_testkit::{get, poll_until, run_to_exit, Backend, Conn, LbProcess, Reply, ScratchDir};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 fn config_text(routes: &[(&str, &[SocketAddr])], extra: &str) -> String {
     let mut text = String::from(
@@ -160,19 +162,63 @@ fn sighup_reloads_routes_without_dropping_a_connection() {
     assert!(lb.try_exit().is_none(), "lb keeps running");
 
     // A setting that needs a restart is reported, the routes still apply.
-    std::fs::write(
-        &file,
-        config_text(&[("/", &[a.addr()])], "[timeouts]\nconnect = \"1s\"\n"),
-    )
-    .unwrap();
+    std::fs::write(&file, config_text(&[("/", &[a.addr()])], "backlog = 128\n")).unwrap();
     lb.process().signal("HUP");
     poll_until(WAIT, "the restart note in the log", || {
         let err = lb.stderr();
-        if err.contains("timeouts.connect") {
+        if err.contains("backlog") && err.contains("takes a restart") {
             Ok(())
         } else {
             Err(err)
         }
     });
     assert_eq!(served_by(&kept.get("/four")), "a");
+}
+
+/// Timeouts change on SIGHUP for the next request, on a connection that stays open: a silent
+/// upstream is waited for 60 s before the reload and 300 ms after it.
+#[test]
+fn sighup_changes_timeouts_for_the_next_request() {
+    let dir = ScratchDir::new("config-timeouts");
+    let file = dir.join("lb.toml");
+    let silent = Backend::start_with("silent", Reply::NeverAnswer);
+    let quick = Backend::start("quick");
+    let routes: &[(&str, &[SocketAddr])] = &[("/", &[quick.addr()]), ("/slow", &[silent.addr()])];
+    std::fs::write(
+        &file,
+        config_text(routes, "[timeouts]\nupstream = \"60s\"\n"),
+    )
+    .unwrap();
+    let mut lb = start(&file, &[]);
+    let mut kept = Conn::open(lb.addr());
+    assert_eq!(served_by(&kept.get("/")), "quick");
+
+    std::fs::write(
+        &file,
+        config_text(routes, "[timeouts]\nupstream = \"300ms\"\n"),
+    )
+    .unwrap();
+    lb.process().signal("HUP");
+    poll_until(WAIT, "the reload in the log", || {
+        let err = lb.stderr();
+        if err.contains("configuration reloaded") {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    });
+    assert!(
+        !lb.stderr().contains("takes a restart"),
+        "timeouts apply live: {}",
+        lb.stderr()
+    );
+    let started = Instant::now();
+    let r = get(lb.addr(), "/slow/x");
+    assert_eq!(r.status, 504, "{:?}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "504 after {:?}: the 60 s timeout was still in force",
+        started.elapsed()
+    );
+    assert_eq!(served_by(&kept.get("/again")), "quick", "same connection");
 }
