@@ -263,6 +263,7 @@ fn proxied_requests_do_not_allocate_in_steady_state() {
             prefix: "/alloc".to_string(),
             targets: vec![origin],
             health_check: None,
+            strip_prefix: true,
         }],
         ..Config::default()
     };

@@ -71,6 +71,7 @@ struct Route {
     prefix: String,
     targets: Vec<SocketAddr>,
     health_check: Option<String>,
+    strip_prefix: Option<bool>,
 }
 
 /// Parses the text of a config file; `origin` names it in errors (`"lb.toml line 3: ..."`).
@@ -110,6 +111,7 @@ pub fn parse_file(text: &str, origin: &str) -> Result<Layer, ConfigError> {
                 prefix: r.prefix,
                 targets: r.targets,
                 health_check: r.health_check,
+                strip_prefix: r.strip_prefix.unwrap_or(true),
             })
             .collect(),
         connect_timeout: file.timeouts.connect,

@@ -88,6 +88,9 @@ pub struct StaticRoute {
     pub targets: Vec<SocketAddr>,
     /// Active health check path for this route's targets; `None` uses [`HealthConfig::check`].
     pub health_check: Option<String>,
+    /// Strip the prefix before forwarding (the SPEC's default); `false` forwards the request
+    /// target unchanged.
+    pub strip_prefix: bool,
 }
 
 impl std::str::FromStr for StaticRoute {
@@ -115,6 +118,7 @@ impl std::str::FromStr for StaticRoute {
             prefix: prefix.to_string(),
             targets,
             health_check: None,
+            strip_prefix: true,
         })
     }
 }

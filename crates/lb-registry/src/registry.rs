@@ -121,6 +121,8 @@ struct RouteEntry {
     prefix: Arc<str>,
     cursor: Arc<Cursor>,
     targets: Vec<Member>,
+    /// Strip the prefix before forwarding (the default; a config file may turn it off).
+    strip: bool,
 }
 
 #[derive(Debug)]
@@ -216,6 +218,19 @@ impl Registry {
         route_entry(&mut state, &prefix);
         self.publish(&mut state);
         Ok(true)
+    }
+
+    /// Sets whether `path`'s prefix is stripped before forwarding (creating the route when
+    /// missing). Routes strip by default; only the configuration turns it off.
+    pub fn set_strip_prefix(&self, path: &str, strip: bool) -> Result<(), RegistryError> {
+        let prefix = normalize_prefix(path)?;
+        let mut state = self.state.write();
+        let entry = route_entry(&mut state, &prefix);
+        if entry.strip != strip {
+            entry.strip = strip;
+            self.publish(&mut state);
+        }
+        Ok(())
     }
 
     /// Removes `addr` from `path`'s targets; `Ok(false)` when it was not registered there.
@@ -369,7 +384,7 @@ impl Registry {
                     .filter(|m| m.health.healthy())
                     .map(|m| m.target.clone())
                     .collect();
-                Route::new(e.prefix.clone(), e.cursor.clone(), healthy)
+                Route::new(e.prefix.clone(), e.cursor.clone(), healthy, e.strip)
             })
             .collect();
         state.snapshot = Arc::new(Snapshot::new(generation, routes));
@@ -387,6 +402,7 @@ fn route_entry<'s>(state: &'s mut State, prefix: &str) -> &'s mut RouteEntry {
             prefix: key.clone(),
             cursor: Arc::default(),
             targets: Vec::new(),
+            strip: true,
         })
 }
 

@@ -17,14 +17,21 @@ pub struct Route {
     prefix: Arc<str>,
     cursor: Arc<Cursor>,
     targets: Box<[Arc<Target>]>,
+    strip: bool,
 }
 
 impl Route {
-    pub(crate) fn new(prefix: Arc<str>, cursor: Arc<Cursor>, targets: Box<[Arc<Target>]>) -> Self {
+    pub(crate) fn new(
+        prefix: Arc<str>,
+        cursor: Arc<Cursor>,
+        targets: Box<[Arc<Target>]>,
+        strip: bool,
+    ) -> Self {
         Route {
             prefix,
             cursor,
             targets,
+            strip,
         }
     }
 
@@ -118,6 +125,13 @@ impl Snapshot {
                 let candidate = &path[..end];
                 if skip == 0 {
                     if let Some(route) = self.routes.get(candidate) {
+                        if !route.strip {
+                            return Some(Match {
+                                route,
+                                rest: target,
+                                lead: "",
+                            });
+                        }
                         let rest = &target[end..];
                         let lead = if rest.starts_with('/') { "" } else { "/" };
                         return Some(Match { route, rest, lead });

@@ -226,3 +226,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_route_that_does_not_strip_forwards_the_target_unchanged() {
+    let reg = Registry::new(1);
+    reg.register("/keep", addr(1)).unwrap();
+    reg.register("/cut", addr(2)).unwrap();
+    let g = reg.generation();
+    reg.set_strip_prefix("/keep/", false).unwrap();
+    assert_eq!(reg.generation(), g + 1);
+    reg.set_strip_prefix("/keep", false).unwrap();
+    assert_eq!(reg.generation(), g + 1, "no change, no publish");
+    assert_eq!(
+        route(&reg, "/keep/a?b"),
+        Some(("/keep".into(), "/keep/a?b".into()))
+    );
+    assert_eq!(route(&reg, "/keep"), Some(("/keep".into(), "/keep".into())));
+    assert_eq!(route(&reg, "/cut/a"), Some(("/cut".into(), "/a".into())));
+    reg.set_strip_prefix("/keep", true).unwrap();
+    assert_eq!(route(&reg, "/keep/a"), Some(("/keep".into(), "/a".into())));
+}

@@ -63,6 +63,7 @@ pub fn run_demo() -> Result<(), RunError> {
             prefix: "/".to_string(),
             targets: backends.clone(),
             health_check: None,
+            strip_prefix: true,
         }],
         ..Config::default()
     };

@@ -110,6 +110,19 @@ pub(crate) fn reload(handle: &mut Handle, source: &ConfigSource) {
             }
         }
     }
+    // Prefixes the file no longer configures go back to the default, stripping.
+    for route in old
+        .routes
+        .iter()
+        .filter(|r| !new.routes.iter().any(|n| n.prefix == r.prefix))
+    {
+        let _ = registry.set_strip_prefix(&route.prefix, true);
+    }
+    for route in &new.routes {
+        if let Err(e) = registry.set_strip_prefix(&route.prefix, route.strip_prefix) {
+            warn!(route = %route.prefix, error = %e, "strip_prefix not applied");
+        }
+    }
     registry.set_policy(health_policy(&new.health));
     handle.tuning.update(&new);
     *handle.probe_plan.write() = ProbePlan::from_config(&new);

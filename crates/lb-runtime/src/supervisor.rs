@@ -301,6 +301,9 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
                 .register(&route.prefix, target)
                 .map_err(|e| RunError::Config(format!("route {}: {e}", route.prefix)))?;
         }
+        registry
+            .set_strip_prefix(&route.prefix, route.strip_prefix)
+            .map_err(|e| RunError::Config(format!("route {}: {e}", route.prefix)))?;
     }
     // Saved once at start: a state file that cannot be written stops lb now, not at the first
     // registration.

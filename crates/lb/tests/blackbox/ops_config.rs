@@ -222,3 +222,23 @@ fn sighup_changes_timeouts_for_the_next_request() {
     );
     assert_eq!(served_by(&kept.get("/again")), "quick", "same connection");
 }
+
+/// `strip_prefix = false` on a configured route forwards the request target unchanged; other
+/// routes keep stripping (the SPEC's default).
+#[test]
+fn a_route_can_keep_its_prefix() {
+    let dir = ScratchDir::new("config-strip");
+    let file = dir.join("lb.toml");
+    let (keep, cut) = (Backend::start("keep"), Backend::start("cut"));
+    let mut text = config_text(&[("/cut", &[cut.addr()])], "");
+    text.push_str(&format!(
+        "\n[[route]]\nprefix = \"/keep\"\ntargets = [\"{}\"]\nstrip_prefix = false\n",
+        keep.addr()
+    ));
+    std::fs::write(&file, text).unwrap();
+    let lb = start(&file, &[]);
+    assert_eq!(served_by(&get(lb.addr(), "/keep/a?b=1")), "keep");
+    assert_eq!(keep.last_request().target, "/keep/a?b=1");
+    assert_eq!(served_by(&get(lb.addr(), "/cut/a?b=1")), "cut");
+    assert_eq!(cut.last_request().target, "/a?b=1");
+}
