@@ -11,8 +11,8 @@ use crate::upstream_pool::Upstream;
 use crate::worker::Worker;
 use lb_http::{
     dechunk_for, error_response, parse_request, parse_response, write_request_head,
-    write_response_head, BodyKind, ClientSide, ErrorKind, HttpError, Source, EMPTY_HEADER,
-    MAX_HEADERS,
+    write_response_head, BodyKind, ChunkedDecoder, ClientSide, ErrorKind, HttpError, Source,
+    EMPTY_HEADER, MAX_HEADERS,
 };
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -310,6 +310,12 @@ impl ClientConn<'_> {
             if len > max {
                 return Err(Fault::fatal(BODY_TOO_LARGE));
             }
+        }
+        if req.body == BodyKind::Chunked {
+            // Framing errors already in the buffer are answered before any upstream is
+            // contacted, so the backend never sees a connection for a request lb refuses.
+            let buffered = self.inbuf.get(req.head_len..).unwrap_or_default();
+            ChunkedDecoder::new().scan(buffered).map_err(Fault::fatal)?;
         }
         if req.method == "CONNECT" {
             return Err(Fault::fatal(HttpError::new(

@@ -413,6 +413,8 @@ fn refused_chunked(body: &[u8]) {
         "connection kept after {shown:?}"
     );
     assert_eq!(b.request_count(), 0, "backend got a request for {shown:?}");
+    // Head and body went in one write, so lb sees the bad chunk before it picks an upstream.
+    assert_eq!(b.connections(), 0, "backend was connected for {shown:?}");
 }
 
 #[test]
