@@ -1,144 +1,668 @@
 #!/usr/bin/env bash
-# bench.sh: a first benchmark of lb on loopback, set up the way the project's benchmarking notes
-# found stable on a 2-CPU machine.
+# bench.sh: lb against HAProxy and nginx on loopback, the way docs/benchmarks.md describes.
 #
-# What it measures: lb with one worker pinned to CPU 0, in front of two `lb echo` origins pinned to
-# CPU 1, driven by `wrk -t1 -c50 -d8s --latency` (also on CPU 1) after a 2 s warm-up. It prints
-# wrk's requests/s and latency percentiles, and lb's CPU time per request: the utime+stime delta
-# of the lb process (from /proc/PID/stat) over the measured run divided by the requests served.
-# On two CPUs the client and origins saturate CPU 1 before lb saturates CPU 0, so CPU time per
-# request is the figure that compares proxies; req/s varies between runs and machines. It also
-# prints how many upstream connections lb opened (a handful means upstream keep-alive works).
+# What it does, per mode and per origin set (a "block"):
+#   - starts the origins: nginx `return 200 "ok\n"` on two ports (1 worker, stub_status on a third
+#     port to count accepted connections), or two `lb echo` processes;
+#   - starts lb, HAProxy and nginx configured alike: round robin over the two origins, upstream
+#     keep-alive (HAProxy `http-reuse always`; nginx `keepalive 64`, `proxy_http_version 1.1`,
+#     `proxy_set_header Connection ""`), no access logs, X-Forwarded-For added by all three (lb
+#     always adds it), one worker/thread (two in the `workers2` mode);
+#   - runs `wrk -t1 -c50 --latency` against the origin directly and through each proxy, in
+#     alternating rounds (direct lb haproxy nginx, direct lb haproxy nginx, ...), each run after a
+#     warm-up of the same kind;
+#   - per run records req/s, p50/p99, the proxy's CPU time (utime+stime of the proxy and its child
+#     processes from /proc/PID/stat over the measured run) divided by the requests served, its peak
+#     RSS (VmHWM, summed over its processes) and the new connections the origin saw.
+# Modes: keepalive (proxy pinned to CPU 0 with taskset, wrk and origin on CPU 1), close (same, with
+# `Connection: close` on every request), workers2 (2 workers/threads, nothing pinned).
+# Then, unless IDLE_CONNS=0: each proxy's RSS with IDLE_CONNS idle keep-alive client connections
+# (scripts/idle_conns.py), and, if `oha` is installed, one oha run per proxy as a cross-check.
 #
-# Usage: scripts/bench.sh            keep-alive clients
-#        MODE=close scripts/bench.sh clients send `Connection: close` (one connection per request)
-# Tunables: DURATION (8s), WARMUP (2s), CONNECTIONS (50). Run it on a quiet machine: a compile or a
-# test suite running at the same time moves results by 15-25%.
+# Output: a results section (markdown tables, issue-4 targets met / not met) and a PNG chart,
+# written into docs/benchmarks.md (between the "bench.sh results" markers) and docs/img/bench.png,
+# and the raw records (runs.tsv, ...) copied to target/bench/last/.
 #
-# Every process it starts is stopped by PID when it exits, fails or is interrupted.
+# Usage:
+#   scripts/bench.sh                  the full run: ROUNDS=5, 8 s runs, 2 s warm-up (~25 minutes)
+#   QUICK=1 scripts/bench.sh          ROUNDS=1, 3 s runs, 1 s warm-up; writes nothing under docs/
+#   MODES=keepalive ORIGINS=nginx PROXIES="lb haproxy" scripts/bench.sh    a subset
+# Settings (environment): ROUNDS, DURATION and WARMUP (seconds), CONNECTIONS (50), MODES
+# ("keepalive close workers2"), ORIGINS ("nginx echo"), PROXIES ("direct lb haproxy nginx"),
+# IDLE_CONNS (10000; 0 skips), OHA (1; 0 skips), WRITE_DOCS (1, or 0 with QUICK=1), SKIP_BUILD (0),
+# KEEP_WORKDIR (0).
+#
+# Run it on a quiet machine: a compile or a test suite running at the same time moves absolute
+# results by 15-25%. The ratios are taken round by round, so they hold better than req/s does.
+# Every process it starts is stopped by its PID when it exits, fails or is interrupted.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
 
-DURATION="${DURATION:-8s}"
-WARMUP="${WARMUP:-2s}"
+if [ "${QUICK:-0}" = 1 ]; then
+    ROUNDS="${ROUNDS:-1}" DURATION="${DURATION:-3}" WARMUP="${WARMUP:-1}"
+    WRITE_DOCS="${WRITE_DOCS:-0}"
+fi
+ROUNDS="${ROUNDS:-5}"
+DURATION="${DURATION:-8}"
+DURATION="${DURATION%s}"
+WARMUP="${WARMUP:-2}"
+WARMUP="${WARMUP%s}"
 CONNECTIONS="${CONNECTIONS:-50}"
-MODE="${MODE:-keepalive}"
+MODES="${MODES:-keepalive close workers2}"
+ORIGINS="${ORIGINS:-nginx echo}"
+PROXIES="${PROXIES:-direct lb haproxy nginx}"
+IDLE_CONNS="${IDLE_CONNS:-10000}"
+OHA="${OHA:-1}"
+WRITE_DOCS="${WRITE_DOCS:-1}"
+SKIP_BUILD="${SKIP_BUILD:-0}"
+KEEP_WORKDIR="${KEEP_WORKDIR:-0}"
+DOC="$ROOT/docs/benchmarks.md"
+CHART="$ROOT/docs/img/bench.png"
+LB="$ROOT/target/release/lb"
+
+say() { echo "bench.sh: $*" >&2; }
+die() {
+    say "$*"
+    exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Processes: every one started here is recorded and stopped by PID.
 
 PIDS=()
-WORKDIR="$(mktemp -d)"
+WORKDIR="$(mktemp -d -t lb-bench.XXXXXX)"
+
+# True while PID runs (a zombie waiting to be reaped counts as gone).
+alive() {
+    [ -r "/proc/$1/stat" ] && [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]
+}
+
+# Stops one process: SIGTERM, up to 5 s to exit, then SIGKILL.
+stop_pid() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        alive "$pid" || break
+        sleep 0.1
+    done
+    if alive "$pid"; then
+        say "process $pid ignored SIGTERM; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+# Removes PID from the list of processes to stop.
+forget() {
+    local keep=() p
+    for p in "${PIDS[@]}"; do
+        [ "$p" = "$1" ] || keep+=("$p")
+    done
+    PIDS=("${keep[@]}")
+}
+
+# Stops the given PIDs and forgets them.
+stop_all() {
+    local pid
+    for pid in "$@"; do
+        stop_pid "$pid"
+        forget "$pid"
+    done
+}
+
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
+        stop_pid "$pid"
     done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORKDIR"
+    if [ "$KEEP_WORKDIR" = 1 ]; then
+        say "run files kept in $WORKDIR"
+    else
+        rm -rf "$WORKDIR"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-die() {
-    echo "bench.sh: $*" >&2
-    exit 1
+# spawn NAME CMD...: runs CMD in the background (stdout/stderr to $WORKDIR/NAME.out/.err) and
+# sets SPAWNED to its PID.
+spawn() {
+    local name=$1
+    shift
+    "$@" >"$WORKDIR/$name.out" 2>"$WORKDIR/$name.err" &
+    SPAWNED=$!
+    PIDS+=("$SPAWNED")
 }
 
-if ! command -v wrk >/dev/null 2>&1; then
-    echo "wrk not found; installing it with apt-get" >&2
-    apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; } ||
-        die "could not install wrk"
+# ---------------------------------------------------------------------------------------------
+# Tools.
+
+need_apt() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        command -v "${pkg%%:*}" >/dev/null 2>&1 || missing+=("${pkg#*:}")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    say "installing ${missing[*]} with apt-get"
+    apt-get install -y "${missing[@]}" >/dev/null 2>&1 ||
+        { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; } ||
+        die "could not install ${missing[*]}"
+}
+need_apt wrk:wrk nginx:nginx haproxy:haproxy gnuplot:gnuplot-nox python3:python3 taskset:util-linux \
+    curl:curl ss:iproute2
+
+HAVE_OHA=0
+if [ "$OHA" = 1 ]; then
+    if command -v oha >/dev/null 2>&1; then
+        HAVE_OHA=1
+    else
+        say "oha not installed: the oha cross-check is skipped (cargo install oha --locked adds it)"
+    fi
 fi
 
-# CPU 0 for lb, CPU 1 for everything else; on a one-CPU machine nothing can be separated.
+# Proxies and direct runs need ulimit -n above the idle-connection count.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$IDLE_CONNS" -gt 0 ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + 500)) ]; then
+    say "ulimit -n is $(ulimit -n): too low for $IDLE_CONNS idle connections; using $(($(ulimit -n) - 500))"
+    IDLE_CONNS=$(($(ulimit -n) - 500))
+fi
+
 if [ "$(nproc)" -ge 2 ]; then
-    LB_CPU=(taskset -c 0)
+    PROXY_CPU=(taskset -c 0)
     LOAD_CPU=(taskset -c 1)
 else
-    echo "note: fewer than 2 CPUs; running unpinned, figures are not comparable" >&2
-    LB_CPU=()
+    say "fewer than 2 CPUs: running unpinned; figures are not comparable"
+    PROXY_CPU=()
     LOAD_CPU=()
 fi
 
-echo "building the release binary..." >&2
-cargo build --release -p lb >&2
-LB=./target/release/lb
+if [ "$SKIP_BUILD" != 1 ]; then
+    say "building lb (cargo build --release -p lb)"
+    cargo build --release -p lb >&2
+fi
+[ -x "$LB" ] || die "$LB not found"
 
-# Waits (up to 30 s) for a line matching $2 in file $1 and prints it.
-wait_line() {
-    local file=$1 pattern=$2 i
-    for ((i = 0; i < 300; i++)); do
-        if grep -m1 -E "$pattern" "$file" 2>/dev/null; then
+# ---------------------------------------------------------------------------------------------
+# Helpers.
+
+# N free loopback TCP ports.
+free_ports() {
+    python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
+}
+
+# Waits (up to 15 s) until something listens on 127.0.0.1:PORT; PID must stay alive meanwhile.
+wait_port() {
+    local port=$1 pid=$2 name=$3 i
+    for ((i = 0; i < 150; i++)); do
+        if ss -Hltn "sport = :$port" | grep -q .; then
             return 0
         fi
+        alive "$pid" || die "$name exited: $(tail -5 "$WORKDIR/$name.err" "$WORKDIR/$name.out" 2>/dev/null)"
         sleep 0.1
     done
-    die "no line matching '$pattern' in $file; it says: $(cat "$file" "$file.err" 2>/dev/null)"
+    die "$name does not listen on port $port: $(tail -5 "$WORKDIR/$name.err" 2>/dev/null)"
 }
 
-# Starts `lb echo` NAME in this shell (not in a command substitution, whose $! would be lost to
-# the cleanup trap) and stores its address in ORIGIN.
-start_echo() {
-    local name=$1 out="$WORKDIR/echo-$1"
-    "${LOAD_CPU[@]}" "$LB" echo --listen 127.0.0.1:0 --name "$name" >"$out" 2>"$out.err" &
-    PIDS+=($!)
-    ORIGIN=$(wait_line "$out" "^echo $name listening on " | awk '{print $NF}')
+# PID and its descendants.
+tree() {
+    local pid=$1 child
+    echo "$pid"
+    for child in $(pgrep -P "$pid" 2>/dev/null || true); do
+        tree "$child"
+    done
 }
 
-start_echo a
-ORIGIN_A=$ORIGIN
-start_echo b
-ORIGIN_B=$ORIGIN
+# utime+stime (clock ticks) of PID and its descendants.
+cpu_ticks() {
+    local sum=0 p t
+    for p in $(tree "$1"); do
+        t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+        sum=$((sum + ${t:-0}))
+    done
+    echo "$sum"
+}
 
-LB_OUT="$WORKDIR/lb"
-LB_LOG=warn "${LB_CPU[@]}" "$LB" run --listen 127.0.0.1:0 --admin 127.0.0.1:0 --workers 1 \
-    --route "/=$ORIGIN_A,$ORIGIN_B" >"$LB_OUT" 2>"$LB_OUT.err" &
-LB_PID=$!
-PIDS+=("$LB_PID")
-READY=$(wait_line "$LB_OUT" "listening on ")
-LISTEN=$(sed -E 's/.*listening on ([^ ]+) \(admin ([^,]+),.*/\1/' <<<"$READY")
-ADMIN=$(sed -E 's/.*listening on ([^ ]+) \(admin ([^,]+),.*/\2/' <<<"$READY")
+# Sum of a /proc/PID/status field (kB) over PID and its descendants: VmHWM, VmRSS.
+mem_kib() {
+    local sum=0 p v
+    for p in $(tree "$1"); do
+        v=$(awk -v f="$2:" '$1 == f {print $2}' "/proc/$p/status" 2>/dev/null) || v=0
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+}
 
-WRK_ARGS=(-t1 "-c$CONNECTIONS" --latency)
-if [ "$MODE" = close ]; then
-    WRK_ARGS+=(-H "Connection: close")
+# wrk's latency figure (e.g. 605.00us, 2.31ms, 1.02s) in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+        else printf "?" }'
+}
+
+HZ=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------------------------------------
+# Origins and proxies. Each start_* sets a PID variable and writes its config in $WORKDIR.
+
+# Origin nginx: ports $1 $2 serve `return 200`, port $3 serves stub_status.
+start_origin_nginx() {
+    local dir="$WORKDIR/origin-nginx"
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    default_type text/plain;
+    keepalive_requests 1000000000;
+    keepalive_timeout 600s;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    server {
+        listen 127.0.0.1:$1;
+        listen 127.0.0.1:$2;
+        location / { return 200 "ok\n"; }
+    }
+    server {
+        listen 127.0.0.1:$3;
+        location / { stub_status; }
+    }
+}
+EOF
+    spawn origin-nginx "${ORIGIN_PIN[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
+    ORIGIN_PIDS=("$SPAWNED")
+    wait_port "$1" "$SPAWNED" origin-nginx
+    wait_port "$3" "$SPAWNED" origin-nginx
+}
+
+start_origin_echo() {
+    spawn origin-echo-a "${ORIGIN_PIN[@]}" "$LB" echo --listen "127.0.0.1:$1" --name a
+    ORIGIN_PIDS=("$SPAWNED")
+    wait_port "$1" "$SPAWNED" origin-echo-a
+    spawn origin-echo-b "${ORIGIN_PIN[@]}" "$LB" echo --listen "127.0.0.1:$2" --name b
+    ORIGIN_PIDS+=("$SPAWNED")
+    wait_port "$2" "$SPAWNED" origin-echo-b
+}
+
+# start_lb PORT ADMIN_PORT WORKERS
+start_lb() {
+    local pin=()
+    [ "$PINNED" = 1 ] || pin=(--no-pin)
+    spawn lb "${PROXY_PIN[@]}" env LB_LOG=warn "$LB" run --listen "127.0.0.1:$1" --admin "127.0.0.1:$2" \
+        --workers "$3" "${pin[@]}" --route "/=127.0.0.1:$ORIGIN_A,127.0.0.1:$ORIGIN_B"
+    LB_PID=$SPAWNED
+    wait_port "$1" "$LB_PID" lb
+}
+
+# start_haproxy PORT THREADS MAXCONN
+start_haproxy() {
+    local dir="$WORKDIR/haproxy"
+    mkdir -p "$dir"
+    cat >"$dir/haproxy.cfg" <<EOF
+global
+    nbthread $2
+    maxconn $3
+    # The FD hard limit here may be below what HAProxy asks for with 10,000 connections: warn only.
+    no strict-limits
+    stats socket $dir/stats.sock mode 600 level admin
+
+defaults
+    mode http
+    option forwardfor
+    http-reuse always
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+
+frontend fe
+    bind 127.0.0.1:$1
+    default_backend origins
+
+backend origins
+    balance roundrobin
+    server a 127.0.0.1:$ORIGIN_A
+    server b 127.0.0.1:$ORIGIN_B
+EOF
+    spawn haproxy "${PROXY_PIN[@]}" haproxy -db -f "$dir/haproxy.cfg"
+    HAPROXY_PID=$SPAWNED
+    wait_port "$1" "$HAPROXY_PID" haproxy
+}
+
+# start_nginx PORT WORKERS CONNECTIONS
+start_nginx() {
+    local dir="$WORKDIR/nginx"
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes $2;
+worker_rlimit_nofile $(($3 * 2 + 100));
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections $(($3 + 1000)); }
+http {
+    access_log off;
+    keepalive_requests 1000000000;
+    keepalive_timeout 60s;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    upstream origins {
+        server 127.0.0.1:$ORIGIN_A;
+        server 127.0.0.1:$ORIGIN_B;
+        keepalive 64;
+        keepalive_requests 1000000000;
+        keepalive_timeout 60s;
+    }
+    server {
+        listen 127.0.0.1:$1;
+        location / {
+            proxy_pass http://origins;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        }
+    }
+}
+EOF
+    spawn nginx "${PROXY_PIN[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
+    NGINX_PID=$SPAWNED
+    wait_port "$1" "$NGINX_PID" nginx
+}
+
+# Connections the origin has accepted so far (block's origin set), or "" when not countable.
+origin_accepts() {
+    local proxy=$1
+    case "$ORIGIN" in
+    nginx)
+        # stub_status counts its own connection too; the caller subtracts it.
+        curl -s "http://127.0.0.1:$ORIGIN_STATUS/" | awk 'NR == 3 {print $1}'
+        ;;
+    echo)
+        # lb echo has no counter: take the proxy's own count of connections it opened.
+        case "$proxy" in
+        lb) lb_metric lb_worker_upstream_pool_misses_total ;;
+        haproxy)
+            python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"show stat\n")
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+lines = data.decode().splitlines()
+cols = lines[0].lstrip("# ").split(",")
+i, t = cols.index("connect"), cols.index("svname")
+print(sum(int(l.split(",")[i] or 0) for l in lines[1:] if l and l.split(",")[t] in ("a", "b")))' \
+                "$WORKDIR/haproxy/stats.sock" 2>/dev/null || echo ""
+            ;;
+        *) echo "" ;;
+        esac
+        ;;
+    esac
+}
+
+lb_metric() {
+    curl -s "http://127.0.0.1:$LB_ADMIN/metrics" | awk -v m="$1" 'index($1, m) == 1 {s += $NF} END {print s + 0}'
+}
+
+# Per-worker lb counters: "worker accepted requests" lines.
+lb_workers() {
+    curl -s "http://127.0.0.1:$LB_ADMIN/metrics" | awk '
+        /^lb_worker_connections_accepted_total/ {match($1, /worker="[0-9]+"/); w = substr($1, RSTART + 8, RLENGTH - 9); a[w] = $NF}
+        /^lb_worker_requests_total/ {match($1, /worker="[0-9]+"/); w = substr($1, RSTART + 8, RLENGTH - 9); r[w] = $NF}
+        END {for (w in a) print w, a[w], r[w]}' | sort -n
+}
+
+# wrk in the background (so a signal reaches the trap at once), waited for.
+run_wrk() {
+    local out=$1
+    shift
+    "${LOAD_PIN[@]}" wrk "$@" >"$out" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    wait "$pid" || true
+    forget "$pid"
+}
+
+# One measured run: PROXY URL [PROXY_PID]; appends a record to runs.tsv.
+measure() {
+    local proxy=$1 url=$2 pid=${3:-} wrk_args=(-t1 "-c$CONNECTIONS" --latency) out
+    [ "$MODE" = close ] && wrk_args+=(-H "Connection: close")
+    out="$WORKDIR/wrk-$MODE-$ORIGIN-$ROUND-$proxy.txt"
+    run_wrk "$out.warmup" "${wrk_args[@]}" -d "${WARMUP}s" "$url"
+    local t0=0 c0 w0=""
+    [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
+    c0=$(origin_accepts "$proxy")
+    [ "$proxy" = lb ] && w0=$(lb_workers)
+    run_wrk "$out" "${wrk_args[@]}" -d "${DURATION}s" "$url"
+    local t1=0 c1 w1=""
+    [ -n "$pid" ] && t1=$(cpu_ticks "$pid")
+    c1=$(origin_accepts "$proxy")
+    [ "$proxy" = lb ] && w1=$(lb_workers)
+
+    local requests rps p50 p99 errors conns="" cpu_us="" rss=""
+    requests=$(awk '/requests in/ {print $1}' "$out")
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+    errors=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$out")
+    if [ -z "$requests" ] || [ "$requests" -eq 0 ]; then
+        say "$MODE/$ORIGIN round $ROUND $proxy: wrk served no requests: $(cat "$out")"
+        return 0
+    fi
+    if [ -n "$c0" ] && [ -n "$c1" ]; then
+        conns=$((c1 - c0))
+        [ "$ORIGIN" = nginx ] && conns=$((conns - 1))
+    fi
+    if [ -n "$pid" ]; then
+        cpu_us=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$requests" 'BEGIN {printf "%.2f", t / hz / n * 1e6}')
+        rss=$(mem_kib "$pid" VmHWM)
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$MODE" "$ORIGIN" "$ROUND" "$proxy" \
+        "$requests" "$rps" "$p50" "$p99" "$errors" "$((t1 - t0))" "$cpu_us" "$rss" "$conns" \
+        >>"$WORKDIR/runs.tsv"
+    if [ "$proxy" = lb ] && [ "$MODE" = workers2 ]; then
+        join <(echo "$w0") <(echo "$w1") | while read -r w a0 r0 a1 r1; do
+            printf '%s\t%s\t%s\t%s\t%s\n' "$ORIGIN" "$ROUND" "$w" $((a1 - a0)) $((r1 - r0)) >>"$WORKDIR/balance.tsv"
+        done
+    fi
+    say "$(printf '%-9s %-6s round %s %-8s %9s req/s  p50 %7s ms  p99 %7s ms  cpu %6s us/req  rss %6s KiB  origin conns %s  errors %s' \
+        "$MODE" "$ORIGIN" "$ROUND" "$proxy" "$rps" "$p50" "$p99" "${cpu_us:--}" "${rss:--}" "${conns:--}" "$errors")"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The blocks.
+
+printf 'mode\torigin\tround\tproxy\trequests\trps\tp50_ms\tp99_ms\terrors\tcpu_ticks\tcpu_us_per_req\trss_kib\torigin_conns\n' \
+    >"$WORKDIR/runs.tsv"
+printf 'origin\tround\tworker\taccepted\trequests\n' >"$WORKDIR/balance.tsv"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
+
+has() { [[ " $PROXIES " == *" $1 "* ]]; }
+
+run_block() {
+    MODE=$1 ORIGIN=$2
+    local workers=1
+    if [ "$MODE" = workers2 ]; then
+        PINNED=0 workers=2
+        PROXY_PIN=() ORIGIN_PIN=() LOAD_PIN=()
+    else
+        PINNED=1
+        PROXY_PIN=("${PROXY_CPU[@]}") ORIGIN_PIN=("${LOAD_CPU[@]}") LOAD_PIN=("${LOAD_CPU[@]}")
+    fi
+    local ports
+    read -r -a ports <<<"$(free_ports 7)"
+    ORIGIN_A=${ports[0]} ORIGIN_B=${ports[1]} ORIGIN_STATUS=${ports[2]}
+    local lb_port=${ports[3]} haproxy_port=${ports[5]} nginx_port=${ports[6]}
+    LB_ADMIN=${ports[4]}
+    say "block $MODE / origin $ORIGIN: origins :$ORIGIN_A :$ORIGIN_B, lb :$lb_port, haproxy :$haproxy_port, nginx :$nginx_port"
+    "start_origin_$ORIGIN" "$ORIGIN_A" "$ORIGIN_B" "$ORIGIN_STATUS"
+    local block_pids=("${ORIGIN_PIDS[@]}")
+    if has lb; then start_lb "$lb_port" "$LB_ADMIN" "$workers" && block_pids+=("$LB_PID"); fi
+    if has haproxy; then start_haproxy "$haproxy_port" "$workers" 4096 && block_pids+=("$HAPROXY_PID"); fi
+    if has nginx; then start_nginx "$nginx_port" "$workers" 4096 && block_pids+=("$NGINX_PID"); fi
+    for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+        for proxy in $PROXIES; do
+            case "$proxy" in
+            direct) measure direct "http://127.0.0.1:$ORIGIN_A/" ;;
+            lb) measure lb "http://127.0.0.1:$lb_port/" "$LB_PID" ;;
+            haproxy) measure haproxy "http://127.0.0.1:$haproxy_port/" "$HAPROXY_PID" ;;
+            nginx) measure nginx "http://127.0.0.1:$nginx_port/" "$NGINX_PID" ;;
+            *) die "unknown proxy $proxy" ;;
+            esac
+        done
+    done
+    if [ "$HAVE_OHA" = 1 ] && [ "$MODE" = keepalive ] && [ "$ORIGIN" = nginx ]; then
+        oha_block "$lb_port" "$haproxy_port" "$nginx_port"
+    fi
+    stop_all "${block_pids[@]}"
+}
+
+# One oha run per proxy (keep-alive, nginx origin) as a cross-check of wrk's figures.
+oha_block() {
+    printf 'proxy\trps\tp50_ms\tp99_ms\n' >"$WORKDIR/oha.tsv"
+    local proxy port
+    for proxy in $PROXIES; do
+        case "$proxy" in
+        direct) port=$ORIGIN_A ;;
+        lb) port=$1 ;;
+        haproxy) port=$2 ;;
+        nginx) port=$3 ;;
+        esac
+        "${LOAD_PIN[@]}" oha --no-tui --output-format json -z "${DURATION}s" -c "$CONNECTIONS" \
+            "http://127.0.0.1:$port/" >"$WORKDIR/oha-$proxy.json" 2>"$WORKDIR/oha-$proxy.err" &
+        local pid=$!
+        PIDS+=("$pid")
+        wait "$pid" || true
+        forget "$pid"
+        python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+rps = d["summary"]["requestsPerSec"]
+p50, p99 = d["latencyPercentiles"]["p50"], d["latencyPercentiles"]["p99"]
+print("%s\t%.0f\t%.3f\t%.3f" % (sys.argv[2], rps, p50 * 1000, p99 * 1000))' \
+            "$WORKDIR/oha-$proxy.json" "$proxy" >>"$WORKDIR/oha.tsv" ||
+            say "oha against $proxy failed: $(head -3 "$WORKDIR/oha-$proxy.err")"
+    done
+}
+
+# Each proxy's memory with IDLE_CONNS idle keep-alive connections (pinned, 1 worker, nginx origin).
+memory_block() {
+    MODE=memory ORIGIN=nginx PINNED=1
+    PROXY_PIN=("${PROXY_CPU[@]}") ORIGIN_PIN=("${LOAD_CPU[@]}") LOAD_PIN=("${LOAD_CPU[@]}")
+    printf 'proxy\tconns\trss_kib\thwm_kib\n' >"$WORKDIR/memory.tsv"
+    local ports proxy pid port client
+    read -r -a ports <<<"$(free_ports 7)"
+    ORIGIN_A=${ports[0]} ORIGIN_B=${ports[1]} ORIGIN_STATUS=${ports[2]} LB_ADMIN=${ports[4]}
+    start_origin_nginx "$ORIGIN_A" "$ORIGIN_B" "$ORIGIN_STATUS"
+    local origin_pids=("${ORIGIN_PIDS[@]}")
+    for proxy in $PROXIES; do
+        case "$proxy" in
+        lb) port=${ports[3]} && start_lb "$port" "$LB_ADMIN" 1 && pid=$LB_PID ;;
+        haproxy) port=${ports[5]} && start_haproxy "$port" 1 $((IDLE_CONNS + 100)) && pid=$HAPROXY_PID ;;
+        nginx) port=${ports[6]} && start_nginx "$port" 1 $((IDLE_CONNS + 100)) && pid=$NGINX_PID ;;
+        *) continue ;;
+        esac
+        spawn "idle-$proxy" "${LOAD_PIN[@]}" python3 "$ROOT/scripts/idle_conns.py" \
+            --addr "127.0.0.1:$port" --conns "$IDLE_CONNS" --hold 120
+        client=$SPAWNED
+        local i
+        for ((i = 0; i < 1200; i++)); do
+            grep -q '^holding' "$WORKDIR/idle-$proxy.out" 2>/dev/null && break
+            alive "$client" || break
+            sleep 0.1
+        done
+        if grep -q '^holding' "$WORKDIR/idle-$proxy.out"; then
+            sleep 2
+            printf '%s\t%s\t%s\t%s\n' "$proxy" "$IDLE_CONNS" "$(mem_kib "$pid" VmRSS)" "$(mem_kib "$pid" VmHWM)" \
+                >>"$WORKDIR/memory.tsv"
+            say "memory $proxy: $(tail -1 "$WORKDIR/memory.tsv")  ($(cat "$WORKDIR/idle-$proxy.out"))"
+        else
+            say "memory $proxy: the idle client failed: $(tail -3 "$WORKDIR/idle-$proxy.err")"
+        fi
+        stop_all "$client" "$pid"
+    done
+    stop_all "${origin_pids[@]}"
+}
+
+for mode in $MODES; do
+    for origin in $ORIGINS; do
+        run_block "$mode" "$origin"
+    done
+done
+if [ "$IDLE_CONNS" -gt 0 ]; then
+    memory_block
+fi
+if [ "$OHA" = 1 ] && [ "$HAVE_OHA" = 0 ]; then
+    echo "oha cross-check: skipped, oha is not installed (\`cargo install oha --locked\`)." >"$WORKDIR/oha-note.txt"
 fi
 
-# lb's CPU time so far in clock ticks: utime + stime, fields 14 and 15 of /proc/PID/stat (the
-# command name in field 2 cannot contain spaces here, so plain field splitting is safe).
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$LB_PID/stat"; }
-metric() {
-    curl -s "http://$ADMIN/metrics" | awk -v m="$1" '$1 ~ "^"m {s += $NF} END {print s + 0}'
-}
+# ---------------------------------------------------------------------------------------------
+# Report.
 
-echo "lb $LISTEN (admin $ADMIN) -> origins $ORIGIN_A $ORIGIN_B; mode $MODE, $CONNECTIONS connections" >&2
-echo "warm-up $WARMUP..." >&2
-"${LOAD_CPU[@]}" wrk "${WRK_ARGS[@]}" -d "$WARMUP" "http://$LISTEN/" >/dev/null
+LB_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+git diff --quiet HEAD -- crates 2>/dev/null || LB_COMMIT="$LB_COMMIT + uncommitted changes"
+cat >"$WORKDIR/meta.txt" <<EOF
+Run of $STARTED: \`ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS scripts/bench.sh\`
+on $(nproc) vCPU ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), Linux $(uname -r);
+lb $LB_COMMIT, $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'),
+$(wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}'). Load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg).
+Medians of $ROUNDS rounds; ratios are medians of per-round ratios; CPU µs/req = proxy utime+stime
+over the measured run ÷ requests; peak RSS = VmHWM summed over the proxy's processes (nginx:
+master + workers); new origin conns/run: nginx origin = stub_status accepts, echo origin = the
+proxy's own count (lb pool misses, HAProxy \`connect\`; nginx: not available).
+EOF
 
-TICKS_BEFORE=$(cpu_ticks)
-MISSES_BEFORE=$(metric lb_worker_upstream_pool_misses_total)
-echo "measuring $DURATION..." >&2
-"${LOAD_CPU[@]}" wrk "${WRK_ARGS[@]}" -d "$DURATION" "http://$LISTEN/" >"$WORKDIR/wrk.txt"
-TICKS_AFTER=$(cpu_ticks)
-MISSES_AFTER=$(metric lb_worker_upstream_pool_misses_total)
+python3 "$ROOT/scripts/bench_report.py" "$WORKDIR"
+CHART_OUT="$WORKDIR/bench.png"
+gnuplot -e "datafile='$WORKDIR/chart.dat'; outfile='$CHART_OUT'; subtitle='$STARTED, $(nproc) vCPU, $ROUNDS rounds x ${DURATION}s, lb $LB_COMMIT'" \
+    "$ROOT/scripts/bench_chart.gp" || say "gnuplot failed; no chart"
 
-cat "$WORKDIR/wrk.txt"
+mkdir -p "$ROOT/target/bench/last"
+cp "$WORKDIR"/*.tsv "$WORKDIR"/*.md "$WORKDIR"/meta.txt "$WORKDIR"/chart.dat "$ROOT/target/bench/last/" 2>/dev/null || true
+[ -f "$CHART_OUT" ] && cp "$CHART_OUT" "$ROOT/target/bench/last/"
+cp "$WORKDIR"/wrk-*.txt "$ROOT/target/bench/last/" 2>/dev/null || true
 
-REQUESTS=$(awk '/requests in/ {print $1}' "$WORKDIR/wrk.txt")
-RPS=$(awk '/^Requests\/sec:/ {print $2}' "$WORKDIR/wrk.txt")
-P50=$(awk '$1 == "50%" {print $2}' "$WORKDIR/wrk.txt")
-P99=$(awk '$1 == "99%" {print $2}' "$WORKDIR/wrk.txt")
-ERRORS=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$WORKDIR/wrk.txt")
-HZ=$(getconf CLK_TCK)
-[ -n "$REQUESTS" ] && [ "$REQUESTS" -gt 0 ] || die "wrk reported no requests"
-
-awk -v t=$((TICKS_AFTER - TICKS_BEFORE)) -v hz="$HZ" -v n="$REQUESTS" -v rps="$RPS" \
-    -v p50="$P50" -v p99="$P99" -v errs="${ERRORS:-0}" -v conns=$((MISSES_AFTER - MISSES_BEFORE)) \
-    -v mode="$MODE" 'BEGIN {
-    printf "\nlb --workers 1, %s: %s req/s, p50 %s, p99 %s, non-2xx %s\n", mode, rps, p50, p99, errs
-    printf "lb CPU: %.2f s for %d requests = %.1f us per request (clock tick %.0f ms)\n",
-        t / hz, n, t / hz / n * 1e6, 1000 / hz
-    printf "new upstream connections during the run: %d\n", conns
-}'
+if [ "$WRITE_DOCS" = 1 ]; then
+    mkdir -p "$(dirname "$CHART")"
+    [ -f "$CHART_OUT" ] && cp "$CHART_OUT" "$CHART"
+    python3 - "$DOC" "$WORKDIR/results.md" <<'EOF'
+import sys
+doc_path, results_path = sys.argv[1], sys.argv[2]
+begin, end = "<!-- bench.sh results: begin -->", "<!-- bench.sh results: end -->"
+results = open(results_path).read().rstrip() + "\n"
+try:
+    doc = open(doc_path).read()
+except FileNotFoundError:
+    doc = "# Benchmarks\n\n## Latest results\n\n" + begin + "\n" + end + "\n"
+if begin in doc and end in doc:
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    doc = head + begin + "\n" + results + end + tail
+else:
+    doc = doc.rstrip() + "\n\n## Latest results\n\n" + begin + "\n" + results + end + "\n"
+open(doc_path, "w").write(doc)
+EOF
+    say "results written to docs/benchmarks.md and docs/img/bench.png"
+fi
+cat "$WORKDIR/results.md"
+say "raw records in target/bench/last/"

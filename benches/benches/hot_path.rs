@@ -1,8 +1,16 @@
 //! Criterion benchmarks of the per-request pieces of lb's data path: request-head parse + rewrite,
 //! route lookup with 100 and 10,000 prefixes, the round-robin pick alone and with a second thread
-//! contending on the same cursor, and response-head parse + rewrite.
+//! contending on the same cursor, and response-head parse + rewrite. Two baselines put the pick in
+//! context: a bare `fetch_add` on an atomic alone and with a second thread hammering the same
+//! cache line (what one shared cursor costs, without the registry around it).
+//!
+//! With two or more CPUs, the measuring thread is pinned to the first allowed CPU and the
+//! contending thread to the second, so "contending" means two cores really bouncing one line.
+//!
+//! `cargo bench -p lb-benches` runs them all; results are summarized in docs/benchmarks.md.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use crossbeam_utils::CachePadded;
 use lb_http::{
     parse_request, parse_response, write_request_head, write_response_head, ClientSide, Version,
     EMPTY_HEADER, MAX_HEADERS,
@@ -10,7 +18,7 @@ use lb_http::{
 use lb_registry::{Registry, SnapshotCache};
 use std::hint::black_box;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 const REQUEST: &[u8] = b"GET /api/users/42?verbose=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: wrk\r\nAccept: */*\r\nConnection: keep-alive\r\nX-Request-Id: 0123456789abcdef\r\n\r\n";
@@ -84,7 +92,69 @@ fn route_lookup(c: &mut Criterion) {
     }
 }
 
+/// Pins the calling thread to the `i`-th allowed CPU when there are at least two.
+fn pin(i: usize) {
+    if let Some(cores) = core_affinity::get_core_ids() {
+        if cores.len() >= 2 {
+            let _ = core_affinity::set_for_current(cores[i]);
+        }
+    }
+}
+
+/// Runs `work` on a second thread (pinned to the second CPU) until the returned guard is dropped.
+struct Rival {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Rival {
+    fn start(mut work: impl FnMut() + Send + 'static) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                pin(1);
+                while !stop.load(Ordering::Relaxed) {
+                    work();
+                }
+            })
+        };
+        Rival {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Rival {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn atomic_baseline(c: &mut Criterion) {
+    pin(0);
+    let counter = Arc::new(CachePadded::new(AtomicUsize::new(0)));
+    c.bench_function("atomic_fetch_add/1_thread", |b| {
+        b.iter(|| black_box(counter.fetch_add(1, Ordering::Relaxed)))
+    });
+    let rival = {
+        let counter = counter.clone();
+        Rival::start(move || {
+            black_box(counter.fetch_add(1, Ordering::Relaxed));
+        })
+    };
+    c.bench_function("atomic_fetch_add/2_threads_contending", |b| {
+        b.iter(|| black_box(counter.fetch_add(1, Ordering::Relaxed)))
+    });
+    drop(rival);
+}
+
 fn pick(c: &mut Criterion) {
+    pin(0);
     let reg = registry_with(0);
     let snap = reg.snapshot();
     let route = snap.lookup("/api").expect("routed").route;
@@ -93,24 +163,25 @@ fn pick(c: &mut Criterion) {
     });
 
     // A second thread hammers the same cursor, as a second worker would.
-    let stop = Arc::new(AtomicBool::new(false));
     let rival = {
-        let stop = stop.clone();
-        let reg = reg.clone();
-        std::thread::spawn(move || {
-            let snap = reg.snapshot();
+        let snap = reg.snapshot();
+        Rival::start(move || {
             let route = snap.lookup("/api").expect("routed").route;
-            while !stop.load(Ordering::Relaxed) {
-                black_box(route.pick());
-            }
+            black_box(route.pick());
         })
     };
     c.bench_function("round_robin_pick/2_threads_contending", |b| {
         b.iter(|| black_box(route.pick().expect("target").addr()))
     });
-    stop.store(true, Ordering::Relaxed);
-    let _ = rival.join();
+    drop(rival);
 }
 
-criterion_group!(benches, request_head, response_head, route_lookup, pick);
+criterion_group!(
+    benches,
+    request_head,
+    response_head,
+    route_lookup,
+    pick,
+    atomic_baseline
+);
 criterion_main!(benches);
