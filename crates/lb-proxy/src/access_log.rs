@@ -22,7 +22,7 @@ pub struct AccessLog {
     dropped: Arc<AtomicU64>,
 }
 
-/// The writer's end: run it on a thread of its own with [`AccessLogWriter::run`].
+/// The writer's end: run it on a thread of its own with [`AccessLogWriter::run_tracing`].
 #[derive(Debug)]
 pub struct AccessLogWriter {
     lines: Receiver<String>,
