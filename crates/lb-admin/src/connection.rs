@@ -8,38 +8,26 @@
 
 use crate::response::Response;
 use crate::{api, head, ControlPlane};
+use lb_accept::{linger, Stop};
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tracing::debug;
-
-/// How long a closing connection keeps reading (and discarding) what the client still sends, so
-/// that closing with unread data does not reset the connection before the client has read our
-/// answer (RFC 9112 §9.6).
-const LINGER: Duration = Duration::from_secs(1);
-/// Most bytes discarded while lingering.
-const LINGER_BYTES: usize = 1024 * 1024;
 
 /// Serves requests on `stream` until the client closes, asks to close, sends something
 /// unframeable, or `stop` turns true.
 pub(crate) async fn serve_connection(
     mut stream: TcpStream,
     plane: Arc<ControlPlane>,
-    mut stop: watch::Receiver<bool>,
+    mut stop: Stop,
 ) {
     if let Err(error) = run(&mut stream, &plane, &mut stop).await {
         debug!(%error, "admin connection ended with an error");
     }
 }
 
-async fn run(
-    stream: &mut TcpStream,
-    plane: &ControlPlane,
-    stop: &mut watch::Receiver<bool>,
-) -> io::Result<()> {
+async fn run(stream: &mut TcpStream, plane: &ControlPlane, stop: &mut Stop) -> io::Result<()> {
     // Answers are tiny and written whole; don't let Nagle hold them back.
     stream.set_nodelay(true)?;
     let mut buf = Vec::with_capacity(4096);
@@ -77,11 +65,7 @@ async fn run(
 }
 
 /// Reads more bytes into `buf`; `false` when the client closed or shutdown began.
-async fn read_more(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    stop: &mut watch::Receiver<bool>,
-) -> io::Result<bool> {
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>, stop: &mut Stop) -> io::Result<bool> {
     tokio::select! {
         read = stream.read_buf(buf) => Ok(read? > 0),
         // An error means the server is gone, which is a stop as well.
@@ -94,32 +78,10 @@ async fn refuse(
     stream: &mut TcpStream,
     refusal: &Response,
     out: &mut Vec<u8>,
-    stop: &mut watch::Receiver<bool>,
+    stop: &mut Stop,
 ) -> io::Result<()> {
     debug!(status = refusal.status(), "admin request refused");
     refusal.write(false, true, out);
     stream.write_all(out).await?;
     linger(stream, stop).await
-}
-
-/// Half-closes, then discards what the client still sends until it closes too, for at most
-/// [`LINGER`] or [`LINGER_BYTES`], or until shutdown, which must not wait on it.
-async fn linger(stream: &mut TcpStream, stop: &mut watch::Receiver<bool>) -> io::Result<()> {
-    stream.shutdown().await?;
-    let mut sink = [0u8; 4096];
-    let mut discarded = 0;
-    let drain = async {
-        while discarded < LINGER_BYTES {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => discarded += n,
-            }
-        }
-    };
-    // Running out of time is the expected end for a client that keeps the socket open.
-    tokio::select! {
-        _ = tokio::time::timeout(LINGER, drain) => {}
-        _ = stop.wait_for(|&stop| stop) => {}
-    }
-    Ok(())
 }

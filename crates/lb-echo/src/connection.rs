@@ -6,40 +6,30 @@
 //! is full, so a steady stream of requests costs no copying and no allocation.
 
 use crate::exchange::{Exchange, Template};
+use lb_accept::{linger, Stop};
 use lb_http::MAX_HEAD_BYTES;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tracing::debug;
 
 /// Initial read buffer: room for many pipelined small requests per read.
 const READ_BUF: usize = 16 * 1024;
-/// How long a closing connection keeps discarding what the client still sends, so that closing
-/// with unread data does not reset the connection before the client has read the answer.
-const LINGER: Duration = Duration::from_secs(1);
-/// Most bytes discarded while lingering.
-const LINGER_BYTES: usize = 1024 * 1024;
 
 /// Serves `stream` until the client closes, a request asks to close or cannot be read, or `stop`
 /// turns true while the connection waits for bytes.
 pub(crate) async fn serve_connection(
     mut stream: TcpStream,
     template: Arc<Template>,
-    mut stop: watch::Receiver<bool>,
+    mut stop: Stop,
 ) {
     if let Err(error) = run(&mut stream, template, &mut stop).await {
         debug!(%error, "echo connection ended with an error");
     }
 }
 
-async fn run(
-    stream: &mut TcpStream,
-    template: Arc<Template>,
-    stop: &mut watch::Receiver<bool>,
-) -> io::Result<()> {
+async fn run(stream: &mut TcpStream, template: Arc<Template>, stop: &mut Stop) -> io::Result<()> {
     // Each batch of answers is one write; Nagle would only delay it.
     stream.set_nodelay(true)?;
     let mut exchange = Exchange::new(template);
@@ -80,26 +70,4 @@ async fn run(
             return linger(stream, stop).await;
         }
     }
-}
-
-/// Half-closes, then discards what the client still sends until it closes too, for at most
-/// [`LINGER`] or [`LINGER_BYTES`], or until shutdown, which must not wait on it.
-async fn linger(stream: &mut TcpStream, stop: &mut watch::Receiver<bool>) -> io::Result<()> {
-    stream.shutdown().await?;
-    let mut sink = [0u8; 4096];
-    let mut discarded = 0;
-    let drain = async {
-        while discarded < LINGER_BYTES {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => discarded += n,
-            }
-        }
-    };
-    // Running out of time is the expected end for a client that keeps the socket open.
-    tokio::select! {
-        _ = tokio::time::timeout(LINGER, drain) => {}
-        _ = stop.wait_for(|&stop| stop) => {}
-    }
-    Ok(())
 }

@@ -8,8 +8,8 @@
 //! `keep-alive`) and pipelining-safe. Request bodies (Content-Length or chunked) are read and
 //! discarded. A request that cannot be framed is answered `400` and the connection closed.
 //!
-//! Layout: [`serve`] accepts and drains; `connection` owns the socket and its buffers;
-//! `exchange` is the protocol, sans I/O.
+//! Layout: [`serve`] accepts and drains (the loop lives in `lb-accept`, shared with the control
+//! plane); `connection` owns the socket and its buffers; `exchange` is the protocol, sans I/O.
 
 mod connection;
 mod exchange;
@@ -19,18 +19,7 @@ use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
-use tracing::{debug, warn};
-
-/// How long connections may take to finish once shutdown began before they are aborted.
-const DRAIN_GRACE: Duration = Duration::from_secs(2);
-
-/// Pause after a failed `accept` (e.g. out of file descriptors), so the loop does not spin while
-/// the condition lasts.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves echo on `listener` until `shutdown` resolves.
 ///
@@ -41,44 +30,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// `X-Backend` header.
 pub async fn serve(listener: TcpListener, name: Arc<str>, shutdown: impl Future<Output = ()>) {
     let template = Arc::new(Template::new(&name));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut connections = JoinSet::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    connections.spawn(connection::serve_connection(
-                        stream,
-                        template.clone(),
-                        stop_rx.clone(),
-                    ));
-                }
-                Err(error) => {
-                    warn!(%error, "echo accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-            },
-            Some(finished) = connections.join_next(), if !connections.is_empty() => {
-                if let Err(error) = finished {
-                    warn!(%error, "echo connection task failed");
-                }
-            }
-        }
-    }
-    stop_tx.send_replace(true);
-    let drained = tokio::time::timeout(DRAIN_GRACE, async {
-        while connections.join_next().await.is_some() {}
+    lb_accept::serve("echo", listener, shutdown, |stream, _peer, stop| {
+        connection::serve_connection(stream, template.clone(), stop)
     })
     .await;
-    if drained.is_err() {
-        debug!(
-            left = connections.len(),
-            "echo connections aborted after the drain grace period"
-        );
-    }
-    // Dropping the set aborts any connection still running.
 }
 
 /// Blocking entry for `lb echo --listen ADDR --name NAME`.
