@@ -1,12 +1,13 @@
-//! Admin request heads: parse with httparse, then decide body framing and connection persistence.
+//! Admin request heads: [`lb_http::parse_request`] frames them (the same strict RFC 9112 reading
+//! the proxy uses), then the control plane applies its own limits and copies out what it needs.
 //!
-//! Strict by design (RFC 9112): a request the control plane cannot frame unambiguously is refused
-//! with a 4xx and the connection is closed, because the byte stream after it cannot be trusted.
-//! Size limits are judged from the head alone, so an oversized body is refused before any of it
-//! is read. Nothing in a head can make parsing panic.
+//! Strict by design: a request the control plane cannot frame unambiguously is refused with a
+//! 4xx and the connection is closed, because the byte stream after it cannot be trusted. Size
+//! limits are judged from the head alone, so an oversized body is refused before any of it is
+//! read. Nothing in a head can make parsing panic.
 
 use crate::response::Response;
-use lb_http::{MAX_HEADERS, MAX_HEAD_BYTES};
+use lb_http::{parse_request, BodyKind, EMPTY_HEADER, MAX_HEADERS};
 
 /// Largest request body the control plane reads; registrations are a few dozen bytes.
 pub(crate) const MAX_BODY_BYTES: u64 = 64 * 1024;
@@ -16,9 +17,9 @@ pub(crate) const MAX_BODY_BYTES: u64 = 64 * 1024;
 pub(crate) struct Head {
     /// Method token as sent (methods are case-sensitive, RFC 9110 §9.1).
     pub(crate) method: String,
-    /// Path of the request target, without query or fragment: what endpoints are matched on.
+    /// Path of the request target, without query: what endpoints are matched on.
     pub(crate) path: String,
-    /// The query (after `?`, without fragment), empty when there is none.
+    /// The query (after `?`), empty when there is none.
     pub(crate) query: String,
     /// The `Authorization` field's value when exactly one was sent (bytes, as received).
     pub(crate) authorization: Option<Vec<u8>>,
@@ -36,138 +37,55 @@ pub(crate) struct Head {
 ///
 /// `Ok(None)`: the head is incomplete, read more. `Err(response)`: answer it and close.
 pub(crate) fn parse(buf: &[u8]) -> Result<Option<Head>, Response> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let head_len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD_BYTES => len,
-        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => return Ok(None),
-        Ok(_) => return Err(Response::error(431, "request head over 64 KiB")),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(Response::error(431, "too many header fields"))
-        }
-        Err(error) => {
+    let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+    let req = match parse_request(buf, &mut headers) {
+        Ok(Some(req)) => req,
+        Ok(None) => return Ok(None),
+        Err(error) => return Err(Response::error(error.kind.status(), error.detail)),
+    };
+    let length = match req.body {
+        BodyKind::Empty => 0,
+        BodyKind::Length(n) => n,
+        // RFC 9112 §6.1 lets a server refuse transfer codings it does not handle; the control
+        // plane's bodies are tiny, so it asks for Content-Length instead of decoding chunks.
+        BodyKind::Chunked | BodyKind::CloseDelimited => {
             return Err(Response::error(
                 400,
-                &format!("malformed request head ({error})"),
+                "chunked request bodies are not supported; send Content-Length",
             ))
         }
     };
-    // A complete parse always fills these three; the fallbacks only keep this free of unwraps.
-    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
-        return Err(Response::error(400, "malformed request line"));
-    };
-    let http11 = minor == 1;
-
-    let mut length: Option<u64> = None;
-    let (mut transfer_encoding, mut chunked) = (false, false);
-    let mut hosts = 0;
-    let (mut close, mut keep_alive_token, mut expect_continue) = (false, false, false);
-    let (mut authorization, mut authorizations) = (None, 0);
-    for header in req.headers.iter() {
-        let name = header.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            let Some(n) = content_length(header.value) else {
-                return Err(Response::error(400, "Content-Length is not a valid length"));
-            };
-            if length.is_some_and(|l| l != n) {
-                // RFC 9112 §6.3 (5): differing lengths are unrecoverable.
-                return Err(Response::error(400, "conflicting Content-Length headers"));
-            }
-            length = Some(n);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            transfer_encoding = true;
-            chunked |= tokens(header.value).any(|t| t.eq_ignore_ascii_case(b"chunked"));
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in tokens(header.value) {
-                close |= token.eq_ignore_ascii_case(b"close");
-                keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
-        } else if name.eq_ignore_ascii_case("host") {
-            hosts += 1;
-        } else if name.eq_ignore_ascii_case("authorization") {
-            authorizations += 1;
-            authorization = Some(header.value.to_vec());
-        } else if name.eq_ignore_ascii_case("expect") {
-            expect_continue |= header
-                .value
-                .trim_ascii()
-                .eq_ignore_ascii_case(b"100-continue");
-        }
-    }
-
-    if transfer_encoding {
-        // RFC 9112 §6.1 lets a server refuse transfer codings it does not handle; the control
-        // plane's bodies are tiny, so it asks for Content-Length instead of decoding chunks.
-        let message = if chunked {
-            "chunked request bodies are not supported; send Content-Length"
-        } else {
-            "Transfer-Encoding is not supported; send Content-Length"
-        };
-        return Err(Response::error(400, message));
-    }
-    // RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request without exactly one Host.
-    if hosts > 1 || (http11 && hosts == 0) {
-        return Err(Response::error(
-            400,
-            "the request needs exactly one Host header",
-        ));
-    }
-    let length = length.unwrap_or(0);
     if length > MAX_BODY_BYTES {
         return Err(Response::error(400, "body over 64 KiB"));
     }
-    let path_end = target.find(['?', '#']).unwrap_or(target.len());
-    let query = target[path_end..]
-        .strip_prefix('?')
-        .map(|q| q.split('#').next().unwrap_or(""))
-        .unwrap_or("");
+    let mut authorizations = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("authorization"));
+    // Two credentials are no credential.
+    let authorization = match (authorizations.next(), authorizations.next()) {
+        (Some(only), None) => Some(only.value.to_vec()),
+        _ => None,
+    };
+    // parse_request refuses fragments, so the target is a path and an optional query.
+    let (path, query) = req.target.split_once('?').unwrap_or((req.target, ""));
     Ok(Some(Head {
-        method: method.to_string(),
-        path: target[..path_end].to_string(),
+        method: req.method.to_string(),
+        path: path.to_string(),
         query: query.to_string(),
-        // Two credentials are no credential.
-        authorization: if authorizations == 1 {
-            authorization
-        } else {
-            None
-        },
-        head_len,
+        authorization,
+        head_len: req.head_len,
         // Bounded by MAX_BODY_BYTES just above, so it fits any usize lb runs on.
         body_len: usize::try_from(length).unwrap_or(usize::MAX),
-        // RFC 9112 §9.3: 1.1 persists unless `close`; 1.0 only when it asks for `keep-alive`.
-        keep_alive: !close && (http11 || keep_alive_token),
-        expect_continue: expect_continue && http11 && length > 0,
+        keep_alive: req.keep_alive,
+        expect_continue: req.expect_continue,
     }))
-}
-
-/// A Content-Length value: `1*DIGIT`, or a list of identical values (RFC 9110 §8.6).
-fn content_length(value: &[u8]) -> Option<u64> {
-    let mut length = None;
-    for part in value.split(|&b| b == b',') {
-        let part = part.trim_ascii();
-        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let n: u64 = std::str::from_utf8(part).ok()?.parse().ok()?;
-        if length.is_some_and(|l| l != n) {
-            return None;
-        }
-        length = Some(n);
-    }
-    length
-}
-
-/// The non-empty, trimmed elements of a comma-separated header list.
-fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|&b| b == b',')
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lb_http::MAX_HEAD_BYTES;
 
     fn head(raw: &str) -> Head {
         match parse(raw.as_bytes()) {
@@ -211,6 +129,23 @@ mod tests {
     }
 
     #[test]
+    fn target_splits_into_path_and_query() {
+        let h = head("GET http://admin/targets?x=1 HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!((h.path.as_str(), h.query.as_str()), ("/targets", "x=1"));
+        let h = head("GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!((h.path.as_str(), h.query.as_str()), ("/healthz", ""));
+    }
+
+    #[test]
+    fn only_a_single_authorization_counts() {
+        let one = "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer t\r\n\r\n";
+        assert_eq!(head(one).authorization.as_deref(), Some(&b"Bearer t"[..]));
+        let two = "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer t\r\n\
+                   Authorization: Bearer t\r\n\r\n";
+        assert_eq!(head(two).authorization, None);
+    }
+
+    #[test]
     fn incomplete_heads_wait_for_more() {
         assert!(matches!(parse(b"GET / HTTP/1.1\r\nHost:"), Ok(None)));
     }
@@ -245,6 +180,8 @@ mod tests {
                 400,
             ),
             (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),
+            (b"GET /targets#x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\nHost: a\n\n", 400),
             (b"GET\0 / HTTP/1.1\r\n\r\n", 400),
         ];
         for (raw, status) in cases {
