@@ -4,17 +4,13 @@
 //! stopped and started again on the same socket (a zero-downtime upgrade pauses it while the
 //! registry is handed over) without a connection being refused in between.
 
+use crate::service_thread::ServiceThread;
 use lb_admin::ControlPlane;
-use std::thread::JoinHandle;
-use tokio::sync::watch;
 use tracing::error;
 
 /// A running control-plane thread and the way to stop it.
 #[derive(Debug)]
-pub(crate) struct AdminThread {
-    stop: watch::Sender<bool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub(crate) struct AdminThread(ServiceThread);
 
 impl AdminThread {
     /// Serves `plane` on `listener` (non-blocking) until [`AdminThread::stop`].
@@ -22,54 +18,25 @@ impl AdminThread {
         listener: std::net::TcpListener,
         plane: ControlPlane,
     ) -> std::io::Result<AdminThread> {
-        let (stop, mut stopped) = watch::channel(false);
-        let thread = std::thread::Builder::new()
-            .name("lb-admin".to_string())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        error!(error = %e, "cannot build the admin runtime");
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            error!(error = %e, "cannot register the admin listener");
-                            return;
-                        }
-                    };
-                    let shutdown = async move {
-                        let _ = stopped.wait_for(|stopped| *stopped).await;
-                    };
-                    lb_admin::serve_plane(listener, plane, shutdown).await;
-                });
-            })?;
-        Ok(AdminThread {
-            stop,
-            thread: Some(thread),
-        })
+        let thread = ServiceThread::spawn("admin", move |mut stopped| async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    error!(error = %e, "cannot register the admin listener");
+                    return;
+                }
+            };
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stopped| *stopped).await;
+            };
+            lb_admin::serve_plane(listener, plane, shutdown).await;
+        })?;
+        Ok(AdminThread(thread))
     }
 
     /// Stops serving (answers in progress are finished, bounded by lb-admin's grace period) and
     /// waits for the thread; after it returns no registry change comes from this thread.
     pub(crate) fn stop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                error!("the admin thread panicked");
-            }
-        }
-    }
-}
-
-impl Drop for AdminThread {
-    fn drop(&mut self) {
-        self.stop();
+        self.0.stop();
     }
 }

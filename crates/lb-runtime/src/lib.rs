@@ -10,7 +10,8 @@
 //! `fd_pass`).
 //!
 //! Beside the workers: the control-plane thread (`admin`), one health thread for the process
-//! (`health`), the state file (`state`), systemd notifications (`notify`).
+//! (`health`), the state file (`state`), systemd notifications (`notify`). The control-plane and
+//! upgrade-socket threads share one stoppable-thread shape (`service_thread`).
 //!
 //! Library first: tests start lb in-process with [`start`] on port 0 and stop it with
 //! [`Handle::shutdown`].
@@ -24,6 +25,7 @@ mod health;
 mod listener;
 mod notify;
 mod reload;
+mod service_thread;
 mod signals;
 mod state;
 mod supervisor;

@@ -24,6 +24,7 @@
 //! handover is over, is `DONE <pid>\n` or `FAILED <reason>\n`.
 
 use crate::fd_pass::{recv_fds, send_fds, MAX_FDS};
+use crate::service_thread::ServiceThread;
 use crate::state::SavedRoute;
 use crate::supervisor::Event;
 use crossbeam_channel::Sender;
@@ -33,10 +34,8 @@ use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::sync::watch;
 use tracing::{debug, error, warn};
 
 /// How long either side waits for the other during a handover.
@@ -238,77 +237,47 @@ pub fn request_upgrade(path: &Path, timeout: Duration) -> Result<String, String>
 
 /// The thread that accepts requests on the upgrade socket and passes them to the supervisor.
 #[derive(Debug)]
-pub(crate) struct UpgradeThread {
-    stop: watch::Sender<bool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub(crate) struct UpgradeThread(ServiceThread);
 
 impl UpgradeThread {
     /// Accepts on `listener` (a duplicate; it is made non-blocking) until stopped.
     pub(crate) fn spawn(listener: UnixListener, events: Sender<Event>) -> io::Result<Self> {
         listener.set_nonblocking(true)?;
-        let (stop, mut stopped) = watch::channel(false);
-        let thread = std::thread::Builder::new()
-            .name("lb-upgrade".to_string())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        error!(error = %e, "cannot build the upgrade runtime");
-                        return;
-                    }
+        let thread = ServiceThread::spawn("upgrade", move |mut stopped| async move {
+            let listener = match tokio::net::UnixListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    error!(error = %e, "cannot register the upgrade socket");
+                    return;
+                }
+            };
+            loop {
+                let accepted = tokio::select! {
+                    _ = stopped.wait_for(|s| *s) => return,
+                    accepted = listener.accept() => accepted,
                 };
-                runtime.block_on(async move {
-                    let listener = match tokio::net::UnixListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            error!(error = %e, "cannot register the upgrade socket");
-                            return;
-                        }
-                    };
-                    loop {
-                        let accepted = tokio::select! {
-                            _ = stopped.wait_for(|s| *s) => return,
-                            accepted = listener.accept() => accepted,
-                        };
-                        match accepted {
-                            Ok((stream, _)) => match read_request(stream).await {
-                                Ok((request, stream)) => {
-                                    if events.send(Event::Upgrade { request, stream }).is_err() {
-                                        return;
-                                    }
-                                }
-                                Err(e) => debug!(error = %e, "upgrade socket: bad request"),
-                            },
-                            Err(e) => {
-                                warn!(error = %e, "upgrade socket: accept failed");
-                                tokio::time::sleep(Duration::from_millis(100)).await;
+                match accepted {
+                    Ok((stream, _)) => match read_request(stream).await {
+                        Ok((request, stream)) => {
+                            if events.send(Event::Upgrade { request, stream }).is_err() {
+                                return;
                             }
                         }
+                        Err(e) => debug!(error = %e, "upgrade socket: bad request"),
+                    },
+                    Err(e) => {
+                        warn!(error = %e, "upgrade socket: accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                });
-            })?;
-        Ok(UpgradeThread {
-            stop,
-            thread: Some(thread),
-        })
+                }
+            }
+        })?;
+        Ok(UpgradeThread(thread))
     }
 
     /// Stops accepting and joins the thread.
     pub(crate) fn stop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for UpgradeThread {
-    fn drop(&mut self) {
-        self.stop();
+        self.0.stop();
     }
 }
 
