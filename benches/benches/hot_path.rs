@@ -2,7 +2,8 @@
 //! route lookup with 100 and 10,000 prefixes, the round-robin pick alone and with a second thread
 //! contending on the same cursor, and response-head parse + rewrite. Two baselines put the pick in
 //! context: a bare `fetch_add` on an atomic alone and with a second thread hammering the same
-//! cache line (what one shared cursor costs, without the registry around it).
+//! cache line (what one shared cursor costs, without the registry around it), and a ping-pong in
+//! which every add must fetch the line from the other core (one cache-line transfer per add).
 //!
 //! With two or more CPUs, the measuring thread is pinned to the first allowed CPU and the
 //! contending thread to the second, so "contending" means two cores really bouncing one line.
@@ -19,7 +20,7 @@ use lb_registry::{Registry, SnapshotCache};
 use std::hint::black_box;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 const REQUEST: &[u8] = b"GET /api/users/42?verbose=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: wrk\r\nAccept: */*\r\nConnection: keep-alive\r\nX-Request-Id: 0123456789abcdef\r\n\r\n";
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Fri, 27 Nov 2026 12:00:00 GMT\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n";
@@ -92,12 +93,14 @@ fn route_lookup(c: &mut Criterion) {
     }
 }
 
-/// Pins the calling thread to the `i`-th allowed CPU when there are at least two.
+/// Pins the calling thread to the `i`-th CPU the process was allowed at start, when there are at
+/// least two. The list is taken once, before any pinning: a thread spawned by a pinned thread
+/// inherits its one-CPU mask, and asking again there would find a single CPU.
 fn pin(i: usize) {
-    if let Some(cores) = core_affinity::get_core_ids() {
-        if cores.len() >= 2 {
-            let _ = core_affinity::set_for_current(cores[i]);
-        }
+    static CORES: OnceLock<Vec<core_affinity::CoreId>> = OnceLock::new();
+    let cores = CORES.get_or_init(|| core_affinity::get_core_ids().unwrap_or_default());
+    if cores.len() >= 2 {
+        let _ = core_affinity::set_for_current(cores[i]);
     }
 }
 
@@ -149,6 +152,28 @@ fn atomic_baseline(c: &mut Criterion) {
     };
     c.bench_function("atomic_fetch_add/2_threads_contending", |b| {
         b.iter(|| black_box(counter.fetch_add(1, Ordering::Relaxed)))
+    });
+    drop(rival);
+
+    // Ping-pong: each thread adds only when the value has the other thread's parity, so every
+    // add finds the line in the other core's cache. One iteration is a round trip (two line
+    // transfers): the cost a pick pays when workers take turns, as they do at moderate load.
+    let line = Arc::new(CachePadded::new(AtomicUsize::new(0)));
+    let rival = {
+        let line = line.clone();
+        Rival::start(move || {
+            if line.load(Ordering::Acquire) % 2 == 1 {
+                line.fetch_add(1, Ordering::AcqRel);
+            }
+        })
+    };
+    c.bench_function("atomic_handoff/2_threads_round_trip", |b| {
+        b.iter(|| {
+            // No `spin_loop()` hint: on a KVM guest, PAUSE-loop exiting would deschedule the
+            // spinning vCPU and measure the hypervisor instead.
+            while line.load(Ordering::Acquire) % 2 == 1 {}
+            black_box(line.fetch_add(1, Ordering::AcqRel))
+        })
     });
     drop(rival);
 }
