@@ -7,7 +7,7 @@
 # columns: req/s median, min, max, CPU µs/request ("?" when missing).
 
 if (!exists("subtitle")) subtitle = ""
-set terminal pngcairo size 1400,960 font "sans,11" noenhanced
+set terminal pngcairo size 1400,1000 font "sans,11" noenhanced
 set output outfile
 set datafile missing "?"
 set multiplot layout 2,1 title "lb vs HAProxy vs nginx, HTTP/1.1 on loopback (scripts/bench.sh)\n".subtitle
@@ -19,6 +19,7 @@ set grid ytics
 set key top right
 set yrange [0:*]
 set xtics nomirror
+set bmargin 4
 colors = "#9e9e9e #1f77b4 #d62728 #2ca02c"
 names = "direct lb HAProxy nginx"
 

@@ -19,7 +19,7 @@ from collections import defaultdict
 PROXIES = ["direct", "lb", "haproxy", "nginx"]
 PEERS = ["haproxy", "nginx"]
 MODE_TITLES = {
-    "keepalive": "keep-alive, 1 worker/thread, proxy pinned to CPU 0, wrk + origin on CPU 1",
+    "keepalive": "Keep-alive, 1 worker/thread, proxy pinned to CPU 0, wrk + origin on CPU 1",
     "close": "`Connection: close` on every request, 1 worker/thread, same pinning",
     "workers2": "2 workers/threads, nothing pinned",
 }
@@ -112,7 +112,7 @@ def load_blocks(run_dir):
 
 def block_table(block):
     lines = [
-        f"#### {MODE_SHORT.get(block.mode, block.mode)}: {MODE_TITLES.get(block.mode, '')}; "
+        f"#### {MODE_TITLES.get(block.mode, block.mode)}; "
         f"{ORIGIN_TITLES.get(block.origin, block.origin)}",
         "",
         "| | req/s median | min-max | p50 / p99 ms | CPU µs/req | peak RSS | "
