@@ -128,6 +128,17 @@ enum Answer {
     Final(Response),
 }
 
+/// One parse of the upstream's bytes.
+#[derive(Debug)]
+enum Head {
+    /// Not a whole head yet.
+    Incomplete,
+    /// A 1xx other than 101, rewritten into `outbuf` when it is to be `forward`ed.
+    Interim { status: u16, forward: bool },
+    /// The final head, rewritten into `outbuf`.
+    Final(Response),
+}
+
 /// Why no response head came back from an upstream.
 #[derive(Debug)]
 enum HeadError {
@@ -498,56 +509,26 @@ impl ClientConn<'_> {
     ) -> Result<Answer, HeadError> {
         let deadline = Instant::now() + self.worker.cfg.tuning.upstream();
         loop {
-            if !self.upbuf.is_empty() {
-                let mut headers = [EMPTY_HEADER; MAX_HEADERS];
-                let parsed =
-                    parse_response(&self.upbuf, &mut headers, req.head_request).map_err(|e| {
-                        HeadError::Fault(HttpError::new(ErrorKind::UpstreamInvalid, e.detail))
-                    })?;
-                if let Some(resp) = parsed {
-                    let head_len = resp.head_len;
-                    let status = resp.status;
-                    if status == 101 && !req.upgrade {
-                        return Err(HeadError::Fault(HttpError::new(
-                            ErrorKind::UpstreamInvalid,
-                            "the upstream switched protocols without an upgrade request",
-                        )));
+            match self.parse_answer(req, stop_at_continue)? {
+                Head::Final(response) => return Ok(Answer::Final(response)),
+                Head::Interim { status, forward } => {
+                    if forward {
+                        write_all(
+                            &mut self.client,
+                            &self.outbuf,
+                            self.worker.cfg.tuning.idle(),
+                        )
+                        .await
+                        .map_err(|_| HeadError::ClientGone)?;
+                        // `outbuf` may carry the request body's first bytes next.
+                        self.outbuf.clear();
                     }
-                    if (100..200).contains(&status) && status != 101 {
-                        if req.client.accepts_interim() {
-                            self.outbuf.clear();
-                            write_response_head(&resp, req.client, &mut self.outbuf);
-                            write_all(
-                                &mut self.client,
-                                &self.outbuf,
-                                self.worker.cfg.tuning.idle(),
-                            )
-                            .await
-                            .map_err(|_| HeadError::ClientGone)?;
-                            // `outbuf` may carry the request body's first bytes next.
-                            self.outbuf.clear();
-                        }
-                        self.upbuf.drain(..head_len);
-                        if status == 100 && stop_at_continue {
-                            return Ok(Answer::Continue);
-                        }
-                        continue;
+                    if status == 100 && stop_at_continue {
+                        return Ok(Answer::Continue);
                     }
-                    let client = ClientSide {
-                        keep_alive: req.client.keep_alive && !stop_at_continue,
-                        ..req.client
-                    };
-                    self.outbuf.clear();
-                    write_response_head(&resp, client, &mut self.outbuf);
-                    let response = Response {
-                        status,
-                        body: resp.body,
-                        reusable: resp.reusable,
-                        close: !client.keep_alive,
-                    };
-                    self.upbuf.drain(..head_len);
-                    return Ok(Answer::Final(response));
+                    continue;
                 }
+                Head::Incomplete => {}
             }
             match timeout_at(deadline, fill(upstream, &mut self.upbuf)).await {
                 Err(_) => {
@@ -563,6 +544,52 @@ impl ClientConn<'_> {
                 Ok(Ok(_)) => {}
             }
         }
+    }
+
+    /// Parses one response head from `upbuf`, without I/O: the head (interim or final) is
+    /// rewritten into `outbuf` and consumed from `upbuf`. Kept out of the async read loop so the
+    /// parser's header array never lives across an await, where it would sit in every
+    /// connection's future (4 KiB each, idle connections included).
+    fn parse_answer(&mut self, req: &Prepared, stop_at_continue: bool) -> Result<Head, HeadError> {
+        if self.upbuf.is_empty() {
+            return Ok(Head::Incomplete);
+        }
+        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+        let parsed = parse_response(&self.upbuf, &mut headers, req.head_request)
+            .map_err(|e| HeadError::Fault(HttpError::new(ErrorKind::UpstreamInvalid, e.detail)))?;
+        let Some(resp) = parsed else {
+            return Ok(Head::Incomplete);
+        };
+        let (head_len, status) = (resp.head_len, resp.status);
+        if status == 101 && !req.upgrade {
+            return Err(HeadError::Fault(HttpError::new(
+                ErrorKind::UpstreamInvalid,
+                "the upstream switched protocols without an upgrade request",
+            )));
+        }
+        let head = if (100..200).contains(&status) && status != 101 {
+            let forward = req.client.accepts_interim();
+            if forward {
+                self.outbuf.clear();
+                write_response_head(&resp, req.client, &mut self.outbuf);
+            }
+            Head::Interim { status, forward }
+        } else {
+            let client = ClientSide {
+                keep_alive: req.client.keep_alive && !stop_at_continue,
+                ..req.client
+            };
+            self.outbuf.clear();
+            write_response_head(&resp, client, &mut self.outbuf);
+            Head::Final(Response {
+                status,
+                body: resp.body,
+                reusable: resp.reusable,
+                close: !client.keep_alive,
+            })
+        };
+        self.upbuf.drain(..head_len);
+        Ok(head)
     }
 
     /// An idle pooled connection to `target` (unless `fresh`), or a new one; the flag says
