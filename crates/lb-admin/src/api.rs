@@ -13,7 +13,8 @@ use crate::head::Head;
 use crate::response::Response;
 use crate::{auth, metrics, ControlPlane};
 use lb_registry::Registered;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 use tracing::{debug, error, info, warn};
 
 /// Methods the read-only endpoints take (HEAD answers as GET would, without the body).
@@ -116,24 +117,46 @@ fn deregister(body: &[u8], plane: &ControlPlane) -> Response {
     }
 }
 
+/// One row of `GET /targets`, its fields in the SPEC's order (a derived `Serialize` keeps
+/// declaration order, where a `json!` map would sort the keys).
+#[derive(Serialize)]
+struct TargetRow<'a> {
+    path: &'a str,
+    ip: String,
+    port: u16,
+    healthy: bool,
+    requests: u64,
+    last_check: Option<CheckRow<'a>>,
+}
+
+/// The last active health check of a target.
+#[derive(Serialize)]
+struct CheckRow<'a> {
+    ok: bool,
+    detail: &'a str,
+}
+
 /// `GET /targets`: every target, ordered by prefix, then round-robin order.
 fn targets(plane: &ControlPlane) -> Response {
-    let list: Vec<Value> = plane
-        .registry
-        .targets()
-        .into_iter()
-        .map(|t| {
-            json!({
-                "path": t.path,
-                "ip": t.addr.ip().to_string(),
-                "port": t.addr.port(),
-                "healthy": t.healthy,
-                "last_check": t.last_check.as_ref().map(|c| json!({"ok": c.ok, "detail": c.detail})),
-                "requests": t.requests,
-            })
+    let targets = plane.registry.targets();
+    let rows: Vec<TargetRow<'_>> = targets
+        .iter()
+        .map(|t| TargetRow {
+            path: &t.path,
+            ip: t.addr.ip().to_string(),
+            port: t.addr.port(),
+            healthy: t.healthy,
+            requests: t.requests,
+            last_check: t.last_check.as_ref().map(|c| CheckRow {
+                ok: c.ok,
+                detail: &c.detail,
+            }),
         })
         .collect();
-    Response::json(200, &Value::Array(list))
+    match serde_json::to_string(&rows) {
+        Ok(body) => Response::text(200, "application/json", body),
+        Err(e) => Response::error(500, &format!("cannot encode the target list: {e}")),
+    }
 }
 
 /// `POST /debug/panic?worker=N` (debug builds only): makes worker N panic, to test respawning.

@@ -419,6 +419,14 @@ async fn targets_lists_every_target_in_order() {
             {"path":"/b","ip":"::1","port":3,"healthy":true,"last_check":null,"requests":0},
         ])
     );
+    // Keys come in the SPEC's order, not sorted.
+    assert!(
+        String::from_utf8_lossy(&reply.body).starts_with(
+            r#"[{"path":"/a","ip":"10.0.0.1","port":1,"healthy":true,"requests":0,"last_check":null},"#
+        ),
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
     admin.shutdown().await;
 }
 
