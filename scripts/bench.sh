@@ -27,6 +27,8 @@
 #   scripts/bench.sh                  the full run: ROUNDS=5, 8 s runs, 2 s warm-up (~25 minutes)
 #   QUICK=1 scripts/bench.sh          ROUNDS=1, 3 s runs, 1 s warm-up; writes nothing under docs/
 #   MODES=keepalive ORIGINS=nginx PROXIES="lb haproxy" scripts/bench.sh    a subset
+#   CANDIDATE=/path/to/other/lb scripts/bench.sh   adds a "candidate" lb build (e.g. a branch under
+#                                     review) to every round, configured like lb: an A/B in one run
 # Settings (environment): ROUNDS, DURATION and WARMUP (seconds), CONNECTIONS (50), MODES
 # ("keepalive close workers2"), ORIGINS ("nginx echo"), PROXIES ("direct lb haproxy nginx"),
 # IDLE_CONNS (10000; 0 skips), OHA (1; 0 skips), WRITE_DOCS (1, or 0 with QUICK=1), SKIP_BUILD (0),
@@ -61,6 +63,12 @@ KEEP_WORKDIR="${KEEP_WORKDIR:-0}"
 DOC="$ROOT/docs/benchmarks.md"
 CHART="$ROOT/docs/img/bench.png"
 LB="$ROOT/target/release/lb"
+CANDIDATE="${CANDIDATE:-}"
+if [ -n "$CANDIDATE" ]; then
+    [ -x "$CANDIDATE" ] || { echo "bench.sh: CANDIDATE=$CANDIDATE is not an executable" >&2; exit 1; }
+    [[ " $PROXIES " == *" candidate "* ]] || PROXIES="${PROXIES/lb/lb candidate}"
+    [[ " $PROXIES " == *" candidate "* ]] || PROXIES="$PROXIES candidate"
+fi
 
 say() { echo "bench.sh: $*" >&2; }
 die() {
@@ -299,14 +307,14 @@ start_origin_echo() {
     wait_port "$2" "$SPAWNED" origin-echo-b
 }
 
-# start_lb PORT ADMIN_PORT WORKERS
+# start_lb PORT ADMIN_PORT WORKERS [BINARY NAME]: sets LB_PID.
 start_lb() {
-    local pin=()
+    local pin=() bin=${4:-$LB} name=${5:-lb}
     [ "$PINNED" = 1 ] || pin=(--no-pin)
-    spawn lb "${PROXY_PIN[@]}" env LB_LOG=warn "$LB" run --listen "127.0.0.1:$1" --admin "127.0.0.1:$2" \
+    spawn "$name" "${PROXY_PIN[@]}" env LB_LOG=warn "$bin" run --listen "127.0.0.1:$1" --admin "127.0.0.1:$2" \
         --workers "$3" "${pin[@]}" --route "/=127.0.0.1:$ORIGIN_A,127.0.0.1:$ORIGIN_B"
     LB_PID=$SPAWNED
-    wait_port "$1" "$LB_PID" lb
+    wait_port "$1" "$LB_PID" "$name"
 }
 
 # start_haproxy PORT THREADS MAXCONN
@@ -397,7 +405,8 @@ origin_accepts() {
     echo)
         # lb echo has no counter: take the proxy's own count of connections it opened.
         case "$proxy" in
-        lb) lb_metric lb_worker_upstream_pool_misses_total ;;
+        lb) lb_metric lb_worker_upstream_pool_misses_total "$LB_ADMIN" ;;
+        candidate) lb_metric lb_worker_upstream_pool_misses_total "$CAND_ADMIN" ;;
         haproxy)
             python3 -c '
 import socket, sys
@@ -420,7 +429,7 @@ print(sum(int(l.split(",")[i] or 0) for l in lines[1:] if l and l.split(",")[t] 
 }
 
 lb_metric() {
-    curl -s "http://127.0.0.1:$LB_ADMIN/metrics" | awk -v m="$1" 'index($1, m) == 1 {s += $NF} END {print s + 0}'
+    curl -s "http://127.0.0.1:$2/metrics" | awk -v m="$1" 'index($1, m) == 1 {s += $NF} END {print s + 0}'
 }
 
 # Per-worker lb counters: "worker accepted requests" lines.
@@ -510,21 +519,27 @@ run_block() {
         PROXY_PIN=("${PROXY_CPU[@]}") ORIGIN_PIN=("${LOAD_CPU[@]}") LOAD_PIN=("${LOAD_CPU[@]}")
     fi
     local ports
-    read -r -a ports <<<"$(free_ports 7)"
+    read -r -a ports <<<"$(free_ports 9)"
     ORIGIN_A=${ports[0]} ORIGIN_B=${ports[1]} ORIGIN_STATUS=${ports[2]}
-    local lb_port=${ports[3]} haproxy_port=${ports[5]} nginx_port=${ports[6]}
-    LB_ADMIN=${ports[4]}
+    local lb_port=${ports[3]} haproxy_port=${ports[5]} nginx_port=${ports[6]} cand_port=${ports[7]}
+    LB_ADMIN=${ports[4]} CAND_ADMIN=${ports[8]}
     say "block $MODE / origin $ORIGIN: origins :$ORIGIN_A :$ORIGIN_B, lb :$lb_port, haproxy :$haproxy_port, nginx :$nginx_port"
     "start_origin_$ORIGIN" "$ORIGIN_A" "$ORIGIN_B" "$ORIGIN_STATUS"
     local block_pids=("${ORIGIN_PIDS[@]}")
-    if has lb; then start_lb "$lb_port" "$LB_ADMIN" "$workers" && block_pids+=("$LB_PID"); fi
+    local lb_pid="" cand_pid=""
+    if has lb; then start_lb "$lb_port" "$LB_ADMIN" "$workers" && lb_pid=$LB_PID && block_pids+=("$lb_pid"); fi
+    if has candidate; then
+        start_lb "$cand_port" "$CAND_ADMIN" "$workers" "$CANDIDATE" candidate && cand_pid=$LB_PID
+        block_pids+=("$cand_pid")
+    fi
     if has haproxy; then start_haproxy "$haproxy_port" "$workers" 4096 && block_pids+=("$HAPROXY_PID"); fi
     if has nginx; then start_nginx "$nginx_port" "$workers" 4096 && block_pids+=("$NGINX_PID"); fi
     for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
         for proxy in $PROXIES; do
             case "$proxy" in
             direct) measure direct "http://127.0.0.1:$ORIGIN_A/" ;;
-            lb) measure lb "http://127.0.0.1:$lb_port/" "$LB_PID" ;;
+            lb) measure lb "http://127.0.0.1:$lb_port/" "$lb_pid" ;;
+            candidate) measure candidate "http://127.0.0.1:$cand_port/" "$cand_pid" ;;
             haproxy) measure haproxy "http://127.0.0.1:$haproxy_port/" "$HAPROXY_PID" ;;
             nginx) measure nginx "http://127.0.0.1:$nginx_port/" "$NGINX_PID" ;;
             *) die "unknown proxy $proxy" ;;
@@ -532,7 +547,7 @@ run_block() {
         done
     done
     if [ "$HAVE_OHA" = 1 ] && [ "$MODE" = keepalive ] && [ "$ORIGIN" = nginx ]; then
-        oha_block "$lb_port" "$haproxy_port" "$nginx_port"
+        oha_block "$lb_port" "$haproxy_port" "$nginx_port" "$cand_port"
     fi
     stop_all "${block_pids[@]}"
 }
@@ -547,6 +562,7 @@ oha_block() {
         lb) port=$1 ;;
         haproxy) port=$2 ;;
         nginx) port=$3 ;;
+        candidate) port=$4 ;;
         esac
         "${LOAD_PIN[@]}" oha --no-tui --output-format json -z "${DURATION}s" -c "$CONNECTIONS" \
             "http://127.0.0.1:$port/" >"$WORKDIR/oha-$proxy.json" 2>"$WORKDIR/oha-$proxy.err" &
@@ -571,13 +587,14 @@ memory_block() {
     PROXY_PIN=("${PROXY_CPU[@]}") ORIGIN_PIN=("${LOAD_CPU[@]}") LOAD_PIN=("${LOAD_CPU[@]}")
     printf 'proxy\tconns\trss_kib\thwm_kib\n' >"$WORKDIR/memory.tsv"
     local ports proxy pid port client
-    read -r -a ports <<<"$(free_ports 7)"
-    ORIGIN_A=${ports[0]} ORIGIN_B=${ports[1]} ORIGIN_STATUS=${ports[2]} LB_ADMIN=${ports[4]}
+    read -r -a ports <<<"$(free_ports 9)"
+    ORIGIN_A=${ports[0]} ORIGIN_B=${ports[1]} ORIGIN_STATUS=${ports[2]} LB_ADMIN=${ports[4]} CAND_ADMIN=${ports[8]}
     start_origin_nginx "$ORIGIN_A" "$ORIGIN_B" "$ORIGIN_STATUS"
     local origin_pids=("${ORIGIN_PIDS[@]}")
     for proxy in $PROXIES; do
         case "$proxy" in
         lb) port=${ports[3]} && start_lb "$port" "$LB_ADMIN" 1 && pid=$LB_PID ;;
+        candidate) port=${ports[7]} && start_lb "$port" "$CAND_ADMIN" 1 "$CANDIDATE" candidate && pid=$LB_PID ;;
         haproxy) port=${ports[5]} && start_haproxy "$port" 1 $((IDLE_CONNS + 100)) && pid=$HAPROXY_PID ;;
         nginx) port=${ports[6]} && start_nginx "$port" 1 $((IDLE_CONNS + 100)) && pid=$NGINX_PID ;;
         *) continue ;;
@@ -624,7 +641,7 @@ git diff --quiet HEAD -- crates 2>/dev/null || LB_COMMIT="$LB_COMMIT + uncommitt
 cat >"$WORKDIR/meta.txt" <<EOF
 Run of $STARTED: \`ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS scripts/bench.sh\`
 on $(nproc) vCPU ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), Linux $(uname -r);
-lb $LB_COMMIT, $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'),
+lb $LB_COMMIT${CANDIDATE:+ (candidate: $CANDIDATE)}, $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'),
 $(wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}'). Load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg).
 Medians of $ROUNDS rounds; ratios are medians of per-round ratios; CPU µs/req = proxy utime+stime
 over the measured run ÷ requests; peak RSS = VmHWM summed over the proxy's processes (nginx:
@@ -634,7 +651,7 @@ EOF
 
 python3 "$ROOT/scripts/bench_report.py" "$WORKDIR"
 CHART_OUT="$WORKDIR/bench.png"
-gnuplot -e "datafile='$WORKDIR/chart.dat'; outfile='$CHART_OUT'; subtitle='$STARTED, $(nproc) vCPU, $ROUNDS rounds x ${DURATION}s, lb $LB_COMMIT'" \
+gnuplot -e "load '$WORKDIR/chart.vars'; datafile='$WORKDIR/chart.dat'; outfile='$CHART_OUT'; subtitle='$STARTED, $(nproc) vCPU, $ROUNDS rounds x ${DURATION}s, lb $LB_COMMIT'" \
     "$ROOT/scripts/bench_chart.gp" || say "gnuplot failed; no chart"
 
 mkdir -p "$ROOT/target/bench/last"

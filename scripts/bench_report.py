@@ -16,7 +16,11 @@ import statistics
 import sys
 from collections import defaultdict
 
-PROXIES = ["direct", "lb", "haproxy", "nginx"]
+PROXIES = ["direct", "lb", "candidate", "haproxy", "nginx"]
+NAMES = {"direct": "direct", "lb": "lb", "candidate": "lb candidate", "haproxy": "HAProxy",
+         "nginx": "nginx"}
+COLORS = {"direct": "#9e9e9e", "lb": "#1f77b4", "candidate": "#9467bd", "haproxy": "#d62728",
+          "nginx": "#2ca02c"}
 PEERS = ["haproxy", "nginx"]
 MODE_TITLES = {
     "keepalive": "Keep-alive, 1 worker/thread, proxy pinned to CPU 0, wrk + origin on CPU 1",
@@ -131,8 +135,11 @@ def block_table(block):
         if s["conns_med"] is not None and proxy != "direct":
             conns = fmt(s["conns_med"]) + (f" (max {fmt(s['conns_max'])})"
                                            if s["conns_max"] != s["conns_med"] else "")
-        name = {"direct": "wrk → origin (direct)", "lb": "**lb**", "haproxy": "HAProxy",
-                "nginx": "nginx"}[proxy]
+        name = {"direct": "wrk → origin (direct)", "lb": "**lb**", "candidate": "lb candidate",
+                "haproxy": "HAProxy", "nginx": "nginx"}[proxy]
+        if proxy == "candidate" and "lb" in block.runs:
+            name += (f" (req/s {fmt(block.ratio(proxy, 'lb', 'rps'), 3, '×')} lb, CPU "
+                     f"{fmt(block.ratio(proxy, 'lb', 'cpu_us_per_req'), 3, '×')} lb)")
         if s["errors"]:
             name += f" ({s['errors']} errors)"
         lines.append(
@@ -225,14 +232,21 @@ def balance_table(balance):
 
 
 def chart(run_dir, blocks):
-    """chart.dat (one row per block, value/min/max per proxy) and chart.gp."""
+    """chart.dat (one row per block, value/min/max/CPU per proxy) and chart.vars (the proxies'
+    names and colours, for scripts/bench_chart.gp)."""
+    present = [p for p in PROXIES if any(p in b.runs for b in blocks)]
+    with open(os.path.join(run_dir, "chart.vars"), "w") as f:
+        f.write(f'nproxies = {len(present)}\n')
+        f.write('names = "' + " ".join(NAMES[p].replace(" ", "_") for p in present) + '"\n')
+        f.write('colors = "' + " ".join(COLORS[p] for p in present) + '"\n')
+        f.write(f'first_cpu = {2 if present and present[0] == "direct" else 1}\n')
     dat = os.path.join(run_dir, "chart.dat")
     with open(dat, "w") as f:
-        f.write("# block " + " ".join(f"{p} {p}_min {p}_max {p}_cpu" for p in PROXIES) + "\n")
+        f.write("# block " + " ".join(f"{p} {p}_min {p}_max {p}_cpu" for p in present) + "\n")
         for b in blocks:
             label = f"{MODE_SHORT.get(b.mode, b.mode)}\\n{b.origin} origin"
             cols = []
-            for p in PROXIES:
+            for p in present:
                 if p in b.runs:
                     s = b.stat(p)
                     cols += [s["rps"], s["rps_min"], s["rps_max"], s["cpu"]]
