@@ -654,6 +654,7 @@ CHART_OUT="$WORKDIR/bench.png"
 gnuplot -e "load '$WORKDIR/chart.vars'; datafile='$WORKDIR/chart.dat'; outfile='$CHART_OUT'; subtitle='$STARTED, $(nproc) vCPU, $ROUNDS rounds x ${DURATION}s, lb $LB_COMMIT'" \
     "$ROOT/scripts/bench_chart.gp" || say "gnuplot failed; no chart"
 
+rm -rf "$ROOT/target/bench/last"
 mkdir -p "$ROOT/target/bench/last"
 cp "$WORKDIR"/*.tsv "$WORKDIR"/*.md "$WORKDIR"/meta.txt "$WORKDIR"/chart.dat "$ROOT/target/bench/last/" 2>/dev/null || true
 [ -f "$CHART_OUT" ] && cp "$CHART_OUT" "$ROOT/target/bench/last/"
