@@ -12,7 +12,8 @@
 # Results go to target/bench/profile/<proxy>/ (report.txt summarizes them).
 #
 # Usage: scripts/profile.sh [lb|haproxy|nginx]...     default: lb haproxy nginx
-# Settings: SECONDS_PER_WINDOW (5), CALLGRIND (0), SKIP_BUILD (0). Needs perf (linux-perf) and wrk;
+# Settings: SECONDS_PER_WINDOW (5), CALLGRIND (0), SKIP_BUILD (0), CLOSE (0; 1 sends
+# `Connection: close` on every request, as bench.sh's close mode, results in profile-close/). Needs perf (linux-perf) and wrk;
 # valgrind for CALLGRIND=1. Every process it starts is stopped by PID on exit, error or Ctrl-C.
 set -euo pipefail
 
@@ -24,6 +25,13 @@ PROXIES=("$@")
 [ "${#PROXIES[@]}" -gt 0 ] || PROXIES=(lb haproxy nginx)
 LB="$ROOT/target/release/lb"
 OUT="$ROOT/target/bench/profile"
+WRK_EXTRA=()
+MODE_NAME=keep-alive
+if [ "${CLOSE:-0}" = 1 ]; then
+    WRK_EXTRA=(-H "Connection: close")
+    OUT="$ROOT/target/bench/profile-close"
+    MODE_NAME="Connection: close"
+fi
 
 say() { echo "profile.sh: $*" >&2; }
 die() {
@@ -156,7 +164,7 @@ stop_proxy() {
 
 # Runs wrk in the background for $1 seconds; sets WRK_PID; output in $2. Reap it with `reap`.
 load() {
-    taskset -c 1 wrk -t1 -c50 -d"$1"s --latency "http://127.0.0.1:$FRONT/" >"$2" &
+    taskset -c 1 wrk -t1 -c50 -d"$1"s --latency "${WRK_EXTRA[@]}" "http://127.0.0.1:$FRONT/" >"$2" &
     WRK_PID=$!
     PIDS+=("$WRK_PID")
 }
@@ -168,7 +176,8 @@ reap() {
 rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
 
 SYSCALLS=raw_syscalls:sys_enter
-for s in epoll_wait sendto recvfrom writev readv read write epoll_ctl clock_gettime accept4; do
+for s in epoll_wait sendto recvfrom writev readv read write epoll_ctl clock_gettime accept4 close \
+    setsockopt getsockopt shutdown; do
     SYSCALLS+=",syscalls:sys_enter_$s"
 done
 
@@ -178,7 +187,7 @@ for proxy in "${PROXIES[@]}"; do
     mkdir -p "$dir"
     say "$proxy: warming up"
     start_proxy "$proxy"
-    taskset -c 1 wrk -t1 -c50 -d2s "http://127.0.0.1:$FRONT/" >/dev/null
+    taskset -c 1 wrk -t1 -c50 -d2s "${WRK_EXTRA[@]}" "http://127.0.0.1:$FRONT/" >/dev/null
 
     say "$proxy: syscalls per request (${WINDOW} s)"
     load $((WINDOW + 2)) "$dir/wrk-stat.txt"
@@ -195,7 +204,7 @@ for proxy in "${PROXIES[@]}"; do
     # `head` closes pipes early: no pipefail while the report is written.
     set +o pipefail
     {
-        echo "# $proxy, wrk -t1 -c50 keep-alive, proxy pinned to CPU 0"
+        echo "# $proxy, wrk -t1 -c50 $MODE_NAME, proxy pinned to CPU 0"
         echo
         echo "## syscalls per request (perf stat, ${WINDOW} s at $(rps "$dir/wrk-stat.txt") req/s)"
         awk -F, -v rps="$(rps "$dir/wrk-stat.txt")" -v w="$WINDOW" '
