@@ -259,12 +259,10 @@ fn proxied_requests_do_not_allocate_in_steady_state() {
         admin: SocketAddr::from(([127, 0, 0, 1], 0)),
         workers: Workers::Count(1),
         pin: false,
-        routes: vec![StaticRoute {
-            prefix: "/alloc".to_string(),
-            targets: vec![origin],
-            health_check: None,
-            strip_prefix: true,
-        }],
+        // Parsed like `--route`, so that fields added to `StaticRoute` keep their defaults here.
+        routes: vec![format!("/alloc={origin}")
+            .parse::<StaticRoute>()
+            .expect("valid route")],
         ..Config::default()
     };
     let lb = lb_runtime::start(config).expect("lb starts");
