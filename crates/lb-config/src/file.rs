@@ -72,6 +72,19 @@ struct Route {
     targets: Vec<SocketAddr>,
     health_check: Option<String>,
     strip_prefix: Option<bool>,
+    #[serde(default)]
+    timeouts: RouteTimeouts,
+}
+
+/// `[route.timeouts]`: the upstream-side timeouts one route may set for itself (the client-side
+/// ones apply before a request is routed).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteTimeouts {
+    #[serde(default, deserialize_with = "duration")]
+    connect: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    upstream: Option<Duration>,
 }
 
 /// Parses the text of a config file; `origin` names it in errors (`"lb.toml line 3: ..."`).
@@ -112,6 +125,8 @@ pub fn parse_file(text: &str, origin: &str) -> Result<Layer, ConfigError> {
                 targets: r.targets,
                 health_check: r.health_check,
                 strip_prefix: r.strip_prefix.unwrap_or(true),
+                connect_timeout: r.timeouts.connect,
+                upstream_timeout: r.timeouts.upstream,
             })
             .collect(),
         connect_timeout: file.timeouts.connect,
@@ -185,6 +200,36 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
     use crate::Config;
+
+    #[test]
+    fn route_timeouts_are_parsed_and_zero_is_refused() {
+        let text = "[[route]]\nprefix = \"/a\"\ntargets = [\"127.0.0.1:1\"]\n\
+                    [route.timeouts]\nconnect = \"250ms\"\nupstream = \"2s\"\n";
+        let layer = parse_file(text, "t.toml").unwrap();
+        let config = Config::layered(Some(&layer), &Layer::default());
+        assert_eq!(
+            config.routes[0].connect_timeout,
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            config.routes[0].upstream_timeout,
+            Some(Duration::from_secs(2))
+        );
+        assert!(config.validate().is_ok());
+        let zero = text.replace("\"2s\"", "\"0ms\"");
+        let layer = parse_file(&zero, "t.toml").unwrap();
+        let config = Config::layered(Some(&layer), &Layer::default());
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .0
+            .contains("upstream timeout"));
+        let unknown = text.replace("connect =", "conect =");
+        assert!(parse_file(&unknown, "t.toml")
+            .unwrap_err()
+            .0
+            .contains("conect"));
+    }
 
     #[test]
     fn durations() {

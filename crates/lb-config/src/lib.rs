@@ -91,6 +91,10 @@ pub struct StaticRoute {
     /// Strip the prefix before forwarding (the SPEC's default); `false` forwards the request
     /// target unchanged.
     pub strip_prefix: bool,
+    /// This route's upstream connect timeout; `None` uses [`Config::connect_timeout`].
+    pub connect_timeout: Option<Duration>,
+    /// This route's upstream response timeout; `None` uses [`Config::upstream_timeout`].
+    pub upstream_timeout: Option<Duration>,
 }
 
 impl std::str::FromStr for StaticRoute {
@@ -119,6 +123,8 @@ impl std::str::FromStr for StaticRoute {
             targets,
             health_check: None,
             strip_prefix: true,
+            connect_timeout: None,
+            upstream_timeout: None,
         })
     }
 }
@@ -251,6 +257,19 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Checks the settings that clap cannot check one by one.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for route in &self.routes {
+            for (name, d) in [
+                ("connect", route.connect_timeout),
+                ("upstream", route.upstream_timeout),
+            ] {
+                if d.is_some_and(|d| d.is_zero()) {
+                    return Err(ConfigError(format!(
+                        "route {}: the {name} timeout must be greater than 0",
+                        route.prefix
+                    )));
+                }
+            }
+        }
         if self.max_connections == 0 {
             return Err(ConfigError("max connections must be at least 1".into()));
         }

@@ -96,6 +96,10 @@ struct Prepared {
     upgrade: bool,
     /// When the head was complete: request latency is measured from here.
     started: Instant,
+    /// The route's connect timeout, or the process-wide one.
+    connect_timeout: Duration,
+    /// The route's upstream response timeout, or the process-wide one.
+    upstream_timeout: Duration,
 }
 
 impl Prepared {
@@ -214,7 +218,7 @@ impl ClientConn<'_> {
             // new protocol; from here on bytes flow both ways untouched.
             self.log(resp.status, Some(req.target), 0, req.started);
             self.outbuf.extend_from_slice(&self.upbuf);
-            let limits = self.limits(None);
+            let limits = self.limits(&req, None);
             let result = tunnel(
                 &mut self.client,
                 &mut upstream,
@@ -228,7 +232,7 @@ impl ClientConn<'_> {
         }
 
         let limits = Limits {
-            read: self.worker.cfg.tuning.upstream(),
+            read: req.upstream_timeout,
             write: self.worker.cfg.tuning.idle(),
             max_len: None,
         };
@@ -348,6 +352,7 @@ impl ClientConn<'_> {
             )));
         };
         target.record_request(self.worker.cfg.id);
+        let options = *route.route.options();
         self.outbuf.clear();
         write_request_head(&req, route.lead(), route.rest, self.peer, &mut self.outbuf);
         Ok(Some(Prepared {
@@ -359,6 +364,12 @@ impl ClientConn<'_> {
             expect_continue: req.expect_continue,
             upgrade: req.upgrade,
             started: Instant::now(),
+            connect_timeout: options
+                .connect_timeout
+                .unwrap_or_else(|| self.worker.cfg.tuning.connect()),
+            upstream_timeout: options
+                .upstream_timeout
+                .unwrap_or_else(|| self.worker.cfg.tuning.upstream()),
         }))
     }
 
@@ -372,7 +383,7 @@ impl ClientConn<'_> {
     ) -> Result<(Upstream, Prepared, Response), Fault> {
         let mut failed_over = false;
         let (mut upstream, mut reused) = loop {
-            match self.upstream(req.target, false).await {
+            match self.upstream(&req, false).await {
                 Ok(conn) => break conn,
                 Err(error) if !failed_over => {
                     info!(worker = self.worker.cfg.id, upstream = %req.target, %error, "marking target down; trying the next one");
@@ -397,10 +408,8 @@ impl ClientConn<'_> {
             match self.send_and_answer(&mut upstream, &req).await {
                 Ok(resp) => return Ok((upstream, req, resp)),
                 Err(HeadError::ClosedEarly) if retry_allowed => {
-                    (upstream, reused) = self
-                        .upstream(req.target, true)
-                        .await
-                        .map_err(|e| req.fault(e))?;
+                    (upstream, reused) =
+                        self.upstream(&req, true).await.map_err(|e| req.fault(e))?;
                 }
                 Err(HeadError::ClosedEarly) => {
                     return Err(req.fault(HttpError::new(
@@ -422,7 +431,7 @@ impl ClientConn<'_> {
         upstream: &mut TcpStream,
         req: &Prepared,
     ) -> Result<Response, HeadError> {
-        let upstream_write = self.worker.cfg.tuning.upstream();
+        let upstream_write = req.upstream_timeout;
         if req.body == BodyKind::Empty {
             write_all(upstream, &self.outbuf, upstream_write)
                 .await
@@ -463,7 +472,7 @@ impl ClientConn<'_> {
         upstream: &mut TcpStream,
         req: &Prepared,
     ) -> Result<(), HeadError> {
-        let limits = self.limits(self.worker.cfg.tuning.max_body());
+        let limits = self.limits(req, self.worker.cfg.tuning.max_body());
         relay_body(
             &mut self.client,
             upstream,
@@ -507,7 +516,7 @@ impl ClientConn<'_> {
         req: &Prepared,
         stop_at_continue: bool,
     ) -> Result<Answer, HeadError> {
-        let deadline = Instant::now() + self.worker.cfg.tuning.upstream();
+        let deadline = Instant::now() + req.upstream_timeout;
         loop {
             match self.parse_answer(req, stop_at_continue)? {
                 Head::Final(response) => return Ok(Answer::Final(response)),
@@ -592,13 +601,14 @@ impl ClientConn<'_> {
         Ok(head)
     }
 
-    /// An idle pooled connection to `target` (unless `fresh`), or a new one; the flag says
-    /// whether it was reused.
+    /// An idle pooled connection to the request's target (unless `fresh`), or a new one; the flag
+    /// says whether it was reused.
     async fn upstream(
         &mut self,
-        target: SocketAddr,
+        req: &Prepared,
         fresh: bool,
     ) -> Result<(Upstream, bool), HttpError> {
+        let target = req.target;
         if !fresh {
             if let Some(stream) = self.worker.pool.take(target) {
                 self.worker.stats.pool(true);
@@ -606,7 +616,7 @@ impl ClientConn<'_> {
             }
         }
         self.worker.stats.pool(false);
-        match timeout(self.worker.cfg.tuning.connect(), TcpStream::connect(target)).await {
+        match timeout(req.connect_timeout, TcpStream::connect(target)).await {
             Err(_) => Err(HttpError::new(
                 ErrorKind::ConnectTimeout,
                 "timed out connecting to the upstream",
@@ -626,11 +636,11 @@ impl ClientConn<'_> {
         }
     }
 
-    /// Client-side timeouts for relays towards the upstream.
-    fn limits(&self, max_len: Option<u64>) -> Limits {
+    /// Timeouts for relays towards the upstream: client reads, upstream writes.
+    fn limits(&self, req: &Prepared, max_len: Option<u64>) -> Limits {
         Limits {
             read: self.worker.cfg.tuning.idle(),
-            write: self.worker.cfg.tuning.upstream(),
+            write: req.upstream_timeout,
             max_len,
         }
     }

@@ -25,5 +25,5 @@ pub use health::{CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFA
 pub use registry::{
     normalize_prefix, Registered, Registry, RegistryError, RouteTargets, SnapshotCache, TargetInfo,
 };
-pub use router::{Match, Route, Snapshot};
+pub use router::{Match, Route, RouteOptions, Snapshot};
 pub use target::Target;

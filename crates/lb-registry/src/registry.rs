@@ -12,7 +12,7 @@
 
 use crate::cursor::Cursor;
 use crate::health::{CheckOutcome, Health, HealthPolicy};
-use crate::router::{Route, Snapshot};
+use crate::router::{Route, RouteOptions, Snapshot};
 use crate::target::Target;
 use crossbeam_utils::CachePadded;
 use parking_lot::RwLock;
@@ -121,8 +121,8 @@ struct RouteEntry {
     prefix: Arc<str>,
     cursor: Arc<Cursor>,
     targets: Vec<Member>,
-    /// Strip the prefix before forwarding (the default; a config file may turn it off).
-    strip: bool,
+    /// Settings from the configuration (defaults for routes registered through the API).
+    options: RouteOptions,
 }
 
 #[derive(Debug)]
@@ -220,14 +220,18 @@ impl Registry {
         Ok(true)
     }
 
-    /// Sets whether `path`'s prefix is stripped before forwarding (creating the route when
-    /// missing). Routes strip by default; only the configuration turns it off.
-    pub fn set_strip_prefix(&self, path: &str, strip: bool) -> Result<(), RegistryError> {
+    /// Sets `path`'s route options (creating the route when missing). Routes start with
+    /// [`RouteOptions::default`]; only the configuration changes them.
+    pub fn set_route_options(
+        &self,
+        path: &str,
+        options: RouteOptions,
+    ) -> Result<(), RegistryError> {
         let prefix = normalize_prefix(path)?;
         let mut state = self.state.write();
         let entry = route_entry(&mut state, &prefix);
-        if entry.strip != strip {
-            entry.strip = strip;
+        if entry.options != options {
+            entry.options = options;
             self.publish(&mut state);
         }
         Ok(())
@@ -384,7 +388,7 @@ impl Registry {
                     .filter(|m| m.health.healthy())
                     .map(|m| m.target.clone())
                     .collect();
-                Route::new(e.prefix.clone(), e.cursor.clone(), healthy, e.strip)
+                Route::new(e.prefix.clone(), e.cursor.clone(), healthy, e.options)
             })
             .collect();
         state.snapshot = Arc::new(Snapshot::new(generation, routes));
@@ -402,7 +406,7 @@ fn route_entry<'s>(state: &'s mut State, prefix: &str) -> &'s mut RouteEntry {
             prefix: key.clone(),
             cursor: Arc::default(),
             targets: Vec::new(),
-            strip: true,
+            options: RouteOptions::default(),
         })
 }
 

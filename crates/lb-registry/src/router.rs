@@ -10,6 +10,30 @@ use crate::cursor::Cursor;
 use crate::target::Target;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Per-route settings a configuration may give; registrations through the API get the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteOptions {
+    /// Strip the prefix before forwarding (the SPEC's default); `false` forwards the request
+    /// target unchanged.
+    pub strip_prefix: bool,
+    /// This route's upstream connect timeout; `None` uses the process-wide one.
+    pub connect_timeout: Option<Duration>,
+    /// This route's wait for a response head (and each later upstream read); `None` uses the
+    /// process-wide one.
+    pub upstream_timeout: Option<Duration>,
+}
+
+impl Default for RouteOptions {
+    fn default() -> Self {
+        RouteOptions {
+            strip_prefix: true,
+            connect_timeout: None,
+            upstream_timeout: None,
+        }
+    }
+}
 
 /// One prefix and the healthy targets that serve it, as of one snapshot.
 #[derive(Debug)]
@@ -17,7 +41,7 @@ pub struct Route {
     prefix: Arc<str>,
     cursor: Arc<Cursor>,
     targets: Box<[Arc<Target>]>,
-    strip: bool,
+    options: RouteOptions,
 }
 
 impl Route {
@@ -25,14 +49,19 @@ impl Route {
         prefix: Arc<str>,
         cursor: Arc<Cursor>,
         targets: Box<[Arc<Target>]>,
-        strip: bool,
+        options: RouteOptions,
     ) -> Self {
         Route {
             prefix,
             cursor,
             targets,
-            strip,
+            options,
         }
+    }
+
+    /// This route's settings.
+    pub fn options(&self) -> &RouteOptions {
+        &self.options
     }
 
     /// The registered prefix (normalized: no trailing `/` except for the root route).
@@ -125,7 +154,7 @@ impl Snapshot {
                 let candidate = &path[..end];
                 if skip == 0 {
                     if let Some(route) = self.routes.get(candidate) {
-                        if !route.strip {
+                        if !route.options.strip_prefix {
                             return Some(Match {
                                 route,
                                 rest: target,

@@ -1,7 +1,9 @@
 //! Routing table behaviour: longest prefix on a segment boundary, prefix stripping, exact
 //! round-robin order across threads, and cursor continuity across target changes.
 
-use lb_registry::{normalize_prefix, Registered, Registry, RegistryError, SnapshotCache};
+use lb_registry::{
+    normalize_prefix, Registered, Registry, RegistryError, RouteOptions, SnapshotCache,
+};
 use proptest::prelude::*;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -232,10 +234,14 @@ fn a_route_that_does_not_strip_forwards_the_target_unchanged() {
     let reg = Registry::new(1);
     reg.register("/keep", addr(1)).unwrap();
     reg.register("/cut", addr(2)).unwrap();
+    let keep = RouteOptions {
+        strip_prefix: false,
+        ..RouteOptions::default()
+    };
     let g = reg.generation();
-    reg.set_strip_prefix("/keep/", false).unwrap();
+    reg.set_route_options("/keep/", keep).unwrap();
     assert_eq!(reg.generation(), g + 1);
-    reg.set_strip_prefix("/keep", false).unwrap();
+    reg.set_route_options("/keep", keep).unwrap();
     assert_eq!(reg.generation(), g + 1, "no change, no publish");
     assert_eq!(
         route(&reg, "/keep/a?b"),
@@ -243,6 +249,7 @@ fn a_route_that_does_not_strip_forwards_the_target_unchanged() {
     );
     assert_eq!(route(&reg, "/keep"), Some(("/keep".into(), "/keep".into())));
     assert_eq!(route(&reg, "/cut/a"), Some(("/cut".into(), "/a".into())));
-    reg.set_strip_prefix("/keep", true).unwrap();
+    reg.set_route_options("/keep", RouteOptions::default())
+        .unwrap();
     assert_eq!(route(&reg, "/keep/a"), Some(("/keep".into(), "/a".into())));
 }

@@ -64,6 +64,8 @@ pub fn run_demo() -> Result<(), RunError> {
             targets: backends.clone(),
             health_check: None,
             strip_prefix: true,
+            connect_timeout: None,
+            upstream_timeout: None,
         }],
         ..Config::default()
     };

@@ -14,9 +14,9 @@
 
 use crate::health::ProbePlan;
 use crate::listener::plain;
-use crate::supervisor::{health_policy, Handle, RunError};
+use crate::supervisor::{health_policy, route_options, Handle, RunError};
 use lb_config::{parse_file, Config, Layer};
-use lb_registry::normalize_prefix;
+use lb_registry::{normalize_prefix, RouteOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tracing::{error, info, warn};
@@ -110,17 +110,17 @@ pub(crate) fn reload(handle: &mut Handle, source: &ConfigSource) {
             }
         }
     }
-    // Prefixes the file no longer configures go back to the default, stripping.
+    // Prefixes the file no longer configures go back to the defaults.
     for route in old
         .routes
         .iter()
         .filter(|r| !new.routes.iter().any(|n| n.prefix == r.prefix))
     {
-        let _ = registry.set_strip_prefix(&route.prefix, true);
+        let _ = registry.set_route_options(&route.prefix, RouteOptions::default());
     }
     for route in &new.routes {
-        if let Err(e) = registry.set_strip_prefix(&route.prefix, route.strip_prefix) {
-            warn!(route = %route.prefix, error = %e, "strip_prefix not applied");
+        if let Err(e) = registry.set_route_options(&route.prefix, route_options(route)) {
+            warn!(route = %route.prefix, error = %e, "route options not applied");
         }
     }
     registry.set_policy(health_policy(&new.health));

@@ -20,9 +20,9 @@ use crate::upgrade::{self, Inherited, Request, UpgradeThread};
 use crate::worker::{self, Launch};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use lb_admin::ControlPlane;
-use lb_config::{Config, ConfigError};
+use lb_config::{Config, ConfigError, StaticRoute};
 use lb_proxy::{AccessLog, Tuning, WorkerConfig, WorkerStats};
-use lb_registry::{HealthPolicy, Registry};
+use lb_registry::{HealthPolicy, Registry, RouteOptions};
 use parking_lot::RwLock;
 use std::fmt;
 use std::fmt::Write as _;
@@ -302,7 +302,7 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
                 .map_err(|e| RunError::Config(format!("route {}: {e}", route.prefix)))?;
         }
         registry
-            .set_strip_prefix(&route.prefix, route.strip_prefix)
+            .set_route_options(&route.prefix, route_options(route))
             .map_err(|e| RunError::Config(format!("route {}: {e}", route.prefix)))?;
     }
     // Saved once at start: a state file that cannot be written stops lb now, not at the first
@@ -618,5 +618,14 @@ pub(crate) fn health_policy(health: &lb_config::HealthConfig) -> HealthPolicy {
         rise: health.rise,
         fall: health.fall,
         backoff: health.backoff,
+    }
+}
+
+/// The registry's options for a configured route.
+pub(crate) fn route_options(route: &StaticRoute) -> RouteOptions {
+    RouteOptions {
+        strip_prefix: route.strip_prefix,
+        connect_timeout: route.connect_timeout,
+        upstream_timeout: route.upstream_timeout,
     }
 }

@@ -242,3 +242,27 @@ fn a_route_can_keep_its_prefix() {
     assert_eq!(served_by(&get(lb.addr(), "/cut/a?b=1")), "cut");
     assert_eq!(cut.last_request().target, "/a?b=1");
 }
+
+/// `[route.timeouts]` gives one route its own upstream timeouts: a silent upstream on `/slow`
+/// gets a 504 after the route's 300 ms while the process-wide upstream timeout is 60 s.
+#[test]
+fn a_route_can_have_its_own_upstream_timeout() {
+    let dir = ScratchDir::new("config-route-timeouts");
+    let file = dir.join("lb.toml");
+    let silent = Backend::start_with("silent", Reply::NeverAnswer);
+    let mut text = config_text(&[], "[timeouts]\nupstream = \"60s\"\n");
+    text.push_str(&format!(
+        "\n[[route]]\nprefix = \"/slow\"\ntargets = [\"{}\"]\n[route.timeouts]\nupstream = \"300ms\"\n",
+        silent.addr()
+    ));
+    std::fs::write(&file, text).unwrap();
+    let lb = start(&file, &[]);
+    let started = Instant::now();
+    let r = get(lb.addr(), "/slow/x");
+    assert_eq!(r.status, 504, "{:?}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "504 after {:?}: the route's timeout was not used",
+        started.elapsed()
+    );
+}
