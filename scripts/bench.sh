@@ -32,7 +32,8 @@
 # Settings (environment): ROUNDS, DURATION and WARMUP (seconds), CONNECTIONS (50), MODES
 # ("keepalive close workers2"), ORIGINS ("nginx echo"), PROXIES ("direct lb haproxy nginx"),
 # IDLE_CONNS (10000; 0 skips), OHA (1; 0 skips), WRITE_DOCS (1, or 0 with QUICK=1), SKIP_BUILD (0),
-# KEEP_WORKDIR (0).
+# KEEP_WORKDIR (0), PEER_DEFER_ACCEPT (unset; 1 gives HAProxy `defer-accept` and nginx `deferred`
+# on their listeners, for comparing against an lb that defers accepts).
 #
 # Run it on a quiet machine: a compile or a test suite running at the same time moves absolute
 # results by 15-25%. The ratios are taken round by round, so they hold better than req/s does.
@@ -339,7 +340,7 @@ defaults
     timeout http-keep-alive 60s
 
 frontend fe
-    bind 127.0.0.1:$1
+    bind 127.0.0.1:$1${PEER_DEFER_ACCEPT:+ defer-accept}
     default_backend origins
 
 backend origins
@@ -379,7 +380,7 @@ http {
         keepalive_timeout 60s;
     }
     server {
-        listen 127.0.0.1:$1;
+        listen 127.0.0.1:$1${PEER_DEFER_ACCEPT:+ deferred};
         location / {
             proxy_pass http://origins;
             proxy_http_version 1.1;
@@ -643,7 +644,7 @@ Run of $STARTED: \`ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=
 on $(nproc) vCPU ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), Linux $(uname -r);
 lb $LB_COMMIT${CANDIDATE:+ (candidate: $CANDIDATE)}, $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'),
 $(wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}'). Load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg).
-Medians of $ROUNDS rounds; ratios are medians of per-round ratios; CPU µs/req = proxy utime+stime
+${PEER_DEFER_ACCEPT:+Peers with deferred accept (HAProxy defer-accept, nginx deferred). }Medians of $ROUNDS rounds; ratios are medians of per-round ratios; CPU µs/req = proxy utime+stime
 over the measured run ÷ requests; peak RSS = VmHWM summed over the proxy's processes (nginx:
 master + workers); new origin conns/run: nginx origin = stub_status accepts, echo origin = the
 proxy's own count (lb pool misses, HAProxy \`connect\`; nginx: not available).
