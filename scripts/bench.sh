@@ -32,7 +32,8 @@
 # Settings (environment): ROUNDS, DURATION and WARMUP (seconds), CONNECTIONS (50), MODES
 # ("keepalive close workers2"), ORIGINS ("nginx echo"), PROXIES ("direct lb haproxy nginx"),
 # IDLE_CONNS (10000; 0 skips), OHA (1; 0 skips), WRITE_DOCS (1, or 0 with QUICK=1), SKIP_BUILD (0),
-# KEEP_WORKDIR (0), PEER_DEFER_ACCEPT (unset; 1 gives HAProxy `defer-accept` and nginx `deferred`
+# KEEP_WORKDIR (0), LB_BIN (an lb binary to use instead of building target/release/lb),
+# PEER_DEFER_ACCEPT (unset; 1 gives HAProxy `defer-accept` and nginx `deferred`
 # on their listeners, for comparing against an lb that defers accepts).
 #
 # Run it on a quiet machine: a compile or a test suite running at the same time moves absolute
@@ -63,7 +64,8 @@ SKIP_BUILD="${SKIP_BUILD:-0}"
 KEEP_WORKDIR="${KEEP_WORKDIR:-0}"
 DOC="$ROOT/docs/benchmarks.md"
 CHART="$ROOT/docs/img/bench.png"
-LB="$ROOT/target/release/lb"
+LB="${LB_BIN:-$ROOT/target/release/lb}"
+[ -z "${LB_BIN:-}" ] || SKIP_BUILD=1
 CANDIDATE="${CANDIDATE:-}"
 if [ -n "$CANDIDATE" ]; then
     [ -x "$CANDIDATE" ] || { echo "bench.sh: CANDIDATE=$CANDIDATE is not an executable" >&2; exit 1; }
