@@ -46,13 +46,23 @@ pub(crate) async fn read_more(
     }
 }
 
-/// Writes all of `bytes`, with an inactivity timeout for the whole write.
+/// Writes all of `bytes`, with an inactivity timeout for the whole write. A head or a small body
+/// almost always fits the socket buffer at once, so one non-blocking attempt comes first and the
+/// timer is armed only for what is left.
 pub(crate) async fn write_all(
     stream: &mut TcpStream,
     bytes: &[u8],
     limit: Duration,
 ) -> io::Result<()> {
-    match timeout(limit, stream.write_all(bytes)).await {
+    let written = match stream.try_write(bytes) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    let Some(rest) = bytes.get(written..).filter(|rest| !rest.is_empty()) else {
+        return Ok(());
+    };
+    match timeout(limit, stream.write_all(rest)).await {
         Ok(r) => r,
         Err(_) => Err(io::ErrorKind::TimedOut.into()),
     }

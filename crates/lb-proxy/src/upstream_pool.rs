@@ -10,6 +10,7 @@
 use crate::stats::WorkerStats;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
@@ -56,6 +57,47 @@ impl DerefMut for Upstream {
     }
 }
 
+/// The pool's hasher: two lookups per request hash a `SocketAddr`, and its keys come from the
+/// route table, not from clients, so SipHash's flood resistance buys nothing here.
+#[derive(Debug, Default, Clone, Copy)]
+struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type AddrMap<V> = HashMap<SocketAddr, V, BuildHasherDefault<AddrHasher>>;
+
 #[derive(Debug)]
 struct Idle {
     stream: Upstream,
@@ -65,7 +107,7 @@ struct Idle {
 /// Idle upstream connections of one worker.
 #[derive(Debug)]
 pub(crate) struct UpstreamPool {
-    idle: RefCell<HashMap<SocketAddr, Vec<Idle>>>,
+    idle: RefCell<AddrMap<Vec<Idle>>>,
     max_per_target: usize,
     idle_timeout: Duration,
 }
@@ -73,7 +115,7 @@ pub(crate) struct UpstreamPool {
 impl UpstreamPool {
     pub(crate) fn new(max_per_target: usize, idle_timeout: Duration) -> Self {
         UpstreamPool {
-            idle: RefCell::new(HashMap::new()),
+            idle: RefCell::new(AddrMap::default()),
             max_per_target,
             idle_timeout,
         }
@@ -122,4 +164,28 @@ impl UpstreamPool {
 fn is_quiet(stream: &TcpStream) -> bool {
     let mut probe = [0u8; 1];
     matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn addresses_that_differ_hash_apart() {
+        let build = BuildHasherDefault::<AddrHasher>::default();
+        let addrs: Vec<SocketAddr> = [
+            "127.0.0.1:9001",
+            "127.0.0.1:9002",
+            "127.0.0.2:9001",
+            "[::1]:9001",
+            "[::2]:9001",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let hashes: std::collections::HashSet<u64> =
+            addrs.iter().map(|a| build.hash_one(a)).collect();
+        assert_eq!(hashes.len(), addrs.len());
+    }
 }
