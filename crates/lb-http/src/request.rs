@@ -4,7 +4,8 @@
 //! buffer and never allocates beyond its growth. Anything ambiguous is a 400, never a guess.
 
 use crate::fields::{
-    has_field, has_list_member, is_connection_specific, persistent, put_field, put_length, put_via,
+    has_field, has_list_member, is_connection_specific, persistent, put_field, put_ip, put_length,
+    put_via,
 };
 use crate::framing::{content_length, framing, TransferCoding};
 use crate::head::{
@@ -14,7 +15,6 @@ use crate::head::{
 use crate::target::request_target;
 use crate::{BodyKind, ErrorKind, HttpError, Version, MAX_HEAD_BYTES};
 use httparse::Header;
-use std::io::Write;
 use std::net::IpAddr;
 
 /// A parsed, validated request head borrowing from the read buffer.
@@ -245,8 +245,8 @@ pub fn write_request_head(
         out.extend_from_slice(h.value);
         out.extend_from_slice(b", ");
     }
-    // Writing into a Vec cannot fail, and formatting an address needs no heap.
-    let _ = write!(out, "{client}\r\n");
+    put_ip(out, client);
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
     if let Some(host) = req.host {
         put_field(out, b"X-Forwarded-Host", host);
