@@ -77,10 +77,59 @@ pub(crate) fn has_field(headers: &[Header<'_>], name: &str) -> bool {
     headers.iter().any(|h| h.name.eq_ignore_ascii_case(name))
 }
 
+/// Most `Connection` options one message may carry before [`ConnectionOptions`] falls back to
+/// scanning the fields again for every name (real messages carry one or two).
+const MAX_OPTIONS: usize = 8;
+
+/// The `Connection` options of one message, collected once, so that deciding which fields to
+/// drop does not re-split every `Connection` field for every field forwarded.
+#[derive(Debug)]
+pub(crate) struct ConnectionOptions<'a> {
+    headers: &'a [Header<'a>],
+    options: [&'a [u8]; MAX_OPTIONS],
+    len: usize,
+    /// More than [`MAX_OPTIONS`]: answer from `headers` instead.
+    overflow: bool,
+}
+
+impl<'a> ConnectionOptions<'a> {
+    pub(crate) fn new(headers: &'a [Header<'a>]) -> Self {
+        let mut collected = ConnectionOptions {
+            headers,
+            options: [&[]; MAX_OPTIONS],
+            len: 0,
+            overflow: false,
+        };
+        for option in list_members(headers, "connection") {
+            match collected.options.get_mut(collected.len) {
+                Some(slot) => {
+                    *slot = option;
+                    collected.len += 1;
+                }
+                None => {
+                    collected.overflow = true;
+                    break;
+                }
+            }
+        }
+        collected
+    }
+
+    /// Whether some `Connection` option names `name` (case-insensitive).
+    fn names(&self, name: &str) -> bool {
+        if self.overflow {
+            return has_connection_option(self.headers, name);
+        }
+        self.options[..self.len]
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(name.as_bytes()))
+    }
+}
+
 /// Whether a field is removed before forwarding: never forwarded as received, or named by a
 /// `Connection` option, which makes it connection-specific (RFC 9110 §7.6.1).
-pub(crate) fn is_connection_specific(name: &str, headers: &[Header<'_>]) -> bool {
-    is_never_forwarded(name) || has_connection_option(headers, name)
+pub(crate) fn is_connection_specific(name: &str, options: &ConnectionOptions<'_>) -> bool {
+    is_never_forwarded(name) || options.names(name)
 }
 
 /// Whether the connection persists after this message (RFC 9112 §9.3): not if `close` is an
@@ -121,7 +170,6 @@ pub(crate) fn put_length(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends `n` in decimal without allocating.
 /// Appends `ip` in its usual text form. IPv4 (the common case) is written digit by digit:
 /// `core::fmt` costs about a thousand instructions per request here; IPv6 keeps `Display`.
 pub(crate) fn put_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
@@ -142,6 +190,7 @@ pub(crate) fn put_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
     }
 }
 
+/// Appends `n` in decimal without allocating.
 pub(crate) fn put_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
@@ -196,9 +245,21 @@ mod tests {
         assert!(has_connection_option(&headers, "x-foo"));
         assert!(has_connection_option(&headers, "CLOSE"));
         assert!(!has_connection_option(&headers, "host"));
-        assert!(is_connection_specific("X-FOO", &headers));
-        assert!(is_connection_specific("Upgrade", &headers));
-        assert!(!is_connection_specific("Host", &headers));
+        let options = ConnectionOptions::new(&headers);
+        assert!(is_connection_specific("X-FOO", &options));
+        assert!(is_connection_specific("Upgrade", &options));
+        assert!(!is_connection_specific("Host", &options));
+    }
+
+    #[test]
+    fn more_options_than_slots_are_still_all_honoured() {
+        let many = "a, b, c, d, e, f, g, h, i, j, x-last";
+        let headers = [h("Connection", many), h("X-Last", "1")];
+        let options = ConnectionOptions::new(&headers);
+        assert!(options.overflow);
+        assert!(is_connection_specific("x-last", &options));
+        assert!(is_connection_specific("A", &options));
+        assert!(!is_connection_specific("x-other", &options));
     }
 
     #[test]

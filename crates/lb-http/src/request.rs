@@ -5,7 +5,7 @@
 
 use crate::fields::{
     has_field, has_list_member, is_connection_specific, persistent, put_field, put_ip, put_length,
-    put_via,
+    put_via, ConnectionOptions,
 };
 use crate::framing::{content_length, framing, TransferCoding};
 use crate::head::{
@@ -219,6 +219,7 @@ pub fn write_request_head(
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
     let mut host_sent = false;
+    let options = ConnectionOptions::new(req.headers);
     for h in req.headers {
         if h.name.eq_ignore_ascii_case("host") {
             put_field(out, h.name.as_bytes(), req.authority.unwrap_or(h.value));
@@ -226,8 +227,7 @@ pub fn write_request_head(
             continue;
         }
         let upgrade = req.upgrade && h.name.eq_ignore_ascii_case("upgrade");
-        if upgrade
-            || !(is_dropped(req.version, h.name) || is_connection_specific(h.name, req.headers))
+        if upgrade || !(is_dropped(req.version, h.name) || is_connection_specific(h.name, &options))
         {
             put_field(out, h.name.as_bytes(), h.value);
         }

@@ -7,6 +7,7 @@
 
 use crate::fields::{
     has_field, is_connection_specific, persistent, put_decimal, put_field, put_length, put_via,
+    ConnectionOptions,
 };
 use crate::framing::{content_length, framing, TransferCoding};
 use crate::head::{has_bare_lf, syntax_detail, version, window};
@@ -191,9 +192,10 @@ pub fn write_response_head(resp: &ResponseHead<'_, '_>, client: ClientSide, out:
     out.extend_from_slice(b"\r\n");
 
     let switching = resp.status == 101;
+    let options = ConnectionOptions::new(resp.headers);
     for h in resp.headers {
         let upgrade = switching && h.name.eq_ignore_ascii_case("upgrade");
-        if upgrade || !is_connection_specific(h.name, resp.headers) {
+        if upgrade || !is_connection_specific(h.name, &options) {
             put_field(out, h.name.as_bytes(), h.value);
         }
     }
