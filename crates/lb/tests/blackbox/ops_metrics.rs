@@ -1,8 +1,8 @@
 //! `/metrics` (issue 5, "Observability"): per-worker counters summed by whoever scrapes, a
 //! latency histogram, open upstream connections, registry and target series.
 
-use crate::{lb, served_by};
-use lb_testkit::{Backend, Conn};
+use crate::{lb, served_by, WAIT};
+use lb_testkit::{poll_until, Backend, Conn};
 
 /// The value of the one sample named exactly `series` (name and labels) in `text`.
 fn sample(text: &str, series: &str) -> f64 {
@@ -22,10 +22,21 @@ fn counters_histogram_and_upstream_gauge_follow_the_traffic() {
     for i in 0..25 {
         assert_eq!(served_by(&client.get(&format!("/{i}"))), "m");
     }
-    let r = lb.admin().call("GET", "/metrics", b"");
-    assert_eq!(r.status, 200);
-    let text = r.text();
     let w = "{worker=\"0\"}";
+    // A request's latency is recorded right after its last byte is written to the client, so
+    // the client can read the 25th response (and scrape) a moment before it is counted; every
+    // other series below is updated before the response leaves lb.
+    let text = poll_until(WAIT, "25 latencies in the histogram", || {
+        let r = lb.admin().call("GET", "/metrics", b"");
+        assert_eq!(r.status, 200);
+        let text = r.text();
+        let count = sample(&text, &format!("lb_request_duration_seconds_count{w}"));
+        if count == 25.0 {
+            Ok(text)
+        } else {
+            Err(count)
+        }
+    });
     assert_eq!(sample(&text, &format!("lb_worker_requests_total{w}")), 25.0);
     assert_eq!(
         sample(&text, &format!("lb_worker_connections_accepted_total{w}")),
