@@ -12,7 +12,7 @@
 use crate::head::Head;
 use crate::response::Response;
 use crate::{auth, metrics, ControlPlane};
-use lb_registry::Registered;
+use lb_registry::{Registered, STATUS_CLASSES};
 use serde::Serialize;
 use serde_json::json;
 use tracing::{debug, error, info, warn};
@@ -127,6 +127,36 @@ struct TargetRow<'a> {
     healthy: bool,
     requests: u64,
     last_check: Option<CheckRow<'a>>,
+    responses: ClassRow,
+}
+
+/// Responses a target's requests got, by status class.
+#[derive(Serialize)]
+struct ClassRow {
+    #[serde(rename = "1xx")]
+    informational: u64,
+    #[serde(rename = "2xx")]
+    success: u64,
+    #[serde(rename = "3xx")]
+    redirection: u64,
+    #[serde(rename = "4xx")]
+    client_error: u64,
+    #[serde(rename = "5xx")]
+    server_error: u64,
+}
+
+impl From<[u64; STATUS_CLASSES]> for ClassRow {
+    fn from(
+        [informational, success, redirection, client_error, server_error]: [u64; STATUS_CLASSES],
+    ) -> Self {
+        ClassRow {
+            informational,
+            success,
+            redirection,
+            client_error,
+            server_error,
+        }
+    }
 }
 
 /// The last active health check of a target.
@@ -151,6 +181,7 @@ fn targets(plane: &ControlPlane) -> Response {
                 ok: c.ok,
                 detail: &c.detail,
             }),
+            responses: t.responses.into(),
         })
         .collect();
     match serde_json::to_string(&rows) {

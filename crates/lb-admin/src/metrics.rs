@@ -35,6 +35,23 @@ pub(crate) fn render(registry: &Registry, extra: &MetricsSource) -> String {
         let _ = writeln!(out, "\",target=\"{}\"}} {}", target.addr, target.requests);
     }
     out.push_str(
+        "# HELP lb_target_responses_total Responses to requests sent to a target, by status \
+         class (lb's own 502/504 for it included).\n\
+         # TYPE lb_target_responses_total counter\n",
+    );
+    for target in &targets {
+        for (class, n) in target.responses.iter().enumerate() {
+            out.push_str("lb_target_responses_total{path=\"");
+            escape_label(&target.path, &mut out);
+            let _ = writeln!(
+                out,
+                "\",target=\"{}\",class=\"{}xx\"}} {n}",
+                target.addr,
+                class + 1
+            );
+        }
+    }
+    out.push_str(
         "# HELP lb_target_healthy 1 when the target is in round robin, 0 while it is down.\n\
          # TYPE lb_target_healthy gauge\n",
     );
@@ -87,6 +104,9 @@ mod tests {
         ));
         assert!(text.contains("\nlb_target_requests_total{path=\"/v6\",target=\"[::1]:80\"} 0\n"));
         assert!(text.contains("\nlb_target_healthy{path=\"/v6\",target=\"[::1]:80\"} 1\n"));
+        assert!(text.contains(
+            "\nlb_target_responses_total{path=\"/v6\",target=\"[::1]:80\",class=\"5xx\"} 0\n"
+        ));
         registry.mark_down("[::1]:80".parse().unwrap());
         let text = render(&registry, &extra);
         assert!(text.contains("\nlb_target_healthy{path=\"/v6\",target=\"[::1]:80\"} 0\n"));

@@ -229,6 +229,7 @@ async fn register_deregister_round_trip() {
             path: "/test".into(),
             addr: "10.0.0.5:9001".parse().unwrap(),
             requests: 0,
+            responses: [0; 5],
             healthy: true,
             last_check: None,
         }]
@@ -414,15 +415,18 @@ async fn targets_lists_every_target_in_order() {
     assert_eq!(
         reply.json(),
         json!([
-            {"path":"/a","ip":"10.0.0.1","port":1,"healthy":true,"last_check":null,"requests":0},
-            {"path":"/b","ip":"10.0.0.2","port":2,"healthy":true,"last_check":null,"requests":0},
-            {"path":"/b","ip":"::1","port":3,"healthy":true,"last_check":null,"requests":0},
+            {"path":"/a","ip":"10.0.0.1","port":1,"healthy":true,"last_check":null,"requests":0,
+             "responses":{"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0}},
+            {"path":"/b","ip":"10.0.0.2","port":2,"healthy":true,"last_check":null,"requests":0,
+             "responses":{"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0}},
+            {"path":"/b","ip":"::1","port":3,"healthy":true,"last_check":null,"requests":0,
+             "responses":{"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0}},
         ])
     );
     // Keys come in the SPEC's order, not sorted.
     assert!(
         String::from_utf8_lossy(&reply.body).starts_with(
-            r#"[{"path":"/a","ip":"10.0.0.1","port":1,"healthy":true,"requests":0,"last_check":null},"#
+            r#"[{"path":"/a","ip":"10.0.0.1","port":1,"healthy":true,"requests":0,"last_check":null,"responses":{"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0}},"#
         ),
         "{}",
         String::from_utf8_lossy(&reply.body)

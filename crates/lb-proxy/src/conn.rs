@@ -14,6 +14,7 @@ use lb_http::{
     write_response_head, BodyKind, ChunkedDecoder, ClientSide, ErrorKind, HttpError, Source,
     EMPTY_HEADER, MAX_HEADERS,
 };
+use lb_registry::{PinnedSnapshot, Slot};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -85,9 +86,10 @@ impl Fault {
 
 /// A parsed, routed request whose upstream head is ready in `outbuf`; its head is still at the
 /// start of `inbuf` until an upstream connection is established (so it can be routed again).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Prepared {
     target: SocketAddr,
+    picked: Picked,
     head_len: usize,
     body: BodyKind,
     client: ClientSide,
@@ -104,11 +106,31 @@ struct Prepared {
 
 impl Prepared {
     /// lb's answer to `error`: the connection goes on only when no request body is left unread.
+    /// Counted on the picked target's series, since this is what its request got.
     fn fault(&self, error: HttpError) -> Fault {
+        self.picked.answered(error.kind.status());
         Fault::Answer {
             error,
             close: !(self.client.keep_alive && self.body == BodyKind::Empty),
             consumed: 0,
+        }
+    }
+}
+
+/// The target a request was routed to, found again through the snapshot it was routed with
+/// (kept alive by a worker-local `Rc`) to count the response on the target's series.
+#[derive(Debug)]
+struct Picked {
+    snapshot: PinnedSnapshot,
+    slot: Slot,
+    worker: usize,
+}
+
+impl Picked {
+    /// Counts the status the client gets for this request on the picked target.
+    fn answered(&self, status: u16) {
+        if let Some(target) = self.snapshot.target(self.slot) {
+            target.record_response(self.worker, status);
         }
     }
 }
@@ -212,6 +234,7 @@ impl ClientConn<'_> {
         self.worker.stats.request();
         let (mut upstream, req, resp) = self.forward_request(req).await?;
         self.worker.stats.response(resp.status);
+        req.picked.answered(resp.status);
 
         if resp.status == 101 {
             // The 101 head is in `outbuf`, followed by whatever the upstream already sent in the
@@ -338,25 +361,31 @@ impl ClientConn<'_> {
                 "CONNECT is not supported",
             )));
         }
-        let mut routes = self.worker.routes.borrow_mut();
-        let Some(route) = routes.current().lookup(req.target) else {
+        let snapshot = self.worker.routes.borrow_mut().current().clone();
+        let Some(route) = snapshot.lookup(req.target) else {
             return Err(refuse(HttpError::new(
                 ErrorKind::NoRoute,
                 "no route matches the request path",
             )));
         };
-        let Some(target) = route.route.pick() else {
+        let Some((slot, target)) = route.pick() else {
             return Err(refuse(HttpError::new(
                 ErrorKind::NoTarget,
                 "no healthy target is registered for this route",
             )));
         };
         target.record_request(self.worker.cfg.id);
+        let addr = target.addr();
         let options = *route.route.options();
         self.outbuf.clear();
         write_request_head(&req, route.lead(), route.rest, self.peer, &mut self.outbuf);
         Ok(Some(Prepared {
-            target: target.addr(),
+            target: addr,
+            picked: Picked {
+                snapshot,
+                slot,
+                worker: self.worker.cfg.id,
+            },
             head_len: req.head_len,
             body: req.body,
             client,

@@ -4,6 +4,7 @@
 //! load + store replaces a locked RMW: no shared write on the hot path besides the route cursor.
 
 use crossbeam_utils::CachePadded;
+use lb_registry::{status_class, STATUS_CLASSES};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,7 +24,7 @@ struct Counters {
     accepted: AtomicU64,
     active: AtomicU64,
     requests: AtomicU64,
-    status: [AtomicU64; 5],
+    status: [AtomicU64; STATUS_CLASSES],
     pool_hits: AtomicU64,
     pool_misses: AtomicU64,
     upstream_open: AtomicU64,
@@ -58,8 +59,7 @@ impl WorkerStats {
     }
 
     pub(crate) fn response(&self, status: u16) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        add(&self.inner.status[class], 1);
+        add(&self.inner.status[status_class(status)], 1);
     }
 
     pub(crate) fn pool(&self, hit: bool) {

@@ -23,7 +23,8 @@ mod target;
 pub use cursor::Cursor;
 pub use health::{CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFAULT_RISE};
 pub use registry::{
-    normalize_prefix, Registered, Registry, RegistryError, RouteTargets, SnapshotCache, TargetInfo,
+    normalize_prefix, PinnedSnapshot, Registered, Registry, RegistryError, RouteTargets,
+    SnapshotCache, TargetInfo,
 };
-pub use router::{Match, Route, RouteOptions, Snapshot};
-pub use target::Target;
+pub use router::{Match, Route, RouteOptions, Slot, Snapshot};
+pub use target::{status_class, Target, STATUS_CLASSES};

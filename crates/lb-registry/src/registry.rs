@@ -13,12 +13,13 @@
 use crate::cursor::Cursor;
 use crate::health::{CheckOutcome, Health, HealthPolicy};
 use crate::router::{Route, RouteOptions, Snapshot};
-use crate::target::Target;
+use crate::target::{Target, STATUS_CLASSES};
 use crossbeam_utils::CachePadded;
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,6 +61,8 @@ pub struct TargetInfo {
     pub addr: SocketAddr,
     /// Requests sent to this target, summed over workers.
     pub requests: u64,
+    /// Responses by status class (index 0 is 1xx), summed over workers.
+    pub responses: [u64; STATUS_CLASSES],
     /// In round robin: neither a failed connect (back-off) nor the active checks hold it down.
     pub healthy: bool,
     /// The last active probe's result, if any probe ran.
@@ -264,6 +267,7 @@ impl Registry {
                     path: e.prefix.to_string(),
                     addr: m.target.addr(),
                     requests: m.target.requests(),
+                    responses: m.target.responses(),
                     healthy: m.health.healthy(),
                     last_check: m.health.last_check().cloned(),
                 })
@@ -410,25 +414,34 @@ fn route_entry<'s>(state: &'s mut State, prefix: &str) -> &'s mut RouteEntry {
         })
 }
 
+/// A snapshot held by one worker thread. A request in flight keeps the snapshot it was routed
+/// with (to count its response on the target it picked) by cloning this `Rc`, a plain increment,
+/// where cloning the `Arc` would write a cache line that every worker shares.
+#[allow(
+    clippy::redundant_allocation,
+    reason = "the Rc is the point: a worker-local count, allocated once per registry change"
+)]
+pub type PinnedSnapshot = Rc<Arc<Snapshot>>;
+
 /// A worker's view of the registry: the last snapshot it read and that snapshot's generation.
 #[derive(Debug)]
 pub struct SnapshotCache {
     registry: Arc<Registry>,
-    snapshot: Arc<Snapshot>,
+    snapshot: PinnedSnapshot,
 }
 
 impl SnapshotCache {
     /// A cache holding the registry's current snapshot.
     pub fn new(registry: Arc<Registry>) -> Self {
-        let snapshot = registry.snapshot();
+        let snapshot = Rc::new(registry.snapshot());
         SnapshotCache { registry, snapshot }
     }
 
     /// The up-to-date snapshot: one atomic load per call, the read lock only after a change.
     #[inline]
-    pub fn current(&mut self) -> &Snapshot {
+    pub fn current(&mut self) -> &PinnedSnapshot {
         if self.registry.generation() != self.snapshot.generation() {
-            self.snapshot = self.registry.snapshot();
+            self.snapshot = Rc::new(self.registry.snapshot());
         }
         &self.snapshot
     }

@@ -78,12 +78,26 @@ impl Route {
     /// `None` when the route has none (the caller answers 503).
     #[inline]
     pub fn pick(&self) -> Option<&Arc<Target>> {
+        self.pick_index().and_then(|i| self.targets.get(i))
+    }
+
+    /// [`Route::pick`], as an index into [`Route::targets`].
+    #[inline]
+    fn pick_index(&self) -> Option<usize> {
         if self.targets.is_empty() {
             return None;
         }
-        let k = self.cursor.next();
-        self.targets.get(k % self.targets.len())
+        Some(self.cursor.next() % self.targets.len())
     }
+}
+
+/// Where a pick landed in one snapshot: a route and one of its targets, by position. It names
+/// the same target for as long as that snapshot lives, so a worker that keeps the snapshot can
+/// find the target again when the response arrives without holding (and cloning) an `Arc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    route: usize,
+    target: usize,
 }
 
 /// A route found for a request, with the request target rewritten (prefix stripped).
@@ -91,12 +105,25 @@ impl Route {
 pub struct Match<'s, 'p> {
     /// The matched route.
     pub route: &'s Route,
+    /// The route's position in its snapshot.
+    index: usize,
     /// What is left of the request target after the prefix; forwarded after [`Match::lead`].
     pub rest: &'p str,
     lead: &'static str,
 }
 
-impl Match<'_, '_> {
+impl<'s> Match<'s, '_> {
+    /// Picks the route's next target ([`Route::pick`]) and says where it is in the snapshot.
+    #[inline]
+    pub fn pick(&self) -> Option<(Slot, &'s Arc<Target>)> {
+        let target = self.route.pick_index()?;
+        let slot = Slot {
+            route: self.index,
+            target,
+        };
+        Some((slot, self.route.targets.get(target)?))
+    }
+
     /// `"/"` when the stripped target would otherwise be empty or start with `?`, else `""`.
     /// Forward `lead() + rest`: `/test` -> `/`, `/test?q=1` -> `/?q=1`, `/test/foo` -> `/foo`;
     /// the root route rewrites nothing.
@@ -110,7 +137,9 @@ impl Match<'_, '_> {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     generation: u64,
-    routes: HashMap<Arc<str>, Route>,
+    routes: Vec<Route>,
+    /// Prefix -> position in `routes`.
+    index: HashMap<Arc<str>, usize>,
     /// Segments in the deepest registered prefix: candidates deeper than this cannot match.
     max_depth: usize,
 }
@@ -120,7 +149,12 @@ impl Snapshot {
         let max_depth = routes.iter().map(|r| depth(r.prefix())).max().unwrap_or(0);
         Snapshot {
             generation,
-            routes: routes.into_iter().map(|r| (r.prefix.clone(), r)).collect(),
+            index: routes
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.prefix.clone(), i))
+                .collect(),
+            routes,
             max_depth,
         }
     }
@@ -140,6 +174,19 @@ impl Snapshot {
         self.routes.is_empty()
     }
 
+    /// The target a [`Match::pick`] of this snapshot landed on.
+    #[inline]
+    pub fn target(&self, slot: Slot) -> Option<&Arc<Target>> {
+        self.routes.get(slot.route)?.targets.get(slot.target)
+    }
+
+    /// The route registered at exactly `prefix`, with its position.
+    #[inline]
+    fn route(&self, prefix: &str) -> Option<(usize, &Route)> {
+        let &i = self.index.get(prefix)?;
+        Some((i, self.routes.get(i)?))
+    }
+
     /// Finds the longest registered prefix of `target` (an origin-form request target: path and
     /// optional query) that ends on a segment boundary, and returns it with the rest of the target.
     pub fn lookup<'s, 'p>(&'s self, target: &'p str) -> Option<Match<'s, 'p>> {
@@ -153,17 +200,23 @@ impl Snapshot {
             while end > 1 {
                 let candidate = &path[..end];
                 if skip == 0 {
-                    if let Some(route) = self.routes.get(candidate) {
+                    if let Some((index, route)) = self.route(candidate) {
                         if !route.options.strip_prefix {
                             return Some(Match {
                                 route,
+                                index,
                                 rest: target,
                                 lead: "",
                             });
                         }
                         let rest = &target[end..];
                         let lead = if rest.starts_with('/') { "" } else { "/" };
-                        return Some(Match { route, rest, lead });
+                        return Some(Match {
+                            route,
+                            index,
+                            rest,
+                            lead,
+                        });
                     }
                 } else {
                     skip -= 1;
@@ -171,8 +224,9 @@ impl Snapshot {
                 end = candidate.rfind('/').unwrap_or(0);
             }
         }
-        self.routes.get("/").map(|route| Match {
+        self.route("/").map(|(index, route)| Match {
             route,
+            index,
             rest: target,
             lead: "",
         })

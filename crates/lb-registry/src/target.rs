@@ -1,4 +1,4 @@
-//! One upstream address serving a route, with its per-worker request counters.
+//! One upstream address serving a route, with its per-worker request and response counters.
 //!
 //! Counters are one cache-padded slot per worker, written only by that worker (a plain load and
 //! store, no RMW, no shared line), and summed when the control plane reads them. That keeps the
@@ -8,18 +8,44 @@ use crossbeam_utils::CachePadded;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Status classes counted per target: 1xx to 5xx.
+pub const STATUS_CLASSES: usize = 5;
+
 /// An upstream target.
 #[derive(Debug)]
 pub struct Target {
     addr: SocketAddr,
-    requests: Box<[CachePadded<AtomicU64>]>,
+    counters: Box<[CachePadded<Counters>]>,
+}
+
+/// One worker's counters for one target: 48 bytes, one cache line.
+#[derive(Debug, Default)]
+struct Counters {
+    /// Requests sent (attempts: a request retried on the next target counts on both).
+    requests: AtomicU64,
+    /// Responses by status class, lb's own 502/504 on the target's behalf included.
+    responses: [AtomicU64; STATUS_CLASSES],
+}
+
+/// Adds one to a counter that only the calling worker writes: a relaxed load + store cannot
+/// lose an update and costs no locked instruction.
+#[inline]
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// The index of `status`'s class in a `[_; STATUS_CLASSES]` array; out-of-range codes clamp to
+/// 1xx or 5xx.
+#[inline]
+pub fn status_class(status: u16) -> usize {
+    usize::from(status / 100).clamp(1, STATUS_CLASSES) - 1
 }
 
 impl Target {
     pub(crate) fn new(addr: SocketAddr, workers: usize) -> Self {
         Target {
             addr,
-            requests: (0..workers.max(1))
+            counters: (0..workers.max(1))
                 .map(|_| CachePadded::default())
                 .collect(),
         }
@@ -31,20 +57,61 @@ impl Target {
         self.addr
     }
 
-    /// Counts one request sent by `worker`. Only worker `worker` calls this with its own index, so
-    /// a relaxed load + store cannot lose an update; an out-of-range index is ignored.
+    /// Counts one request sent by `worker`. Only worker `worker` calls this with its own index;
+    /// an out-of-range index is ignored.
     #[inline]
     pub fn record_request(&self, worker: usize) {
-        if let Some(slot) = self.requests.get(worker) {
-            slot.store(slot.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if let Some(slot) = self.counters.get(worker) {
+            bump(&slot.requests);
+        }
+    }
+
+    /// Counts one response with `status` that `worker` passed on (or answered on this target's
+    /// behalf). Same single-writer rule as [`Target::record_request`].
+    #[inline]
+    pub fn record_response(&self, worker: usize, status: u16) {
+        if let Some(slot) = self.counters.get(worker) {
+            bump(&slot.responses[status_class(status)]);
         }
     }
 
     /// Requests sent to this target by all workers together.
     pub fn requests(&self) -> u64 {
-        self.requests
+        self.counters
             .iter()
-            .map(|c| c.load(Ordering::Relaxed))
+            .map(|c| c.requests.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Responses by status class (index 0 is 1xx), summed over workers.
+    pub fn responses(&self) -> [u64; STATUS_CLASSES] {
+        let mut sums = [0; STATUS_CLASSES];
+        for slot in self.counters.iter() {
+            for (sum, c) in sums.iter_mut().zip(&slot.responses) {
+                *sum += c.load(Ordering::Relaxed);
+            }
+        }
+        sums
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_summed_over_workers_by_class() {
+        let t = Target::new("10.0.0.1:80".parse().expect("addr"), 2);
+        t.record_request(0);
+        t.record_request(1);
+        t.record_request(7);
+        t.record_response(0, 200);
+        t.record_response(1, 204);
+        t.record_response(1, 503);
+        t.record_response(0, 101);
+        t.record_response(0, 999);
+        t.record_response(0, 42);
+        assert_eq!(t.requests(), 2);
+        assert_eq!(t.responses(), [2, 2, 0, 0, 2]);
     }
 }

@@ -253,3 +253,34 @@ fn a_route_that_does_not_strip_forwards_the_target_unchanged() {
         .unwrap();
     assert_eq!(route(&reg, "/keep/a"), Some(("/keep".into(), "/a".into())));
 }
+
+#[test]
+fn a_pick_slot_finds_its_target_again_in_the_pinned_snapshot() {
+    let reg = Arc::new(Registry::new(1));
+    reg.register("/a", addr(1)).unwrap();
+    reg.register("/b", addr(2)).unwrap();
+    reg.register("/b", addr(3)).unwrap();
+    let mut cache = SnapshotCache::new(reg.clone());
+    let pinned = cache.current().clone();
+    let picks: Vec<_> = (0..4)
+        .map(|_| {
+            let (slot, target) = pinned.lookup("/b/x").unwrap().pick().unwrap();
+            (slot, target.addr())
+        })
+        .collect();
+    assert_eq!(
+        picks.iter().map(|p| p.1.port()).collect::<Vec<_>>(),
+        [2, 3, 2, 3]
+    );
+    // The registry moves on; the pinned snapshot still resolves each slot to its own target.
+    reg.deregister("/b", addr(2)).unwrap();
+    assert_eq!(
+        cache.current().lookup("/b").unwrap().route.targets().len(),
+        1
+    );
+    for (slot, addr) in picks {
+        assert_eq!(pinned.target(slot).map(|t| t.addr()), Some(addr));
+    }
+    let (a, _) = pinned.lookup("/a").unwrap().pick().unwrap();
+    assert_eq!(pinned.target(a).map(|t| t.addr()), Some(addr(1)));
+}

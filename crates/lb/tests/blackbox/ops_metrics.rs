@@ -2,7 +2,8 @@
 //! latency histogram, open upstream connections, registry and target series.
 
 use crate::{lb, served_by, WAIT};
-use lb_testkit::{poll_until, Backend, Conn};
+use lb_testkit::{poll_until, refused_addr, Backend, Conn, Reply};
+use std::net::SocketAddr;
 
 /// The value of the one sample named exactly `series` (name and labels) in `text`.
 fn sample(text: &str, series: &str) -> f64 {
@@ -82,4 +83,74 @@ fn counters_histogram_and_upstream_gauge_follow_the_traffic() {
         backend.addr()
     );
     assert_eq!(sample(&text, &target), 25.0);
+}
+
+#[test]
+fn responses_are_counted_by_route_target_and_status_class() {
+    let ok = Backend::start("ok");
+    let missing = Backend::start_with(
+        "missing",
+        Reply::Fixed {
+            status: 404,
+            headers: Vec::new(),
+            body: b"no such thing".to_vec(),
+        },
+    );
+    let dead = refused_addr();
+    let lb = lb(
+        1,
+        &[
+            ("/a", &[ok.addr(), missing.addr()]),
+            ("/b", &[ok.addr()]),
+            ("/dead", &[dead]),
+        ],
+        &[],
+    );
+    let mut client = Conn::open(lb.addr());
+    // Round robin over /a: ok, missing, ok, missing, ok, missing.
+    let statuses: Vec<u16> = (0..6).map(|_| client.get("/a/x").status).collect();
+    assert_eq!(statuses, [200, 404, 200, 404, 200, 404]);
+    assert_eq!(served_by(&client.get("/b")), "ok");
+    // lb's own 502 for a target that refuses counts on that target.
+    assert_eq!(Conn::open(lb.addr()).get("/dead").status, 502);
+
+    let series = |path: &str, target: SocketAddr, class: &str| {
+        format!(
+            "lb_target_responses_total{{path=\"{path}\",target=\"{target}\",class=\"{class}\"}}"
+        )
+    };
+    let text = lb.admin().call("GET", "/metrics", b"").text();
+    let expected = [
+        ("/a", ok.addr(), "2xx", 3.0),
+        ("/a", ok.addr(), "4xx", 0.0),
+        ("/a", missing.addr(), "2xx", 0.0),
+        ("/a", missing.addr(), "4xx", 3.0),
+        ("/b", ok.addr(), "2xx", 1.0),
+        ("/b", ok.addr(), "5xx", 0.0),
+        ("/dead", dead, "5xx", 1.0),
+        ("/dead", dead, "2xx", 0.0),
+    ];
+    for (path, target, class, n) in expected {
+        assert_eq!(
+            sample(&text, &series(path, target, class)),
+            n,
+            "{path} {target} {class}"
+        );
+    }
+    // The same counts in `GET /targets`.
+    let targets = lb.admin().call("GET", "/targets", b"").json();
+    let row = |path: &str, port: u16| {
+        targets
+            .as_array()
+            .and_then(|rows| {
+                rows.iter()
+                    .find(|t| t["path"] == path && t["port"] == port)
+                    .cloned()
+            })
+            .unwrap_or_else(|| panic!("{path} :{port} missing in {targets}"))
+    };
+    let a_missing = row("/a", missing.port());
+    assert_eq!(a_missing["responses"]["4xx"], 3, "{a_missing}");
+    assert_eq!(a_missing["responses"]["2xx"], 0, "{a_missing}");
+    assert_eq!(row("/dead", dead.port())["responses"]["5xx"], 1);
 }
