@@ -49,6 +49,8 @@ struct Timeouts {
     idle: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     drain: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    defer_accept: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +119,7 @@ pub fn parse_file(text: &str, origin: &str) -> Result<Layer, ConfigError> {
         workers: file.workers,
         pin: file.pin,
         backlog: file.backlog,
+        defer_accept: file.timeouts.defer_accept,
         routes: file
             .routes
             .into_iter()

@@ -22,6 +22,8 @@ pub struct Layer {
     pub pin: Option<bool>,
     /// See [`Config::backlog`].
     pub backlog: Option<u32>,
+    /// See [`Config::defer_accept`].
+    pub defer_accept: Option<Duration>,
     /// See [`Config::routes`].
     pub routes: Vec<StaticRoute>,
     /// See [`Config::connect_timeout`].
@@ -86,6 +88,7 @@ impl Layer {
         set(&mut c.workers, &self.workers);
         set(&mut c.pin, &self.pin);
         set(&mut c.backlog, &self.backlog);
+        set(&mut c.defer_accept, &self.defer_accept);
         set(&mut c.connect_timeout, &self.connect_timeout);
         set(&mut c.upstream_timeout, &self.upstream_timeout);
         set(&mut c.header_timeout, &self.header_timeout);

@@ -25,6 +25,10 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:8081";
 /// Default listen backlog per worker socket.
 pub const DEFAULT_BACKLOG: u32 = 4096;
+/// How long the kernel keeps a new connection that has not sent a byte before lb accepts it anyway
+/// (`TCP_DEFER_ACCEPT`). A connection is usually accepted with its request already waiting, which
+/// lb reads at once instead of after one more event-loop round. Zero turns it off.
+pub const DEFAULT_DEFER_ACCEPT: Duration = Duration::from_millis(1_000);
 /// Time allowed to connect to an upstream before answering 504.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(5_000);
 /// Time allowed for an upstream to send its response head before answering 504.
@@ -173,6 +177,8 @@ pub struct Config {
     pub pin: bool,
     /// Listen backlog for each worker's socket.
     pub backlog: u32,
+    /// See [`DEFAULT_DEFER_ACCEPT`].
+    pub defer_accept: Duration,
     /// Routes registered at start-up.
     pub routes: Vec<StaticRoute>,
     /// See [`DEFAULT_CONNECT_TIMEOUT`].
@@ -216,6 +222,7 @@ impl Default for Config {
             workers: Workers::Auto,
             pin: true,
             backlog: DEFAULT_BACKLOG,
+            defer_accept: DEFAULT_DEFER_ACCEPT,
             routes: Vec::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,

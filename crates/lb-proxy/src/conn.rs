@@ -6,7 +6,9 @@
 //! error response only while nothing of the upstream's response has been sent to the client.
 
 use crate::access_log::Entry;
-use crate::relay::{fill, read_more, relay_body, tunnel, write_all, Limits, RelayError};
+use crate::relay::{
+    fill, read_more, read_waiting, readable, relay_body, tunnel, write_all, Limits, RelayError,
+};
 use crate::upstream_pool::Upstream;
 use crate::worker::Worker;
 use lb_http::{
@@ -45,6 +47,7 @@ pub(crate) async fn serve(worker: &Worker, client: TcpStream, peer: SocketAddr) 
         outbuf: Vec::new(),
         upbuf: Vec::new(),
         request_line: String::new(),
+        unconfirmed: false,
     };
     conn.run().await;
     conn.release_buffers();
@@ -188,10 +191,16 @@ struct ClientConn<'w> {
     upbuf: Vec<u8>,
     /// `METHOD target` of the current request, kept only when the access log is on.
     request_line: String,
+    /// The first request was read at accept, past tokio: its readiness event is still to come.
+    unconfirmed: bool,
 }
 
 impl ClientConn<'_> {
     async fn run(&mut self) {
+        if self.worker.cfg.read_at_accept {
+            self.acquire_buffers();
+            self.unconfirmed = read_waiting(&self.client, &mut self.inbuf) > 0;
+        }
         loop {
             if self.inbuf.is_empty() {
                 // Idle between requests: hold no buffers while waiting.
@@ -219,7 +228,7 @@ impl ClientConn<'_> {
             return false;
         }
         tokio::select! {
-            ready = timeout(self.worker.cfg.tuning.idle(), self.client.readable()) => {
+            ready = timeout(self.worker.cfg.tuning.idle(), readable(&self.client, &mut self.unconfirmed)) => {
                 matches!(ready, Ok(Ok(())))
             }
             () = drain_started => false,

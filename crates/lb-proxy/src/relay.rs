@@ -6,8 +6,11 @@
 
 use crate::buffers::BUF_SIZE;
 use lb_http::{BodyKind, ChunkedDecoder, HttpError};
-use std::io;
+use socket2::SockRef;
+use std::io::{self, Read};
+use std::mem::MaybeUninit;
 use std::time::Duration;
+use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -32,6 +35,44 @@ pub(crate) async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Resul
         buf.reserve(BUF_SIZE);
     }
     stream.read_buf(buf).await
+}
+
+/// Bytes the read at accept may take: enough for nearly every request head, few enough that
+/// zeroing them first (the price of a safe read into a `Vec`) costs little.
+const FIRST_READ: usize = 4096;
+
+/// Appends to `buf` what the peer has already sent, without waiting: one `recv` straight on the
+/// socket. Asking tokio instead would answer "would block" without trying, since it has seen no
+/// readiness event for a socket it has just registered. Returns the bytes read; 0 when nothing
+/// was there, or on end of stream or an error, which the next ordinary read reports.
+pub(crate) fn read_waiting(stream: &TcpStream, buf: &mut Vec<u8>) -> usize {
+    let start = buf.len();
+    buf.resize(start + FIRST_READ, 0);
+    let n = (&*SockRef::from(stream))
+        .read(&mut buf[start..])
+        .unwrap_or(0);
+    buf.truncate(start + n);
+    n
+}
+
+/// Waits until the peer has sent something or closed. `unconfirmed` says the socket was read
+/// behind tokio's back ([`read_waiting`]): the first readiness tokio reports may then be the
+/// event for bytes already read, so it is checked once with a one-byte peek. Without that, an
+/// idle keep-alive connection would look busy, take its buffers and wait under the header
+/// timeout instead of the idle one.
+pub(crate) async fn readable(stream: &TcpStream, unconfirmed: &mut bool) -> io::Result<()> {
+    loop {
+        stream.readable().await?;
+        if !std::mem::take(unconfirmed) {
+            return Ok(());
+        }
+        let mut byte = [MaybeUninit::uninit()];
+        // `try_io` clears tokio's readiness when the peek would block.
+        match stream.try_io(Interest::READABLE, || SockRef::from(stream).peek(&mut byte)) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// [`fill`] with an inactivity timeout (`TimedOut` when it passes).

@@ -40,6 +40,10 @@ pub struct WorkerConfig {
     pub pool_idle_timeout: Duration,
     /// Client connections served at once; at the limit the worker stops accepting.
     pub max_connections: usize,
+    /// Read a new connection's first request right after accept, before any readiness event:
+    /// on when the listener defers accepts (`TCP_DEFER_ACCEPT`), which makes the request
+    /// almost always be there already. Without it the read would mostly come back empty.
+    pub read_at_accept: bool,
     /// Where access log lines go; `None` (the default) logs nothing.
     pub access_log: Option<AccessLog>,
 }
@@ -55,6 +59,7 @@ impl WorkerConfig {
             pool_idle_per_target: config.pool_idle_per_target,
             pool_idle_timeout: config.pool_idle_timeout,
             max_connections: config.max_connections,
+            read_at_accept: !config.defer_accept.is_zero(),
             access_log: None,
         }
     }

@@ -27,6 +27,7 @@ mod notify;
 mod reload;
 mod service_thread;
 mod signals;
+mod sockopt;
 mod state;
 mod supervisor;
 mod upgrade;

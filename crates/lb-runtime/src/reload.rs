@@ -158,6 +158,10 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     check("workers", old.workers != new.workers);
     check("pin", old.pin != new.pin);
     check("backlog", old.backlog != new.backlog);
+    check(
+        "timeouts.defer_accept",
+        old.defer_accept != new.defer_accept,
+    );
     check("timeouts.drain", old.drain_timeout != new.drain_timeout);
     check(
         "max_connections",

@@ -15,6 +15,7 @@ use crate::handover::Origin;
 use crate::health::{self, ProbePlan, SharedPlan};
 use crate::listener::{bind_reuseport, ensure_free, plain};
 use crate::reload::{reload, ConfigSource};
+use crate::sockopt::set_defer_accept;
 use crate::state::StateFile;
 use crate::upgrade::{self, Inherited, Request, UpgradeThread};
 use crate::worker::{self, Launch};
@@ -380,6 +381,10 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
         Some(inherited) => inherited_workers(inherited, workers, config.backlog)?,
         None => bind_workers(config.listen, workers, config.backlog)?,
     };
+    for socket in &sockets {
+        set_defer_accept(socket, config.defer_accept)
+            .map_err(|e| RunError::Runtime(format!("cannot defer accepts: {}", plain(&e))))?;
+    }
 
     let mut handle = Handle {
         listen,

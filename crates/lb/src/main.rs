@@ -68,6 +68,10 @@ struct RunArgs {
     /// Listen backlog of each worker's socket [default: 4096].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     backlog: Option<u32>,
+    /// Hold a new connection in the kernel until its first bytes arrive, at most this many
+    /// milliseconds (TCP_DEFER_ACCEPT, rounded up to seconds); 0 turns it off [default: 1000].
+    #[arg(long, value_name = "MS")]
+    defer_accept: Option<u64>,
     /// Upstream connect timeout in milliseconds (504 beyond) [default: 5000].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     connect_timeout: Option<u64>,
@@ -149,6 +153,7 @@ impl RunArgs {
             workers: self.workers,
             pin: self.no_pin.then_some(false),
             backlog: self.backlog,
+            defer_accept: ms(self.defer_accept),
             routes: self.routes,
             connect_timeout: ms(self.connect_timeout),
             upstream_timeout: ms(self.upstream_timeout),

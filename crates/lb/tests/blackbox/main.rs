@@ -10,6 +10,7 @@
 //! matters on a 2-core CI machine.
 
 mod admin_api;
+mod deferred_accept;
 mod echo_demo;
 mod faults;
 mod framing;
