@@ -5,8 +5,12 @@
 //! lost when the sender closes its own. std has no stable API for ancillary data, hence libc;
 //! this module is the only `unsafe` of the runtime and every block says why it is sound.
 //!
-//! One message carries one payload byte and up to [`MAX_FDS`] descriptors. Received
-//! descriptors are close-on-exec (`MSG_CMSG_CLOEXEC`) and owned (`OwnedFd`), so none leaks.
+//! One `sendmsg` carries at most `SCM_MAX_FD` (253 on Linux) descriptors, so [`send_fds`]
+//! sends them in batches of up to [`BATCH`], one message each; every message's one payload
+//! byte says whether more follow ([`MORE`]) or it is the last ([`LAST`]). A list that fits one
+//! batch is one message, the same bytes as before batching existed. Received descriptors are
+//! close-on-exec (`MSG_CMSG_CLOEXEC`) and owned (`OwnedFd`), so none leaks, also when a later
+//! batch fails.
 
 #![allow(unsafe_code)]
 
@@ -16,9 +20,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 /// Most descriptors per message (the kernel's `SCM_MAX_FD` is 253).
-pub(crate) const MAX_FDS: usize = 250;
-/// The payload byte that travels with the descriptors.
-const TAG: u8 = b'F';
+const BATCH: usize = 250;
+/// Most descriptors one transfer carries (a handover passes one socket per worker plus two).
+pub(crate) const MAX_FDS: usize = 65_536;
+/// The payload byte of a message after which more descriptors follow.
+const MORE: u8 = b'M';
+/// The payload byte of a transfer's last message.
+const LAST: u8 = b'F';
 
 /// Control buffer, aligned for `cmsghdr` (which holds `size_t` fields).
 fn control_buffer(fds: usize) -> (Vec<u64>, usize) {
@@ -28,7 +36,7 @@ fn control_buffer(fds: usize) -> (Vec<u64>, usize) {
     (vec![0u64; space.div_ceil(8)], space)
 }
 
-/// Sends `fds` over `stream` in one message.
+/// Sends `fds` over `stream`, in order, in as many messages as it takes.
 pub(crate) fn send_fds(stream: &UnixStream, fds: &[RawFd]) -> io::Result<()> {
     if fds.is_empty() || fds.len() > MAX_FDS {
         return Err(io::Error::new(
@@ -36,7 +44,34 @@ pub(crate) fn send_fds(stream: &UnixStream, fds: &[RawFd]) -> io::Result<()> {
             format!("can pass 1 to {MAX_FDS} descriptors, not {}", fds.len()),
         ));
     }
-    let payload = [TAG];
+    let mut batches = fds.chunks(BATCH).peekable();
+    while let Some(batch) = batches.next() {
+        let tag = if batches.peek().is_some() { MORE } else { LAST };
+        send_batch(stream, batch, tag)?;
+    }
+    Ok(())
+}
+
+/// Receives the descriptors sent by one [`send_fds`], in order.
+pub(crate) fn recv_fds(stream: &UnixStream) -> io::Result<Vec<OwnedFd>> {
+    let mut fds = Vec::new();
+    loop {
+        let tag = recv_batch(stream, &mut fds)?;
+        if fds.len() > MAX_FDS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("more than {MAX_FDS} descriptors"),
+            ));
+        }
+        if tag == LAST {
+            return Ok(fds);
+        }
+    }
+}
+
+/// Sends one message: `fds` (1 to [`BATCH`]) with the payload byte `tag`.
+fn send_batch(stream: &UnixStream, fds: &[RawFd], tag: u8) -> io::Result<()> {
+    let payload = [tag];
     let mut iov = libc::iovec {
         iov_base: payload.as_ptr() as *mut libc::c_void,
         iov_len: payload.len(),
@@ -77,15 +112,16 @@ pub(crate) fn send_fds(stream: &UnixStream, fds: &[RawFd]) -> io::Result<()> {
     }
 }
 
-/// Receives one message of descriptors sent by [`send_fds`].
-pub(crate) fn recv_fds(stream: &UnixStream) -> io::Result<Vec<OwnedFd>> {
+/// Receives one message of [`send_batch`], appends its descriptors to `fds` and returns its
+/// payload byte.
+fn recv_batch(stream: &UnixStream, fds: &mut Vec<OwnedFd>) -> io::Result<u8> {
     let mut payload = [0u8; 1];
     let mut iov = libc::iovec {
         iov_base: payload.as_mut_ptr().cast(),
         iov_len: payload.len(),
     };
-    let (mut control, space) = control_buffer(MAX_FDS);
-    // SAFETY: as in send_fds.
+    let (mut control, space) = control_buffer(BATCH);
+    // SAFETY: as in send_batch.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
@@ -102,7 +138,7 @@ pub(crate) fn recv_fds(stream: &UnixStream) -> io::Result<Vec<OwnedFd>> {
             return Err(error);
         }
     };
-    let mut fds = Vec::new();
+    let before = fds.len();
     // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed control
     // messages; CMSG_FIRSTHDR/CMSG_NXTHDR walk them within that length. Each SCM_RIGHTS
     // descriptor is a new descriptor of this process that nothing else owns, so wrapping it in
@@ -131,13 +167,13 @@ pub(crate) fn recv_fds(stream: &UnixStream) -> io::Result<Vec<OwnedFd>> {
     if msg.msg_flags & libc::MSG_CTRUNC != 0 {
         return Err(io::Error::other("descriptors were truncated"));
     }
-    if payload[0] != TAG || fds.is_empty() {
+    if !matches!(payload[0], MORE | LAST) || fds.len() == before {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "expected a message carrying descriptors",
         ));
     }
-    Ok(fds)
+    Ok(payload[0])
 }
 
 #[cfg(test)]
@@ -183,10 +219,54 @@ mod tests {
         let have: Vec<_> = got.iter().map(|l| l.local_addr().unwrap()).collect();
         assert_eq!(have, want, "order is kept");
         assert!(send_fds(&a, &[]).is_err());
-        // A plain byte is not a descriptor message.
+        // A batch that announces more, then a plain byte, which is not a descriptor message:
+        // an error (the two received descriptors are closed).
+        send_batch(&a, &raw[..2], MORE).unwrap();
         (&a).write_all(b"x").unwrap();
         assert!(recv_fds(&b).is_err());
         drop(a);
         assert!(recv_fds(&b).is_err(), "EOF");
+    }
+
+    /// The process's soft limit on open descriptors.
+    fn fd_limit() -> usize {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit into the struct it is given.
+        let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+        assert_eq!(rc, 0, "getrlimit: {}", io::Error::last_os_error());
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    }
+
+    /// More descriptors than one message can carry (a box with hundreds of workers): they all
+    /// arrive, in order, and each is the socket that was sent.
+    #[test]
+    fn more_descriptors_than_one_message_holds_arrive_in_order() {
+        // Each socket is open twice (sent and received); leave room for the other tests of
+        // this process.
+        let n = 600.min(fd_limit().saturating_sub(256) / 2);
+        assert!(
+            n > BATCH,
+            "`ulimit -n` {} is too low for this test",
+            fd_limit()
+        );
+        let (a, b) = UnixStream::pair().unwrap();
+        let sockets: Vec<std::net::UdpSocket> = (0..n)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let raw: Vec<RawFd> = sockets.iter().map(AsRawFd::as_raw_fd).collect();
+        // The receiver reads while the sender writes: the socket buffer need not hold it all.
+        let receiver = std::thread::spawn(move || recv_fds(&b));
+        send_fds(&a, &raw).unwrap();
+        let got = receiver.join().unwrap().unwrap();
+        assert_eq!(got.len(), n);
+        let have: Vec<_> = got
+            .into_iter()
+            .map(|fd| std::net::UdpSocket::from(fd).local_addr().unwrap())
+            .collect();
+        let want: Vec<_> = sockets.iter().map(|s| s.local_addr().unwrap()).collect();
+        assert_eq!(have, want, "every socket, in order");
     }
 }
