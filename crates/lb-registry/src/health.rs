@@ -7,7 +7,12 @@
 //!   target is out until its back-off has passed, then the health thread revives it.
 //!
 //! A target is healthy when neither source holds it down. Pure: time is a value passed in.
+//!
+//! A zero-downtime upgrade carries the state to the next lb process as a [`CarriedHealth`], so
+//! a target that is down stays down there until that process's own checks or back-off say
+//! otherwise.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -40,7 +45,8 @@ impl Default for HealthPolicy {
 }
 
 /// The result of one active probe, as shown by `GET /targets`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CheckOutcome {
     /// The probe counted as a success (a 2xx or 3xx answer).
     pub ok: bool,
@@ -70,6 +76,22 @@ impl fmt::Display for CheckOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.detail)
     }
+}
+
+/// One target's health as it travels to the next lb process in an upgrade. A back-off's end is
+/// a reading of this process's monotonic clock, meaningless in another process, so it travels as
+/// the time left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CarriedHealth {
+    /// The active checks consider the target up.
+    pub active_up: bool,
+    /// Consecutive probe results against `active_up` (towards `rise` or `fall`).
+    pub streak: u32,
+    /// Time left in a passive back-off; `None` when no back-off holds the target down.
+    pub backoff_left: Option<Duration>,
+    /// The last probe's result.
+    pub last_check: Option<CheckOutcome>,
 }
 
 /// One target's health state.
@@ -129,6 +151,38 @@ impl Health {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// The state to hand to the next lb process, as of `now`.
+    pub(crate) fn carry(&self, now: Instant) -> CarriedHealth {
+        CarriedHealth {
+            active_up: self.active_up,
+            streak: self.streak,
+            backoff_left: self
+                .passive_until
+                .map(|until| until.saturating_duration_since(now)),
+            last_check: self.last_check.clone(),
+        }
+    }
+
+    /// The state carried from the previous lb process, as of `now` here. `probed`: this process
+    /// probes the target's route. When it does not, the active part starts fresh (up): nothing
+    /// here would ever probe a target back in.
+    pub(crate) fn from_carried(carried: CarriedHealth, now: Instant, probed: bool) -> Self {
+        let passive_until = carried.backoff_left.map(|left| now + left);
+        if probed {
+            Health {
+                active_up: carried.active_up,
+                streak: carried.streak,
+                passive_until,
+                last_check: carried.last_check,
+            }
+        } else {
+            Health {
+                passive_until,
+                ..Health::default()
+            }
         }
     }
 
@@ -217,6 +271,36 @@ mod tests {
         h.record(CheckOutcome::status(200), &p);
         h.record(CheckOutcome::status(200), &p);
         assert!(h.healthy());
+    }
+
+    #[test]
+    fn carried_health_keeps_the_streak_and_the_time_left() {
+        let p = policy();
+        let t0 = Instant::now();
+        let mut h = Health::default();
+        for _ in 0..3 {
+            h.record(CheckOutcome::failed("connection refused"), &p);
+        }
+        h.record(CheckOutcome::status(200), &p);
+        h.mark_down(t0, p.backoff);
+        let carried = h.carry(t0 + Duration::from_secs(2));
+        assert_eq!(carried.backoff_left, Some(Duration::from_secs(3)));
+
+        // In the next process (another clock reading), one more good probe brings it back
+        // (rise 2), and the back-off ends 3 s after the import.
+        let t1 = t0 + Duration::from_secs(100);
+        let mut next = Health::from_carried(carried.clone(), t1, true);
+        assert!(!next.healthy());
+        assert!(!next.revive(t1 + Duration::from_millis(2_999)));
+        assert!(next.revive(t1 + Duration::from_secs(3)));
+        assert!(!next.healthy(), "still down by active checks");
+        next.record(CheckOutcome::status(200), &p);
+        assert!(next.healthy());
+
+        // A process that does not probe the route keeps only the back-off.
+        let unprobed = Health::from_carried(carried, t1, false);
+        assert!(unprobed.passive_down());
+        assert!(unprobed.active_up && unprobed.last_check.is_none());
     }
 
     #[test]

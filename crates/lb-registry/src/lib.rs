@@ -11,6 +11,9 @@
 //! Health ([`HealthPolicy`], [`CheckOutcome`]) lives here too: a target that is down stays
 //! registered but leaves the snapshot's pick list, so round robin is exact over the healthy ones.
 //!
+//! A zero-downtime upgrade carries cursors, request counts and health to the next lb process
+//! ([`Registry::export`], [`Registry::import`]).
+//!
 //! This crate is pure: no tokio, no sockets, and no clock except in [`Registry::mark_down`],
 //! which reads it once so the data path can call it with just an address.
 
@@ -21,7 +24,10 @@ mod router;
 mod target;
 
 pub use cursor::Cursor;
-pub use health::{CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFAULT_RISE};
+pub use health::{
+    CarriedHealth, CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFAULT_RISE,
+};
+pub use registry::carry::{CarriedRoute, CarriedTarget};
 pub use registry::{
     normalize_prefix, PinnedSnapshot, Registered, Registry, RegistryError, RouteTargets,
     SnapshotCache, TargetInfo,

@@ -10,6 +10,8 @@
 //! [`Route::pick`] stays `k mod n` over the healthy targets and a health change costs the request
 //! path nothing beyond the generation check it already makes.
 
+pub(crate) mod carry;
+
 use crate::cursor::Cursor;
 use crate::health::{CheckOutcome, Health, HealthPolicy};
 use crate::router::{Route, RouteOptions, Snapshot};

@@ -51,6 +51,25 @@ impl Target {
         }
     }
 
+    /// A target whose counts start at `requests` and `responses` (carried over from another lb
+    /// process). They go to worker 0's slot: nothing else can write it before the target is
+    /// shared.
+    pub(crate) fn with_counts(
+        addr: SocketAddr,
+        workers: usize,
+        requests: u64,
+        responses: [u64; STATUS_CLASSES],
+    ) -> Self {
+        let target = Target::new(addr, workers);
+        if let Some(slot) = target.counters.first() {
+            slot.requests.store(requests, Ordering::Relaxed);
+            for (c, n) in slot.responses.iter().zip(responses) {
+                c.store(n, Ordering::Relaxed);
+            }
+        }
+        target
+    }
+
     /// The address lb connects to.
     #[inline]
     pub fn addr(&self) -> SocketAddr {
