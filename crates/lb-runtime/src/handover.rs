@@ -30,9 +30,10 @@ impl Origin {
 }
 
 impl Handle {
-    /// Hands everything to the new lb on `stream`. `true`: it took over, this lb must drain and
-    /// exit. `false`: it failed; this lb resumed its control plane and goes on.
-    pub(crate) fn hand_over(&mut self, mut stream: UnixStream) -> bool {
+    /// Hands everything to the new lb on `stream`, the registry in a manifest of version
+    /// `version`. `true`: it took over, this lb must drain and exit. `false`: it failed; this lb
+    /// resumed its control plane and goes on.
+    pub(crate) fn hand_over(&mut self, mut stream: UnixStream, version: u32) -> bool {
         let (Some(upgrade_socket), Some(admin_socket)) = (&self.upgrade_socket, &self.admin_socket)
         else {
             return false;
@@ -43,13 +44,13 @@ impl Handle {
         if let Some(mut admin) = self.admin_thread.take() {
             admin.stop();
         }
-        let routes = crate::state::snapshot(self.registry());
         let result = upgrade::hand_over(
             &mut stream,
             upgrade_socket,
             admin_socket,
             &self.sockets,
-            routes,
+            self.registry(),
+            version,
         );
         match result {
             Ok(pid) => {

@@ -64,7 +64,7 @@ impl ProbePlan {
     }
 
     /// The path to probe on route `prefix`, if any.
-    fn path_for(&self, prefix: &str) -> Option<&str> {
+    pub(crate) fn path_for(&self, prefix: &str) -> Option<&str> {
         self.per_route
             .get(prefix)
             .or(self.default_path.as_ref())

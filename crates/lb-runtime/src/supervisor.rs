@@ -282,7 +282,8 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
         .map(|path| Arc::new(StateFile::new(path)));
     if let Some(inherited) = &mut inherited {
         // The running lb's registry is the newest there is; the state file holds the same.
-        crate::state::restore(&registry, std::mem::take(&mut inherited.routes))
+        inherited
+            .restore_into(&registry, &config)
             .map_err(|e| RunError::Runtime(format!("takeover: {e}")))?;
         info!(
             targets = registry.targets().len(),
@@ -595,10 +596,10 @@ fn run_with(config: Config, source: Option<ConfigSource>) -> Result<(), RunError
                 )));
             }
             Ok(Event::Upgrade {
-                request: Request::Takeover,
+                request: Request::Takeover(version),
                 stream,
             }) => {
-                if handle.hand_over(stream) {
+                if handle.hand_over(stream, version) {
                     info!("handed over to the new lb: draining in-flight requests");
                     break Ok(());
                 }

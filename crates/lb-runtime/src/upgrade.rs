@@ -10,57 +10,86 @@
 //!
 //! The exchange, on one unix stream connection:
 //!
-//! 1. the new lb (`--takeover`) connects and sends `TAKEOVER\n`;
-//! 2. the old lb pauses its control plane (so the registry stops changing), then sends one
-//!    message with the descriptors `[upgrade socket, admin socket, worker sockets...]` and
-//!    a length-prefixed JSON manifest (worker count, registry routes);
+//! 1. the new lb (`--takeover`) connects and sends `TAKEOVER <v>\n`, `v` being the newest
+//!    manifest version it reads (a bare `TAKEOVER` means 1);
+//! 2. the old lb pauses its control plane (so the registry stops changing), then sends the
+//!    descriptors `[upgrade socket, admin socket, worker sockets...]` (in batches of messages
+//!    when there are many workers, see `fd_pass`) and a length-prefixed JSON manifest of the
+//!    newest version both read: worker count and routes; version 1 has each route's targets,
+//!    version 2 adds the registry's run-time state (round-robin positions, request counts,
+//!    health; [`lb_registry::CarriedRoute`]), read at this moment;
 //! 3. the new lb restores the registry, starts its workers on the received sockets and,
 //!    when every worker accepts, sends `READY <pid>\n`;
 //! 4. the old lb stops accepting and drains (in-flight requests finish) and exits 0. If the new
 //!    lb fails or goes silent instead, the old one resumes its control plane and goes on.
 //!
+//! Both directions work with lb versions older than manifest version 2: such an old lb closes
+//! the connection on `TAKEOVER 2` without sending anything, and the new lb asks again with a
+//! bare `TAKEOVER` (routes only, positions and health start fresh); such a new lb asks with a
+//! bare `TAKEOVER` and gets version 1.
+//!
 //! `UPGRADE\n` (sent by `lb upgrade`, or SIGUSR2) asks the running lb to start its successor
 //! itself: the same executable path and arguments plus `--takeover`; the answer, once the
 //! handover is over, is `DONE <pid>\n` or `FAILED <reason>\n`.
 
-use crate::fd_pass::{recv_fds, send_fds, MAX_FDS};
+use crate::fd_pass::{recv_fds, send_fds};
+use crate::health::ProbePlan;
 use crate::service_thread::ServiceThread;
 use crate::state::SavedRoute;
 use crate::supervisor::Event;
 use crossbeam_channel::Sender;
+use lb_config::Config;
+use lb_registry::{CarriedRoute, Registry};
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tracing::{debug, error, warn};
 
 /// How long either side waits for the other during a handover.
 pub(crate) const HANDOVER_TIMEOUT: Duration = Duration::from_secs(60);
-/// The manifest's format version.
-const VERSION: u32 = 1;
+/// The newest manifest version this lb reads and writes (1: routes; 2: with their run-time
+/// state).
+const VERSION: u32 = 2;
 /// Largest manifest accepted (routes of a big registry).
 const MAX_MANIFEST: u32 = 64 * 1024 * 1024;
 
-/// What the old lb tells the new one besides the descriptors.
+/// What the old lb tells the new one besides the descriptors; `R` is [`SavedRoute`] in version
+/// 1 and [`CarriedRoute`] in version 2.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Manifest {
+struct Manifest<R> {
     version: u32,
     workers: usize,
-    routes: Vec<SavedRoute>,
+    routes: Vec<R>,
+}
+
+/// A manifest's version, read first: it says how to read the rest.
+#[derive(Debug, Deserialize)]
+struct ManifestVersion {
+    version: u32,
 }
 
 /// A request arriving on the upgrade socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Request {
-    /// A new lb wants the sockets and the registry.
-    Takeover,
+    /// A new lb wants the sockets and the registry, in a manifest of at most this version.
+    Takeover(u32),
     /// `lb upgrade`: start a successor and answer when it took over.
     Upgrade,
+}
+
+/// The registry as the old lb sent it.
+#[derive(Debug)]
+pub(crate) enum InheritedRegistry {
+    /// Version 1: routes and targets only.
+    Routes(Vec<SavedRoute>),
+    /// Version 2: with round-robin positions, request counts and health.
+    State(Vec<CarriedRoute>),
 }
 
 /// What a new lb receives from the old one.
@@ -69,9 +98,32 @@ pub(crate) struct Inherited {
     pub(crate) upgrade: UnixListener,
     pub(crate) admin: TcpListener,
     pub(crate) workers: Vec<TcpListener>,
-    pub(crate) routes: Vec<SavedRoute>,
+    pub(crate) registry: InheritedRegistry,
     /// The connection to the old lb, for `READY`.
     pub(crate) stream: UnixStream,
+}
+
+impl Inherited {
+    /// Installs the inherited registry into `registry` (a new one, before the workers start).
+    /// Health from active checks is kept only on the routes that `config` probes: elsewhere
+    /// nothing would ever probe a target back in.
+    pub(crate) fn restore_into(
+        &mut self,
+        registry: &Registry,
+        config: &Config,
+    ) -> Result<(), String> {
+        match std::mem::replace(&mut self.registry, InheritedRegistry::Routes(Vec::new())) {
+            InheritedRegistry::Routes(routes) => crate::state::restore(registry, routes),
+            InheritedRegistry::State(routes) => {
+                let plan = ProbePlan::from_config(config);
+                registry
+                    .import(routes, Instant::now(), |prefix| {
+                        plan.path_for(prefix).is_some()
+                    })
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
 }
 
 /// The upgrade socket of an lb that starts fresh. A live lb already answering there is an
@@ -102,6 +154,26 @@ pub(crate) fn bind(path: &Path) -> Result<UnixListener, String> {
 
 /// The new lb's side: asks the lb on `path` for its sockets and registry.
 pub(crate) fn take_over(path: &Path) -> Result<Inherited, String> {
+    match exchange(path, VERSION)? {
+        Some(inherited) => Ok(inherited),
+        None => {
+            warn!(
+                "the running lb predates manifest version {VERSION}: round-robin positions, \
+                 request counts and health start fresh"
+            );
+            exchange(path, 1)?.ok_or_else(|| {
+                format!(
+                    "takeover through {}: the running lb closed the connection without sending its sockets (see its log)",
+                    path.display()
+                )
+            })
+        }
+    }
+}
+
+/// One takeover request asking for a manifest of at most `version`. `Ok(None)`: the old lb
+/// closed the connection before sending anything (an lb that does not know the request).
+fn exchange(path: &Path, version: u32) -> Result<Option<Inherited>, String> {
     let name = path.display();
     let fail = |what: &str, e: io::Error| {
         format!(
@@ -115,10 +187,19 @@ pub(crate) fn take_over(path: &Path) -> Result<Inherited, String> {
         .set_read_timeout(Some(HANDOVER_TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(HANDOVER_TIMEOUT)))
         .map_err(|e| fail("socket options", e))?;
+    let request = if version == 1 {
+        "TAKEOVER\n".to_string()
+    } else {
+        format!("TAKEOVER {version}\n")
+    };
     stream
-        .write_all(b"TAKEOVER\n")
+        .write_all(request.as_bytes())
         .map_err(|e| fail("sending the request", e))?;
-    let mut fds = recv_fds(&stream).map_err(|e| fail("receiving the sockets", e))?;
+    let mut fds = match recv_fds(&stream) {
+        Ok(fds) => fds,
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(fail("receiving the sockets", e)),
+    };
     let mut len = [0u8; 4];
     stream
         .read_exact(&mut len)
@@ -133,14 +214,29 @@ pub(crate) fn take_over(path: &Path) -> Result<Inherited, String> {
     stream
         .read_exact(&mut json)
         .map_err(|e| fail("receiving the manifest", e))?;
-    let manifest: Manifest = serde_json::from_slice(&json)
-        .map_err(|e| format!("takeover through {name}: invalid manifest: {e}"))?;
-    if manifest.version != VERSION || fds.len() != manifest.workers + 2 || manifest.workers == 0 {
+    let invalid = |e: serde_json::Error| format!("takeover through {name}: invalid manifest: {e}");
+    let sent = serde_json::from_slice::<ManifestVersion>(&json)
+        .map_err(invalid)?
+        .version;
+    let (workers, registry) = match sent {
+        1 => {
+            let m: Manifest<SavedRoute> = serde_json::from_slice(&json).map_err(invalid)?;
+            (m.workers, InheritedRegistry::Routes(m.routes))
+        }
+        2 => {
+            let m: Manifest<CarriedRoute> = serde_json::from_slice(&json).map_err(invalid)?;
+            (m.workers, InheritedRegistry::State(m.routes))
+        }
+        _ => {
+            return Err(format!(
+                "takeover through {name}: manifest version {sent} is not supported (this lb reads 1 to {VERSION})"
+            ))
+        }
+    };
+    if fds.len() != workers + 2 || workers == 0 {
         return Err(format!(
-            "takeover through {name}: the running lb sent {} sockets for {} workers (manifest version {})",
+            "takeover through {name}: the running lb sent {} sockets for {workers} workers",
             fds.len(),
-            manifest.workers,
-            manifest.version
         ));
     }
     let workers: Vec<TcpListener> = fds
@@ -150,13 +246,13 @@ pub(crate) fn take_over(path: &Path) -> Result<Inherited, String> {
         .collect();
     let admin = TcpListener::from(fds.remove(1));
     let upgrade = UnixListener::from(fds.remove(0));
-    Ok(Inherited {
+    Ok(Some(Inherited {
         upgrade,
         admin,
         workers,
-        routes: manifest.routes,
+        registry,
         stream,
-    })
+    }))
 }
 
 /// The new lb's side: every worker accepts; the old lb may stop.
@@ -164,32 +260,36 @@ pub(crate) fn confirm(stream: &mut UnixStream) -> io::Result<()> {
     stream.write_all(format!("READY {}\n", std::process::id()).as_bytes())
 }
 
-/// The old lb's side: sends the sockets and the registry, then waits for `READY <pid>`;
-/// returns the new lb's pid.
+/// The old lb's side: sends the sockets and the registry in a manifest of version `version`
+/// (at most [`VERSION`]), then waits for `READY <pid>`; returns the new lb's pid.
 pub(crate) fn hand_over(
     stream: &mut UnixStream,
     upgrade: &UnixListener,
     admin: &TcpListener,
     workers: &[TcpListener],
-    routes: Vec<SavedRoute>,
+    registry: &Registry,
+    version: u32,
 ) -> io::Result<String> {
     stream.set_read_timeout(Some(HANDOVER_TIMEOUT))?;
     stream.set_write_timeout(Some(HANDOVER_TIMEOUT))?;
     let mut fds = vec![upgrade.as_raw_fd(), admin.as_raw_fd()];
     fds.extend(workers.iter().map(AsRawFd::as_raw_fd));
-    if fds.len() > MAX_FDS {
-        return Err(io::Error::other(format!(
-            "{} workers are more than one handover message can carry",
-            workers.len()
-        )));
-    }
     send_fds(stream, &fds)?;
-    let manifest = Manifest {
-        version: VERSION,
-        workers: workers.len(),
-        routes,
-    };
-    let json = serde_json::to_vec(&manifest).map_err(io::Error::other)?;
+    // Read as late as possible: what the workers route from here on is not carried over.
+    let json = if version < 2 {
+        serde_json::to_vec(&Manifest {
+            version: 1,
+            workers: workers.len(),
+            routes: crate::state::snapshot(registry),
+        })
+    } else {
+        serde_json::to_vec(&Manifest {
+            version: VERSION,
+            workers: workers.len(),
+            routes: registry.export(Instant::now()),
+        })
+    }
+    .map_err(io::Error::other)?;
     let len = u32::try_from(json.len()).map_err(io::Error::other)?;
     stream.write_all(&len.to_be_bytes())?;
     stream.write_all(&json)?;
@@ -281,6 +381,22 @@ impl UpgradeThread {
     }
 }
 
+/// `TAKEOVER`, `TAKEOVER <version>` or `UPGRADE`; a takeover asking for a newer manifest than
+/// this lb writes gets this lb's newest.
+fn parse_request(line: &[u8]) -> Option<Request> {
+    match line {
+        b"TAKEOVER" => Some(Request::Takeover(1)),
+        b"UPGRADE" => Some(Request::Upgrade),
+        _ => {
+            let version: u32 = std::str::from_utf8(line.strip_prefix(b"TAKEOVER ")?)
+                .ok()?
+                .parse()
+                .ok()?;
+            (version >= 1).then_some(Request::Takeover(version.min(VERSION)))
+        }
+    }
+}
+
 /// Reads the one request line (byte by byte: nothing after it may be consumed) and returns a
 /// blocking std stream for the supervisor.
 async fn read_request(mut stream: tokio::net::UnixStream) -> io::Result<(Request, UnixStream)> {
@@ -303,17 +419,142 @@ async fn read_request(mut stream: tokio::net::UnixStream) -> io::Result<(Request
     tokio::time::timeout(Duration::from_secs(10), read)
         .await
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-    let request = match line.as_slice() {
-        b"TAKEOVER" => Request::Takeover,
-        b"UPGRADE" => Request::Upgrade,
-        _ => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "unknown request",
-            ))
-        }
-    };
+    let request = parse_request(&line)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown request"))?;
     let stream = stream.into_std()?;
     stream.set_nonblocking(false)?;
     Ok((request, stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+    use std::thread::JoinHandle;
+
+    fn socket_path(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("lb-upgrade-unit-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("upgrade.sock")
+    }
+
+    fn target(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    /// A running lb on `path` with two workers, whose route "/" has made four picks over three
+    /// targets. It takes one connection per entry of `answers`: `true` hands over as lb does,
+    /// `false` closes without a word (an lb that does not know the request line). Returns the
+    /// request lines it read and its worker addresses (sent before it starts).
+    fn old_lb(path: &Path, answers: Vec<bool>) -> (JoinHandle<Vec<String>>, Vec<SocketAddr>) {
+        let upgrade = UnixListener::bind(path).unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").unwrap();
+        let workers: Vec<TcpListener> = (0..2)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let addrs = workers.iter().map(|w| w.local_addr().unwrap()).collect();
+        let registry = Registry::new(2);
+        for port in [1, 2, 3] {
+            registry.register("/", target(port)).unwrap();
+        }
+        let route = registry.snapshot();
+        for _ in 0..4 {
+            route.lookup("/").unwrap().route.pick();
+        }
+        let thread = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for answer in answers {
+                let (mut stream, _) = upgrade.accept().unwrap();
+                let mut line = String::new();
+                BufReader::new(&stream).read_line(&mut line).unwrap();
+                let line = line.trim_end().to_string();
+                let request = parse_request(line.as_bytes());
+                lines.push(line);
+                if let (true, Some(Request::Takeover(version))) = (answer, request) {
+                    hand_over(&mut stream, &upgrade, &admin, &workers, &registry, version).unwrap();
+                }
+            }
+            lines
+        });
+        (thread, addrs)
+    }
+
+    /// Takes over from the lb on `path`: the worker sockets and a registry restored from it.
+    fn take(path: &Path) -> (Inherited, Registry) {
+        let mut inherited = take_over(path).unwrap();
+        confirm(&mut inherited.stream).unwrap();
+        let registry = Registry::new(2);
+        inherited
+            .restore_into(&registry, &Config::default())
+            .unwrap();
+        (inherited, registry)
+    }
+
+    fn next_pick(registry: &Registry) -> SocketAddr {
+        let snapshot = registry.snapshot();
+        let route = snapshot.lookup("/").unwrap().route;
+        route.pick().unwrap().addr()
+    }
+
+    #[test]
+    fn a_takeover_carries_the_sockets_and_the_round_robin_position() {
+        let path = socket_path("carry");
+        let (old, addrs) = old_lb(&path, vec![true]);
+        let (inherited, registry) = take(&path);
+        assert_eq!(old.join().unwrap(), ["TAKEOVER 2"]);
+        let have: Vec<_> = inherited
+            .workers
+            .iter()
+            .map(|w| w.local_addr().unwrap())
+            .collect();
+        assert_eq!(have, addrs);
+        assert_eq!(next_pick(&registry), target(2), "pick 4 of three targets");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn an_lb_without_manifest_version_2_is_asked_again_for_version_1() {
+        let path = socket_path("fallback");
+        let (old, addrs) = old_lb(&path, vec![false, true]);
+        let (inherited, registry) = take(&path);
+        assert_eq!(old.join().unwrap(), ["TAKEOVER 2", "TAKEOVER"]);
+        assert_eq!(inherited.workers.len(), addrs.len());
+        let routes = registry.routes();
+        assert_eq!(routes.len(), 1);
+        assert_eq!(routes[0].targets, [target(1), target(2), target(3)]);
+        assert_eq!(
+            next_pick(&registry),
+            target(1),
+            "version 1: the order starts over"
+        );
+    }
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(parse_request(b"TAKEOVER"), Some(Request::Takeover(1)));
+        assert_eq!(parse_request(b"TAKEOVER 2"), Some(Request::Takeover(2)));
+        assert_eq!(
+            parse_request(b"TAKEOVER 7"),
+            Some(Request::Takeover(VERSION)),
+            "a newer lb gets this lb's newest"
+        );
+        assert_eq!(parse_request(b"UPGRADE"), Some(Request::Upgrade));
+        for bad in [
+            &b"TAKEOVER 0"[..],
+            b"TAKEOVER x",
+            b"TAKEOVER ",
+            b"takeover",
+            b"",
+        ] {
+            assert_eq!(
+                parse_request(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 }

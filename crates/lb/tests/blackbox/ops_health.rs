@@ -22,7 +22,7 @@ const FAST: &[&str] = &[
 ];
 
 /// The `/targets` entry of `addr` on `path`.
-fn entry(admin: &Admin, path: &str, addr: SocketAddr) -> Value {
+pub(crate) fn entry(admin: &Admin, path: &str, addr: SocketAddr) -> Value {
     admin
         .targets()
         .as_array()
@@ -38,7 +38,7 @@ fn entry(admin: &Admin, path: &str, addr: SocketAddr) -> Value {
 }
 
 /// Waits until `/targets` shows `addr` on `path` with `healthy == want`; returns the entry.
-fn wait_healthy(admin: &Admin, path: &str, addr: SocketAddr, want: bool) -> Value {
+pub(crate) fn wait_healthy(admin: &Admin, path: &str, addr: SocketAddr, want: bool) -> Value {
     poll_until(WAIT, &format!("{addr} healthy={want}"), || {
         let t = entry(admin, path, addr);
         if t["healthy"] == want {

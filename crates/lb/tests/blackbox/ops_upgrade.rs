@@ -6,9 +6,16 @@
 //! `SO_REUSEPORT` is shown by `lb-runtime`'s unit test
 //! `closing_a_reuseport_listener_drops_its_queue_but_a_duplicate_keeps_it`: closing a socket of
 //! a reuseport group resets the connections queued on it.
+//!
+//! The new lb also takes over the registry's run-time state: each route's round-robin position
+//! (the order goes on instead of restarting at the first target), request counts and health.
 
-use crate::{bin, lb, served_by, WAIT};
-use lb_testkit::{get, request, run_args, run_to_exit, Backend, Conn, LbProcess, ScratchDir};
+use crate::ops_health::{entry, wait_healthy};
+use crate::{addrs, backends, bin, lb, served_by, WAIT};
+use lb_testkit::{
+    get, poll_until, refused_addr, request, run_args, run_to_exit, Backend, Conn, LbProcess,
+    ScratchDir, SwitchBackend,
+};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -172,6 +179,132 @@ fn a_takeover_under_steady_load_loses_no_request() {
         names.contains(&"a".to_string()) && names.contains(&"b".to_string()),
         "{names:?}"
     );
+}
+
+/// Starts the successor of the lb serving the upgrade socket `sock`, with these routes and flags,
+/// and waits until the old lb has exited 0.
+fn take_over(
+    old: &mut LbProcess,
+    sock: &str,
+    routes: &[(&str, &[SocketAddr])],
+    extra: &[&str],
+) -> LbProcess {
+    let mut flags = vec!["--upgrade-socket", sock, "--takeover"];
+    flags.extend_from_slice(extra);
+    let new = LbProcess::start(bin(), &run_args(2, routes, &flags));
+    let status = old.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "old lb:\n{}", old.stderr());
+    new
+}
+
+/// Which backends served `n` requests sent one after the other, each on a new connection.
+fn serve(addr: SocketAddr, n: usize) -> Vec<String> {
+    (0..n).map(|_| served_by(&get(addr, "/"))).collect()
+}
+
+/// The round-robin order goes on across an upgrade: picks 0..3 in the old lb, picks 4.. in the
+/// new one (not 0.. again), and `GET /targets` keeps counting.
+#[test]
+fn round_robin_continues_where_the_old_lb_stopped() {
+    let dir = ScratchDir::new("upgrade-order");
+    let sock = dir.join("upgrade.sock");
+    let sock = sock.to_str().expect("utf-8 path");
+    let backends = backends(&["a", "b", "c"]);
+    let targets = addrs(&backends);
+    let routes: &[(&str, &[SocketAddr])] = &[("/", &targets)];
+    let mut old = lb(2, routes, &["--upgrade-socket", sock]);
+    let addr = old.addr();
+    assert_eq!(serve(addr, 4), ["a", "b", "c", "a"]);
+
+    let new = take_over(&mut old, sock, routes, &[]);
+    assert_eq!(serve(addr, 5), ["b", "c", "a", "b", "c"]);
+    // Requests and 2xx responses per target: 2+1, 1+2, 1+2 (a response is counted once it is
+    // passed on, so wait for the last one).
+    poll_until(WAIT, "carried counts", || {
+        let counts: Vec<(u64, u64)> = targets
+            .iter()
+            .map(|&t| {
+                let t = entry(&new.admin(), "/", t);
+                let n = |v: &lb_testkit::serde_json::Value| v.as_u64().unwrap_or(0);
+                (n(&t["requests"]), n(&t["responses"]["2xx"]))
+            })
+            .collect();
+        if counts == [(3, 3); 3] {
+            Ok(())
+        } else {
+            Err(counts)
+        }
+    });
+}
+
+/// A target in its passive back-off (a refused connect) is still out of round robin in the new
+/// lb, until the back-off that began in the old one ends.
+#[test]
+fn a_target_in_its_back_off_stays_out_after_an_upgrade() {
+    let dir = ScratchDir::new("upgrade-backoff");
+    let sock = dir.join("upgrade.sock");
+    let sock = sock.to_str().expect("utf-8 path");
+    let (dead, live) = (refused_addr(), Backend::start("live"));
+    let targets = [live.addr(), dead];
+    let routes: &[(&str, &[SocketAddr])] = &[("/", &targets)];
+    let backoff = ["--health-backoff", "60000"];
+    let mut old = lb(
+        2,
+        routes,
+        &["--upgrade-socket", sock, backoff[0], backoff[1]],
+    );
+    assert_eq!(serve(old.addr(), 2), ["live", "live"], "the second retried");
+    assert_eq!(entry(&old.admin(), "/", dead)["healthy"], false);
+
+    let new = take_over(&mut old, sock, routes, &backoff);
+    let t = entry(&new.admin(), "/", dead);
+    assert_eq!(t["healthy"], false, "{t}");
+    assert_eq!(t["requests"], 1, "{t}");
+    assert_eq!(serve(new.addr(), 3), ["live", "live", "live"]);
+    assert_eq!(entry(&new.admin(), "/", dead)["requests"], 1, "not picked");
+}
+
+/// A target the active checks took out stays out in the new lb until the new lb's own probes
+/// bring it back (`rise` good probes), instead of getting traffic at once.
+#[test]
+fn a_target_down_by_its_probes_stays_down_until_the_new_lb_sees_it_up() {
+    let dir = ScratchDir::new("upgrade-probes");
+    let sock = dir.join("upgrade.sock");
+    let sock = sock.to_str().expect("utf-8 path");
+    let (good, flaky) = (
+        SwitchBackend::start("good", "/health"),
+        SwitchBackend::start("flaky", "/health"),
+    );
+    let targets = [good.addr(), flaky.addr()];
+    let routes: &[(&str, &[SocketAddr])] = &[("/", &targets)];
+    let probes = |fall: &'static str| {
+        [
+            "--health-check",
+            "/health",
+            "--health-interval",
+            "50",
+            "--health-rise",
+            "2",
+            "--health-fall",
+            fall,
+        ]
+    };
+    let mut flags = vec!["--upgrade-socket", sock];
+    flags.extend(probes("2"));
+    let mut old = lb(2, routes, &flags);
+    flaky.set_health(503);
+    wait_healthy(&old.admin(), "/", flaky.addr(), false);
+
+    // A `fall` the test never reaches: only the carried state can have it down in the new lb.
+    let new = take_over(&mut old, sock, routes, &probes("1000"));
+    let t = entry(&new.admin(), "/", flaky.addr());
+    assert_eq!(t["healthy"], false, "{t}");
+    let before = flaky.requests();
+    assert_eq!(serve(new.addr(), 3), ["good", "good", "good"]);
+    assert_eq!(flaky.requests(), before);
+    flaky.set_health(200);
+    wait_healthy(&new.admin(), "/", flaky.addr(), true);
+    assert!(serve(new.addr(), 2).contains(&"flaky".to_string()));
 }
 
 /// Kills a process that the test did not start itself (the successor started by lb) on drop.
