@@ -12,7 +12,7 @@
 use crate::head::Head;
 use crate::response::Response;
 use crate::{auth, metrics, ControlPlane};
-use lb_registry::{Registered, STATUS_CLASSES};
+use lb_registry::{Registered, Source, STATUS_CLASSES};
 use serde::Serialize;
 use serde_json::json;
 use tracing::{debug, error, info, warn};
@@ -84,6 +84,16 @@ fn register(body: &[u8], plane: &ControlPlane) -> Response {
             }
             info!(path = %spec.path, target = %spec.addr, "target registered");
             Response::json(201, &spec.reply("registered"))
+        }
+        Ok(Registered::Adopted) => {
+            // Already served because of the configuration; the API now holds it too, which
+            // the state file records, so that a reload dropping it from the file keeps it.
+            if let Err(message) = persist(plane) {
+                let _ = plane.registry.release(&spec.path, spec.addr, Source::Api);
+                return Response::error(500, &message);
+            }
+            info!(path = %spec.path, target = %spec.addr, "configured target registered");
+            Response::json(200, &spec.reply("already registered"))
         }
         Ok(Registered::Existing) => {
             debug!(path = %spec.path, target = %spec.addr, "target was already registered");

@@ -30,7 +30,7 @@ pub use health::{
 pub use registry::carry::{CarriedRoute, CarriedTarget};
 pub use registry::{
     normalize_prefix, PinnedSnapshot, Registered, Registry, RegistryError, RouteTargets,
-    SnapshotCache, TargetInfo,
+    SnapshotCache, Source, TargetInfo,
 };
 pub use router::{Match, Route, RouteOptions, Slot, Snapshot};
 pub use target::{status_class, Target, STATUS_CLASSES};

@@ -9,6 +9,11 @@
 //! [`Registry::targets`]) but is left out of the published snapshot's pick list, so
 //! [`Route::pick`] stays `k mod n` over the healthy targets and a health change costs the request
 //! path nothing beyond the generation check it already makes.
+//!
+//! Each target remembers who asked for it ([`Source`]): the configuration, the control plane (or
+//! the state file, which replays it), or both. A configuration reload withdraws only the
+//! configuration's claim ([`Registry::release`]), so a target the operator also registered
+//! through the API stays; an API deregistration removes the target whoever asked for it.
 
 pub(crate) mod carry;
 
@@ -50,8 +55,59 @@ impl std::error::Error for RegistryError {}
 pub enum Registered {
     /// The target was added.
     New,
-    /// The target was already registered on that prefix; nothing changed.
+    /// The target was already registered on that prefix by the same source; nothing changed.
     Existing,
+    /// The target was already served on that prefix because of the other source; routing is
+    /// unchanged, but it is now held by this source too (what a state file saves changes).
+    Adopted,
+}
+
+/// Who asked for a target to serve a route. A target stays while at least one source holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The control plane (`POST /register`) or the state file, which replays its registrations.
+    Api,
+    /// The configuration: `--route` flags and the config file's routes.
+    Config,
+}
+
+/// The sources holding one target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Holders {
+    api: bool,
+    config: bool,
+}
+
+impl Holders {
+    /// Held by `source` alone.
+    fn of(source: Source) -> Self {
+        let mut holders = Holders::default();
+        holders.hold(source);
+        holders
+    }
+
+    fn slot(&mut self, source: Source) -> &mut bool {
+        match source {
+            Source::Api => &mut self.api,
+            Source::Config => &mut self.config,
+        }
+    }
+
+    /// Adds `source`; `true` when it did not hold the target before.
+    fn hold(&mut self, source: Source) -> bool {
+        !std::mem::replace(self.slot(source), true)
+    }
+
+    /// Withdraws `source`; `true` when no source holds the target any more.
+    fn release(&mut self, source: Source) -> bool {
+        *self.slot(source) = false;
+        !self.api && !self.config
+    }
+
+    /// Held by the configuration alone: a reload that drops it removes it.
+    fn config_only(self) -> bool {
+        self.config && !self.api
+    }
 }
 
 /// One row of the registry listing.
@@ -78,6 +134,9 @@ pub struct RouteTargets {
     pub path: String,
     /// Its targets, in round-robin order (may be empty: the prefix still answers 503).
     pub targets: Vec<SocketAddr>,
+    /// Those of `targets` that only the configuration holds (see [`Source`]): a state file
+    /// leaves them out, the configuration brings them back.
+    pub config_only: Vec<SocketAddr>,
 }
 
 /// Checks a route prefix and returns its normalized form: must start with `/`, no `?`, `#`,
@@ -119,6 +178,7 @@ fn check_target(addr: SocketAddr) -> Result<(), RegistryError> {
 struct Member {
     target: Arc<Target>,
     health: Health,
+    holders: Holders,
 }
 
 #[derive(Debug)]
@@ -195,21 +255,63 @@ impl Registry {
         self.state.read().snapshot.clone()
     }
 
-    /// Adds `addr` to `path`'s targets (appended: it is last in round-robin order).
+    /// Adds `addr` to `path`'s targets on behalf of the control plane (appended: it is last in
+    /// round-robin order). Same as [`Registry::register_as`] with [`Source::Api`].
     pub fn register(&self, path: &str, addr: SocketAddr) -> Result<Registered, RegistryError> {
+        self.register_as(path, addr, Source::Api)
+    }
+
+    /// Adds `addr` to `path`'s targets on behalf of `source` (appended: it is last in
+    /// round-robin order), or records that `source` holds it too when it is already there.
+    pub fn register_as(
+        &self,
+        path: &str,
+        addr: SocketAddr,
+        source: Source,
+    ) -> Result<Registered, RegistryError> {
         let prefix = normalize_prefix(path)?;
         check_target(addr)?;
         let mut state = self.state.write();
         let entry = route_entry(&mut state, &prefix);
-        if entry.targets.iter().any(|m| m.target.addr() == addr) {
-            return Ok(Registered::Existing);
+        if let Some(member) = entry.targets.iter_mut().find(|m| m.target.addr() == addr) {
+            return Ok(if member.holders.hold(source) {
+                Registered::Adopted
+            } else {
+                Registered::Existing
+            });
         }
         entry.targets.push(Member {
             target: Arc::new(Target::new(addr, self.workers)),
             health: Health::default(),
+            holders: Holders::of(source),
         });
         self.publish(&mut state);
         Ok(Registered::New)
+    }
+
+    /// Withdraws `source`'s claim on `addr` in `path`; the target leaves only when no other
+    /// source holds it. `Ok(true)` when it was removed. A configuration reload uses this, so a
+    /// target also registered through the API survives the file dropping it.
+    pub fn release(
+        &self,
+        path: &str,
+        addr: SocketAddr,
+        source: Source,
+    ) -> Result<bool, RegistryError> {
+        let prefix = normalize_prefix(path)?;
+        let mut state = self.state.write();
+        let Some(entry) = state.routes.get_mut(prefix.as_str()) else {
+            return Ok(false);
+        };
+        let Some(at) = entry.targets.iter().position(|m| m.target.addr() == addr) else {
+            return Ok(false);
+        };
+        if !entry.targets[at].holders.release(source) {
+            return Ok(false);
+        }
+        entry.targets.remove(at);
+        self.publish(&mut state);
+        Ok(true)
     }
 
     /// Creates `path` as a route without targets (it answers 503) unless it exists; `Ok(true)`
@@ -242,7 +344,8 @@ impl Registry {
         Ok(())
     }
 
-    /// Removes `addr` from `path`'s targets; `Ok(false)` when it was not registered there.
+    /// Removes `addr` from `path`'s targets whoever holds it (the operator's explicit word beats
+    /// the configuration's); `Ok(false)` when it was not registered there.
     pub fn deregister(&self, path: &str, addr: SocketAddr) -> Result<bool, RegistryError> {
         let prefix = normalize_prefix(path)?;
         let mut state = self.state.write();
@@ -277,8 +380,8 @@ impl Registry {
             .collect()
     }
 
-    /// Every prefix with its targets in round-robin order, healthy or not: what a state file
-    /// keeps.
+    /// Every prefix with its targets in round-robin order, healthy or not, and which of them
+    /// only the configuration holds: what an upgrade hands over and a state file keeps.
     pub fn routes(&self) -> Vec<RouteTargets> {
         let state = self.state.read();
         state
@@ -287,6 +390,12 @@ impl Registry {
             .map(|e| RouteTargets {
                 path: e.prefix.to_string(),
                 targets: e.targets.iter().map(|m| m.target.addr()).collect(),
+                config_only: e
+                    .targets
+                    .iter()
+                    .filter(|m| m.holders.config_only())
+                    .map(|m| m.target.addr())
+                    .collect(),
             })
             .collect()
     }

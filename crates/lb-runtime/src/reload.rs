@@ -3,8 +3,9 @@
 //! [`ConfigSource`] is the config file (optional) plus the command-line [`Layer`] on top; it is
 //! read again on every reload, so flags keep overriding the file. A reload applies what can
 //! change without a restart: the routes given by the configuration (a registry diff: targets the
-//! new configuration adds are registered, those it no longer names are deregistered; targets
-//! registered through the control plane are left alone), the health-check settings, the
+//! new configuration adds are registered, those it no longer names lose the configuration's
+//! claim and leave unless the control plane or the state file holds them too), the health-check
+//! settings, the
 //! connect/upstream/header/idle timeouts and the body limit (shared with the workers, taking
 //! effect for the next wait that starts). Everything else (listen, admin, workers, drain timeout,
 //! connection limit, state, admin token) needs a restart or an upgrade, and a reload that changes
@@ -16,7 +17,7 @@ use crate::health::ProbePlan;
 use crate::listener::plain;
 use crate::supervisor::{health_policy, route_options, Handle, RunError};
 use lb_config::{parse_file, Config, Layer};
-use lb_registry::{normalize_prefix, RouteOptions};
+use lb_registry::{normalize_prefix, Registered, Registry, RouteOptions, Source};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tracing::{error, info, warn};
@@ -63,6 +64,33 @@ fn route_pairs(config: &Config) -> Vec<(String, SocketAddr)> {
         .collect()
 }
 
+/// Puts `config`'s routes into `registry` at start, on top of what the state file or the old lb
+/// of an upgrade gave: its targets and route options, held by [`Source::Config`]. Targets the
+/// old lb had only from its own configuration and that this one no longer names are removed,
+/// as a reload would.
+pub(crate) fn configure(registry: &Registry, config: &Config) -> Result<(), RunError> {
+    for route in &config.routes {
+        let fail = |e| RunError::Config(format!("route {}: {e}", route.prefix));
+        for &target in &route.targets {
+            registry
+                .register_as(&route.prefix, target, Source::Config)
+                .map_err(fail)?;
+        }
+        registry
+            .set_route_options(&route.prefix, route_options(route))
+            .map_err(fail)?;
+    }
+    let wanted = route_pairs(config);
+    for route in registry.routes() {
+        for target in route.config_only {
+            if !wanted.contains(&(route.path.clone(), target)) {
+                let _ = registry.release(&route.path, target, Source::Config);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What the registry would refuse, found before anything is changed.
 fn check_routes(config: &Config) -> Result<(), String> {
     for route in &config.routes {
@@ -91,15 +119,19 @@ pub(crate) fn reload(handle: &mut Handle, source: &ConfigSource) {
     let (before, after) = (route_pairs(&old), route_pairs(&new));
     let registry = handle.registry().clone();
     let (mut removed, mut added) = (0, 0);
+    // Only what the file changed: a target the operator deregistered through the API stays
+    // out until the file names it anew (or lb restarts), whatever else the reload changes.
     for (prefix, target) in before.iter().filter(|p| !after.contains(p)) {
-        if matches!(registry.deregister(prefix, *target), Ok(true)) {
-            removed += 1;
+        match registry.release(prefix, *target, Source::Config) {
+            Ok(true) => removed += 1,
+            Ok(false) => {}
+            Err(e) => warn!(route = %prefix, %target, error = %e, "route target not released"),
         }
     }
     for (prefix, target) in after.iter().filter(|p| !before.contains(p)) {
-        match registry.register(prefix, *target) {
-            Ok(lb_registry::Registered::New) => added += 1,
-            Ok(lb_registry::Registered::Existing) => {}
+        match registry.register_as(prefix, *target, Source::Config) {
+            Ok(Registered::New) => added += 1,
+            Ok(Registered::Existing | Registered::Adopted) => {}
             Err(e) => warn!(route = %prefix, %target, error = %e, "route target not registered"),
         }
     }
@@ -172,4 +204,71 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     check("admin_token", old.admin_token != new.admin_token);
     check("upgrade_socket", old.upgrade_socket != new.upgrade_socket);
     changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{restore, snapshot, StateFile};
+
+    fn config(routes: &[&str]) -> Config {
+        Config {
+            routes: routes.iter().map(|r| r.parse().unwrap()).collect(),
+            ..Config::default()
+        }
+    }
+
+    fn ports(registry: &Registry) -> Vec<u16> {
+        registry.targets().iter().map(|t| t.addr.port()).collect()
+    }
+
+    /// Targets 1 and 2 from the configuration, 3 through the API, 2 also through the API.
+    fn running() -> Registry {
+        let registry = Registry::new(1);
+        configure(&registry, &config(&["/a=127.0.0.1:1,127.0.0.1:2"])).unwrap();
+        registry
+            .register("/a", "127.0.0.1:3".parse().unwrap())
+            .unwrap();
+        registry
+            .register("/a", "127.0.0.1:2".parse().unwrap())
+            .unwrap();
+        registry
+    }
+
+    #[test]
+    fn an_upgrade_hands_over_who_holds_each_target_and_the_new_configuration_wins() {
+        let new = Registry::new(1);
+        restore(&new, snapshot(&running())).unwrap();
+        assert_eq!(ports(&new), vec![1, 2, 3], "round-robin order kept");
+        configure(&new, &config(&["/a=127.0.0.1:3"])).unwrap();
+        assert_eq!(
+            ports(&new),
+            vec![2, 3],
+            "1 was the old configuration's alone"
+        );
+        let release = |port| {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            new.release("/a", addr, Source::Config).unwrap()
+        };
+        assert!(!release(3), "3 is held by the API too");
+        assert!(!release(2), "2 is held by the API too");
+        assert_eq!(ports(&new), vec![2, 3]);
+    }
+
+    #[test]
+    fn the_state_file_keeps_what_the_api_holds() {
+        let dir = std::env::temp_dir().join(format!("lb-reload-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = StateFile::new(dir.join("state.json"));
+        file.save(&running()).unwrap();
+        let copy = Registry::new(1);
+        assert!(file.load_into(&copy).unwrap());
+        assert_eq!(
+            ports(&copy),
+            vec![2, 3],
+            "1 comes back from the configuration"
+        );
+        assert_eq!(copy.routes()[0].config_only, Vec::<SocketAddr>::new());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -8,7 +8,9 @@
 //! ```
 //!
 //! Every prefix is kept, also one whose targets all left (it answers 503 rather than letting
-//! its traffic fall through), with its targets in round-robin order, healthy or not.
+//! its traffic fall through), with its targets in round-robin order, healthy or not. Targets
+//! that only the configuration holds are left out: the configuration brings them back at start,
+//! and saving them would turn them into registrations that a reload could no longer remove.
 //!
 //! Writes are atomic and durable: a temporary file in the same directory is written and
 //! fsynced, renamed over the file, and the directory is fsynced, so after a crash the file is
@@ -17,7 +19,7 @@
 //! (empty registry); a file that cannot be read or parsed stops lb: starting silently empty would
 //! drop every registration at the next save.
 
-use lb_registry::Registry;
+use lb_registry::{Registry, Source};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
@@ -41,6 +43,10 @@ struct Saved {
 pub(crate) struct SavedRoute {
     path: String,
     targets: Vec<SocketAddr>,
+    /// Those of `targets` only the configuration holds: an upgrade hands them over (they keep
+    /// their place in round-robin order), a state file never has them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    config_only: Vec<SocketAddr>,
 }
 
 /// The registry as a list of routes.
@@ -51,19 +57,26 @@ pub(crate) fn snapshot(registry: &Registry) -> Vec<SavedRoute> {
         .map(|r| SavedRoute {
             path: r.path,
             targets: r.targets,
+            config_only: r.config_only,
         })
         .collect()
 }
 
-/// Registers `routes` (also the empty ones) into `registry`; the error says which one failed.
+/// Registers `routes` (also the empty ones) into `registry`, each target for the source that
+/// held it; the error says which one failed.
 pub(crate) fn restore(registry: &Registry, routes: Vec<SavedRoute>) -> Result<(), String> {
     for route in routes {
         registry
             .ensure_route(&route.path)
             .map_err(|e| format!("route {:?}: {e}", route.path))?;
         for target in route.targets {
+            let source = if route.config_only.contains(&target) {
+                Source::Config
+            } else {
+                Source::Api
+            };
             registry
-                .register(&route.path, target)
+                .register_as(&route.path, target, source)
                 .map_err(|e| format!("route {:?}, target {target}: {e}", route.path))?;
         }
     }
@@ -127,9 +140,17 @@ impl StateFile {
     /// Writes `registry` atomically and durably; the error is one sentence naming the file.
     pub(crate) fn save(&self, registry: &Registry) -> Result<(), String> {
         let _one_writer = self.lock.lock();
+        let routes = snapshot(registry)
+            .into_iter()
+            .map(|mut r| {
+                let config_only = std::mem::take(&mut r.config_only);
+                r.targets.retain(|t| !config_only.contains(t));
+                r
+            })
+            .collect();
         let saved = Saved {
             version: VERSION,
-            routes: snapshot(registry),
+            routes,
         };
         let mut bytes = serde_json::to_vec_pretty(&saved)
             .map_err(|e| format!("cannot encode the registry: {e}"))?;

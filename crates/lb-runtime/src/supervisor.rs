@@ -297,16 +297,7 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
             );
         }
     }
-    for route in &config.routes {
-        for &target in &route.targets {
-            registry
-                .register(&route.prefix, target)
-                .map_err(|e| RunError::Config(format!("route {}: {e}", route.prefix)))?;
-        }
-        registry
-            .set_route_options(&route.prefix, route_options(route))
-            .map_err(|e| RunError::Config(format!("route {}: {e}", route.prefix)))?;
-    }
+    crate::reload::configure(&registry, &config)?;
     // Saved once at start: a state file that cannot be written stops lb now, not at the first
     // registration.
     if let Some(state) = &state {

@@ -10,7 +10,9 @@
 //! it: the operations guide ("Zero-downtime upgrade") says what that means for the order.
 //! Route options are not carried: they come from the new process's configuration.
 
-use super::{check_target, normalize_prefix, route_entry, Member, Registry, RegistryError};
+use super::{
+    check_target, normalize_prefix, route_entry, Holders, Member, Registry, RegistryError, Source,
+};
 use crate::cursor::Cursor;
 use crate::health::{CarriedHealth, Health};
 use crate::target::{Target, STATUS_CLASSES};
@@ -44,6 +46,10 @@ pub struct CarriedTarget {
     pub responses: [u64; STATUS_CLASSES],
     /// Its health state.
     pub health: CarriedHealth,
+    /// Only the old process's configuration held it (see [`Source`]); absent (false) from an
+    /// lb that did not track sources, which makes it a registration: nothing is lost.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub config_only: bool,
 }
 
 impl Registry {
@@ -65,6 +71,7 @@ impl Registry {
                         requests: m.target.requests(),
                         responses: m.target.responses(),
                         health: m.health.carry(now),
+                        config_only: m.holders.config_only(),
                     })
                     .collect(),
             })
@@ -111,6 +118,11 @@ impl Registry {
                         target.responses,
                     )),
                     health,
+                    holders: Holders::of(if target.config_only {
+                        Source::Config
+                    } else {
+                        Source::Api
+                    }),
                 });
             }
         }

@@ -30,6 +30,31 @@ fn start(file: &Path, extra_flags: &[&str]) -> LbProcess {
     LbProcess::start(bin(), &args)
 }
 
+/// `GET /targets` as `target_set` gives it: sorted (path, address) pairs.
+fn target_set(targets: &[(&str, SocketAddr)]) -> Vec<(String, String)> {
+    let mut set: Vec<(String, String)> = targets
+        .iter()
+        .map(|(path, addr)| (path.to_string(), addr.to_string()))
+        .collect();
+    set.sort();
+    set
+}
+
+/// Writes `text` to `file`, sends SIGHUP and waits until `GET /targets` lists exactly `want`.
+fn reload_to(lb: &mut LbProcess, file: &Path, text: &str, want: &[(String, String)]) {
+    std::fs::write(file, text).expect("config file written");
+    lb.process().signal("HUP");
+    let admin = lb.admin();
+    poll_until(WAIT, "routes after the reload", || {
+        let now = admin.target_set();
+        if now == want {
+            Ok(())
+        } else {
+            Err(now)
+        }
+    });
+}
+
 #[test]
 fn a_config_file_runs_lb_and_flags_override_it() {
     let dir = ScratchDir::new("config-run");
@@ -122,24 +147,13 @@ fn sighup_reloads_routes_without_dropping_a_connection() {
     let mut kept = Conn::open(lb.addr());
     assert_eq!(served_by(&kept.get("/one")), "a");
 
-    std::fs::write(&file, config_text(&[("/", &[b.addr()])], "")).unwrap();
-    lb.process().signal("HUP");
-    let want = {
-        let mut v = vec![
-            ("/".to_string(), b.addr().to_string()),
-            ("/api".to_string(), api.addr().to_string()),
-        ];
-        v.sort();
-        v
-    };
-    poll_until(WAIT, "routes after the reload", || {
-        let now = admin.target_set();
-        if now == want {
-            Ok(())
-        } else {
-            Err(now)
-        }
-    });
+    let want = target_set(&[("/", b.addr()), ("/api", api.addr())]);
+    reload_to(
+        &mut lb,
+        &file,
+        &config_text(&[("/", &[b.addr()])], ""),
+        &want,
+    );
     assert_eq!(
         served_by(&kept.get("/two")),
         "b",
@@ -265,4 +279,58 @@ fn a_route_can_have_its_own_upstream_timeout() {
         "504 after {:?}: the route's timeout was not used",
         started.elapsed()
     );
+}
+
+/// A target the config file lists and the operator also registered through the API stays when a
+/// reload drops it from the file (the state file keeps it across a restart too), while one the
+/// file alone held leaves; an API deregistration removes a configured target.
+#[test]
+fn a_reload_keeps_targets_registered_through_the_api() {
+    let dir = ScratchDir::new("config-sources");
+    let (file, state) = (dir.join("lb.toml"), dir.join("state.json"));
+    let state_flag = ["--state", state.to_str().expect("utf-8 path")];
+    let (a, b, c) = (
+        Backend::start("a"),
+        Backend::start("b"),
+        Backend::start("c"),
+    );
+    std::fs::write(&file, config_text(&[("/", &[a.addr(), b.addr()])], "")).unwrap();
+    let mut lb = start(&file, &state_flag);
+    let admin = lb.admin();
+    let r = admin.register("/", a.addr());
+    assert_eq!(r.status, 200, "already served: {}", r.text());
+    let saved = || std::fs::read_to_string(&state).expect("state file");
+    assert!(
+        saved().contains(&a.addr().to_string()),
+        "on disk before the answer: {}",
+        saved()
+    );
+
+    reload_to(
+        &mut lb,
+        &file,
+        &config_text(&[("/", &[c.addr()])], ""),
+        &target_set(&[("/", a.addr()), ("/", c.addr())]),
+    );
+    let names: Vec<String> = (0..4).map(|_| served_by(&get(lb.addr(), "/x"))).collect();
+    assert_eq!(names, ["a", "c", "a", "c"], "a still served, b gone");
+
+    // The state file holds a (the API's), not c (the file's alone).
+    lb.terminate();
+    assert_eq!(lb.wait_exit(WAIT).code(), Some(0), "{}", lb.stderr());
+    let on_disk = saved();
+    assert!(on_disk.contains(&a.addr().to_string()), "{on_disk}");
+    assert!(!on_disk.contains(&c.addr().to_string()), "{on_disk}");
+    std::fs::write(&file, config_text(&[("/", &[b.addr()])], "")).unwrap();
+    let lb = start(&file, &state_flag);
+    let admin = lb.admin();
+    assert_eq!(
+        admin.target_set(),
+        target_set(&[("/", a.addr()), ("/", b.addr())]),
+        "a from the state file, b from the file"
+    );
+
+    // The API's word beats the file's: a configured target can be deregistered.
+    admin.deregister_ok("/", b.addr());
+    assert_eq!(admin.target_set(), target_set(&[("/", a.addr())]));
 }

@@ -1,0 +1,109 @@
+//! Where a registration comes from: the configuration and the control plane each hold a target,
+//! a reload withdraws only the configuration's claim, an API deregistration removes the target
+//! whoever holds it, and `routes()` tells which targets only the configuration holds.
+
+use lb_registry::{Registered, Registry, Source};
+use std::net::SocketAddr;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn ports(reg: &Registry, path: &str) -> Vec<u16> {
+    reg.targets()
+        .iter()
+        .filter(|t| t.path == path)
+        .map(|t| t.addr.port())
+        .collect()
+}
+
+fn config_only(reg: &Registry, path: &str) -> Vec<u16> {
+    reg.routes()
+        .iter()
+        .filter(|r| r.path == path)
+        .flat_map(|r| r.config_only.iter().map(SocketAddr::port))
+        .collect()
+}
+
+#[test]
+fn a_target_held_by_the_api_too_survives_the_configuration_releasing_it() {
+    let reg = Registry::new(1);
+    assert_eq!(
+        reg.register_as("/a", addr(1), Source::Config),
+        Ok(Registered::New)
+    );
+    assert_eq!(reg.register("/a/", addr(1)), Ok(Registered::Adopted));
+    assert_eq!(reg.register("/a", addr(1)), Ok(Registered::Existing));
+    assert_eq!(
+        reg.register_as("/a", addr(1), Source::Config),
+        Ok(Registered::Existing)
+    );
+    assert_eq!(config_only(&reg, "/a"), Vec::<u16>::new());
+
+    let generation = reg.generation();
+    assert_eq!(reg.release("/a", addr(1), Source::Config), Ok(false));
+    assert_eq!(ports(&reg, "/a"), vec![1], "the API still holds it");
+    assert_eq!(reg.generation(), generation, "routing did not change");
+}
+
+#[test]
+fn the_configuration_releasing_its_own_target_removes_it() {
+    let reg = Registry::new(1);
+    reg.register_as("/a", addr(1), Source::Config).unwrap();
+    reg.register_as("/a", addr(2), Source::Config).unwrap();
+    reg.register("/a", addr(3)).unwrap();
+    assert_eq!(config_only(&reg, "/a"), vec![1, 2]);
+    assert_eq!(reg.release("/a", addr(1), Source::Config), Ok(true));
+    assert_eq!(ports(&reg, "/a"), vec![2, 3]);
+    assert_eq!(
+        reg.release("/a", addr(1), Source::Config),
+        Ok(false),
+        "gone"
+    );
+    assert_eq!(reg.release("/zz", addr(2), Source::Config), Ok(false));
+    assert!(reg.release("no-slash", addr(2), Source::Config).is_err());
+}
+
+#[test]
+fn an_api_release_leaves_a_target_the_configuration_holds() {
+    let reg = Registry::new(1);
+    reg.register_as("/a", addr(1), Source::Config).unwrap();
+    reg.register("/a", addr(1)).unwrap();
+    assert_eq!(reg.release("/a", addr(1), Source::Api), Ok(false));
+    assert_eq!(
+        config_only(&reg, "/a"),
+        vec![1],
+        "back to the configuration's alone"
+    );
+}
+
+#[test]
+fn an_api_deregistration_removes_a_target_the_configuration_holds() {
+    let reg = Registry::new(1);
+    reg.register_as("/a", addr(1), Source::Config).unwrap();
+    reg.register("/a", addr(1)).unwrap();
+    reg.register_as("/a", addr(2), Source::Config).unwrap();
+    assert_eq!(reg.deregister("/a", addr(1)), Ok(true));
+    assert_eq!(
+        reg.deregister("/a", addr(2)),
+        Ok(true),
+        "config alone: also removed"
+    );
+    assert_eq!(ports(&reg, "/a"), Vec::<u16>::new());
+}
+
+#[test]
+fn adopting_a_target_keeps_its_place_in_round_robin_order() {
+    let reg = Registry::new(1);
+    reg.register_as("/a", addr(1), Source::Config).unwrap();
+    reg.register("/a", addr(2)).unwrap();
+    reg.register("/a", addr(1)).unwrap();
+    let routes = reg.routes();
+    assert_eq!(routes[0].targets, vec![addr(1), addr(2)]);
+    let snap = reg.snapshot();
+    let m = snap.lookup("/a/x").expect("route");
+    let picks: Vec<u16> = (0..4)
+        .map(|_| m.route.pick().map_or(0, |t| t.addr().port()))
+        .collect();
+    assert_eq!(picks, vec![1, 2, 1, 2]);
+}
