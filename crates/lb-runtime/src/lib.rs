@@ -5,7 +5,8 @@
 //! duplicate). Workers report ready / exited over a crossbeam channel; [`start`] returns only
 //! when every worker accepts, and [`run`] / [`run_from`] print the one ready line and then handle
 //! events until a stop: SIGINT/SIGTERM drain and return, SIGHUP reloads the config file
-//! (`reload`), a worker that panics is respawned (`worker`), and a takeover request on the
+//! (`reload`), a worker that panics is respawned, with a back-off when it keeps
+//! panicking (`worker`, `respawn`), and a takeover request on the
 //! upgrade socket hands every socket and the registry to a new lb (`upgrade`, `handover`,
 //! `fd_pass`).
 //!
@@ -25,6 +26,7 @@ mod health;
 mod listener;
 mod notify;
 mod reload;
+mod respawn;
 mod service_thread;
 mod signals;
 mod sockopt;

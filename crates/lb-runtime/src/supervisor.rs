@@ -6,8 +6,9 @@
 //! share its port) and keep a duplicate of each; start the workers one by one, each reporting
 //! ready. [`run`] then prints the ready line and handles events: SIGINT/SIGTERM drain and stop,
 //! SIGHUP reloads the config file, and a worker that exits (a panic) is respawned on the same
-//! CPU and the same socket, so the other workers, the round-robin order and even the connections
-//! queued on the dead worker's socket are unaffected.
+//! CPU and the same socket (after a growing delay when it keeps panicking: `respawn`), so the
+//! other workers, the round-robin order and even the connections queued on the dead worker's
+//! socket are unaffected.
 
 use crate::admin::AdminThread;
 use crate::cpus::{allowed_cpus, cpu_for, worker_count};
@@ -15,6 +16,7 @@ use crate::handover::Origin;
 use crate::health::{self, ProbePlan, SharedPlan};
 use crate::listener::{bind_reuseport, ensure_free, plain};
 use crate::reload::{reload, ConfigSource};
+use crate::respawn::Respawns;
 use crate::sockopt::set_defer_accept;
 use crate::state::StateFile;
 use crate::upgrade::{self, Inherited, Request, UpgradeThread};
@@ -33,6 +35,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info, warn};
 
@@ -115,7 +118,7 @@ pub struct Handle {
     pub(crate) probe_plan: SharedPlan,
     stop: watch::Sender<bool>,
     stop_rx: watch::Receiver<bool>,
-    events: Receiver<Event>,
+    pub(crate) events: Receiver<Event>,
     pub(crate) events_tx: Sender<Event>,
     /// The supervisor's duplicate of each worker's listening socket (see `worker`).
     pub(crate) sockets: Vec<TcpListener>,
@@ -136,11 +139,13 @@ pub struct Handle {
     pub(crate) tuning: Arc<Tuning>,
     /// The workers' end of the access log (when on) and the thread writing it.
     access_log: Option<(AccessLog, JoinHandle<()>)>,
-    worker_threads: Vec<Option<JoinHandle<()>>>,
+    pub(crate) worker_threads: Vec<Option<JoinHandle<()>>>,
     cpus: Vec<core_affinity::CoreId>,
-    stats: Vec<Arc<WorkerStats>>,
+    pub(crate) stats: Vec<Arc<WorkerStats>>,
     panics: Arc<Vec<Arc<Notify>>>,
     restarts: Arc<Vec<AtomicU64>>,
+    /// When each worker last started and when a dead one is due to be respawned.
+    pub(crate) respawns: Respawns,
 }
 
 impl Handle {
@@ -223,32 +228,15 @@ impl Handle {
     }
 
     /// Starts worker `id` on (a duplicate of) its socket.
-    fn spawn_worker(&mut self, id: usize) -> Result<(), RunError> {
+    pub(crate) fn spawn_worker(&mut self, id: usize) -> Result<(), RunError> {
         let listener = self.sockets[id]
             .try_clone()
             .map_err(|e| RunError::Runtime(format!("worker {id} socket: {}", plain(&e))))?;
         let thread = worker::spawn(self.launch(id, listener))
             .map_err(|e| RunError::Runtime(format!("cannot start worker {id}: {e}")))?;
         self.worker_threads[id] = Some(thread);
+        self.respawns.started(id, Instant::now());
         Ok(())
-    }
-
-    /// Worker `id` exited while lb runs: reap its thread and start it again, same CPU, same
-    /// socket, same counters.
-    fn respawn(&mut self, id: usize, panicked: bool) -> Result<(), RunError> {
-        if panicked {
-            error!(worker = id, "worker panicked; respawning it");
-        } else {
-            error!(worker = id, "worker stopped unexpectedly; respawning it");
-        }
-        if let Some(thread) = self.worker_threads.get_mut(id).and_then(Option::take) {
-            let _ = thread.join();
-        }
-        // The dead worker's connections went with it.
-        if let Some(stats) = self.stats.get(id) {
-            stats.reset_active();
-        }
-        self.spawn_worker(id)
     }
 }
 
@@ -406,6 +394,7 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
         stats,
         panics,
         restarts,
+        respawns: Respawns::new(workers),
     };
     let mut pinned_all = config.pin;
     for id in 0..workers {
@@ -560,7 +549,7 @@ fn run_with(config: Config, source: Option<ConfigSource>) -> Result<(), RunError
     let _ = std::io::stdout().flush();
     crate::notify::ready();
     let result = loop {
-        match handle.events.recv() {
+        match handle.next_event() {
             Ok(Event::Signal(name)) => {
                 info!(signal = name, "shutting down: draining in-flight requests");
                 crate::notify::stopping();
@@ -601,7 +590,7 @@ fn run_with(config: Config, source: Option<ConfigSource>) -> Result<(), RunError
             }) => handle.start_successor(Some(stream)),
             Ok(Event::UpgradeSignal) => handle.start_successor(None),
             Ok(Event::SuccessorExited(why)) => handle.successor_failed(&why),
-            Err(_) => break Err(RunError::Runtime("supervisor channel closed".to_string())),
+            Err(e) => break Err(e),
         }
     };
     handle.shutdown();
