@@ -65,9 +65,10 @@ fn route_pairs(config: &Config) -> Vec<(String, SocketAddr)> {
 }
 
 /// Puts `config`'s routes into `registry` at start, on top of what the state file or the old lb
-/// of an upgrade gave: its targets and route options, held by [`Source::Config`]. Targets the
-/// old lb had only from its own configuration and that this one no longer names are removed,
-/// as a reload would.
+/// of an upgrade gave: its targets and route options, held by [`Source::Config`]. A target the
+/// old lb had only from its own configuration stays configuration-held when this one names it
+/// too; otherwise it is kept as a registration (as if made through the API), because an upgrade
+/// hands the whole registry over and loses nothing: the operator deregisters it if it must go.
 pub(crate) fn configure(registry: &Registry, config: &Config) -> Result<(), RunError> {
     for route in &config.routes {
         let fail = |e| RunError::Config(format!("route {}: {e}", route.prefix));
@@ -84,6 +85,7 @@ pub(crate) fn configure(registry: &Registry, config: &Config) -> Result<(), RunE
     for route in registry.routes() {
         for target in route.config_only {
             if !wanted.contains(&(route.path.clone(), target)) {
+                let _ = registry.register_as(&route.path, target, Source::Api);
                 let _ = registry.release(&route.path, target, Source::Config);
             }
         }
@@ -222,10 +224,14 @@ mod tests {
         registry.targets().iter().map(|t| t.addr.port()).collect()
     }
 
-    /// Targets 1 and 2 from the configuration, 3 through the API, 2 also through the API.
+    /// Targets 1, 2 and 4 from the configuration, 3 through the API, 2 also through the API.
     fn running() -> Registry {
         let registry = Registry::new(1);
-        configure(&registry, &config(&["/a=127.0.0.1:1,127.0.0.1:2"])).unwrap();
+        configure(
+            &registry,
+            &config(&["/a=127.0.0.1:1,127.0.0.1:2,127.0.0.1:4"]),
+        )
+        .unwrap();
         registry
             .register("/a", "127.0.0.1:3".parse().unwrap())
             .unwrap();
@@ -235,24 +241,45 @@ mod tests {
         registry
     }
 
-    #[test]
-    fn an_upgrade_hands_over_who_holds_each_target_and_the_new_configuration_wins() {
+    /// The registry a new lb gets from `old` in an upgrade manifest of `version` 1 or 2.
+    fn handed_over(old: &Registry, version: u32) -> Registry {
         let new = Registry::new(1);
-        restore(&new, snapshot(&running())).unwrap();
-        assert_eq!(ports(&new), vec![1, 2, 3], "round-robin order kept");
-        configure(&new, &config(&["/a=127.0.0.1:3"])).unwrap();
-        assert_eq!(
-            ports(&new),
-            vec![2, 3],
-            "1 was the old configuration's alone"
-        );
+        if version == 1 {
+            restore(&new, snapshot(old)).unwrap();
+        } else {
+            let now = std::time::Instant::now();
+            new.import(old.export(now), now, |_| false).unwrap();
+        }
+        new
+    }
+
+    #[test]
+    fn an_upgrade_hands_over_who_holds_each_target_and_loses_none() {
+        for version in [1, 2] {
+            check_handover(version);
+        }
+    }
+
+    fn check_handover(version: u32) {
+        let new = handed_over(&running(), version);
+        assert_eq!(ports(&new), vec![1, 2, 4, 3], "round-robin order kept");
+        configure(&new, &config(&["/a=127.0.0.1:1,127.0.0.1:3"])).unwrap();
+        assert_eq!(ports(&new), vec![1, 2, 4, 3], "nothing lost");
         let release = |port| {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             new.release("/a", addr, Source::Config).unwrap()
         };
+        assert!(
+            release(1),
+            "both configurations' alone: a reload may remove it"
+        );
+        assert!(
+            !release(4),
+            "the new configuration drops it: kept as a registration"
+        );
         assert!(!release(3), "3 is held by the API too");
         assert!(!release(2), "2 is held by the API too");
-        assert_eq!(ports(&new), vec![2, 3]);
+        assert_eq!(ports(&new), vec![2, 4, 3]);
     }
 
     #[test]
