@@ -31,6 +31,11 @@ const EXPECT_CONTINUE_WAIT: Duration = Duration::from_secs(1);
 /// lb's own interim response for a client waiting on `Expect: 100-continue`.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+const CLOSED_EARLY: HttpError = HttpError::new(
+    ErrorKind::UpstreamReset,
+    "the upstream closed the connection without a response",
+);
+
 const BODY_TOO_LARGE: HttpError = HttpError::new(
     ErrorKind::BodyTooLarge,
     "request body is larger than allowed",
@@ -97,6 +102,8 @@ struct Prepared {
     body: BodyKind,
     client: ClientSide,
     head_request: bool,
+    /// RFC 9110 §9.2.2: sending it twice has the effect of sending it once.
+    idempotent: bool,
     expect_continue: bool,
     upgrade: bool,
     /// When the head was complete: request latency is measured from here.
@@ -130,6 +137,19 @@ struct Picked {
 }
 
 impl Picked {
+    /// Picks another target of the same route for a retry ([`lb_registry::Snapshot::repick`])
+    /// and counts the request on it.
+    fn repick(&self) -> Option<(Picked, SocketAddr)> {
+        let (slot, target) = self.snapshot.repick(self.slot)?;
+        target.record_request(self.worker);
+        let next = Picked {
+            snapshot: self.snapshot.clone(),
+            slot,
+            worker: self.worker,
+        };
+        Some((next, target.addr()))
+    }
+
     /// Counts the status the client gets for this request on the picked target.
     fn answered(&self, status: u16) {
         if let Some(target) = self.snapshot.target(self.slot) {
@@ -399,6 +419,10 @@ impl ClientConn<'_> {
             body: req.body,
             client,
             head_request: req.method == "HEAD",
+            idempotent: matches!(
+                req.method,
+                "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+            ),
             expect_continue: req.expect_continue,
             upgrade: req.upgrade,
             started: Instant::now(),
@@ -414,7 +438,10 @@ impl ClientConn<'_> {
     /// Connects (or reuses a pooled connection), sends the request and reads the final response
     /// head. A target that refuses or times out is marked down (passive health) and the request,
     /// of which nothing was sent, is routed once more to the next target in round-robin order.
-    /// A bodiless request whose reused connection turns out stale is retried once on a fresh one.
+    /// A bodiless request whose reused connection turns out stale is retried once on a fresh one;
+    /// a bodiless idempotent one whose fresh connection closes without a response byte is sent
+    /// once more to the route's next target (as nginx's `proxy_next_upstream error` does; the
+    /// target is not marked down: it accepted the connection).
     async fn forward_request(
         &mut self,
         mut req: Prepared,
@@ -442,19 +469,30 @@ impl ClientConn<'_> {
         self.inbuf.drain(..req.head_len);
         self.upbuf.clear();
         loop {
-            let retry_allowed = reused && req.body == BodyKind::Empty;
+            let bodiless = req.body == BodyKind::Empty;
             match self.send_and_answer(&mut upstream, &req).await {
                 Ok(resp) => return Ok((upstream, req, resp)),
-                Err(HeadError::ClosedEarly) if retry_allowed => {
+                Err(HeadError::ClosedEarly) if reused && bodiless => {
                     (upstream, reused) =
                         self.upstream(&req, true).await.map_err(|e| req.fault(e))?;
                 }
-                Err(HeadError::ClosedEarly) => {
-                    return Err(req.fault(HttpError::new(
-                        ErrorKind::UpstreamReset,
-                        "the upstream closed the connection without a response",
-                    )))
+                Err(HeadError::ClosedEarly) if bodiless && req.idempotent && !failed_over => {
+                    let Some((picked, target)) = req.picked.repick() else {
+                        return Err(req.fault(CLOSED_EARLY));
+                    };
+                    info!(worker = self.worker.cfg.id, upstream = %req.target, next = %target, "the upstream closed without a response; retrying on the next target");
+                    failed_over = true;
+                    req.picked = picked;
+                    req.target = target;
+                    (upstream, reused) = match self.upstream(&req, false).await {
+                        Ok(conn) => conn,
+                        Err(error) => {
+                            self.worker.routes.borrow().registry().mark_down(req.target);
+                            return Err(req.fault(error));
+                        }
+                    };
                 }
+                Err(HeadError::ClosedEarly) => return Err(req.fault(CLOSED_EARLY)),
                 Err(HeadError::ClientGone) => return Err(Fault::ClientGone),
                 Err(HeadError::Fault(error)) => return Err(req.fault(error)),
             }
@@ -555,10 +593,14 @@ impl ClientConn<'_> {
         stop_at_continue: bool,
     ) -> Result<Answer, HeadError> {
         let deadline = Instant::now() + req.upstream_timeout;
+        // After an interim response the request is answered in part (and `outbuf` no longer
+        // holds its head): a close is then a failure mid-exchange, never a retry.
+        let mut interim = false;
         loop {
             match self.parse_answer(req, stop_at_continue)? {
                 Head::Final(response) => return Ok(Answer::Final(response)),
                 Head::Interim { status, forward } => {
+                    interim = true;
                     if forward {
                         write_all(
                             &mut self.client,
@@ -584,7 +626,7 @@ impl ClientConn<'_> {
                         "the upstream did not answer in time",
                     )))
                 }
-                Ok(Ok(0)) | Ok(Err(_)) if self.upbuf.is_empty() => {
+                Ok(Ok(0)) | Ok(Err(_)) if self.upbuf.is_empty() && !interim => {
                     return Err(HeadError::ClosedEarly)
                 }
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(upstream_lost()),

@@ -180,6 +180,26 @@ impl Snapshot {
         self.routes.get(slot.route)?.targets.get(slot.target)
     }
 
+    /// A second pick on the route of `failed`, for a retry: the route's next target in
+    /// round-robin order, or the one after it when the cursor lands on the target that failed;
+    /// `None` when the route has no other target.
+    pub fn repick(&self, failed: Slot) -> Option<(Slot, &Arc<Target>)> {
+        let route = self.routes.get(failed.route)?;
+        let len = route.targets.len();
+        if len < 2 {
+            return None;
+        }
+        let mut target = route.pick_index()?;
+        if target == failed.target {
+            target = (target + 1) % len;
+        }
+        let slot = Slot {
+            route: failed.route,
+            target,
+        };
+        Some((slot, route.targets.get(target)?))
+    }
+
     /// The route registered at exactly `prefix`, with its position.
     #[inline]
     fn route(&self, prefix: &str) -> Option<(usize, &Route)> {

@@ -284,3 +284,30 @@ fn a_pick_slot_finds_its_target_again_in_the_pinned_snapshot() {
     let (a, _) = pinned.lookup("/a").unwrap().pick().unwrap();
     assert_eq!(pinned.target(a).map(|t| t.addr()), Some(addr(1)));
 }
+
+#[test]
+fn a_repick_takes_the_next_target_and_never_the_one_that_failed() {
+    let reg = Registry::new(1);
+    reg.register("/one", addr(1)).unwrap();
+    for port in [2, 3, 4] {
+        reg.register("/three", addr(port)).unwrap();
+    }
+    let snap = reg.snapshot();
+    let (only, _) = snap.lookup("/one").unwrap().pick().unwrap();
+    assert!(snap.repick(only).is_none(), "no other target to retry on");
+    let three = snap.lookup("/three").unwrap();
+    // Picks 0 (port 2); the retry takes the cursor's next, 1 (port 3).
+    let (failed, t) = three.pick().unwrap();
+    assert_eq!(t.addr(), addr(2));
+    let (_, t) = snap.repick(failed).unwrap();
+    assert_eq!(t.addr(), addr(3));
+    // Pick 2 lands on port 4; picks 3 and 4 move the cursor so that pick 5 lands there again.
+    let (failed, t) = three.pick().unwrap();
+    assert_eq!(t.addr(), addr(4));
+    three.pick().unwrap();
+    three.pick().unwrap();
+    // The cursor's next is index 2, the failed target itself: the one after it is taken.
+    let (slot, t) = snap.repick(failed).unwrap();
+    assert_eq!(t.addr(), addr(2));
+    assert_eq!(snap.target(slot).map(|t| t.addr()), Some(addr(2)));
+}

@@ -3,7 +3,7 @@
 //! This is how a zero-downtime upgrade hands its listening sockets to the next lb: the receiver
 //! gets new descriptors for the *same* open sockets (same accept queues), so nothing queued is
 //! lost when the sender closes its own. std has no stable API for ancillary data, hence libc;
-//! this module is the only `unsafe` of the runtime and every block says why it is sound.
+//! with `sockopt.rs`, this module holds the runtime's only `unsafe`, and every block says why it is sound.
 //!
 //! One `sendmsg` carries at most `SCM_MAX_FD` (253 on Linux) descriptors, so [`send_fds`]
 //! sends them in batches of up to [`BATCH`], one message each; every message's one payload

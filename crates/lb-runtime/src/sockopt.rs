@@ -1,5 +1,5 @@
 //! `TCP_DEFER_ACCEPT` on the worker sockets: neither std (unstable `set_deferaccept`) nor
-//! socket2 sets it, hence one `setsockopt` through libc, the runtime's second `unsafe` module.
+//! socket2 sets it, hence one `setsockopt` through libc (the runtime's other `unsafe` is `fd_pass.rs`).
 
 #![allow(unsafe_code)]
 

@@ -2,9 +2,10 @@
 //! and back into round robin, round robin stays exact over the healthy ones, a route whose
 //! targets are all down answers 503, and `GET /targets` shows it all.
 
+use crate::http_kit::{Peer, Scripted};
 use crate::{assert_lb_error, lb, served_by, WAIT};
 use lb_testkit::serde_json::Value;
-use lb_testkit::{get, poll_until, refused_addr, Admin, Backend, SwitchBackend};
+use lb_testkit::{get, poll_until, refused_addr, request, send_raw, Admin, Backend, SwitchBackend};
 use std::net::SocketAddr;
 
 /// Fast probing so the tests take well under a second of lb time per transition.
@@ -166,4 +167,61 @@ fn a_refused_connect_marks_the_target_down_and_retries_on_the_next() {
     }
     let t = entry(&lb.admin(), "/", dead);
     assert_eq!(t["healthy"], false, "{t}");
+}
+
+/// An origin that reads a request head, optionally sends `first` bytes, and closes.
+fn dropping(first: &'static [u8]) -> Scripted {
+    Scripted::start(move |p| {
+        if p.read_head()?.is_some() {
+            p.send(first)?;
+            p.event("dropped");
+        }
+        Ok(())
+    })
+}
+
+#[test]
+fn an_idempotent_request_the_upstream_drops_unanswered_goes_to_the_next_target() {
+    let drop = dropping(b"");
+    let live = Backend::start("live");
+    let lb = lb(1, &[("/", &[drop.addr(), live.addr()])], &[]);
+    for i in 0..3 {
+        // Every request picks `drop` or is retried from it: all end at `live`.
+        assert_eq!(served_by(&get(lb.addr(), &format!("/{i}"))), "live");
+    }
+    drop.expect_event("dropped");
+    let seen: Vec<String> = live.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(seen, ["/0", "/1", "/2"]);
+    // It accepted the connection: not marked down.
+    assert_eq!(entry(&lb.admin(), "/", drop.addr())["healthy"], true);
+}
+
+#[test]
+fn a_post_the_upstream_drops_unanswered_is_not_sent_again() {
+    let drop = dropping(b"");
+    let live = Backend::start("live");
+    let lb = lb(1, &[("/", &[drop.addr(), live.addr()])], &[]);
+    let post = request("POST", "/form", &[("Content-Length", "0")], b"");
+    assert_lb_error(&send_raw(lb.addr(), &post), 502);
+    drop.expect_event("dropped");
+    assert_eq!(live.request_count(), 0, "a POST was sent twice");
+}
+
+/// Once an interim response went to the client, the request is partly answered: a close is a
+/// 502 on the same connection, not a retry.
+#[test]
+fn a_close_after_an_interim_response_is_not_retried() {
+    let hint = dropping(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n");
+    let live = Backend::start("live");
+    let lb = lb(1, &[("/", &[hint.addr(), live.addr()])], &[]);
+    let mut client = Peer::connect(lb.addr());
+    client
+        .send(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        .expect("send");
+    let first = client.read_head().expect("read").expect("a head");
+    assert_eq!(first.status(), 103);
+    let second = client.read_head().expect("read").expect("a head");
+    assert_eq!(second.status(), 502);
+    hint.expect_event("dropped");
+    assert_eq!(live.request_count(), 0, "retried after an interim response");
 }
