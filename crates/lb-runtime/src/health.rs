@@ -12,6 +12,7 @@
 //! A probe reads only the status line and closes; it never retries and never blocks the
 //! workers: every health change reaches them as a new registry snapshot.
 
+use crate::service_thread::spawn_runtime_thread;
 use lb_config::Config;
 use lb_registry::{normalize_prefix, CheckOutcome, Registry};
 use parking_lot::RwLock;
@@ -24,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 /// How often passive back-offs are looked at: the precision of the back-off.
 const REVIVE_TICK: Duration = Duration::from_millis(100);
@@ -81,49 +82,35 @@ pub(crate) fn spawn(
     plan: SharedPlan,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("lb-health".to_string())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    error!(error = %e, "cannot build the health runtime; no health checks");
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let mut revive = tokio::time::interval(REVIVE_TICK);
-                revive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let mut next_round = tokio::time::Instant::now();
-                let mut round: Option<tokio::task::JoinHandle<()>> = None;
-                loop {
-                    tokio::select! {
-                        _ = stop.wait_for(|stopped| *stopped) => break,
-                        _ = revive.tick() => {
-                            let back = registry.revive_due(Instant::now());
-                            if back > 0 {
-                                info!(targets = back, "back-off over; targets back in round robin");
-                            }
-                        }
-                        () = tokio::time::sleep_until(next_round) => {
-                            let plan = plan.read().clone();
-                            next_round += plan.interval;
-                            if round.as_ref().is_some_and(|r| !r.is_finished()) {
-                                debug!("previous health round still running; skipping one");
-                                continue;
-                            }
-                            round = Some(tokio::spawn(probe_round(registry.clone(), plan)));
-                        }
+    spawn_runtime_thread("health", move || async move {
+        let mut revive = tokio::time::interval(REVIVE_TICK);
+        revive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_round = tokio::time::Instant::now();
+        let mut round: Option<tokio::task::JoinHandle<()>> = None;
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|stopped| *stopped) => break,
+                _ = revive.tick() => {
+                    let back = registry.revive_due(Instant::now());
+                    if back > 0 {
+                        info!(targets = back, "back-off over; targets back in round robin");
                     }
                 }
-                if let Some(round) = round {
-                    round.abort();
+                () = tokio::time::sleep_until(next_round) => {
+                    let plan = plan.read().clone();
+                    next_round += plan.interval;
+                    if round.as_ref().is_some_and(|r| !r.is_finished()) {
+                        debug!("previous health round still running; skipping one");
+                        continue;
+                    }
+                    round = Some(tokio::spawn(probe_round(registry.clone(), plan)));
                 }
-            });
-        })
+            }
+        }
+        if let Some(round) = round {
+            round.abort();
+        }
+    })
 }
 
 /// Probes every target that has a check path, all at once, and records the results.

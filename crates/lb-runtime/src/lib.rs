@@ -11,8 +11,8 @@
 //! `fd_pass`).
 //!
 //! Beside the workers: the control-plane thread (`admin`), one health thread for the process
-//! (`health`), the state file (`state`), systemd notifications (`notify`). The control-plane and
-//! upgrade-socket threads share one stoppable-thread shape (`service_thread`).
+//! (`health`), the state file (`state`), systemd notifications (`notify`). The control-plane,
+//! upgrade-socket, health and signal threads share one runtime-thread shape (`service_thread`).
 //!
 //! Library first: tests start lb in-process with [`start`] on port 0 and stop it with
 //! [`Handle::shutdown`].

@@ -1,5 +1,9 @@
-//! A named OS thread running one async service on its own current-thread tokio runtime, with a
-//! way to stop it: the shape shared by the control-plane thread and the upgrade-socket thread.
+//! A named OS thread running one async service on its own current-thread tokio runtime
+//! ([`spawn_runtime_thread`]: the health and signal threads), and the same with a way to stop it
+//! ([`ServiceThread`]: the control-plane and upgrade-socket threads).
+//!
+//! The runtime is built before the thread starts, so a runtime that cannot be built is the
+//! caller's start-up error rather than a thread that ends at once with only a log line.
 //!
 //! Invariant: once [`ServiceThread::stop`] returns (or the value is dropped) the thread has
 //! ended, so nothing the service does can happen after it. The service must resolve soon after
@@ -10,6 +14,22 @@ use std::io;
 use std::thread::JoinHandle;
 use tokio::sync::watch;
 use tracing::error;
+
+/// Starts thread `lb-<name>` and runs the future `service()` makes to completion on a fresh
+/// current-thread runtime (IO and time drivers enabled). The future is made on the new thread,
+/// so it need not be `Send`. Fails, starting nothing, if the runtime or the thread cannot be made.
+pub(crate) fn spawn_runtime_thread<S, F>(name: &str, service: S) -> io::Result<JoinHandle<()>>
+where
+    S: FnOnce() -> F + Send + 'static,
+    F: Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(format!("lb-{name}"))
+        .spawn(move || runtime.block_on(service()))
+}
 
 /// Turns true when the service is asked to stop (`stopped.wait_for(|s| *s)`); an error from the
 /// watch means the owner is gone, which is a stop as well.
@@ -25,31 +45,15 @@ pub(crate) struct ServiceThread {
 }
 
 impl ServiceThread {
-    /// Starts thread `lb-<name>` and runs `service(stopped)` on a fresh current-thread runtime
-    /// (IO and time drivers enabled) until it resolves. A runtime that cannot be built is logged
-    /// and the thread ends at once: the caller only learns of it through the missing service,
-    /// as a thread cannot hand back its start-up error without the caller blocking on it.
+    /// Starts thread `lb-<name>` and runs `service(stopped)` on it as [`spawn_runtime_thread`]
+    /// does.
     pub(crate) fn spawn<S, F>(name: &'static str, service: S) -> io::Result<ServiceThread>
     where
         S: FnOnce(Stopped) -> F + Send + 'static,
         F: Future<Output = ()>,
     {
         let (stop, stopped) = watch::channel(false);
-        let thread = std::thread::Builder::new()
-            .name(format!("lb-{name}"))
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        error!(error = %e, "cannot build the {name} runtime");
-                        return;
-                    }
-                };
-                runtime.block_on(service(stopped));
-            })?;
+        let thread = spawn_runtime_thread(name, move || service(stopped))?;
         Ok(ServiceThread {
             name,
             stop,

@@ -1,6 +1,7 @@
 //! Signals become supervisor events: SIGINT and SIGTERM stop, SIGHUP reloads the config file,
 //! SIGUSR2 starts a zero-downtime upgrade (as `lb upgrade`).
 
+use crate::service_thread::spawn_runtime_thread;
 use crate::supervisor::{Event, RunError};
 use crossbeam_channel::Sender;
 use std::time::Duration;
@@ -10,50 +11,33 @@ use std::time::Duration;
 pub(crate) fn install(events: Sender<Event>) -> Result<(), RunError> {
     use tokio::signal::unix::{signal, SignalKind};
     let (installed_tx, installed) = crossbeam_channel::bounded::<Result<(), String>>(1);
-    std::thread::Builder::new()
-        .name("lb-signals".to_string())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = installed_tx.send(Err(e.to_string()));
-                    return;
-                }
+    spawn_runtime_thread("signals", move || async move {
+        let (mut term, mut int, mut hup, mut usr2) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+            signal(SignalKind::user_defined2()),
+        ) {
+            (Ok(t), Ok(i), Ok(h), Ok(u)) => (t, i, h, u),
+            (Err(e), _, _, _) | (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Err(e)) => {
+                let _ = installed_tx.send(Err(e.to_string()));
+                return;
+            }
+        };
+        let _ = installed_tx.send(Ok(()));
+        loop {
+            let event = tokio::select! {
+                _ = term.recv() => Event::Signal("SIGTERM"),
+                _ = int.recv() => Event::Signal("SIGINT"),
+                _ = hup.recv() => Event::Reload,
+                _ = usr2.recv() => Event::UpgradeSignal,
             };
-            runtime.block_on(async move {
-                let (mut term, mut int, mut hup, mut usr2) = match (
-                    signal(SignalKind::terminate()),
-                    signal(SignalKind::interrupt()),
-                    signal(SignalKind::hangup()),
-                    signal(SignalKind::user_defined2()),
-                ) {
-                    (Ok(t), Ok(i), Ok(h), Ok(u)) => (t, i, h, u),
-                    (Err(e), _, _, _)
-                    | (_, Err(e), _, _)
-                    | (_, _, Err(e), _)
-                    | (_, _, _, Err(e)) => {
-                        let _ = installed_tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                let _ = installed_tx.send(Ok(()));
-                loop {
-                    let event = tokio::select! {
-                        _ = term.recv() => Event::Signal("SIGTERM"),
-                        _ = int.recv() => Event::Signal("SIGINT"),
-                        _ = hup.recv() => Event::Reload,
-                        _ = usr2.recv() => Event::UpgradeSignal,
-                    };
-                    if events.send(event).is_err() {
-                        return;
-                    }
-                }
-            });
-        })
-        .map_err(|e| RunError::Runtime(format!("cannot start the signal thread: {e}")))?;
+            if events.send(event).is_err() {
+                return;
+            }
+        }
+    })
+    .map_err(|e| RunError::Runtime(format!("cannot start the signal thread: {e}")))?;
     match installed.recv_timeout(Duration::from_secs(10)) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(RunError::Runtime(format!(
