@@ -81,8 +81,19 @@ fn sigterm_lets_an_in_flight_request_finish() {
     );
 }
 
-fn assert_address_in_use(args: &[String]) {
-    let f = run_to_exit(bin(), args, WAIT);
+/// Starts lb with `flag` (`--listen` or `--admin`) on a port a plain listener holds: a port
+/// without SO_REUSEPORT cannot be shared, so lb must exit 1, say why in plain words, and print no
+/// ready line.
+fn assert_address_in_use(flag: &str, workers: usize) {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut args = run_args(workers, &[], &[]);
+    let value = args
+        .iter()
+        .position(|arg| arg == flag)
+        .map(|at| at + 1)
+        .expect("run_args passes the flag");
+    args[value] = taken.local_addr().expect("addr").to_string();
+    let f = run_to_exit(bin(), &args, WAIT);
     assert!(
         !f.status.success(),
         "lb started on a taken port: {:?}",
@@ -106,48 +117,14 @@ fn assert_address_in_use(args: &[String]) {
     );
 }
 
-/// A port held by a plain listener (no SO_REUSEPORT) cannot be shared: lb exits non-zero and says
-/// why in plain words.
 #[test]
 fn data_port_in_use_fails_with_a_clear_message() {
-    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = taken.local_addr().expect("addr").port();
-    let listen = format!("127.0.0.1:{port}");
-    let args: Vec<String> = [
-        "run",
-        "--listen",
-        &listen,
-        "--admin",
-        "127.0.0.1:0",
-        "--workers",
-        "2",
-        "--no-pin",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    assert_address_in_use(&args);
+    assert_address_in_use("--listen", 2);
 }
 
 #[test]
 fn admin_port_in_use_fails_with_a_clear_message() {
-    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = taken.local_addr().expect("addr").port();
-    let admin = format!("127.0.0.1:{port}");
-    let args: Vec<String> = [
-        "run",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        &admin,
-        "--workers",
-        "1",
-        "--no-pin",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    assert_address_in_use(&args);
+    assert_address_in_use("--admin", 1);
 }
 
 /// Bad arguments: exit code 2 with the reason on stderr, and nothing started.
