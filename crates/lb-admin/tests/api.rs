@@ -5,24 +5,15 @@
 
 use lb_admin::{ControlPlane, MetricsSource, PersistHook};
 use lb_registry::{Registry, TargetInfo};
+use lb_testkit::tokio_conn::{AsyncConn, AsyncReply, ServerTask};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio::time::timeout;
-
-/// Generous bound on every network wait, so a bug fails the test instead of hanging it.
-const WAIT: Duration = Duration::from_secs(10);
+use tokio::net::TcpStream;
 
 struct Admin {
-    addr: SocketAddr,
+    server: ServerTask,
     registry: Arc<Registry>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
 }
 
 impl Admin {
@@ -32,155 +23,61 @@ impl Admin {
 
     /// Starts with a [`ControlPlane`] adjusted by `configure` (token, persistence hook).
     async fn start_with(configure: impl FnOnce(ControlPlane) -> ControlPlane) -> Admin {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let registry = Arc::new(Registry::new(2));
         let metrics: MetricsSource =
             Arc::new(|out: &mut String| out.push_str("lb_worker_requests_total{worker=\"0\"} 7\n"));
         let plane = configure(ControlPlane::new(registry.clone(), metrics));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(lb_admin::serve_plane(listener, plane, async move {
-            let _ = stopped.await;
-        }));
-        Admin {
-            addr,
-            registry,
-            stop,
-            task,
-        }
+        let server = ServerTask::spawn(|listener, shutdown| {
+            lb_admin::serve_plane(listener, plane, shutdown)
+        })
+        .await;
+        Admin { server, registry }
     }
 
     /// Stops the server and waits until `serve` has returned.
     async fn shutdown(self) {
-        let _ = self.stop.send(());
-        timeout(WAIT, self.task).await.unwrap().unwrap();
+        self.server.shutdown().await;
     }
 
-    async fn connect(&self) -> Client {
-        Client {
-            stream: timeout(WAIT, TcpStream::connect(self.addr))
-                .await
-                .unwrap()
-                .unwrap(),
-            buf: Vec::new(),
-        }
+    async fn connect(&self) -> AsyncConn {
+        self.server.connect().await
     }
 
     /// One request on a fresh connection.
-    async fn send(&self, raw: &[u8]) -> Reply {
+    async fn send(&self, raw: &[u8]) -> AsyncReply {
         let mut client = self.connect().await;
         client.send(raw).await;
         client.reply(false).await
     }
 
-    async fn post(&self, path: &str, body: &str) -> Reply {
+    async fn post(&self, path: &str, body: &str) -> AsyncReply {
         self.send(&post(path, body)).await
     }
 
-    async fn get(&self, path: &str) -> Reply {
+    async fn get(&self, path: &str) -> AsyncReply {
         self.send(&get(path)).await
     }
 }
 
-struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
+/// What the control plane's answers carry besides what [`AsyncReply`] reads.
+trait ApiReply {
+    /// The body as JSON, which the content type must announce.
+    fn json(&self) -> Value;
+    /// The `error` sentence of a JSON error answer.
+    fn error(&self) -> String;
 }
 
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
+impl ApiReply for AsyncReply {
     fn json(&self) -> Value {
         assert_eq!(self.header("content-type"), Some("application/json"));
         serde_json::from_slice(&self.body).unwrap()
     }
 
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).unwrap()
-    }
-
-    /// The `error` sentence of a JSON error answer.
     fn error(&self) -> String {
         match self.json() {
             Value::Object(map) if map.len() == 1 => map["error"].as_str().unwrap().to_string(),
             other => panic!("not an error body: {other}"),
         }
-    }
-}
-
-impl Client {
-    async fn send(&mut self, raw: &[u8]) {
-        timeout(WAIT, self.stream.write_all(raw))
-            .await
-            .unwrap()
-            .unwrap();
-    }
-
-    async fn fill(&mut self) -> usize {
-        let mut chunk = [0u8; 8192];
-        let n = timeout(WAIT, self.stream.read(&mut chunk))
-            .await
-            .unwrap()
-            .unwrap();
-        self.buf.extend_from_slice(&chunk[..n]);
-        n
-    }
-
-    /// Reads one response; `head_only` for answers to HEAD, which have no body.
-    async fn reply(&mut self, head_only: bool) -> Reply {
-        loop {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut response = httparse::Response::new(&mut headers);
-            if let httparse::Status::Complete(head_len) = response.parse(&self.buf).unwrap() {
-                let headers: Vec<(String, String)> = response
-                    .headers
-                    .iter()
-                    .map(|h| {
-                        let value = String::from_utf8(h.value.to_vec()).unwrap();
-                        (h.name.to_string(), value)
-                    })
-                    .collect();
-                let status = response.code.unwrap();
-                let length: usize = headers
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                    .map(|(_, v)| v.parse().unwrap())
-                    .unwrap_or(0);
-                let length = if head_only || status == 100 {
-                    0
-                } else {
-                    length
-                };
-                while self.buf.len() < head_len + length {
-                    assert!(self.fill().await > 0, "closed inside a body");
-                }
-                let body = self.buf[head_len..head_len + length].to_vec();
-                self.buf.drain(..head_len + length);
-                return Reply {
-                    status,
-                    headers,
-                    body,
-                };
-            }
-            assert!(self.fill().await > 0, "closed before a response head");
-        }
-    }
-
-    /// Asserts that the server closes the connection with nothing more to read.
-    async fn assert_closed(&mut self) {
-        assert_eq!(self.fill().await, 0, "expected EOF, got {:?}", self.buf);
     }
 }
 
@@ -591,7 +488,7 @@ async fn shutdown_closes_idle_connections_and_returns() {
     let mut client = admin.connect().await;
     client.send(&get("/healthz")).await;
     assert_eq!(client.reply(false).await.status, 200);
-    let addr = admin.addr;
+    let addr = admin.server.addr();
     admin.shutdown().await;
     client.assert_closed().await;
     // The listener is gone with `serve`.

@@ -1,139 +1,16 @@
 //! The echo backend over real sockets: keep-alive, pipelining, bodies, HEAD, close, shutdown.
 
-// A failed step should fail the test loudly; clippy's test exemption does not reach helpers.
-#![allow(clippy::unwrap_used)]
-
-use std::net::SocketAddr;
+use lb_testkit::tokio_conn::{AsyncReply, ServerTask};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio::time::timeout;
+use tokio::net::TcpStream;
 
-/// Generous bound on every network wait, so a bug fails the test instead of hanging it.
-const WAIT: Duration = Duration::from_secs(10);
-
-struct Echo {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+/// An `lb echo` server named `name` on the test's runtime.
+async fn echo(name: &str) -> ServerTask {
+    let name = Arc::from(name);
+    ServerTask::spawn(|listener, shutdown| lb_echo::serve(listener, name, shutdown)).await
 }
 
-impl Echo {
-    async fn start(name: &str) -> Echo {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(lb_echo::serve(listener, Arc::from(name), async move {
-            let _ = stopped.await;
-        }));
-        Echo { addr, stop, task }
-    }
-
-    async fn shutdown(self) {
-        let _ = self.stop.send(());
-        timeout(WAIT, self.task).await.unwrap().unwrap();
-    }
-
-    async fn connect(&self) -> Client {
-        let stream = timeout(WAIT, TcpStream::connect(self.addr))
-            .await
-            .unwrap()
-            .unwrap();
-        Client {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-}
-
-struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-impl Client {
-    async fn send(&mut self, raw: &[u8]) {
-        timeout(WAIT, self.stream.write_all(raw))
-            .await
-            .unwrap()
-            .unwrap();
-    }
-
-    async fn fill(&mut self) -> usize {
-        let mut chunk = [0u8; 8192];
-        let n = timeout(WAIT, self.stream.read(&mut chunk))
-            .await
-            .unwrap()
-            .unwrap();
-        self.buf.extend_from_slice(&chunk[..n]);
-        n
-    }
-
-    /// Reads one response; `head_only` for answers to HEAD, which have no body.
-    async fn reply(&mut self, head_only: bool) -> Reply {
-        loop {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut response = httparse::Response::new(&mut headers);
-            if let httparse::Status::Complete(head_len) = response.parse(&self.buf).unwrap() {
-                let headers: Vec<(String, String)> = response
-                    .headers
-                    .iter()
-                    .map(|h| {
-                        let value = String::from_utf8(h.value.to_vec()).unwrap();
-                        (h.name.to_string(), value)
-                    })
-                    .collect();
-                let status = response.code.unwrap();
-                let length: usize = headers
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                    .map(|(_, v)| v.parse().unwrap())
-                    .unwrap_or(0);
-                let length = if head_only || status == 100 {
-                    0
-                } else {
-                    length
-                };
-                while self.buf.len() < head_len + length {
-                    assert!(self.fill().await > 0, "closed inside a body");
-                }
-                let body = String::from_utf8(self.buf[head_len..head_len + length].to_vec());
-                self.buf.drain(..head_len + length);
-                return Reply {
-                    status,
-                    headers,
-                    body: body.unwrap(),
-                };
-            }
-            assert!(self.fill().await > 0, "closed before a response head");
-        }
-    }
-
-    async fn assert_closed(&mut self) {
-        assert_eq!(self.fill().await, 0, "expected EOF, got {:?}", self.buf);
-    }
-}
-
-fn assert_echo(reply: &Reply, path: &str, body_bytes: u64) {
+fn assert_echo(reply: &AsyncReply, path: &str, body_bytes: u64) {
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(reply.header("x-backend"), Some("alpha"));
     assert_eq!(reply.header("x-path"), Some(path));
@@ -143,12 +20,12 @@ fn assert_echo(reply: &Reply, path: &str, body_bytes: u64) {
     );
     assert_eq!(reply.header("content-type"), Some("text/plain"));
     assert_eq!(reply.header("content-length"), Some("6"));
-    assert_eq!(reply.body, "alpha\n");
+    assert_eq!(reply.text(), "alpha\n");
 }
 
 #[tokio::test]
 async fn keep_alive_serves_many_requests_on_one_connection() {
-    let echo = Echo::start("alpha").await;
+    let echo = echo("alpha").await;
     let mut client = echo.connect().await;
     for i in 0..5 {
         let path = format!("/r/{i}?q=%20x");
@@ -164,7 +41,7 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
 
 #[tokio::test]
 async fn pipelined_requests_in_one_write_are_answered_in_order() {
-    let echo = Echo::start("alpha").await;
+    let echo = echo("alpha").await;
     let mut client = echo.connect().await;
     let mut batch = Vec::new();
     for i in 0..50 {
@@ -181,7 +58,7 @@ async fn pipelined_requests_in_one_write_are_answered_in_order() {
 
 #[tokio::test]
 async fn content_length_bodies_are_discarded() {
-    let echo = Echo::start("alpha").await;
+    let echo = echo("alpha").await;
     let mut client = echo.connect().await;
     let body = vec![b'x'; 300_000];
     client
@@ -204,7 +81,7 @@ async fn content_length_bodies_are_discarded() {
 // Needs lb_http::ChunkedDecoder::scan (implemented in lb-http).
 #[tokio::test]
 async fn chunked_bodies_are_discarded() {
-    let echo = Echo::start("alpha").await;
+    let echo = echo("alpha").await;
     let mut client = echo.connect().await;
     client
         .send(b"POST /c HTTP/1.1\r\nHost: e\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -222,7 +99,7 @@ async fn chunked_bodies_are_discarded() {
 
 #[tokio::test]
 async fn head_gets_the_headers_without_a_body() {
-    let echo = Echo::start("alpha").await;
+    let echo = echo("alpha").await;
     let mut client = echo.connect().await;
     client.send(b"HEAD /h HTTP/1.1\r\nHost: e\r\n\r\n").await;
     let reply = client.reply(true).await;
@@ -237,7 +114,7 @@ async fn head_gets_the_headers_without_a_body() {
 
 #[tokio::test]
 async fn connection_close_and_http10_close_after_the_answer() {
-    let echo = Echo::start("alpha").await;
+    let echo = echo("alpha").await;
     let mut client = echo.connect().await;
     client
         .send(b"GET /bye HTTP/1.1\r\nConnection: close\r\n\r\nGET /ignored HTTP/1.1\r\n\r\n")
@@ -266,7 +143,7 @@ async fn connection_close_and_http10_close_after_the_answer() {
 
 #[tokio::test]
 async fn malformed_requests_get_400_and_close() {
-    let echo = Echo::start("alpha").await;
+    let echo = echo("alpha").await;
     for raw in [
         &b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"[..],
         b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -284,7 +161,7 @@ async fn malformed_requests_get_400_and_close() {
 
 #[tokio::test]
 async fn heads_split_across_reads_and_large_heads() {
-    let echo = Echo::start("alpha").await;
+    let echo = echo("alpha").await;
     let mut client = echo.connect().await;
     client.send(b"GET /sp").await;
     client.send(b"lit HTTP/1.1\r\nHo").await;
@@ -310,11 +187,11 @@ async fn heads_split_across_reads_and_large_heads() {
 
 #[tokio::test]
 async fn shutdown_closes_idle_connections_and_returns() {
-    let echo = Echo::start("alpha").await;
+    let echo = echo("alpha").await;
     let mut client = echo.connect().await;
     client.send(b"GET / HTTP/1.1\r\nHost: e\r\n\r\n").await;
     assert_echo(&client.reply(false).await, "/", 0);
-    let addr = echo.addr;
+    let addr = echo.addr();
     echo.shutdown().await;
     client.assert_closed().await;
     assert!(TcpStream::connect(addr).await.is_err());

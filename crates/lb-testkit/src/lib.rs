@@ -12,6 +12,8 @@
 //! - [`Conn`], [`get`], [`send_raw`], [`upload_pattern`]: raw HTTP/1.1 client pieces.
 //! - [`Admin`]: the control-plane API.
 //! - [`Checksum`], [`Pattern`]: compare 64 MiB bodies without holding them.
+//! - `tokio_conn` (feature `tokio`, for the in-process tests of lb-admin and lb-echo): a server
+//!   task on the test's runtime and an async raw client.
 //!
 //! Conventions: every socket has timeouts, every wait has a deadline and syncs on an event (a
 //! line printed, a request recorded, a port accepting), never on a fixed sleep.
@@ -23,6 +25,8 @@ pub mod client;
 pub mod process;
 pub mod scratch;
 pub mod switch;
+#[cfg(feature = "tokio")]
+pub mod tokio_conn;
 pub mod wire;
 
 pub use admin::{target_json, Admin};
