@@ -59,6 +59,19 @@ fn client_disconnect_mid_body_aborts_the_upstream_request() {
     up.expect_event("1 /two 0");
 }
 
+/// Sends one GET through lb to `up`, which cuts its answer short (event `cut`); returns the head
+/// and the body the client received until lb closed, and whether it closed.
+fn get_cut_short(up: &Scripted) -> (String, Vec<u8>, bool) {
+    let lb = lb(1, &[("/", &[up.addr()])], &[]);
+    let mut c = Peer::connect(lb.addr());
+    c.send(b"GET / HTTP/1.1\r\nHost: lb.test\r\n\r\n")
+        .expect("send");
+    up.expect_event("cut");
+    let (raw, closed) = c.read_until_close(WAIT);
+    let (head, body) = split_response(&raw);
+    (head, body, closed)
+}
+
 #[test]
 fn upstream_reset_mid_content_length_body() {
     let up = Scripted::start(|p| {
@@ -68,13 +81,7 @@ fn upstream_reset_mid_content_length_body() {
         p.event("cut");
         Ok(()) // dropping the stream closes it
     });
-    let lb = lb(1, &[("/", &[up.addr()])], &[]);
-    let mut c = Peer::connect(lb.addr());
-    c.send(b"GET / HTTP/1.1\r\nHost: lb.test\r\n\r\n")
-        .expect("send");
-    up.expect_event("cut");
-    let (raw, closed) = c.read_until_close(WAIT);
-    let (head, body) = split_response(&raw);
+    let (head, body, closed) = get_cut_short(&up);
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(head.contains("\r\nContent-Length: 100\r\n"), "{head}");
     assert!(closed, "lb must close the client connection");
@@ -89,13 +96,7 @@ fn upstream_reset_mid_chunked_body() {
         p.event("cut");
         Ok(())
     });
-    let lb = lb(1, &[("/", &[up.addr()])], &[]);
-    let mut c = Peer::connect(lb.addr());
-    c.send(b"GET / HTTP/1.1\r\nHost: lb.test\r\n\r\n")
-        .expect("send");
-    up.expect_event("cut");
-    let (raw, closed) = c.read_until_close(WAIT);
-    let (head, body) = split_response(&raw);
+    let (head, body, closed) = get_cut_short(&up);
     assert!(
         head.contains("\r\nTransfer-Encoding: chunked\r\n"),
         "{head}"
