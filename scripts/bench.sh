@@ -26,6 +26,7 @@
 # Usage:
 #   scripts/bench.sh                  the full run: ROUNDS=5, 8 s runs, 2 s warm-up (~25 minutes)
 #   QUICK=1 scripts/bench.sh          ROUNDS=1, 3 s runs, 1 s warm-up; writes nothing under docs/
+#   scripts/bench.sh --help           this text
 #   MODES=keepalive ORIGINS=nginx PROXIES="lb haproxy" scripts/bench.sh    a subset
 #   CANDIDATE=/path/to/other/lb scripts/bench.sh   adds a "candidate" lb build (e.g. a branch under
 #                                     review) to every round, configured like lb: an A/B in one run
@@ -73,80 +74,10 @@ if [ -n "$CANDIDATE" ]; then
     [[ " $PROXIES " == *" candidate "* ]] || PROXIES="$PROXIES candidate"
 fi
 
-say() { echo "bench.sh: $*" >&2; }
-die() {
-    say "$*"
-    exit 1
-}
-
-# ---------------------------------------------------------------------------------------------
-# Processes: every one started here is recorded and stopped by PID.
-
-PIDS=()
-WORKDIR="$(mktemp -d -t lb-bench.XXXXXX)"
-
-# True while PID runs (a zombie waiting to be reaped counts as gone).
-alive() {
-    [ -r "/proc/$1/stat" ] && [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]
-}
-
-# Stops one process: SIGTERM, up to 5 s to exit, then SIGKILL.
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        alive "$pid" || break
-        sleep 0.1
-    done
-    if alive "$pid"; then
-        say "process $pid ignored SIGTERM; killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-# Removes PID from the list of processes to stop.
-forget() {
-    local keep=() p
-    for p in "${PIDS[@]}"; do
-        [ "$p" = "$1" ] || keep+=("$p")
-    done
-    PIDS=("${keep[@]}")
-}
-
-# Stops the given PIDs and forgets them.
-stop_all() {
-    local pid
-    for pid in "$@"; do
-        stop_pid "$pid"
-        forget "$pid"
-    done
-}
-
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        stop_pid "$pid"
-    done
-    if [ "$KEEP_WORKDIR" = 1 ]; then
-        say "run files kept in $WORKDIR"
-    else
-        rm -rf "$WORKDIR"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# spawn NAME CMD...: runs CMD in the background (stdout/stderr to $WORKDIR/NAME.out/.err) and
-# sets SPAWNED to its PID.
-spawn() {
-    local name=$1
-    shift
-    "$@" >"$WORKDIR/$name.out" 2>"$WORKDIR/$name.err" &
-    SPAWNED=$!
-    PIDS+=("$SPAWNED")
-}
+# say/die, WORKDIR, the processes (each stopped by PID on exit), ports, and the origin nginx, lb,
+# HAProxy and nginx as profile.sh runs them too.
+source "$ROOT/scripts/bench_lib.sh"
+help_if_asked "$@"
 
 # ---------------------------------------------------------------------------------------------
 # Tools.
@@ -199,29 +130,6 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Helpers.
 
-# N free loopback TCP ports.
-free_ports() {
-    python3 -c '
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
-}
-
-# Waits (up to 15 s) until something listens on 127.0.0.1:PORT; PID must stay alive meanwhile.
-wait_port() {
-    local port=$1 pid=$2 name=$3 i
-    for ((i = 0; i < 150; i++)); do
-        if ss -Hltn "sport = :$port" | grep -q .; then
-            return 0
-        fi
-        alive "$pid" || die "$name exited: $(tail -5 "$WORKDIR/$name.err" "$WORKDIR/$name.out" 2>/dev/null)"
-        sleep 0.1
-    done
-    die "$name does not listen on port $port: $(tail -5 "$WORKDIR/$name.err" 2>/dev/null)"
-}
-
 # PID and its descendants.
 tree() {
     local pid=$1 child
@@ -263,44 +171,9 @@ to_ms() {
 HZ=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------------------------------------
-# Origins and proxies. Each start_* sets a PID variable and writes its config in $WORKDIR.
+# Origins and proxies (start_origin_nginx, start_lb, start_haproxy, start_nginx: bench_lib.sh).
 
-# Origin nginx: ports $1 $2 serve `return 200`, port $3 serves stub_status.
-start_origin_nginx() {
-    local dir="$WORKDIR/origin-nginx"
-    mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 20000; }
-http {
-    access_log off;
-    default_type text/plain;
-    keepalive_requests 1000000000;
-    keepalive_timeout 600s;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    server {
-        listen 127.0.0.1:$1;
-        listen 127.0.0.1:$2;
-        location / { return 200 "ok\n"; }
-    }
-    server {
-        listen 127.0.0.1:$3;
-        location / { stub_status; }
-    }
-}
-EOF
-    spawn origin-nginx "${ORIGIN_PIN[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
-    ORIGIN_PIDS=("$SPAWNED")
-    wait_port "$1" "$SPAWNED" origin-nginx
-    wait_port "$3" "$SPAWNED" origin-nginx
-}
-
+# Origin `lb echo`: ports $1 $2; sets ORIGIN_PIDS.
 start_origin_echo() {
     spawn origin-echo-a "${ORIGIN_PIN[@]}" "$LB" echo --listen "127.0.0.1:$1" --name a
     ORIGIN_PIDS=("$SPAWNED")
@@ -308,93 +181,6 @@ start_origin_echo() {
     spawn origin-echo-b "${ORIGIN_PIN[@]}" "$LB" echo --listen "127.0.0.1:$2" --name b
     ORIGIN_PIDS+=("$SPAWNED")
     wait_port "$2" "$SPAWNED" origin-echo-b
-}
-
-# start_lb PORT ADMIN_PORT WORKERS [BINARY NAME]: sets LB_PID.
-start_lb() {
-    local pin=() bin=${4:-$LB} name=${5:-lb}
-    [ "$PINNED" = 1 ] || pin=(--no-pin)
-    spawn "$name" "${PROXY_PIN[@]}" env LB_LOG=warn "$bin" run --listen "127.0.0.1:$1" --admin "127.0.0.1:$2" \
-        --workers "$3" "${pin[@]}" --route "/=127.0.0.1:$ORIGIN_A,127.0.0.1:$ORIGIN_B"
-    LB_PID=$SPAWNED
-    wait_port "$1" "$LB_PID" "$name"
-}
-
-# start_haproxy PORT THREADS MAXCONN
-start_haproxy() {
-    local dir="$WORKDIR/haproxy"
-    mkdir -p "$dir"
-    cat >"$dir/haproxy.cfg" <<EOF
-global
-    nbthread $2
-    maxconn $3
-    # The FD hard limit here may be below what HAProxy asks for with 10,000 connections: warn only.
-    no strict-limits
-    stats socket $dir/stats.sock mode 600 level admin
-
-defaults
-    mode http
-    option forwardfor
-    http-reuse always
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout http-keep-alive 60s
-
-frontend fe
-    bind 127.0.0.1:$1${PEER_DEFER_ACCEPT:+ defer-accept}
-    default_backend origins
-
-backend origins
-    balance roundrobin
-    server a 127.0.0.1:$ORIGIN_A
-    server b 127.0.0.1:$ORIGIN_B
-EOF
-    spawn haproxy "${PROXY_PIN[@]}" haproxy -db -f "$dir/haproxy.cfg"
-    HAPROXY_PID=$SPAWNED
-    wait_port "$1" "$HAPROXY_PID" haproxy
-}
-
-# start_nginx PORT WORKERS CONNECTIONS
-start_nginx() {
-    local dir="$WORKDIR/nginx"
-    mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<EOF
-worker_processes $2;
-worker_rlimit_nofile $(($3 * 2 + 100));
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections $(($3 + 1000)); }
-http {
-    access_log off;
-    keepalive_requests 1000000000;
-    keepalive_timeout 60s;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    upstream origins {
-        server 127.0.0.1:$ORIGIN_A;
-        server 127.0.0.1:$ORIGIN_B;
-        keepalive 64;
-        keepalive_requests 1000000000;
-        keepalive_timeout 60s;
-    }
-    server {
-        listen 127.0.0.1:$1${PEER_DEFER_ACCEPT:+ deferred};
-        location / {
-            proxy_pass http://origins;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-        }
-    }
-}
-EOF
-    spawn nginx "${PROXY_PIN[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;'
-    NGINX_PID=$SPAWNED
-    wait_port "$1" "$NGINX_PID" nginx
 }
 
 # Connections the origin has accepted so far (block's origin set), or "" when not countable.

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # profile.sh: where a proxy's CPU goes under the keep-alive load of scripts/bench.sh.
 #
-# Starts an nginx origin (`return 200`, two ports, CPU 1) and the proxy under test pinned to CPU 0
-# (lb --workers 1, HAProxy nbthread 1, or nginx 1 worker; same configs as bench.sh), drives it with
-# `wrk -t1 -c50` on CPU 1, and records, each over its own window of load:
+# Starts bench.sh's nginx origin (`return 200`, two ports, CPU 1) and the proxy under test pinned to
+# CPU 0 (lb --workers 1, HAProxy nbthread 1, or nginx 1 worker), both configured by the same
+# functions as in bench.sh (scripts/bench_lib.sh), drives it with `wrk -t1 -c50` on CPU 1, and
+# records, each over its own window of load:
 #   1. syscalls per request: `perf stat` on the syscall tracepoints (no slow-down, unlike strace);
 #   2. a `perf record -F 2000 -g` profile: kernel vs user split, top symbols, time under each
 #      syscall (software clock: hardware counters are not available on this VM);
@@ -12,6 +13,7 @@
 # Results go to target/bench/profile/<proxy>/ (report.txt summarizes them).
 #
 # Usage: scripts/profile.sh [lb|haproxy|nginx]...     default: lb haproxy nginx
+#        scripts/profile.sh --help                     this text
 # Settings: SECONDS_PER_WINDOW (5), CALLGRIND (0), SKIP_BUILD (0), CLOSE (0; 1 sends
 # `Connection: close` on every request, as bench.sh's close mode, results in profile-close/). Needs perf (linux-perf) and wrk;
 # valgrind for CALLGRIND=1. Every process it starts is stopped by PID on exit, error or Ctrl-C.
@@ -33,36 +35,10 @@ if [ "${CLOSE:-0}" = 1 ]; then
     MODE_NAME="Connection: close"
 fi
 
-say() { echo "profile.sh: $*" >&2; }
-die() {
-    say "$*"
-    exit 1
-}
-
-PIDS=()
-WORKDIR="$(mktemp -d -t lb-profile.XXXXXX)"
-# Removes PID from the list of processes to stop.
-forget() {
-    local keep=() p
-    for p in "${PIDS[@]}"; do
-        [ "$p" = "$1" ] || keep+=("$p")
-    done
-    PIDS=("${keep[@]}")
-}
-
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORKDIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# say/die, WORKDIR, the processes (each stopped by PID on exit), ports, and the origin nginx, lb,
+# HAProxy and nginx exactly as bench.sh configures them.
+source "$ROOT/scripts/bench_lib.sh"
+help_if_asked "$@"
 
 for tool in perf wrk nginx haproxy taskset curl python3; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is needed (apt-get install -y linux-perf wrk nginx haproxy)"
@@ -72,94 +48,38 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release -p lb >&2
 fi
 
-read -r -a PORTS <<<"$(python3 -c '
-import socket
-s = [socket.socket() for _ in range(6)]
-for x in s:
-    x.bind(("127.0.0.1", 0))
-print(" ".join(str(x.getsockname()[1]) for x in s))')"
-A=${PORTS[0]} B=${PORTS[1]} FRONT=${PORTS[2]} ADMIN=${PORTS[3]}
+read -r -a PORTS <<<"$(free_ports 5)"
+ORIGIN_A=${PORTS[0]} ORIGIN_B=${PORTS[1]} ORIGIN_STATUS=${PORTS[2]} FRONT=${PORTS[3]} ADMIN=${PORTS[4]}
+# As bench.sh's keepalive mode: the proxy pinned to CPU 0 (lb keeps its own pinning), the origin
+# and wrk on CPU 1.
+PINNED=1 PROXY_PIN=(taskset -c 0) ORIGIN_PIN=(taskset -c 1)
+start_origin_nginx "$ORIGIN_A" "$ORIGIN_B" "$ORIGIN_STATUS"
 
-wait_port() {
-    local i
-    for ((i = 0; i < 100; i++)); do
-        ss -Hltn "sport = :$1" | grep -q . && return 0
-        sleep 0.1
-    done
-    die "nothing listens on port $1"
-}
-
-mkdir -p "$WORKDIR/origin"
-cat >"$WORKDIR/origin/nginx.conf" <<EOF
-worker_processes 1;
-pid $WORKDIR/origin/nginx.pid;
-error_log $WORKDIR/origin/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000000;
-    keepalive_timeout 600s;
-    server { listen 127.0.0.1:$A; listen 127.0.0.1:$B; location / { return 200 "ok\n"; } }
-}
-EOF
-taskset -c 1 nginx -p "$WORKDIR/origin" -c "$WORKDIR/origin/nginx.conf" -g 'daemon off;' 2>/dev/null &
-PIDS+=($!)
-wait_port "$A"
-
-# Starts proxy $1 on $FRONT pinned to CPU 0; sets PROXY_PID (the process doing the work).
+# Starts proxy $1 on $FRONT with one worker/thread; sets PROXY_ROOT (the process started) and
+# PROXY_PID (the process doing the work).
 start_proxy() {
-    local dir="$WORKDIR/$1"
-    mkdir -p "$dir"
     case "$1" in
     lb)
-        taskset -c 0 env LB_LOG=warn "$LB" run --listen "127.0.0.1:$FRONT" --admin "127.0.0.1:$ADMIN" \
-            --workers 1 --route "/=127.0.0.1:$A,127.0.0.1:$B" >/dev/null 2>"$dir/err" &
-        PIDS+=($!) PROXY_PID=$! PROXY_ROOT=$!
+        start_lb "$FRONT" "$ADMIN" 1
+        PROXY_ROOT=$LB_PID PROXY_PID=$LB_PID
         ;;
     haproxy)
-        printf '%s\n' global "    nbthread 1" "    maxconn 4096" defaults "    mode http" \
-            "    option forwardfor" "    http-reuse always" "    timeout connect 5s" \
-            "    timeout client 60s" "    timeout server 60s" frontend\ fe \
-            "    bind 127.0.0.1:$FRONT" "    default_backend origins" backend\ origins \
-            "    balance roundrobin" "    server a 127.0.0.1:$A" "    server b 127.0.0.1:$B" >"$dir/haproxy.cfg"
-        taskset -c 0 haproxy -db -f "$dir/haproxy.cfg" >/dev/null 2>"$dir/err" &
-        PIDS+=($!) PROXY_PID=$! PROXY_ROOT=$!
+        start_haproxy "$FRONT" 1 4096
+        PROXY_ROOT=$HAPROXY_PID PROXY_PID=$HAPROXY_PID
         ;;
     nginx)
-        cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000000;
-    upstream origins { server 127.0.0.1:$A; server 127.0.0.1:$B; keepalive 64; keepalive_requests 1000000000; }
-    server {
-        listen 127.0.0.1:$FRONT;
-        location / {
-            proxy_pass http://origins;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-        }
-    }
-}
-EOF
-        taskset -c 0 nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' 2>"$dir/err" &
-        PIDS+=($!) PROXY_ROOT=$!
-        wait_port "$FRONT"
+        start_nginx "$FRONT" 1 4096
+        PROXY_ROOT=$NGINX_PID
         PROXY_PID=$(pgrep -P "$PROXY_ROOT" | head -1) # the worker does the proxying
         ;;
     *) die "unknown proxy $1" ;;
     esac
-    wait_port "$FRONT"
 }
 
+# Stops proxy $1 and keeps its stderr with the results.
 stop_proxy() {
-    kill -TERM "$PROXY_ROOT" 2>/dev/null || true
-    wait "$PROXY_ROOT" 2>/dev/null || true
-    forget "$PROXY_ROOT"
+    stop_all "$PROXY_ROOT"
+    cp "$WORKDIR/$1.err" "$OUT/$1/err" 2>/dev/null || true
 }
 
 # Runs wrk in the background for $1 seconds; sets WRK_PID; output in $2. Reap it with `reap`.
@@ -225,13 +145,13 @@ for proxy in "${PROXIES[@]}"; do
             grep -E '^ +[0-9]' | head -40
     } >"$dir/report.txt"
     set -o pipefail
-    stop_proxy
+    stop_proxy "$proxy"
 
     if [ "$CALLGRIND" = 1 ] && [ "$proxy" = lb ]; then
         say "lb: callgrind (instructions per request, user space)"
         taskset -c 0 env LB_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" \
             "$LB" run --listen "127.0.0.1:$FRONT" --admin "127.0.0.1:$ADMIN" --workers 1 \
-            --route "/=127.0.0.1:$A,127.0.0.1:$B" >/dev/null 2>"$dir/valgrind.err" &
+            --route "/=127.0.0.1:$ORIGIN_A,127.0.0.1:$ORIGIN_B" >/dev/null 2>"$dir/valgrind.err" &
         PIDS+=($!)
         vg=$!
         for ((i = 0; i < 300; i++)); do
