@@ -7,8 +7,9 @@
 
 use crate::access_log::Entry;
 use crate::relay::{
-    fill, read_more, read_waiting, readable, relay_body, tunnel, write_all, Limits, RelayError,
+    fill, read_waiting, readable, relay_body, tunnel, write_all, Limits, RelayError,
 };
+use crate::timer::within;
 use crate::upstream_pool::Upstream;
 use crate::worker::Worker;
 use lb_http::{
@@ -19,9 +20,10 @@ use lb_http::{
 use lb_registry::{PinnedSnapshot, Slot};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::{pin, Pin};
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::time::{sleep_until, timeout, Instant, Sleep};
 use tracing::{debug, info};
 
 /// How long lb waits for an upstream's `100 Continue` before sending its own, so a client that
@@ -44,8 +46,10 @@ const BODY_TOO_LARGE: HttpError = HttpError::new(
 /// Serves one accepted client connection until it closes.
 pub(crate) async fn serve(worker: &Worker, client: TcpStream, peer: SocketAddr) {
     worker.stats.accepted();
+    let timer = pin!(sleep_until(Instant::now()));
     let mut conn = ClientConn {
         worker,
+        timer,
         client,
         peer: peer.ip(),
         inbuf: Vec::new(),
@@ -201,6 +205,8 @@ enum HeadError {
 
 struct ClientConn<'w> {
     worker: &'w Worker,
+    /// The deadline of whichever wait is under way ([`within`]).
+    timer: Pin<&'w mut Sleep>,
     client: TcpStream,
     peer: IpAddr,
     /// Client bytes not yet consumed (request heads, body bytes, pipelined requests).
@@ -248,9 +254,11 @@ impl ClientConn<'_> {
             return false;
         }
         tokio::select! {
-            ready = timeout(self.worker.cfg.tuning.idle(), readable(&self.client, &mut self.unconfirmed)) => {
-                matches!(ready, Ok(Ok(())))
-            }
+            ready = within(
+                self.timer.as_mut(),
+                || Instant::now() + self.worker.cfg.tuning.idle(),
+                readable(&self.client, &mut self.unconfirmed),
+            ) => matches!(ready, Some(Ok(()))),
             () = drain_started => false,
         }
     }
@@ -328,24 +336,30 @@ impl ClientConn<'_> {
     /// when the client went away (or stayed silent) before sending a full head.
     async fn read_request(&mut self) -> Result<Option<Prepared>, Fault> {
         self.request_line.clear();
-        let deadline = Instant::now() + self.worker.cfg.tuning.header();
+        // One deadline for the whole head (slowloris), fixed when the first read has to wait.
+        let mut deadline = None;
         loop {
             if !self.inbuf.is_empty() {
                 if let Some(req) = self.prepare()? {
                     return Ok(Some(req));
                 }
             }
-            let limit = deadline.saturating_duration_since(Instant::now());
-            match read_more(&mut self.client, &mut self.inbuf, limit).await {
-                Ok(0) => return Ok(None),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::TimedOut && !self.inbuf.is_empty() => {
+            let header = self.worker.cfg.tuning.header();
+            let read = within(
+                self.timer.as_mut(),
+                || *deadline.get_or_insert_with(|| Instant::now() + header),
+                fill(&mut self.client, &mut self.inbuf),
+            );
+            match read.await {
+                Some(Ok(0)) => return Ok(None),
+                Some(Ok(_)) => {}
+                None if !self.inbuf.is_empty() => {
                     return Err(Fault::fatal(HttpError::new(
                         ErrorKind::HeaderTimeout,
                         "request head not received in time",
                     )));
                 }
-                Err(_) => return Ok(None),
+                Some(Err(_)) | None => return Ok(None),
             }
         }
     }
@@ -592,7 +606,7 @@ impl ClientConn<'_> {
         req: &Prepared,
         stop_at_continue: bool,
     ) -> Result<Answer, HeadError> {
-        let deadline = Instant::now() + req.upstream_timeout;
+        let mut deadline = None;
         // After an interim response the request is answered in part (and `outbuf` no longer
         // holds its head): a close is then a failure mid-exchange, never a retry.
         let mut interim = false;
@@ -619,18 +633,23 @@ impl ClientConn<'_> {
                 }
                 Head::Incomplete => {}
             }
-            match timeout_at(deadline, fill(upstream, &mut self.upbuf)).await {
-                Err(_) => {
+            let read = within(
+                self.timer.as_mut(),
+                || *deadline.get_or_insert_with(|| Instant::now() + req.upstream_timeout),
+                fill(upstream, &mut self.upbuf),
+            );
+            match read.await {
+                None => {
                     return Err(HeadError::Fault(HttpError::new(
                         ErrorKind::UpstreamTimeout,
                         "the upstream did not answer in time",
                     )))
                 }
-                Ok(Ok(0)) | Ok(Err(_)) if self.upbuf.is_empty() && !interim => {
+                Some(Ok(0) | Err(_)) if self.upbuf.is_empty() && !interim => {
                     return Err(HeadError::ClosedEarly)
                 }
-                Ok(Ok(0)) | Ok(Err(_)) => return Err(upstream_lost()),
-                Ok(Ok(_)) => {}
+                Some(Ok(0) | Err(_)) => return Err(upstream_lost()),
+                Some(Ok(_)) => {}
             }
         }
     }

@@ -14,6 +14,7 @@ mod conn;
 mod drain;
 mod relay;
 mod stats;
+mod timer;
 mod tuning;
 mod upstream_pool;
 mod worker;
