@@ -18,7 +18,7 @@ use std::backtrace::Backtrace;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use testbed::{Heap, Testbed, WorkerAllocator};
 
 /// Client keep-alive connections, each with one request in flight at a time.
@@ -161,11 +161,16 @@ fn proxied_requests_do_not_allocate_in_steady_state() {
     rounds(&mut clients, WARMUP_ROUNDS);
     testbed::arm();
     rounds(&mut clients, MEASURED_ROUNDS);
-    // lb may still be finishing the last exchanges (pooling the upstream connection).
-    std::thread::sleep(Duration::from_millis(100));
+    let requests = CONNECTIONS * MEASURED_ROUNDS;
+    // A client has its answer a moment before lb ends the exchange (records its latency, pools
+    // the upstream connection): count until lb says every exchange ended.
+    let ended = (CONNECTIONS * (WARMUP_ROUNDS + MEASURED_ROUNDS)) as u64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lb.metric("lb_request_duration_seconds_count") < ended && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     testbed::disarm();
 
-    let requests = CONNECTIONS * MEASURED_ROUNDS;
     let allocations = ALLOCATIONS.load(Ordering::SeqCst);
     let bytes = BYTES.load(Ordering::SeqCst);
     println!(

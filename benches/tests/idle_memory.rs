@@ -16,7 +16,7 @@ mod testbed;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicIsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use testbed::{Heap, Testbed, WorkerAllocator};
 
 /// Idle connections measured.
@@ -47,6 +47,19 @@ fn count(event: Heap) {
 
 fn size(n: usize) -> isize {
     isize::try_from(n).unwrap_or(isize::MAX)
+}
+
+/// Waits up to 30 s (a loaded CI machine) for `done`; returns either way, the caller's
+/// assertions say what was wrong.
+fn until(mut done: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        if Instant::now() >= deadline {
+            println!("not reached within 30 s: {what}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Opens `n` connections in batches; each sends one request and reads its whole answer.
@@ -82,13 +95,23 @@ fn open_idle(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
 fn an_idle_keep_alive_connection_holds_little_heap() {
     let lb = Testbed::start("/idle");
 
-    // Warm-up: a full batch in flight fills the buffer free list and the upstream pool.
+    // Warm-up: a full batch in flight fills the buffer free list and the upstream pool. Its
+    // connections must be gone before counting starts, or their frees would hide growth.
     drop(open_idle(lb.listen_addr(), BATCH * 2));
-    std::thread::sleep(Duration::from_millis(200));
+    until(
+        || lb.metric("lb_worker_connections_active") == 0,
+        "the warm-up connections closed",
+    );
 
     testbed::arm();
     let idle = open_idle(lb.listen_addr(), IDLE);
-    std::thread::sleep(Duration::from_millis(200));
+    // A connection gives its buffers back just after writing its answer, so on a loaded machine
+    // the last few may still hold them when the client has read it: wait for the figure to
+    // settle under the ceiling (it only goes down while the connections stay idle).
+    until(
+        || LIVE.load(Ordering::SeqCst) / size(IDLE) <= MAX_BYTES_PER_IDLE_CONNECTION,
+        "the idle connections settled",
+    );
     testbed::disarm();
 
     let live = LIVE.load(Ordering::SeqCst);

@@ -9,7 +9,8 @@
 use lb_config::{Config, StaticRoute, Workers};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -166,6 +167,24 @@ impl Testbed {
     /// Where lb accepts client connections.
     pub fn listen_addr(&self) -> SocketAddr {
         self.lb.listen_addr()
+    }
+
+    /// The sum over workers of the `/metrics` series `name` (e.g.
+    /// `lb_worker_connections_active`), read through the admin listener like a scraper would.
+    pub fn metric(&self, name: &str) -> u64 {
+        let mut admin = TcpStream::connect(self.lb.admin_addr()).expect("connect to the admin");
+        admin
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+            .expect("send to the admin");
+        let mut text = String::new();
+        admin.read_to_string(&mut text).expect("read the metrics");
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('{'))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
     }
 
     /// Stops lb, then the origin, and waits for both.

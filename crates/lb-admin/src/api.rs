@@ -14,7 +14,6 @@ use crate::response::Response;
 use crate::{auth, metrics, ControlPlane};
 use lb_registry::{Registered, Source, STATUS_CLASSES};
 use serde::Serialize;
-use serde_json::json;
 use tracing::{debug, error, info, warn};
 
 /// Methods the read-only endpoints take (HEAD answers as GET would, without the body).
@@ -212,7 +211,10 @@ fn debug_panic(query: &str, plane: &ControlPlane) -> Response {
     };
     if hook(worker) {
         warn!(worker, "debug hook: making a worker panic");
-        Response::json(200, &json!({"worker": worker, "status": "panicking"}))
+        Response::json(
+            200,
+            &serde_json::json!({"worker": worker, "status": "panicking"}),
+        )
     } else {
         Response::error(404, &format!("no worker {worker}"))
     }

@@ -20,6 +20,10 @@ pub(crate) struct Head {
     /// Path of the request target, without query: what endpoints are matched on.
     pub(crate) path: String,
     /// The query (after `?`), empty when there is none.
+    #[cfg_attr(
+        not(debug_assertions),
+        allow(dead_code, reason = "only the debug builds' panic hook reads a query")
+    )]
     pub(crate) query: String,
     /// The `Authorization` field's value when exactly one was sent (bytes, as received).
     pub(crate) authorization: Option<Vec<u8>>,
