@@ -100,7 +100,6 @@ impl Fault {
 /// start of `inbuf` until an upstream connection is established (so it can be routed again).
 #[derive(Debug)]
 struct Prepared {
-    target: SocketAddr,
     picked: Picked,
     head_len: usize,
     body: BodyKind,
@@ -135,6 +134,8 @@ impl Prepared {
 /// (kept alive by a worker-local `Rc`) to count the response on the target's series.
 #[derive(Debug)]
 struct Picked {
+    /// The target's address: the upstream pool's key.
+    addr: SocketAddr,
     snapshot: PinnedSnapshot,
     slot: Slot,
     worker: usize,
@@ -143,15 +144,15 @@ struct Picked {
 impl Picked {
     /// Picks another target of the same route for a retry ([`lb_registry::Snapshot::repick`])
     /// and counts the request on it.
-    fn repick(&self) -> Option<(Picked, SocketAddr)> {
+    fn repick(&self) -> Option<Picked> {
         let (slot, target) = self.snapshot.repick(self.slot)?;
         target.record_request(self.worker);
-        let next = Picked {
+        Some(Picked {
+            addr: target.addr(),
             snapshot: self.snapshot.clone(),
             slot,
             worker: self.worker,
-        };
-        Some((next, target.addr()))
+        })
     }
 
     /// Counts the status the client gets for this request on the picked target.
@@ -276,7 +277,7 @@ impl ClientConn<'_> {
         if resp.status == 101 {
             // The 101 head is in `outbuf`, followed by whatever the upstream already sent in the
             // new protocol; from here on bytes flow both ways untouched.
-            self.log(resp.status, Some(req.target), 0, req.started);
+            self.log(resp.status, Some(req.picked.addr), 0, req.started);
             self.outbuf.extend_from_slice(&self.upbuf);
             let limits = self.limits(&req, None);
             let result = tunnel(
@@ -287,7 +288,7 @@ impl ClientConn<'_> {
                 limits,
             )
             .await;
-            debug!(worker = self.worker.cfg.id, upstream = %req.target, ?result, "tunnel closed");
+            debug!(worker = self.worker.cfg.id, upstream = %req.picked.addr, ?result, "tunnel closed");
             return Ok(Next::Close);
         }
 
@@ -310,17 +311,17 @@ impl ClientConn<'_> {
         self.worker.stats.latency(req.started.elapsed());
         self.log(
             resp.status,
-            Some(req.target),
+            Some(req.picked.addr),
             *relayed.as_ref().unwrap_or(&0),
             req.started,
         );
         if let Err(error) = relayed {
             // Part of the response may be out already: closing is the only honest ending.
-            debug!(worker = self.worker.cfg.id, upstream = %req.target, ?error, "response relay failed");
+            debug!(worker = self.worker.cfg.id, upstream = %req.picked.addr, ?error, "response relay failed");
             return Ok(Next::Close);
         }
         if resp.reusable && self.upbuf.is_empty() {
-            self.worker.pool.give(req.target, upstream);
+            self.worker.pool.give(req.picked.addr, upstream);
         }
         self.upbuf.clear();
         Ok(
@@ -418,13 +419,12 @@ impl ClientConn<'_> {
             )));
         };
         target.record_request(self.worker.cfg.id);
-        let addr = target.addr();
         let options = *route.route.options();
         self.outbuf.clear();
         write_request_head(&req, route.lead(), route.rest, self.peer, &mut self.outbuf);
         Ok(Some(Prepared {
-            target: addr,
             picked: Picked {
+                addr: target.addr(),
                 snapshot,
                 slot,
                 worker: self.worker.cfg.id,
@@ -465,8 +465,12 @@ impl ClientConn<'_> {
             match self.upstream(&req, false).await {
                 Ok(conn) => break conn,
                 Err(error) if !failed_over => {
-                    info!(worker = self.worker.cfg.id, upstream = %req.target, %error, "marking target down; trying the next one");
-                    self.worker.routes.borrow().registry().mark_down(req.target);
+                    info!(worker = self.worker.cfg.id, upstream = %req.picked.addr, %error, "marking target down; trying the next one");
+                    self.worker
+                        .routes
+                        .borrow()
+                        .registry()
+                        .mark_down(req.picked.addr);
                     failed_over = true;
                     // With no other healthy target, the client hears about the failure it met.
                     req = match self.prepare() {
@@ -475,7 +479,11 @@ impl ClientConn<'_> {
                     };
                 }
                 Err(error) => {
-                    self.worker.routes.borrow().registry().mark_down(req.target);
+                    self.worker
+                        .routes
+                        .borrow()
+                        .registry()
+                        .mark_down(req.picked.addr);
                     return Err(req.fault(error));
                 }
             }
@@ -491,17 +499,20 @@ impl ClientConn<'_> {
                         self.upstream(&req, true).await.map_err(|e| req.fault(e))?;
                 }
                 Err(HeadError::ClosedEarly) if bodiless && req.idempotent && !failed_over => {
-                    let Some((picked, target)) = req.picked.repick() else {
+                    let Some(picked) = req.picked.repick() else {
                         return Err(req.fault(CLOSED_EARLY));
                     };
-                    info!(worker = self.worker.cfg.id, upstream = %req.target, next = %target, "the upstream closed without a response; retrying on the next target");
+                    info!(worker = self.worker.cfg.id, upstream = %req.picked.addr, next = %picked.addr, "the upstream closed without a response; retrying on the next target");
                     failed_over = true;
                     req.picked = picked;
-                    req.target = target;
                     (upstream, reused) = match self.upstream(&req, false).await {
                         Ok(conn) => conn,
                         Err(error) => {
-                            self.worker.routes.borrow().registry().mark_down(req.target);
+                            self.worker
+                                .routes
+                                .borrow()
+                                .registry()
+                                .mark_down(req.picked.addr);
                             return Err(req.fault(error));
                         }
                     };
@@ -707,7 +718,7 @@ impl ClientConn<'_> {
         req: &Prepared,
         fresh: bool,
     ) -> Result<(Upstream, bool), HttpError> {
-        let target = req.target;
+        let target = req.picked.addr;
         if !fresh {
             if let Some(stream) = self.worker.pool.take(target) {
                 self.worker.stats.pool(true);
