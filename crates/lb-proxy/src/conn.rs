@@ -30,6 +30,13 @@ use tracing::{debug, info};
 /// waits for one is not stalled by an upstream that never sends interim responses.
 const EXPECT_CONTINUE_WAIT: Duration = Duration::from_secs(1);
 
+/// How long a keep-alive connection that is idle when a drain begins may still bring its next
+/// request (answered with `Connection: close`). A client that has just read a keep-alive answer
+/// may be sending already: closing under it would fail that request. nginx and HAProxy close such
+/// connections at once; a client without retries (wrk, scripts) then counts an error per
+/// connection at every reload.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
 /// lb's own interim response for a client waiting on `Expect: 100-continue`.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -248,20 +255,26 @@ impl ClientConn<'_> {
     }
 
     /// Waits until the client sends the next request; false when it should be closed instead
-    /// (idle timeout, EOF, or the worker is draining).
+    /// (idle timeout, EOF, or the end of the drain grace).
     async fn wait_for_request(&mut self) -> bool {
         let drain_started = self.worker.drain.started();
-        if self.worker.drain.is_draining() {
-            return false;
+        if !self.worker.drain.is_draining() {
+            tokio::select! {
+                ready = within(
+                    self.timer.as_mut(),
+                    || Instant::now() + self.worker.cfg.tuning.idle(),
+                    readable(&self.client, &mut self.unconfirmed),
+                ) => return matches!(ready, Some(Ok(()))),
+                () = drain_started => {}
+            }
         }
-        tokio::select! {
-            ready = within(
-                self.timer.as_mut(),
-                || Instant::now() + self.worker.cfg.tuning.idle(),
-                readable(&self.client, &mut self.unconfirmed),
-            ) => matches!(ready, Some(Ok(()))),
-            () = drain_started => false,
-        }
+        // Draining: one last request within the grace, answered with `Connection: close`.
+        let ready = within(
+            self.timer.as_mut(),
+            || Instant::now() + DRAIN_GRACE,
+            readable(&self.client, &mut self.unconfirmed),
+        );
+        matches!(ready.await, Some(Ok(())))
     }
 
     /// One request and its response.
@@ -695,7 +708,11 @@ impl ClientConn<'_> {
             Head::Interim { status, forward }
         } else {
             let client = ClientSide {
-                keep_alive: req.client.keep_alive && !stop_at_continue,
+                // A drain that began while the request was on its way closes the connection
+                // after this answer, and says so.
+                keep_alive: req.client.keep_alive
+                    && !stop_at_continue
+                    && !self.worker.drain.is_draining(),
                 ..req.client
             };
             self.outbuf.clear();

@@ -1,7 +1,9 @@
 //! Start-up, shutdown and failure to start (SPEC command line and exit codes; issue 2 item 1).
 
 use crate::{bin, lb, served_by, WAIT};
-use lb_testkit::{get, is_refusing, run_args, run_to_exit, Backend, Conn, Reply};
+use lb_testkit::{
+    get, is_refusing, poll_until, run_args, run_to_exit, Backend, Conn, LbProcess, Reply,
+};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
@@ -191,4 +193,65 @@ fn help_lists_the_flags() {
             "`lb run --help` does not mention {flag}:\n{text}"
         );
     }
+}
+
+/// Sends SIGTERM and waits until lb stopped accepting: its workers are draining.
+fn terminate_and_wait_for_drain(lb: &LbProcess) {
+    lb.terminate();
+    poll_until(WAIT, "lb refusing new connections", || {
+        if is_refusing(lb.addr()) {
+            Ok(())
+        } else {
+            Err(lb.stderr())
+        }
+    });
+}
+
+/// The response to a request in flight when the drain begins says `Connection: close`, so the
+/// client does not send another request on a connection about to close.
+#[test]
+fn sigterm_puts_connection_close_on_the_response_in_flight() {
+    let held = Backend::start_with("drain", Reply::Hold);
+    let lb = lb(1, &[("/", &[held.addr()])], &[]);
+    let mut conn = Conn::open(lb.addr());
+    conn.send(b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    assert!(held.wait_for_requests(1, WAIT), "never reached the backend");
+    terminate_and_wait_for_drain(&lb);
+    held.release();
+    let r = conn.read_response(false).expect("the held response");
+    assert_eq!(served_by(&r), "drain");
+    assert_eq!(r.header("connection"), Some("close"), "{:?}", r.headers);
+    assert!(conn.peer_closed_within(WAIT), "lb kept the connection open");
+}
+
+/// A keep-alive connection idle when the drain begins may still send one request (its client
+/// may have sent it already): it is answered, with `Connection: close`, not cut off.
+#[test]
+fn sigterm_answers_the_next_request_of_an_idle_keep_alive_connection_then_closes() {
+    let backend = Backend::start("d");
+    let mut lb = lb(1, &[("/", &[backend.addr()])], &[]);
+    let mut conn = Conn::open(lb.addr());
+    assert_eq!(served_by(&conn.get("/before")), "d");
+    terminate_and_wait_for_drain(&lb);
+    let r = conn.get("/after");
+    assert_eq!(served_by(&r), "d");
+    assert_eq!(r.header("connection"), Some("close"), "{:?}", r.headers);
+    assert!(conn.peer_closed_within(WAIT), "lb kept the connection open");
+    assert_eq!(lb.wait_exit(WAIT).code(), Some(0), "{}", lb.stderr());
+}
+
+/// An idle keep-alive connection that sends nothing is closed by the drain, which then ends.
+#[test]
+fn sigterm_closes_an_idle_keep_alive_connection_and_exits() {
+    let backend = Backend::start("d");
+    let mut lb = lb(1, &[("/", &[backend.addr()])], &[]);
+    let mut conn = Conn::open(lb.addr());
+    assert_eq!(served_by(&conn.get("/only")), "d");
+    terminate_and_wait_for_drain(&lb);
+    assert!(
+        conn.peer_closed_within(WAIT),
+        "lb kept the idle connection open"
+    );
+    assert_eq!(lb.wait_exit(WAIT).code(), Some(0), "{}", lb.stderr());
 }
