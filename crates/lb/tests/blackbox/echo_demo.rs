@@ -81,7 +81,13 @@ fn demo_serves_three_backends_round_robin() {
     );
     // The ready line comes after lb installed its signal handlers: SIGTERM is safe from then on.
     let ready = demo.wait_for_line(START_TIMEOUT, lb_testkit::parse_ready_line);
-    let ready = ready.unwrap_or_else(|why| panic!("lb demo printed no ready line: {why}"));
+    let ready = ready.unwrap_or_else(|why| {
+        demo.kill();
+        panic!(
+            "lb demo printed no ready line: {why}\nstderr:\n{}",
+            demo.stderr()
+        )
+    });
     assert_eq!((ready.listen, ready.admin), (data, admin));
     let mut c = Conn::open(data);
     let got: Vec<String> = (0..6).map(|_| served_by(&c.get("/"))).collect();
