@@ -1,5 +1,6 @@
-//! Graceful shutdown of one worker: stop accepting, close idle connections, let busy ones finish
-//! their current exchange (answered with `Connection: close`), and tell the worker when none is left.
+//! Graceful shutdown of one worker: stop accepting, let busy connections finish their current
+//! exchange (answered with `Connection: close`), give idle ones a short grace for one last request
+//! (`conn.rs`, `DRAIN_GRACE`), and tell the worker when none is left.
 
 use std::cell::Cell;
 use tokio::sync::Notify;
@@ -9,7 +10,7 @@ use tokio::sync::Notify;
 pub(crate) struct Drain {
     draining: Cell<bool>,
     active: Cell<usize>,
-    /// Wakes connections waiting idle for their next request.
+    /// Wakes connections waiting idle for their next request: their wait turns into the grace.
     wake_idle: Notify,
     /// Signalled when the last active connection ends during a drain.
     all_done: Notify,
