@@ -478,12 +478,7 @@ impl ClientConn<'_> {
             match self.upstream(&req, false).await {
                 Ok(conn) => break conn,
                 Err(error) if !failed_over => {
-                    info!(worker = self.worker.cfg.id, upstream = %req.picked.addr, %error, "marking target down; trying the next one");
-                    self.worker
-                        .routes
-                        .borrow()
-                        .registry()
-                        .mark_down(req.picked.addr);
+                    info!(worker = self.worker.cfg.id, upstream = %req.picked.addr, %error, "target marked down; trying the next one");
                     failed_over = true;
                     // With no other healthy target, the client hears about the failure it met.
                     req = match self.prepare() {
@@ -491,14 +486,7 @@ impl ClientConn<'_> {
                         _ => return Err(req.fault(error)),
                     };
                 }
-                Err(error) => {
-                    self.worker
-                        .routes
-                        .borrow()
-                        .registry()
-                        .mark_down(req.picked.addr);
-                    return Err(req.fault(error));
-                }
+                Err(error) => return Err(req.fault(error)),
             }
         };
         self.inbuf.drain(..req.head_len);
@@ -518,17 +506,8 @@ impl ClientConn<'_> {
                     info!(worker = self.worker.cfg.id, upstream = %req.picked.addr, next = %picked.addr, "the upstream closed without a response; retrying on the next target");
                     failed_over = true;
                     req.picked = picked;
-                    (upstream, reused) = match self.upstream(&req, false).await {
-                        Ok(conn) => conn,
-                        Err(error) => {
-                            self.worker
-                                .routes
-                                .borrow()
-                                .registry()
-                                .mark_down(req.picked.addr);
-                            return Err(req.fault(error));
-                        }
-                    };
+                    (upstream, reused) =
+                        self.upstream(&req, false).await.map_err(|e| req.fault(e))?;
                 }
                 Err(HeadError::ClosedEarly) => return Err(req.fault(CLOSED_EARLY)),
                 Err(HeadError::ClientGone) => return Err(Fault::ClientGone),
@@ -729,7 +708,7 @@ impl ClientConn<'_> {
     }
 
     /// An idle pooled connection to the request's target (unless `fresh`), or a new one; the flag
-    /// says whether it was reused.
+    /// says whether it was reused. A connect that fails marks the target down.
     async fn upstream(
         &mut self,
         req: &Prepared,
@@ -743,24 +722,27 @@ impl ClientConn<'_> {
             }
         }
         self.worker.stats.pool(false);
-        match timeout(req.connect_timeout, TcpStream::connect(target)).await {
-            Err(_) => Err(HttpError::new(
-                ErrorKind::ConnectTimeout,
-                "timed out connecting to the upstream",
-            )),
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Err(HttpError::new(
-                ErrorKind::UpstreamConnect,
-                "the upstream refused the connection",
-            )),
-            Ok(Err(_)) => Err(HttpError::new(
-                ErrorKind::UpstreamConnect,
-                "could not connect to the upstream",
-            )),
+        let error = match timeout(req.connect_timeout, TcpStream::connect(target)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                Ok((Upstream::new(stream, &self.worker.stats), false))
+                return Ok((Upstream::new(stream, &self.worker.stats), false));
             }
-        }
+            Err(_) => HttpError::new(
+                ErrorKind::ConnectTimeout,
+                "timed out connecting to the upstream",
+            ),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => HttpError::new(
+                ErrorKind::UpstreamConnect,
+                "the upstream refused the connection",
+            ),
+            Ok(Err(_)) => HttpError::new(
+                ErrorKind::UpstreamConnect,
+                "could not connect to the upstream",
+            ),
+        };
+        // Passive health: whoever asked, a failed connect takes the target out for its back-off.
+        self.worker.routes.borrow().registry().mark_down(target);
+        Err(error)
     }
 
     /// Timeouts for relays towards the upstream: client reads, upstream writes.
