@@ -8,8 +8,12 @@
 #     keep-alive (HAProxy `http-reuse always`; nginx `keepalive 64`, `proxy_http_version 1.1`,
 #     `proxy_set_header Connection ""`), no access logs, X-Forwarded-For added by all three (lb
 #     always adds it), one worker/thread (two in the `workers2` mode);
+#   - starts the floor: `null_proxy` (benches/src/bin/null_proxy.rs), which makes only the system
+#     calls a keep-alive proxy must make (read, write upstream, read, write back) and nothing else,
+#     so its CPU per request is what the kernel costs any proxy here (not in the close mode, where
+#     it would open an upstream connection per client connection, which the proxies do not);
 #   - runs `wrk -t1 -c50 --latency` against the origin directly and through each proxy, in
-#     alternating rounds (direct lb haproxy nginx, direct lb haproxy nginx, ...), each run after a
+#     alternating rounds (direct floor lb haproxy nginx, direct floor lb ...), each run after a
 #     warm-up of the same kind;
 #   - per run records req/s, p50/p99, the proxy's CPU time (utime+stime of the proxy and its child
 #     processes from /proc/PID/stat over the measured run) divided by the requests served, its peak
@@ -31,7 +35,7 @@
 #   CANDIDATE=/path/to/other/lb scripts/bench.sh   adds a "candidate" lb build (e.g. a branch under
 #                                     review) to every round, configured like lb: an A/B in one run
 # Settings (environment): ROUNDS, DURATION and WARMUP (seconds), CONNECTIONS (50), MODES
-# ("keepalive close workers2"), ORIGINS ("nginx echo"), PROXIES ("direct lb haproxy nginx"),
+# ("keepalive close workers2"), ORIGINS ("nginx echo"), PROXIES ("direct floor lb haproxy nginx"),
 # IDLE_CONNS (10000; 0 skips), OHA (1; 0 skips), WRITE_DOCS (1, or 0 with QUICK=1), SKIP_BUILD (0),
 # KEEP_WORKDIR (0), LB_BIN (an lb binary to use instead of building target/release/lb),
 # PEER_DEFER_ACCEPT (unset; 1 gives HAProxy `defer-accept` and nginx `deferred`
@@ -57,7 +61,7 @@ WARMUP="${WARMUP%s}"
 CONNECTIONS="${CONNECTIONS:-50}"
 MODES="${MODES:-keepalive close workers2}"
 ORIGINS="${ORIGINS:-nginx echo}"
-PROXIES="${PROXIES:-direct lb haproxy nginx}"
+PROXIES="${PROXIES:-direct floor lb haproxy nginx}"
 IDLE_CONNS="${IDLE_CONNS:-10000}"
 OHA="${OHA:-1}"
 WRITE_DOCS="${WRITE_DOCS:-1}"
@@ -67,6 +71,7 @@ DOC="$ROOT/docs/benchmarks.md"
 CHART="$ROOT/docs/img/bench.png"
 LB="${LB_BIN:-$ROOT/target/release/lb}"
 [ -z "${LB_BIN:-}" ] || SKIP_BUILD=1
+NULL_PROXY="$ROOT/target/release/null_proxy"
 CANDIDATE="${CANDIDATE:-}"
 if [ -n "$CANDIDATE" ]; then
     [ -x "$CANDIDATE" ] || { echo "bench.sh: CANDIDATE=$CANDIDATE is not an executable" >&2; exit 1; }
@@ -126,6 +131,10 @@ if [ "$SKIP_BUILD" != 1 ]; then
     cargo build --release -p lb >&2
 fi
 [ -x "$LB" ] || die "$LB not found"
+if [[ " $PROXIES " == *" floor "* ]] && { [ "$SKIP_BUILD" != 1 ] || [ ! -x "$NULL_PROXY" ]; }; then
+    say "building the floor (cargo build --release -p lb-benches --bin null_proxy)"
+    cargo build --release -p lb-benches --bin null_proxy >&2
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Helpers.
@@ -308,14 +317,20 @@ run_block() {
         PROXY_PIN=("${PROXY_CPU[@]}") ORIGIN_PIN=("${LOAD_CPU[@]}") LOAD_PIN=("${LOAD_CPU[@]}")
     fi
     local ports
-    read -r -a ports <<<"$(free_ports 9)"
+    read -r -a ports <<<"$(free_ports 10)"
     ORIGIN_A=${ports[0]} ORIGIN_B=${ports[1]} ORIGIN_STATUS=${ports[2]}
     local lb_port=${ports[3]} haproxy_port=${ports[5]} nginx_port=${ports[6]} cand_port=${ports[7]}
+    local floor_port=${ports[9]}
     LB_ADMIN=${ports[4]} CAND_ADMIN=${ports[8]}
     say "block $MODE / origin $ORIGIN: origins :$ORIGIN_A :$ORIGIN_B, lb :$lb_port, haproxy :$haproxy_port, nginx :$nginx_port"
     "start_origin_$ORIGIN" "$ORIGIN_A" "$ORIGIN_B" "$ORIGIN_STATUS"
     local block_pids=("${ORIGIN_PIDS[@]}")
-    local lb_pid="" cand_pid=""
+    local lb_pid="" cand_pid="" floor_pid="" proxies=$PROXIES
+    # The floor opens an upstream connection per client connection: no floor with Connection: close.
+    [ "$MODE" = close ] && proxies=${proxies/floor/}
+    if [[ " $proxies " == *" floor "* ]]; then
+        start_floor "$floor_port" "$workers" && floor_pid=$FLOOR_PID && block_pids+=("$floor_pid")
+    fi
     if has lb; then start_lb "$lb_port" "$LB_ADMIN" "$workers" && lb_pid=$LB_PID && block_pids+=("$lb_pid"); fi
     if has candidate; then
         start_lb "$cand_port" "$CAND_ADMIN" "$workers" "$CANDIDATE" candidate && cand_pid=$LB_PID
@@ -324,9 +339,10 @@ run_block() {
     if has haproxy; then start_haproxy "$haproxy_port" "$workers" 4096 && block_pids+=("$HAPROXY_PID"); fi
     if has nginx; then start_nginx "$nginx_port" "$workers" 4096 && block_pids+=("$NGINX_PID"); fi
     for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
-        for proxy in $PROXIES; do
+        for proxy in $proxies; do
             case "$proxy" in
             direct) measure direct "http://127.0.0.1:$ORIGIN_A/" ;;
+            floor) measure floor "http://127.0.0.1:$floor_port/" "$floor_pid" ;;
             lb) measure lb "http://127.0.0.1:$lb_port/" "$lb_pid" ;;
             candidate) measure candidate "http://127.0.0.1:$cand_port/" "$cand_pid" ;;
             haproxy) measure haproxy "http://127.0.0.1:$haproxy_port/" "$HAPROXY_PID" ;;
@@ -352,6 +368,7 @@ oha_block() {
         haproxy) port=$2 ;;
         nginx) port=$3 ;;
         candidate) port=$4 ;;
+        *) continue ;;
         esac
         "${LOAD_PIN[@]}" oha --no-tui --output-format json -z "${DURATION}s" -c "$CONNECTIONS" \
             "http://127.0.0.1:$port/" >"$WORKDIR/oha-$proxy.json" 2>"$WORKDIR/oha-$proxy.err" &

@@ -6,8 +6,9 @@
 # directory, removed on exit unless KEEP_WORKDIR=1); PIDS, spawn, alive, stop_pid, stop_all,
 # forget (every process started is stopped by its PID on exit, error or Ctrl-C: the EXIT/INT/TERM
 # traps are set here); free_ports, wait_port; and the origin and proxies: start_origin_nginx,
-# start_lb, start_haproxy, start_nginx.
-# The start_* functions read: LB (the lb binary), PINNED (1: lb keeps its CPU pinning),
+# start_lb, start_floor, start_haproxy, start_nginx.
+# The start_* functions read: LB (the lb binary), NULL_PROXY (the floor's binary), PINNED (1: lb
+# keeps its CPU pinning),
 # PROXY_PIN and ORIGIN_PIN (command prefixes, e.g. `taskset -c 0`, or empty arrays), ORIGIN_A and
 # ORIGIN_B (the origin ports the proxies balance over) and, optionally, PEER_DEFER_ACCEPT.
 
@@ -172,6 +173,16 @@ start_lb() {
         --workers "$3" "${pin[@]}" --route "/=127.0.0.1:$ORIGIN_A,127.0.0.1:$ORIGIN_B"
     LB_PID=$SPAWNED
     wait_port "$1" "$LB_PID" "$name"
+}
+
+# start_floor PORT THREADS: the null proxy (benches/src/bin/null_proxy.rs, $NULL_PROXY), the
+# kernel's floor under any proxy: the same system calls per keep-alive request and nothing else.
+# Sets FLOOR_PID.
+start_floor() {
+    spawn floor "${PROXY_PIN[@]}" "$NULL_PROXY" --listen "127.0.0.1:$1" --threads "$2" \
+        --upstream "127.0.0.1:$ORIGIN_A" --upstream "127.0.0.1:$ORIGIN_B"
+    FLOOR_PID=$SPAWNED
+    wait_port "$1" "$FLOOR_PID" floor
 }
 
 # start_haproxy PORT THREADS MAXCONN
