@@ -13,7 +13,9 @@
 //! Each target remembers who asked for it ([`Source`]): the configuration, the control plane (or
 //! the state file, which replays it), or both. A configuration reload withdraws only the
 //! configuration's claim ([`Registry::release`]), so a target the operator also registered
-//! through the API stays; an API deregistration removes the target whoever asked for it.
+//! through the API stays; an API deregistration removes the target whoever asked for it. A
+//! prefix is the API's once the API registered a target there: a state file keeps it, also after
+//! its targets all left, and leaves out a prefix only the configuration created.
 
 pub(crate) mod carry;
 
@@ -137,6 +139,11 @@ pub struct RouteTargets {
     /// Those of `targets` that only the configuration holds (see [`Source`]): a state file
     /// leaves them out, the configuration brings them back.
     pub config_only: Vec<SocketAddr>,
+    /// The API holds the prefix: it registered a target there (it may have left since). A
+    /// state file keeps only these prefixes; one that only the configuration created would
+    /// otherwise come back after a restart as an empty route answering 503, even when the
+    /// configuration no longer names it.
+    pub held_by_api: bool,
 }
 
 /// Checks a route prefix and returns its normalized form: must start with `/`, no `?`, `#`,
@@ -188,6 +195,16 @@ struct RouteEntry {
     targets: Vec<Member>,
     /// Settings from the configuration (defaults for routes registered through the API).
     options: RouteOptions,
+    /// The API registered here (or a state file or an upgrade said so), see
+    /// [`RouteTargets::held_by_api`]. Nothing clears it, as nothing removes the route.
+    api_claimed: bool,
+}
+
+impl RouteEntry {
+    /// The API holds the prefix: it claimed it, or holds one of its targets.
+    fn held_by_api(&self) -> bool {
+        self.api_claimed || self.targets.iter().any(|m| m.holders.api)
+    }
 }
 
 #[derive(Debug)]
@@ -273,6 +290,7 @@ impl Registry {
         check_target(addr)?;
         let mut state = self.state.write();
         let entry = route_entry(&mut state, &prefix);
+        entry.api_claimed |= source == Source::Api;
         if let Some(member) = entry.targets.iter_mut().find(|m| m.target.addr() == addr) {
             return Ok(if member.holders.hold(source) {
                 Registered::Adopted
@@ -314,17 +332,19 @@ impl Registry {
         Ok(true)
     }
 
-    /// Creates `path` as a route without targets (it answers 503) unless it exists; `Ok(true)`
-    /// when it was created. Used to restore a persisted registry exactly.
+    /// Creates `path` as a route without targets (it answers 503) unless it exists, and records
+    /// that the API holds it ([`RouteTargets::held_by_api`]); `Ok(true)` when it was created.
+    /// Used to restore a persisted registry exactly: every prefix a state file holds is the
+    /// API's.
     pub fn ensure_route(&self, path: &str) -> Result<bool, RegistryError> {
         let prefix = normalize_prefix(path)?;
         let mut state = self.state.write();
-        if state.routes.contains_key(prefix.as_str()) {
-            return Ok(false);
+        let created = !state.routes.contains_key(prefix.as_str());
+        route_entry(&mut state, &prefix).api_claimed = true;
+        if created {
+            self.publish(&mut state);
         }
-        route_entry(&mut state, &prefix);
-        self.publish(&mut state);
-        Ok(true)
+        Ok(created)
     }
 
     /// Sets `path`'s route options (creating the route when missing). Routes start with
@@ -396,6 +416,7 @@ impl Registry {
                     .filter(|m| m.holders.config_only())
                     .map(|m| m.target.addr())
                     .collect(),
+                held_by_api: e.held_by_api(),
             })
             .collect()
     }
@@ -522,6 +543,7 @@ fn route_entry<'s>(state: &'s mut State, prefix: &str) -> &'s mut RouteEntry {
             cursor: Arc::default(),
             targets: Vec::new(),
             options: RouteOptions::default(),
+            api_claimed: false,
         })
 }
 

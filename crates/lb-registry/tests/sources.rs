@@ -1,6 +1,7 @@
 //! Where a registration comes from: the configuration and the control plane each hold a target,
 //! a reload withdraws only the configuration's claim, an API deregistration removes the target
-//! whoever holds it, and `routes()` tells which targets only the configuration holds.
+//! whoever holds it, and `routes()` tells which targets only the configuration holds and which
+//! prefixes the API holds.
 
 use lb_registry::{Registered, Registry, Source};
 use std::net::SocketAddr;
@@ -15,6 +16,13 @@ fn ports(reg: &Registry, path: &str) -> Vec<u16> {
         .filter(|t| t.path == path)
         .map(|t| t.addr.port())
         .collect()
+}
+
+fn held_by_api(reg: &Registry, path: &str) -> Option<bool> {
+    reg.routes()
+        .iter()
+        .find(|r| r.path == path)
+        .map(|r| r.held_by_api)
 }
 
 fn config_only(reg: &Registry, path: &str) -> Vec<u16> {
@@ -106,4 +114,33 @@ fn adopting_a_target_keeps_its_place_in_round_robin_order() {
         .map(|_| m.route.pick().map_or(0, |t| t.addr().port()))
         .collect();
     assert_eq!(picks, vec![1, 2, 1, 2]);
+}
+
+#[test]
+fn a_prefix_is_the_api_s_once_the_api_registered_there() {
+    let reg = Registry::new(1);
+    reg.register_as("/c", addr(1), Source::Config).unwrap();
+    reg.register("/api", addr(2)).unwrap();
+    assert_eq!(held_by_api(&reg, "/c"), Some(false));
+    assert_eq!(held_by_api(&reg, "/api"), Some(true));
+
+    reg.register("/c", addr(3)).unwrap();
+    reg.deregister("/c", addr(3)).unwrap();
+    reg.deregister("/api", addr(2)).unwrap();
+    assert_eq!(
+        held_by_api(&reg, "/c"),
+        Some(true),
+        "its target left, not it"
+    );
+    assert_eq!(held_by_api(&reg, "/api"), Some(true));
+    assert!(!reg.ensure_route("/c").unwrap());
+
+    let fresh = Registry::new(1);
+    fresh.register_as("/c", addr(1), Source::Config).unwrap();
+    assert!(!fresh.ensure_route("/c").unwrap());
+    assert_eq!(
+        held_by_api(&fresh, "/c"),
+        Some(true),
+        "a state file names it"
+    );
 }

@@ -7,10 +7,13 @@
 //! {"version":1,"routes":[{"path":"/api","targets":["10.0.0.5:9001","10.0.0.6:9001"]}]}
 //! ```
 //!
-//! Every prefix is kept, also one whose targets all left (it answers 503 rather than letting
-//! its traffic fall through), with its targets in round-robin order, healthy or not. Targets
-//! that only the configuration holds are left out: the configuration brings them back at start,
-//! and saving them would turn them into registrations that a reload could no longer remove.
+//! It holds what the API holds: every prefix the API registered a target on, also one whose
+//! targets all left since (it answers 503 rather than letting its traffic fall through), with
+//! the API's targets in round-robin order, healthy or not. What only the configuration holds is
+//! left out, targets and prefixes: the configuration brings them back at start, saving a target
+//! would turn it into a registration that a reload could no longer remove, and saving a prefix
+//! would bring it back as an empty route answering 503 after a restart with a configuration
+//! that dropped it, where its requests belong to a shorter prefix.
 //!
 //! Writes are atomic and durable: a temporary file in the same directory is written and
 //! fsynced, renamed over the file, and the directory is fsynced, so after a crash the file is
@@ -63,12 +66,16 @@ pub(crate) fn snapshot(registry: &Registry) -> Vec<SavedRoute> {
 }
 
 /// Registers `routes` (also the empty ones) into `registry`, each target for the source that
-/// held it; the error says which one failed.
+/// held it; the error says which one failed. A route with targets is the API's when one of them
+/// is; an empty one is kept as the API's (who created it is not said, and keeping it loses
+/// nothing).
 pub(crate) fn restore(registry: &Registry, routes: Vec<SavedRoute>) -> Result<(), String> {
     for route in routes {
-        registry
-            .ensure_route(&route.path)
-            .map_err(|e| format!("route {:?}: {e}", route.path))?;
+        if route.targets.is_empty() {
+            registry
+                .ensure_route(&route.path)
+                .map_err(|e| format!("route {:?}: {e}", route.path))?;
+        }
         for target in route.targets {
             let source = if route.config_only.contains(&target) {
                 Source::Config
@@ -100,8 +107,8 @@ impl StateFile {
         }
     }
 
-    /// Registers what the file holds into `registry`; `Ok(false)` when there is no file yet.
-    /// The error is one sentence naming the file.
+    /// Registers what the file holds into `registry`, all of it as the API's; `Ok(false)` when
+    /// there is no file yet. The error is one sentence naming the file.
     pub(crate) fn load_into(&self, registry: &Registry) -> Result<bool, String> {
         let name = self.path.display();
         let text = match fs::read_to_string(&self.path) {
@@ -140,12 +147,18 @@ impl StateFile {
     /// Writes `registry` atomically and durably; the error is one sentence naming the file.
     pub(crate) fn save(&self, registry: &Registry) -> Result<(), String> {
         let _one_writer = self.lock.lock();
-        let routes = snapshot(registry)
+        let routes = registry
+            .routes()
             .into_iter()
-            .map(|mut r| {
-                let config_only = std::mem::take(&mut r.config_only);
-                r.targets.retain(|t| !config_only.contains(t));
-                r
+            .filter(|r| r.held_by_api)
+            .map(|r| SavedRoute {
+                targets: r
+                    .targets
+                    .into_iter()
+                    .filter(|t| !r.config_only.contains(t))
+                    .collect(),
+                path: r.path,
+                config_only: Vec::new(),
             })
             .collect();
         let saved = Saved {
@@ -232,6 +245,42 @@ mod tests {
         assert_eq!(copy.routes(), registry.routes());
         let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Prefixes and targets the configuration alone holds are left out; a prefix the API
+    /// emptied is kept (it answers 503 after a restart too).
+    #[test]
+    fn only_what_the_api_holds_is_saved() {
+        let dir = scratch("api-only");
+        let file = StateFile::new(dir.join("state.json"));
+        let registry = Registry::new(1);
+        let at = |port| SocketAddr::from(([10, 0, 0, 1], port));
+        registry
+            .register_as("/config", at(1), Source::Config)
+            .unwrap();
+        registry
+            .register_as("/both", at(2), Source::Config)
+            .unwrap();
+        registry.register("/both", at(3)).unwrap();
+        registry.register("/gone", at(4)).unwrap();
+        registry.deregister("/gone", at(4)).unwrap();
+        file.save(&registry).unwrap();
+
+        let copy = Registry::new(1);
+        assert!(file.load_into(&copy).unwrap());
+        let saved: Vec<_> = copy
+            .routes()
+            .into_iter()
+            .map(|r| (r.path, r.targets))
+            .collect();
+        assert_eq!(
+            saved,
+            [
+                ("/both".to_string(), vec![at(3)]),
+                ("/gone".to_string(), vec![])
+            ]
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 

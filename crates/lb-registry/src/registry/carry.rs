@@ -32,6 +32,20 @@ pub struct CarriedRoute {
     pub next_pick: usize,
     /// Its targets in round-robin order, healthy or not (may be empty: the prefix answers 503).
     pub targets: Vec<CarriedTarget>,
+    /// Whether the API holds the prefix ([`crate::RouteTargets::held_by_api`]). Absent, it is
+    /// told by the targets: held when one of them is the API's or there is none. It is sent
+    /// only where that would be wrong (rare), so a manifest stays readable by an lb that does
+    /// not know this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by_api: Option<bool>,
+}
+
+/// Whether the API holds a prefix, as far as its targets tell: when it has an API target, or no
+/// target at all (who created it is unknown, and keeping it as the API's loses nothing). Wrong
+/// only for a prefix whose API targets all left while configured ones remain, and for one the
+/// configuration created whose targets all left: [`CarriedRoute::held_by_api`] says so then.
+fn held_by_api_from(targets: &[CarriedTarget]) -> bool {
+    targets.is_empty() || targets.iter().any(|t| !t.config_only)
 }
 
 /// One target as carried to the next process.
@@ -60,10 +74,8 @@ impl Registry {
         state
             .routes
             .values()
-            .map(|e| CarriedRoute {
-                path: e.prefix.to_string(),
-                next_pick: e.cursor.peek(),
-                targets: e
+            .map(|e| {
+                let targets: Vec<CarriedTarget> = e
                     .targets
                     .iter()
                     .map(|m| CarriedTarget {
@@ -73,7 +85,14 @@ impl Registry {
                         health: m.health.carry(now),
                         config_only: m.holders.config_only(),
                     })
-                    .collect(),
+                    .collect();
+                let held = e.held_by_api();
+                CarriedRoute {
+                    path: e.prefix.to_string(),
+                    next_pick: e.cursor.peek(),
+                    held_by_api: (held != held_by_api_from(&targets)).then_some(held),
+                    targets,
+                }
             })
             .collect()
     }
@@ -104,6 +123,9 @@ impl Registry {
             let probed = probed(&prefix);
             let entry = route_entry(&mut state, &prefix);
             entry.cursor = Arc::new(Cursor::starting_at(route.next_pick));
+            entry.api_claimed |= route
+                .held_by_api
+                .unwrap_or_else(|| held_by_api_from(&route.targets));
             for target in route.targets {
                 if entry.targets.iter().any(|m| m.target.addr() == target.addr) {
                     continue;
@@ -252,6 +274,43 @@ mod tests {
         assert_eq!(new.revive_due(t0 + Duration::from_secs(10)), 1);
     }
 
+    /// Which prefixes the API holds goes across, so that the new process's state file saves the
+    /// same ones; it is written out only where the targets do not tell.
+    #[test]
+    fn which_prefixes_the_api_holds_goes_across() {
+        let old = Registry::new(1);
+        old.register("/api", addr(1)).unwrap();
+        old.register_as("/config", addr(2), Source::Config).unwrap();
+        old.register_as("/emptied", addr(3), Source::Config)
+            .unwrap();
+        old.release("/emptied", addr(3), Source::Config).unwrap();
+        old.ensure_route("/restored").unwrap();
+        old.register_as("/was-api", addr(4), Source::Config)
+            .unwrap();
+        old.register("/was-api", addr(5)).unwrap();
+        old.deregister("/was-api", addr(5)).unwrap();
+        let carried = old.export(Instant::now());
+        let sent: Vec<_> = carried
+            .iter()
+            .map(|r| (r.path.as_str(), r.held_by_api))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                ("/api", None),
+                ("/config", None),
+                ("/emptied", Some(false)),
+                ("/restored", None),
+                ("/was-api", Some(true)),
+            ]
+        );
+        let new = Registry::new(1);
+        new.import(carried, Instant::now(), |_| false).unwrap();
+        assert_eq!(new.routes(), old.routes());
+        let held: Vec<_> = new.routes().iter().map(|r| r.held_by_api).collect();
+        assert_eq!(held, [true, false, false, true, true]);
+    }
+
     #[test]
     fn an_invalid_import_changes_nothing_and_existing_targets_keep_their_state() {
         let new = Registry::new(1);
@@ -263,6 +322,7 @@ mod tests {
             path: "no-slash".to_string(),
             next_pick: 0,
             targets: Vec::new(),
+            held_by_api: None,
         }];
         assert!(new.import(bad_path, Instant::now(), |_| true).is_err());
         assert_eq!(new.routes().len(), 1);

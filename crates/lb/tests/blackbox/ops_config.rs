@@ -334,3 +334,49 @@ fn a_reload_keeps_targets_registered_through_the_api() {
     admin.deregister_ok("/", b.addr());
     assert_eq!(admin.target_set(), target_set(&[("/", a.addr())]));
 }
+
+/// The state file holds only what the API holds: a prefix that the config file alone created is
+/// not saved, so after a restart with a file that no longer names it, its requests fall through
+/// to the next shorter prefix (here `/`) rather than meeting an empty route that answers 503.
+#[test]
+fn a_prefix_only_the_config_file_created_is_not_saved_in_the_state_file() {
+    let dir = ScratchDir::new("config-prefix-state");
+    let (file, state) = (dir.join("lb.toml"), dir.join("state.json"));
+    let state_flag = ["--state", state.to_str().expect("utf-8 path")];
+    let (only, api, root) = (
+        Backend::start("only"),
+        Backend::start("api"),
+        Backend::start("root"),
+    );
+    std::fs::write(&file, config_text(&[("/only-config", &[only.addr()])], "")).unwrap();
+    let mut lb = start(&file, &state_flag);
+    assert_eq!(served_by(&get(lb.addr(), "/only-config/x")), "only");
+    // A registration through the API saves the registry.
+    lb.admin().register_ok("/api", api.addr());
+    let saved = std::fs::read_to_string(&state).expect("state file");
+    assert!(!saved.contains("/only-config"), "{saved}");
+    lb.terminate();
+    assert_eq!(lb.wait_exit(WAIT).code(), Some(0), "{}", lb.stderr());
+
+    std::fs::write(&file, config_text(&[("/", &[root.addr()])], "")).unwrap();
+    let lb = start(&file, &state_flag);
+    let mut conn = Conn::open(lb.addr());
+    let reply = conn.request(b"GET /only-config/x HTTP/1.1\r\nHost: lb.test\r\n\r\n");
+    assert_eq!(served_by(&reply), "root");
+    assert_eq!(
+        String::from_utf8_lossy(&root.last_request().head),
+        "GET /only-config/x HTTP/1.1\r\nHost: lb.test\r\nX-Forwarded-For: 127.0.0.1\r\n\
+         X-Forwarded-Proto: http\r\nX-Forwarded-Host: lb.test\r\nVia: 1.1 lb\r\n\r\n",
+        "the whole request, unrewritten: `/` rewrites nothing"
+    );
+    assert_eq!(
+        only.request_count(),
+        1,
+        "only the request before the restart"
+    );
+    assert_eq!(
+        served_by(&get(lb.addr(), "/api/x")),
+        "api",
+        "the API's route came back"
+    );
+}
