@@ -12,7 +12,7 @@
 use crate::head::Head;
 use crate::response::Response;
 use crate::{auth, metrics, ControlPlane};
-use lb_registry::{Registered, Source, STATUS_CLASSES};
+use lb_registry::{Registered, Undo, STATUS_CLASSES};
 use serde::Serialize;
 use tracing::{debug, error, info, warn};
 
@@ -58,15 +58,21 @@ pub(crate) fn handle(head: &Head, body: &[u8], plane: &ControlPlane) -> Response
     }
 }
 
-/// Runs the persistence hook; the error sentence for a `500` when it fails.
-fn persist(plane: &ControlPlane) -> Result<(), String> {
-    match &plane.persist {
-        Some(save) => save(&plane.registry).map_err(|why| {
-            error!(%why, "registry change not saved; undoing it");
-            format!("the change could not be saved ({why}), so it was undone")
-        }),
-        None => Ok(()),
-    }
+/// Runs the persistence hook after a change; when it fails, undoes the change exactly (the
+/// same holders, place and route as before, so the next save writes nothing the operator was
+/// told did not happen) and gives the `500` to answer.
+fn persist(plane: &ControlPlane, undo: Undo) -> Result<(), Response> {
+    let Some(save) = &plane.persist else {
+        return Ok(());
+    };
+    save(&plane.registry).map_err(|why| {
+        error!(%why, "registry change not saved; undoing it");
+        plane.registry.undo(undo);
+        Response::error(
+            500,
+            &format!("the change could not be saved ({why}), so it was undone"),
+        )
+    })
 }
 
 /// `POST /register`: 201 when the target is new, 200 when it was already there.
@@ -75,26 +81,24 @@ fn register(body: &[u8], plane: &ControlPlane) -> Response {
         Ok(spec) => spec,
         Err(message) => return Response::error(400, &message),
     };
-    match plane.registry.register(&spec.path, spec.addr) {
-        Ok(Registered::New) => {
-            if let Err(message) = persist(plane) {
-                let _ = plane.registry.deregister(&spec.path, spec.addr);
-                return Response::error(500, &message);
+    match plane.registry.register_undoable(&spec.path, spec.addr) {
+        Ok((Registered::New, undo)) => {
+            if let Err(refused) = persist(plane, undo) {
+                return refused;
             }
             info!(path = %spec.path, target = %spec.addr, "target registered");
             Response::json(201, &spec.reply("registered"))
         }
-        Ok(Registered::Adopted) => {
+        Ok((Registered::Adopted, undo)) => {
             // Already served because of the configuration; the API now holds it too, which
             // the state file records, so that a reload dropping it from the file keeps it.
-            if let Err(message) = persist(plane) {
-                let _ = plane.registry.release(&spec.path, spec.addr, Source::Api);
-                return Response::error(500, &message);
+            if let Err(refused) = persist(plane, undo) {
+                return refused;
             }
             info!(path = %spec.path, target = %spec.addr, "configured target registered");
             Response::json(200, &spec.reply("already registered"))
         }
-        Ok(Registered::Existing) => {
+        Ok((Registered::Existing, _)) => {
             debug!(path = %spec.path, target = %spec.addr, "target was already registered");
             Response::json(200, &spec.reply("already registered"))
         }
@@ -108,17 +112,15 @@ fn deregister(body: &[u8], plane: &ControlPlane) -> Response {
         Ok(spec) => spec,
         Err(message) => return Response::error(400, &message),
     };
-    match plane.registry.deregister(&spec.path, spec.addr) {
-        Ok(true) => {
-            if let Err(message) = persist(plane) {
-                // Undone as a new registration: the target rejoins at the end of the order.
-                let _ = plane.registry.register(&spec.path, spec.addr);
-                return Response::error(500, &message);
+    match plane.registry.deregister_undoable(&spec.path, spec.addr) {
+        Ok(Some(undo)) => {
+            if let Err(refused) = persist(plane, undo) {
+                return refused;
             }
             info!(path = %spec.path, target = %spec.addr, "target deregistered");
             Response::json(200, &spec.reply("deregistered"))
         }
-        Ok(false) => Response::error(
+        Ok(None) => Response::error(
             404,
             &format!("{} is not registered on {}", spec.addr, spec.path),
         ),

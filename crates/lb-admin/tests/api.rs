@@ -598,3 +598,51 @@ async fn a_change_is_saved_before_it_is_answered_and_undone_when_saving_fails() 
     assert_eq!(*saved.lock(), vec![1, 0]);
     admin.shutdown().await;
 }
+
+/// A deregistration that cannot be saved is undone exactly: each target is back at its place,
+/// held by the same sources as before. Undone as a plain API registration, a target the
+/// configuration held would lose that claim or become a registration (saved to the state file,
+/// kept by a reload that drops it from the file).
+#[tokio::test]
+async fn a_deregistration_that_cannot_be_saved_gives_the_target_back_to_its_holders() {
+    use lb_registry::{Registered, Source};
+    let hook: PersistHook = Arc::new(|_: &Registry| Err("read-only file system".to_string()));
+    let admin = Admin::start_with(|mut plane| {
+        plane.persist = Some(hook);
+        plane
+    })
+    .await;
+    let registry = &admin.registry;
+    let ip = |last: u8| SocketAddr::from(([10, 0, 0, last], 80));
+    // 1: the configuration and the API; 2: the configuration alone; 3: the API alone.
+    registry.register_as("/a", ip(1), Source::Config).unwrap();
+    registry.register("/a", ip(1)).unwrap();
+    registry.register_as("/a", ip(2), Source::Config).unwrap();
+    registry.register("/a", ip(3)).unwrap();
+    let before = registry.routes();
+    assert_eq!(before[0].config_only, [ip(2)]);
+
+    for last in [2, 1, 3] {
+        let refused = admin
+            .post("/deregister", &target("/a", &format!("10.0.0.{last}"), 80))
+            .await;
+        assert_eq!(refused.status, 500, "10.0.0.{last}");
+        assert!(refused.error().contains("undone"), "{}", refused.error());
+    }
+    assert_eq!(
+        registry.register_as("/a", ip(1), Source::Config),
+        Ok(Registered::Existing),
+        "1 is still the configuration's"
+    );
+    assert_eq!(
+        registry.register("/a", ip(1)),
+        Ok(Registered::Existing),
+        "1 is still the API's"
+    );
+    assert_eq!(
+        registry.routes(),
+        before,
+        "the same order; 2 the configuration's alone, 3 the API's alone"
+    );
+    admin.shutdown().await;
+}

@@ -28,6 +28,7 @@ pub use health::{
     CarriedHealth, CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFAULT_RISE,
 };
 pub use registry::carry::{CarriedRoute, CarriedTarget};
+pub use registry::undo::Undo;
 pub use registry::{
     normalize_prefix, PinnedSnapshot, Registered, Registry, RegistryError, RouteTargets,
     SnapshotCache, Source, TargetInfo,

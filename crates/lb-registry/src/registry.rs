@@ -16,8 +16,12 @@
 //! through the API stays; an API deregistration removes the target whoever asked for it. A
 //! prefix is the API's once the API registered a target there: a state file keeps it, also after
 //! its targets all left, and leaves out a prefix only the configuration created.
+//!
+//! A control-plane change that cannot be saved is undone exactly ([`Undo`]): the same holders,
+//! the same place in round-robin order, and no route left behind that the change created.
 
 pub(crate) mod carry;
+pub(crate) mod undo;
 
 use crate::cursor::Cursor;
 use crate::health::{CheckOutcome, Health, HealthPolicy};
@@ -196,7 +200,7 @@ struct RouteEntry {
     /// Settings from the configuration (defaults for routes registered through the API).
     options: RouteOptions,
     /// The API registered here (or a state file or an upgrade said so), see
-    /// [`RouteTargets::held_by_api`]. Nothing clears it, as nothing removes the route.
+    /// [`RouteTargets::held_by_api`]. Only an [`Undo`] clears it.
     api_claimed: bool,
 }
 
@@ -210,7 +214,9 @@ impl RouteEntry {
 #[derive(Debug)]
 struct State {
     /// Routes stay once created: a prefix whose last target left answers 503 rather than letting
-    /// its traffic fall through to a shorter prefix's service, and keeps its cursor.
+    /// its traffic fall through to a shorter prefix's service, and keeps its cursor. The one
+    /// exception is a route created by a change that could not be saved: its [`Undo`] removes
+    /// it, since as far as anyone was told it never existed.
     routes: BTreeMap<Arc<str>, RouteEntry>,
     snapshot: Arc<Snapshot>,
     policy: HealthPolicy,
@@ -286,17 +292,29 @@ impl Registry {
         addr: SocketAddr,
         source: Source,
     ) -> Result<Registered, RegistryError> {
+        self.add(path, addr, source).map(|added| added.registered)
+    }
+
+    /// [`Registry::register_as`], also saying what the route was before, for an [`Undo`].
+    fn add(&self, path: &str, addr: SocketAddr, source: Source) -> Result<Added, RegistryError> {
         let prefix = normalize_prefix(path)?;
         check_target(addr)?;
         let mut state = self.state.write();
+        let route_claimed = state.routes.get(prefix.as_str()).map(|e| e.api_claimed);
         let entry = route_entry(&mut state, &prefix);
         entry.api_claimed |= source == Source::Api;
+        let mut added = Added {
+            prefix,
+            registered: Registered::New,
+            route_claimed,
+        };
         if let Some(member) = entry.targets.iter_mut().find(|m| m.target.addr() == addr) {
-            return Ok(if member.holders.hold(source) {
+            added.registered = if member.holders.hold(source) {
                 Registered::Adopted
             } else {
                 Registered::Existing
-            });
+            };
+            return Ok(added);
         }
         entry.targets.push(Member {
             target: Arc::new(Target::new(addr, self.workers)),
@@ -304,7 +322,7 @@ impl Registry {
             holders: Holders::of(source),
         });
         self.publish(&mut state);
-        Ok(Registered::New)
+        Ok(added)
     }
 
     /// Withdraws `source`'s claim on `addr` in `path`; the target leaves only when no other
@@ -318,10 +336,7 @@ impl Registry {
     ) -> Result<bool, RegistryError> {
         let prefix = normalize_prefix(path)?;
         let mut state = self.state.write();
-        let Some(entry) = state.routes.get_mut(prefix.as_str()) else {
-            return Ok(false);
-        };
-        let Some(at) = entry.targets.iter().position(|m| m.target.addr() == addr) else {
+        let Some((entry, at)) = find_target(&mut state, &prefix, addr) else {
             return Ok(false);
         };
         if !entry.targets[at].holders.release(source) {
@@ -367,18 +382,8 @@ impl Registry {
     /// Removes `addr` from `path`'s targets whoever holds it (the operator's explicit word beats
     /// the configuration's); `Ok(false)` when it was not registered there.
     pub fn deregister(&self, path: &str, addr: SocketAddr) -> Result<bool, RegistryError> {
-        let prefix = normalize_prefix(path)?;
-        let mut state = self.state.write();
-        let Some(entry) = state.routes.get_mut(prefix.as_str()) else {
-            return Ok(false);
-        };
-        let before = entry.targets.len();
-        entry.targets.retain(|m| m.target.addr() != addr);
-        if entry.targets.len() == before {
-            return Ok(false);
-        }
-        self.publish(&mut state);
-        Ok(true)
+        self.deregister_undoable(path, addr)
+            .map(|undo| undo.is_some())
     }
 
     /// Every registered target, ordered by prefix, then round-robin order.
@@ -533,6 +538,18 @@ impl Registry {
     }
 }
 
+/// `prefix`'s entry and the place of `addr` in its round-robin order, when it is registered
+/// there.
+fn find_target<'s>(
+    state: &'s mut State,
+    prefix: &str,
+    addr: SocketAddr,
+) -> Option<(&'s mut RouteEntry, usize)> {
+    let entry = state.routes.get_mut(prefix)?;
+    let at = entry.targets.iter().position(|m| m.target.addr() == addr)?;
+    Some((entry, at))
+}
+
 /// `prefix`'s entry, created empty when missing.
 fn route_entry<'s>(state: &'s mut State, prefix: &str) -> &'s mut RouteEntry {
     state
@@ -545,6 +562,15 @@ fn route_entry<'s>(state: &'s mut State, prefix: &str) -> &'s mut RouteEntry {
             options: RouteOptions::default(),
             api_claimed: false,
         })
+}
+
+/// What [`Registry::add`] did.
+struct Added {
+    /// The normalized prefix.
+    prefix: String,
+    registered: Registered,
+    /// The route's [`RouteEntry::api_claimed`] before; `None` when this created the route.
+    route_claimed: Option<bool>,
 }
 
 /// A snapshot held by one worker thread. A request in flight keeps the snapshot it was routed

@@ -380,3 +380,37 @@ fn a_prefix_only_the_config_file_created_is_not_saved_in_the_state_file() {
         "the API's route came back"
     );
 }
+
+/// A deregistration that cannot be saved is undone exactly: a target the config file alone held
+/// is still the file's alone afterwards (not turned into an API registration), so a reload that
+/// drops it removes it. The save fails for real: the state file's directory is replaced by a
+/// plain file (a read-only directory would not stop root).
+#[test]
+fn a_deregistration_that_cannot_be_saved_leaves_a_configured_target_to_the_file() {
+    let dir = ScratchDir::new("config-undo");
+    let (file, state_dir) = (dir.join("lb.toml"), dir.join("state"));
+    std::fs::create_dir(&state_dir).unwrap();
+    let state = state_dir.join("state.json");
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    std::fs::write(&file, config_text(&[("/", &[a.addr(), b.addr()])], "")).unwrap();
+    let mut lb = start(&file, &["--state", state.to_str().expect("utf-8 path")]);
+    let admin = lb.admin();
+    let both = target_set(&[("/", a.addr()), ("/", b.addr())]);
+
+    let moved = dir.join("state.moved");
+    std::fs::rename(&state_dir, &moved).unwrap();
+    std::fs::write(&state_dir, "not a directory").unwrap();
+    let r = admin.deregister("/", b.addr());
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("undone"), "{}", r.text());
+    assert_eq!(admin.target_set(), both);
+    std::fs::remove_file(&state_dir).unwrap();
+    std::fs::rename(&moved, &state_dir).unwrap();
+
+    reload_to(
+        &mut lb,
+        &file,
+        &config_text(&[("/", &[a.addr()])], ""),
+        &target_set(&[("/", a.addr())]),
+    );
+}
