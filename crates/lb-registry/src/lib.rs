@@ -11,6 +11,9 @@
 //! Health ([`HealthPolicy`], [`CheckOutcome`]) lives here too: a target that is down stays
 //! registered but leaves the snapshot's pick list, so round robin is exact over the healthy ones.
 //!
+//! The configuration's routes go in through [`Registry::reconfigure`], at start and on every
+//! reload, in one step; a prefix only the configuration held leaves when it stops naming it.
+//!
 //! A zero-downtime upgrade carries cursors, request counts and health to the next lb process
 //! ([`Registry::export`], [`Registry::import`]).
 //!
@@ -28,6 +31,7 @@ pub use health::{
     CarriedHealth, CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFAULT_RISE,
 };
 pub use registry::carry::{CarriedRoute, CarriedTarget};
+pub use registry::configuration::{Reconfiguration, Reconfigured};
 pub use registry::undo::Undo;
 pub use registry::{
     normalize_prefix, PinnedSnapshot, Registered, Registry, RegistryError, RouteTargets,

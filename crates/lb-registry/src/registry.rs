@@ -17,10 +17,16 @@
 //! prefix is the API's once the API registered a target there: a state file keeps it, also after
 //! its targets all left, and leaves out a prefix only the configuration created.
 //!
+//! A route stays while anyone wants it: it has a target, the API holds the prefix, or the
+//! configuration names it. A route none of these hold is removed in the change that left it so
+//! ([`Registry::reconfigure`] when a reload drops the prefix from the file), so its requests
+//! fall through to the longest remaining prefix, as after an nginx or HAProxy reload.
+//!
 //! A control-plane change that cannot be saved is undone exactly ([`Undo`]): the same holders,
 //! the same place in round-robin order, and no route left behind that the change created.
 
 pub(crate) mod carry;
+pub(crate) mod configuration;
 pub(crate) mod undo;
 
 use crate::cursor::Cursor;
@@ -202,6 +208,9 @@ struct RouteEntry {
     /// The API registered here (or a state file or an upgrade said so), see
     /// [`RouteTargets::held_by_api`]. Only an [`Undo`] clears it.
     api_claimed: bool,
+    /// The configuration names this prefix: it registered a target or set options here. Only
+    /// [`Registry::reconfigure`] clears it, when the configuration no longer names the prefix.
+    config_named: bool,
 }
 
 impl RouteEntry {
@@ -209,14 +218,23 @@ impl RouteEntry {
     fn held_by_api(&self) -> bool {
         self.api_claimed || self.targets.iter().any(|m| m.holders.api)
     }
+
+    /// Nobody wants the route any more: no target, the API does not hold the prefix and the
+    /// configuration does not name it. Such a route is removed (see [`State::routes`]).
+    fn abandoned(&self) -> bool {
+        self.targets.is_empty() && !self.held_by_api() && !self.config_named
+    }
 }
 
 #[derive(Debug)]
 struct State {
-    /// Routes stay once created: a prefix whose last target left answers 503 rather than letting
-    /// its traffic fall through to a shorter prefix's service, and keeps its cursor. The one
-    /// exception is a route created by a change that could not be saved: its [`Undo`] removes
-    /// it, since as far as anyone was told it never existed.
+    /// A route stays while it has a target, the API holds its prefix, or the configuration
+    /// names it: a prefix whose last target left answers 503 then, rather than letting its
+    /// traffic fall through to a shorter prefix's service, and keeps its cursor. A route none of
+    /// these hold ([`RouteEntry::abandoned`]) is removed by the change that left it so: a reload
+    /// that stops naming a prefix only the configuration held, or the [`Undo`] of a change that
+    /// created it (as far as anyone was told, it never existed). Its options and cursor go with
+    /// it: a prefix registered again starts with the defaults at its first target.
     routes: BTreeMap<Arc<str>, RouteEntry>,
     snapshot: Arc<Snapshot>,
     policy: HealthPolicy,
@@ -301,50 +319,44 @@ impl Registry {
         check_target(addr)?;
         let mut state = self.state.write();
         let route_claimed = state.routes.get(prefix.as_str()).map(|e| e.api_claimed);
-        let entry = route_entry(&mut state, &prefix);
-        entry.api_claimed |= source == Source::Api;
-        let mut added = Added {
+        let registered = self.add_locked(&mut state, &prefix, addr, source);
+        if registered == Registered::New {
+            self.publish(&mut state);
+        }
+        Ok(Added {
             prefix,
-            registered: Registered::New,
+            registered,
             route_claimed,
-        };
+        })
+    }
+
+    /// Adds `addr` to the normalized `prefix` for `source`, under the write lock, without
+    /// publishing (the caller does, when it is [`Registered::New`]).
+    fn add_locked(
+        &self,
+        state: &mut State,
+        prefix: &str,
+        addr: SocketAddr,
+        source: Source,
+    ) -> Registered {
+        let entry = route_entry(state, prefix);
+        match source {
+            Source::Api => entry.api_claimed = true,
+            Source::Config => entry.config_named = true,
+        }
         if let Some(member) = entry.targets.iter_mut().find(|m| m.target.addr() == addr) {
-            added.registered = if member.holders.hold(source) {
+            return if member.holders.hold(source) {
                 Registered::Adopted
             } else {
                 Registered::Existing
             };
-            return Ok(added);
         }
         entry.targets.push(Member {
             target: Arc::new(Target::new(addr, self.workers)),
             health: Health::default(),
             holders: Holders::of(source),
         });
-        self.publish(&mut state);
-        Ok(added)
-    }
-
-    /// Withdraws `source`'s claim on `addr` in `path`; the target leaves only when no other
-    /// source holds it. `Ok(true)` when it was removed. A configuration reload uses this, so a
-    /// target also registered through the API survives the file dropping it.
-    pub fn release(
-        &self,
-        path: &str,
-        addr: SocketAddr,
-        source: Source,
-    ) -> Result<bool, RegistryError> {
-        let prefix = normalize_prefix(path)?;
-        let mut state = self.state.write();
-        let Some((entry, at)) = find_target(&mut state, &prefix, addr) else {
-            return Ok(false);
-        };
-        if !entry.targets[at].holders.release(source) {
-            return Ok(false);
-        }
-        entry.targets.remove(at);
-        self.publish(&mut state);
-        Ok(true)
+        Registered::New
     }
 
     /// Creates `path` as a route without targets (it answers 503) unless it exists, and records
@@ -360,23 +372,6 @@ impl Registry {
             self.publish(&mut state);
         }
         Ok(created)
-    }
-
-    /// Sets `path`'s route options (creating the route when missing). Routes start with
-    /// [`RouteOptions::default`]; only the configuration changes them.
-    pub fn set_route_options(
-        &self,
-        path: &str,
-        options: RouteOptions,
-    ) -> Result<(), RegistryError> {
-        let prefix = normalize_prefix(path)?;
-        let mut state = self.state.write();
-        let entry = route_entry(&mut state, &prefix);
-        if entry.options != options {
-            entry.options = options;
-            self.publish(&mut state);
-        }
-        Ok(())
     }
 
     /// Removes `addr` from `path`'s targets whoever holds it (the operator's explicit word beats
@@ -550,6 +545,14 @@ fn find_target<'s>(
     Some((entry, at))
 }
 
+/// Removes `prefix`'s route when nobody wants it any more ([`RouteEntry::abandoned`]). The
+/// caller publishes.
+fn remove_if_abandoned(state: &mut State, prefix: &str) {
+    if state.routes.get(prefix).is_some_and(RouteEntry::abandoned) {
+        state.routes.remove(prefix);
+    }
+}
+
 /// `prefix`'s entry, created empty when missing.
 fn route_entry<'s>(state: &'s mut State, prefix: &str) -> &'s mut RouteEntry {
     state
@@ -561,6 +564,7 @@ fn route_entry<'s>(state: &'s mut State, prefix: &str) -> &'s mut RouteEntry {
             targets: Vec::new(),
             options: RouteOptions::default(),
             api_claimed: false,
+            config_named: false,
         })
 }
 

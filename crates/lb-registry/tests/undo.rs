@@ -2,7 +2,7 @@
 //! the same holders for every target (configuration, API or both), the same round-robin order,
 //! counts and health, and which prefixes the API holds (what a state file keeps).
 
-use lb_registry::{Registered, Registry, Source};
+use lb_registry::{Reconfiguration, Registered, Registry, RouteOptions, Source};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -141,4 +141,58 @@ fn an_undo_keeps_what_a_reload_did_meanwhile() {
     reg.undo(undo);
     assert_eq!(route(&reg, "/b"), (vec![6], vec![6]));
     assert_eq!(held_by_api(&reg, "/b"), Some(false));
+}
+
+/// A registry whose configuration names "/c" -> [1].
+fn configured_c() -> Registry {
+    let reg = Registry::new(1);
+    let start = Reconfiguration {
+        register: vec![("/c".into(), addr(1))],
+        release: Vec::new(),
+        routes: vec![("/c".into(), RouteOptions::default())],
+    };
+    reg.reconfigure(&start).expect("a valid prefix and target");
+    reg
+}
+
+/// The reload whose file no longer names "/c".
+fn drop_c() -> Reconfiguration {
+    Reconfiguration {
+        register: Vec::new(),
+        release: vec![("/c".into(), addr(1))],
+        routes: Vec::new(),
+    }
+}
+
+/// A reload that stops naming a prefix keeps it while the API holds it; when the API's hold
+/// came from a registration that is then undone, nobody wants the prefix any more and it goes,
+/// as the reload would have removed it without that registration.
+#[test]
+fn an_undone_registration_removes_a_prefix_the_configuration_dropped_meanwhile() {
+    let reg = configured_c();
+    let (_, undo) = reg.register_undoable("/c", addr(2)).unwrap();
+    let done = reg.reconfigure(&drop_c()).unwrap();
+    assert_eq!(
+        done.routes_removed,
+        Vec::<String>::new(),
+        "the API holds it"
+    );
+    assert_eq!(route(&reg, "/c"), (vec![2], vec![]));
+    reg.undo(undo);
+    assert_eq!(held_by_api(&reg, "/c"), None, "gone");
+    assert!(reg.snapshot().lookup("/c/x").is_none());
+}
+
+/// A deregistration of a target the configuration alone held, undone after a reload dropped the
+/// prefix (and with it the route), brings back neither: the reload withdrew them.
+#[test]
+fn an_undone_deregistration_after_the_prefix_left_brings_nothing_back() {
+    let reg = configured_c();
+    let undo = reg.deregister_undoable("/c", addr(1)).unwrap().unwrap();
+    assert_eq!(route(&reg, "/c"), (vec![], vec![]), "named: it stays");
+    assert_eq!(reg.reconfigure(&drop_c()).unwrap().routes_removed, ["/c"]);
+    let generation = reg.generation();
+    reg.undo(undo);
+    assert_eq!(held_by_api(&reg, "/c"), None);
+    assert_eq!(reg.generation(), generation, "nothing to publish");
 }

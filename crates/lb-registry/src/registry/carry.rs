@@ -8,7 +8,10 @@
 //! [`Registry::export`] reads it as of one instant; [`Registry::import`] installs it in the new
 //! process before its workers start. What the old process routes after the export is not in
 //! it: the operations guide ("Zero-downtime upgrade") says what that means for the order.
-//! Route options are not carried: they come from the new process's configuration.
+//! Route options are not carried, nor which prefixes the old configuration named: the new
+//! process's configuration gives both. A carried route that nobody holds there (no target, not
+//! the API's, not named by the new configuration) is removed when that configuration is applied
+//! at start ([`Registry::reconfigure`]), as a reload would remove it; until then it is kept.
 
 use super::{
     check_target, normalize_prefix, route_entry, Holders, Member, Registry, RegistryError, Source,
@@ -43,7 +46,8 @@ pub struct CarriedRoute {
 /// Whether the API holds a prefix, as far as its targets tell: when it has an API target, or no
 /// target at all (who created it is unknown, and keeping it as the API's loses nothing). Wrong
 /// only for a prefix whose API targets all left while configured ones remain, and for one the
-/// configuration created whose targets all left: [`CarriedRoute::held_by_api`] says so then.
+/// configuration created (and still names) whose targets all left: [`CarriedRoute::held_by_api`]
+/// says so then, so that the new process removes it unless its own configuration names it.
 fn held_by_api_from(targets: &[CarriedTarget]) -> bool {
     targets.is_empty() || targets.iter().any(|t| !t.config_only)
 }

@@ -10,9 +10,16 @@
 //!
 //! Only the control plane changes what the API holds, one change at a time; meanwhile a reload
 //! may change what the configuration holds, and health checks change health. An undo restores
-//! the API's part and keeps those: it never removes a target or route the configuration holds.
+//! the API's part and keeps those: it never removes a target the configuration holds, nor a
+//! route the configuration names. Like any change, it removes a route nobody wants any more
+//! (no target, not the API's, not named by the configuration): the route an undone
+//! registration created, or one whose prefix a reload stopped naming while the API held it
+//! only through the change being undone.
 
-use super::{find_target, normalize_prefix, Member, Registered, Registry, RegistryError, Source};
+use super::{
+    find_target, normalize_prefix, remove_if_abandoned, Member, Registered, Registry,
+    RegistryError, Source,
+};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
@@ -75,6 +82,10 @@ impl Registry {
         };
         let member = entry.targets.remove(at);
         let route_claimed = Some(entry.api_claimed);
+        // Rarely met: a prefix the configuration stops naming loses its configured targets in
+        // the same step. But a target it held may come back through an `undo` meanwhile, and
+        // its deregistration must not leave an empty route nobody holds.
+        remove_if_abandoned(&mut state, &prefix);
         self.publish(&mut state);
         Ok(Some(Undo {
             prefix,
@@ -90,6 +101,10 @@ impl Registry {
     pub fn undo(&self, undo: Undo) {
         let mut state = self.state.write();
         let Some(entry) = state.routes.get_mut(undo.prefix.as_str()) else {
+            // Removed meanwhile, so nobody held it: not the API, whose claim on a route outlives
+            // its targets (a registration's until its undo). This undoes the deregistration of
+            // a target the configuration alone held, on a prefix that a reload stopped naming
+            // since: putting it back would revive what the reload withdrew.
             return;
         };
         let now_at = entry
@@ -118,14 +133,10 @@ impl Registry {
                 holders.config |= member.holders.config;
             }
         }
-        match undo.route_claimed {
-            Some(claimed) => entry.api_claimed = claimed,
-            None if entry.targets.is_empty() => {
-                state.routes.remove(undo.prefix.as_str());
-            }
-            // A reload put a target there meanwhile: the route stays, as the configuration's.
-            None => entry.api_claimed = false,
-        }
+        // The route as it was; one the change created was not the API's (it did not exist). It
+        // stays when a reload put a target there or named it meanwhile, as the configuration's.
+        entry.api_claimed = undo.route_claimed.unwrap_or(false);
+        remove_if_abandoned(&mut state, &undo.prefix);
         self.publish(&mut state);
     }
 }
