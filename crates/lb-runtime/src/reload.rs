@@ -2,14 +2,15 @@
 //!
 //! [`ConfigSource`] is the config file (optional) plus the command-line [`Layer`] on top; it is
 //! read again on every reload, so flags keep overriding the file. A reload applies what can
-//! change without a restart: the routes given by the configuration (a registry diff: targets the
-//! new configuration adds are registered, those it no longer names lose the configuration's
-//! claim and leave unless the control plane or the state file holds them too), the health-check
-//! settings, the
-//! connect/upstream/header/idle timeouts and the body limit (shared with the workers, taking
-//! effect for the next wait that starts). Everything else (listen, admin, workers, drain timeout,
-//! connection limit, state, admin token) needs a restart or an upgrade, and a reload that changes
-//! it says so in the log. An invalid file changes nothing.
+//! change without a restart: the routes given by the configuration (a registry diff applied in
+//! one step, [`Registry::reconfigure`]: targets the new configuration adds are registered, those
+//! it no longer names lose the configuration's claim and leave unless the control plane or the
+//! state file holds them too, and a prefix it no longer names goes when no target is left and
+//! the API does not hold it), the health-check settings, the connect/upstream/header/idle
+//! timeouts and the body limit (shared with the workers, taking effect for the next wait that
+//! starts). Everything else (listen, admin, workers, drain timeout, connection limit, state,
+//! admin token) needs a restart or an upgrade, and a reload that changes it says so in the log.
+//! An invalid file changes nothing.
 //!
 //! No connection is touched: workers see the new routes through the registry generation.
 
@@ -17,7 +18,9 @@ use crate::health::ProbePlan;
 use crate::listener::plain;
 use crate::supervisor::{health_policy, route_options, Handle, RunError};
 use lb_config::{parse_file, Config, Layer};
-use lb_registry::{normalize_prefix, Registered, Registry, RouteOptions, Source};
+use lb_registry::{
+    normalize_prefix, Reconfiguration, Reconfigured, Registry, RouteOptions, Source,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tracing::{error, info, warn};
@@ -52,6 +55,15 @@ impl ConfigSource {
     }
 }
 
+/// Every prefix `config` names, with its route's options.
+fn named_routes(config: &Config) -> Vec<(String, RouteOptions)> {
+    config
+        .routes
+        .iter()
+        .map(|r| (r.prefix.clone(), route_options(r)))
+        .collect()
+}
+
 /// The configured routes as (normalized prefix, target) pairs, in order.
 fn route_pairs(config: &Config) -> Vec<(String, SocketAddr)> {
     config
@@ -69,19 +81,20 @@ fn route_pairs(config: &Config) -> Vec<(String, SocketAddr)> {
 /// old lb had only from its own configuration stays configuration-held when this one names it
 /// too; otherwise it is kept as a registration (as if made through the API), because an upgrade
 /// hands the whole registry over and loses nothing: the operator deregisters it if it must go.
+/// A prefix the old lb's configuration alone held, left without targets, goes unless this
+/// configuration names it, as a reload would remove it.
 pub(crate) fn configure(registry: &Registry, config: &Config) -> Result<(), RunError> {
-    for route in &config.routes {
-        let fail = |e| RunError::Config(format!("route {}: {e}", route.prefix));
-        for &target in &route.targets {
-            registry
-                .register_as(&route.prefix, target, Source::Config)
-                .map_err(fail)?;
-        }
-        registry
-            .set_route_options(&route.prefix, route_options(route))
-            .map_err(fail)?;
-    }
+    check_routes(config).map_err(RunError::Config)?;
     let wanted = route_pairs(config);
+    let change = Reconfiguration {
+        register: wanted.clone(),
+        release: Vec::new(),
+        routes: named_routes(config),
+    };
+    let done = registry
+        .reconfigure(&change)
+        .map_err(|e| RunError::Config(format!("routes: {e}")))?;
+    log_removed_routes(&done);
     for route in registry.routes() {
         for target in route.config_only {
             if !wanted.contains(&(route.path.clone(), target)) {
@@ -120,41 +133,38 @@ pub(crate) fn reload(handle: &mut Handle, source: &ConfigSource) {
     let old = handle.config.clone();
     let (before, after) = (route_pairs(&old), route_pairs(&new));
     let registry = handle.registry().clone();
-    let (mut removed, mut added) = (0, 0);
     // Only what the file changed: a target the operator deregistered through the API stays
     // out until the file names it anew (or lb restarts), whatever else the reload changes.
-    for (prefix, target) in before.iter().filter(|p| !after.contains(p)) {
-        match registry.release(prefix, *target, Source::Config) {
-            Ok(true) => removed += 1,
-            Ok(false) => {}
-            Err(e) => warn!(route = %prefix, %target, error = %e, "route target not released"),
+    let change = Reconfiguration {
+        register: after
+            .iter()
+            .filter(|p| !before.contains(p))
+            .cloned()
+            .collect(),
+        release: before
+            .iter()
+            .filter(|p| !after.contains(p))
+            .cloned()
+            .collect(),
+        routes: named_routes(&new),
+    };
+    let done = match registry.reconfigure(&change) {
+        Ok(done) => done,
+        Err(e) => {
+            // `load` checked every route as the registry does, so this is not expected.
+            error!(error = %e, "configuration reload rejected; the running configuration stays");
+            return;
         }
-    }
-    for (prefix, target) in after.iter().filter(|p| !before.contains(p)) {
-        match registry.register_as(prefix, *target, Source::Config) {
-            Ok(Registered::New) => added += 1,
-            Ok(Registered::Existing | Registered::Adopted) => {}
-            Err(e) => warn!(route = %prefix, %target, error = %e, "route target not registered"),
-        }
-    }
+    };
+    log_removed_routes(&done);
+    let Reconfigured { added, removed, .. } = done;
+    // Only what the API holds is saved, so a removed prefix (the configuration's alone) leaves
+    // the file as it was.
     if added + removed > 0 {
         if let Some(state) = &handle.state {
             if let Err(e) = state.save(&registry) {
                 error!(error = %e, "the reloaded routes could not be saved");
             }
-        }
-    }
-    // Prefixes the file no longer configures go back to the defaults.
-    for route in old
-        .routes
-        .iter()
-        .filter(|r| !new.routes.iter().any(|n| n.prefix == r.prefix))
-    {
-        let _ = registry.set_route_options(&route.prefix, RouteOptions::default());
-    }
-    for route in &new.routes {
-        if let Err(e) = registry.set_route_options(&route.prefix, route_options(route)) {
-            warn!(route = %route.prefix, error = %e, "route options not applied");
         }
     }
     registry.set_policy(health_policy(&new.health));
@@ -177,6 +187,17 @@ pub(crate) fn reload(handle: &mut Handle, source: &ConfigSource) {
         max_body: new.max_body,
         ..old
     };
+}
+
+/// Logs each prefix the configuration stopped naming and nobody else held: its requests now go
+/// to the longest remaining prefix.
+fn log_removed_routes(done: &Reconfigured) {
+    for route in &done.routes_removed {
+        info!(
+            %route,
+            "route removed: the configuration no longer names it and no target or API registration holds it"
+        );
+    }
 }
 
 /// Settings that differ between `old` and `new` and cannot change in a running lb.
@@ -280,6 +301,27 @@ mod tests {
         assert!(!release(3), "3 is held by the API too");
         assert!(!release(2), "2 is held by the API too");
         assert_eq!(ports(&new), vec![2, 4, 3]);
+    }
+
+    /// An old lb whose configuration named `/b`, whose one target the operator deregistered:
+    /// the empty prefix goes to the new lb, which keeps it only if its configuration names it
+    /// too, as a reload would.
+    #[test]
+    fn a_start_removes_a_handed_over_prefix_nobody_holds_any_more() {
+        let old = Registry::new(1);
+        configure(&old, &config(&["/a=127.0.0.1:1", "/b=127.0.0.1:2"])).unwrap();
+        old.deregister("/b", "127.0.0.1:2".parse().unwrap())
+            .unwrap();
+        let paths =
+            |r: &Registry| -> Vec<String> { r.routes().into_iter().map(|r| r.path).collect() };
+        assert_eq!(paths(&old), ["/a", "/b"], "the old configuration names /b");
+
+        let new = handed_over(&old, 2);
+        configure(&new, &config(&["/a=127.0.0.1:1"])).unwrap();
+        assert_eq!(paths(&new), ["/a"]);
+        let new = handed_over(&old, 2);
+        configure(&new, &config(&["/a=127.0.0.1:1", "/b=127.0.0.1:3"])).unwrap();
+        assert_eq!(paths(&new), ["/a", "/b"]);
     }
 
     #[test]

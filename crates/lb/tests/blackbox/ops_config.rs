@@ -3,7 +3,7 @@
 //! and the timeouts without dropping a connection, while an invalid new file is rejected and the
 //! old one stays.
 
-use crate::{bin, served_by, WAIT};
+use crate::{assert_lb_error, bin, served_by, WAIT};
 use lb_testkit::{get, poll_until, run_to_exit, Backend, Conn, LbProcess, Reply, ScratchDir};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -51,6 +51,18 @@ fn reload_to(lb: &mut LbProcess, file: &Path, text: &str, want: &[(String, Strin
             Ok(())
         } else {
             Err(now)
+        }
+    });
+}
+
+/// Waits until lb logs that it applied a reload: everything the reload changes is in place.
+fn wait_reloaded(lb: &LbProcess) {
+    poll_until(WAIT, "the reload in the log", || {
+        let err = lb.stderr();
+        if err.contains("configuration reloaded") {
+            Ok(())
+        } else {
+            Err(err)
         }
     });
 }
@@ -413,4 +425,86 @@ fn a_deregistration_that_cannot_be_saved_leaves_a_configured_target_to_the_file(
         &config_text(&[("/", &[a.addr()])], ""),
         &target_set(&[("/", a.addr())]),
     );
+}
+
+/// A prefix that only the config file created leaves with the reload that drops it from the
+/// file: its requests fall through to the longest remaining prefix (here `/`), as after an nginx
+/// or HAProxy reload, rather than meeting an empty route that answers 503 until a restart.
+#[test]
+fn a_reload_that_drops_a_prefix_from_the_file_lets_its_requests_fall_through() {
+    let dir = ScratchDir::new("config-drop-prefix");
+    let file = dir.join("lb.toml");
+    let (root, gone) = (Backend::start("root"), Backend::start("gone"));
+    let both: &[(&str, &[SocketAddr])] = &[("/", &[root.addr()]), ("/gone", &[gone.addr()])];
+    std::fs::write(&file, config_text(both, "")).unwrap();
+    let mut lb = start(&file, &[]);
+    assert_eq!(served_by(&get(lb.addr(), "/gone/x")), "gone");
+
+    let only_root = target_set(&[("/", root.addr())]);
+    reload_to(
+        &mut lb,
+        &file,
+        &config_text(&[("/", &[root.addr()])], ""),
+        &only_root,
+    );
+    wait_reloaded(&lb);
+    let log = lb.stderr();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("route removed") && l.contains("route=/gone")),
+        "{log}"
+    );
+    let mut conn = Conn::open(lb.addr());
+    let reply = conn.request(b"GET /gone/x HTTP/1.1\r\nHost: lb.test\r\n\r\n");
+    assert_eq!(served_by(&reply), "root", "not a 503 from an empty /gone");
+    let seen = root.last_request();
+    assert_eq!(seen.target, "/gone/x", "`/` rewrites nothing");
+    assert_eq!(
+        String::from_utf8_lossy(&seen.head),
+        "GET /gone/x HTTP/1.1\r\nHost: lb.test\r\nX-Forwarded-For: 127.0.0.1\r\n\
+         X-Forwarded-Proto: http\r\nX-Forwarded-Host: lb.test\r\nVia: 1.1 lb\r\n\r\n",
+    );
+    assert_eq!(root.request_count(), 1);
+    assert_eq!(
+        gone.request_count(),
+        1,
+        "only the request before the reload"
+    );
+    assert_eq!(
+        lb.admin().target_set(),
+        only_root,
+        "nothing listed on /gone"
+    );
+}
+
+/// A prefix the API holds (a target was registered there through the API, even one that left
+/// since) stays when a reload drops the file's targets there: with no target left it answers
+/// 503, as the operations guide says, rather than sending its traffic to `/`.
+#[test]
+fn a_reload_keeps_a_prefix_the_api_holds_even_without_targets() {
+    let dir = ScratchDir::new("config-keep-api-prefix");
+    let file = dir.join("lb.toml");
+    let (root, configured, api) = (
+        Backend::start("root"),
+        Backend::start("configured"),
+        Backend::start("api"),
+    );
+    let both: &[(&str, &[SocketAddr])] =
+        &[("/", &[root.addr()]), ("/shared", &[configured.addr()])];
+    std::fs::write(&file, config_text(both, "")).unwrap();
+    let mut lb = start(&file, &[]);
+    let admin = lb.admin();
+    admin.register_ok("/shared", api.addr());
+    admin.deregister_ok("/shared", api.addr());
+
+    reload_to(
+        &mut lb,
+        &file,
+        &config_text(&[("/", &[root.addr()])], ""),
+        &target_set(&[("/", root.addr())]),
+    );
+    wait_reloaded(&lb);
+    assert_lb_error(&get(lb.addr(), "/shared/x"), 503);
+    assert_eq!(root.request_count(), 0, "no fall-through to `/`");
+    assert_eq!(configured.request_count(), 0);
 }
