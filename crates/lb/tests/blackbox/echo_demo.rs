@@ -110,3 +110,27 @@ fn demo_serves_three_backends_round_robin() {
         demo.stderr()
     );
 }
+
+/// The README's first command is `cargo run --release -- demo`, typed at the top of the
+/// workspace. That only works while `cargo run` there has exactly one binary to choose: the
+/// workspace's `default-members` keep it on lb although `benches` has a binary too
+/// (`null_proxy`). Checked with the dev profile and `--version`, which the test build has
+/// already compiled, so it costs no build.
+#[test]
+fn cargo_run_at_the_top_of_the_workspace_runs_lb() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["run", "-q", "--", "--version"])
+        .current_dir(&root)
+        .output()
+        .expect("run cargo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("lb "),
+        "`cargo run -- --version` at {}: {}\nstdout: {stdout}\nstderr: {}",
+        root.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
