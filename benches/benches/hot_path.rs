@@ -13,12 +13,12 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use crossbeam_utils::CachePadded;
 use lb_http::{
-    parse_request, parse_response, write_request_head, write_response_head, ClientSide, Version,
-    EMPTY_HEADER, MAX_HEADERS,
+    parse_request, parse_response, write_request_head, write_response_head, ClientAddr, ClientSide,
+    Version, EMPTY_HEADER, MAX_HEADERS,
 };
 use lb_registry::{Registry, SnapshotCache};
 use std::hint::black_box;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -44,7 +44,7 @@ fn registry_with(prefixes: usize) -> Arc<Registry> {
 }
 
 fn request_head(c: &mut Criterion) {
-    let client: IpAddr = [10, 0, 0, 7].into();
+    let client = ClientAddr::new([10, 0, 0, 7].into());
     let mut out = Vec::with_capacity(4096);
     c.bench_function("request_head/parse+rewrite", |b| {
         b.iter(|| {
@@ -53,7 +53,7 @@ fn request_head(c: &mut Criterion) {
                 .expect("valid")
                 .expect("complete");
             out.clear();
-            write_request_head(&req, "", "/users/42?verbose=1", client, &mut out);
+            write_request_head(&req, "", "/users/42?verbose=1", &client, &mut out);
             black_box(out.len())
         })
     });

@@ -5,7 +5,7 @@
 #![no_main]
 
 use lb_http::{
-    parse_request, write_request_head, Version, EMPTY_HEADER, MAX_HEADERS, MAX_HEAD_BYTES,
+    parse_request, write_request_head, ClientAddr, Version, EMPTY_HEADER, MAX_HEADERS, MAX_HEAD_BYTES,
     MAX_REQUEST_LINE,
 };
 use libfuzzer_sys::fuzz_target;
@@ -24,8 +24,8 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let mut out = Vec::new();
-    let client = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-    write_request_head(&req, "", req.target, client, &mut out);
+    let client = ClientAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+    write_request_head(&req, "", req.target, &client, &mut out);
     // lb adds a few fields (Host, X-Forwarded-*, Via, framing) and may outgrow the limit.
     if out.len() > MAX_HEAD_BYTES {
         return;

@@ -170,26 +170,6 @@ pub(crate) fn put_length(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends `ip` in its usual text form. IPv4 (the common case) is written digit by digit:
-/// `core::fmt` costs about a thousand instructions per request here; IPv6 keeps `Display`.
-pub(crate) fn put_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                put_decimal(out, u64::from(octet));
-            }
-        }
-        std::net::IpAddr::V6(v6) => {
-            use std::io::Write;
-            // Writing into a Vec cannot fail.
-            let _ = write!(out, "{v6}");
-        }
-    }
-}
-
 /// Appends `n` in decimal without allocating.
 pub(crate) fn put_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
@@ -209,15 +189,6 @@ pub(crate) fn put_decimal(out: &mut Vec<u8>, mut n: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn put_ip_writes_the_usual_text_form() {
-        for ip in ["0.0.0.0", "10.0.0.1", "192.168.255.9", "::1", "2001:db8::7"] {
-            let mut out = Vec::new();
-            put_ip(&mut out, ip.parse().unwrap());
-            assert_eq!(out, ip.as_bytes());
-        }
-    }
 
     fn h<'a>(name: &'a str, value: &'a str) -> Header<'a> {
         Header {

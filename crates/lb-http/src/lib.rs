@@ -9,6 +9,7 @@
 //! and Transfer-Encoding, differing Content-Lengths, obs-fold, bare CR, ...) is an error here.
 
 mod chunked;
+mod client_addr;
 mod error;
 mod fields;
 mod framing;
@@ -18,6 +19,7 @@ mod response;
 mod target;
 
 pub use chunked::{ChunkedDecoder, Scan};
+pub use client_addr::ClientAddr;
 pub use error::{error_response, ErrorKind, HttpError, Source};
 pub use request::{parse_request, write_request_head, RequestHead};
 pub use response::{dechunk_for, parse_response, write_response_head, ClientSide, ResponseHead};

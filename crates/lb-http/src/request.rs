@@ -4,8 +4,8 @@
 //! buffer and never allocates beyond its growth. Anything ambiguous is a 400, never a guess.
 
 use crate::fields::{
-    has_field, has_list_member, is_connection_specific, persistent, put_field, put_ip, put_length,
-    put_via, ConnectionOptions,
+    has_field, has_list_member, is_connection_specific, persistent, put_field, put_length, put_via,
+    ConnectionOptions,
 };
 use crate::framing::{content_length, framing, TransferCoding};
 use crate::head::{
@@ -13,9 +13,8 @@ use crate::head::{
     window,
 };
 use crate::target::request_target;
-use crate::{BodyKind, ErrorKind, HttpError, Version, MAX_HEAD_BYTES};
+use crate::{BodyKind, ClientAddr, ErrorKind, HttpError, Version, MAX_HEAD_BYTES};
 use httparse::Header;
-use std::net::IpAddr;
 
 /// A parsed, validated request head borrowing from the read buffer.
 #[derive(Debug)]
@@ -209,7 +208,7 @@ pub fn write_request_head(
     req: &RequestHead<'_, '_>,
     lead: &str,
     rest: &str,
-    client: IpAddr,
+    client: &ClientAddr,
     out: &mut Vec<u8>,
 ) {
     out.extend_from_slice(req.method.as_bytes());
@@ -245,7 +244,7 @@ pub fn write_request_head(
         out.extend_from_slice(h.value);
         out.extend_from_slice(b", ");
     }
-    put_ip(out, client);
+    out.extend_from_slice(client.as_bytes());
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
     if let Some(host) = req.host {

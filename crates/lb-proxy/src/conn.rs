@@ -14,8 +14,8 @@ use crate::upstream_pool::Upstream;
 use crate::worker::Worker;
 use lb_http::{
     dechunk_for, error_response, parse_request, parse_response, write_request_head,
-    write_response_head, BodyKind, ChunkedDecoder, ClientSide, ErrorKind, HttpError, Source,
-    EMPTY_HEADER, MAX_HEADERS,
+    write_response_head, BodyKind, ChunkedDecoder, ClientAddr, ClientSide, ErrorKind, HttpError,
+    Source, EMPTY_HEADER, MAX_HEADERS,
 };
 use lb_registry::{PinnedSnapshot, Slot};
 use std::io;
@@ -59,6 +59,7 @@ pub(crate) async fn serve(worker: &Worker, client: TcpStream, peer: SocketAddr) 
         timer,
         client,
         peer: peer.ip(),
+        peer_text: ClientAddr::new(peer.ip()),
         inbuf: Vec::new(),
         outbuf: Vec::new(),
         upbuf: Vec::new(),
@@ -217,6 +218,8 @@ struct ClientConn<'w> {
     timer: Pin<&'w mut Sleep>,
     client: TcpStream,
     peer: IpAddr,
+    /// `peer` as written into every request's `X-Forwarded-For`, formatted once at accept.
+    peer_text: ClientAddr,
     /// Client bytes not yet consumed (request heads, body bytes, pipelined requests).
     inbuf: Vec<u8>,
     /// Heads being written: the upstream request head, then the client response head.
@@ -434,7 +437,13 @@ impl ClientConn<'_> {
         target.record_request(self.worker.cfg.id);
         let options = *route.route.options();
         self.outbuf.clear();
-        write_request_head(&req, route.lead(), route.rest, self.peer, &mut self.outbuf);
+        write_request_head(
+            &req,
+            route.lead(),
+            route.rest,
+            &self.peer_text,
+            &mut self.outbuf,
+        );
         Ok(Some(Prepared {
             picked: Picked {
                 addr: target.addr(),

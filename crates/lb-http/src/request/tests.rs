@@ -58,7 +58,13 @@ fn forward(raw: &[u8], lead: &str, rest: &str, client: &str) -> String {
     let mut headers = [EMPTY_HEADER; MAX_HEADERS];
     let req = parse_request(raw, &mut headers).unwrap().unwrap();
     let mut out = Vec::new();
-    write_request_head(&req, lead, rest, client.parse().unwrap(), &mut out);
+    write_request_head(
+        &req,
+        lead,
+        rest,
+        &ClientAddr::new(client.parse().unwrap()),
+        &mut out,
+    );
     String::from_utf8(out).unwrap()
 }
 

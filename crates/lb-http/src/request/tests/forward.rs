@@ -174,7 +174,13 @@ fn writer_appends_without_reallocating() {
     let mut out = Vec::with_capacity(4096);
     out.extend_from_slice(b"earlier bytes|");
     let before = out.as_ptr();
-    write_request_head(&req, "", "/p", "10.0.0.9".parse().unwrap(), &mut out);
+    write_request_head(
+        &req,
+        "",
+        "/p",
+        &ClientAddr::new("10.0.0.9".parse().unwrap()),
+        &mut out,
+    );
     assert_eq!(out.as_ptr(), before);
     assert!(out.starts_with(b"earlier bytes|POST /p HTTP/1.1\r\n"));
 }
