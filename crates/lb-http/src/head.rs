@@ -49,11 +49,32 @@ pub(crate) fn request_line_ended(buf: &[u8]) -> bool {
         .is_some_and(|line| line.contains(&b'\n'))
 }
 
+/// The bytes of a Host value other than letters and digits: see [`is_host_byte`].
+const HOST_PUNCTUATION: &[u8] = b"-._~!$&'()*+,;=:[]%";
+
+/// [`is_host_byte`] for every byte value, built at compile time: every request's Host is checked
+/// byte by byte, and one load per byte costs a fraction of comparing with each punctuation byte.
+const HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < table.len() {
+        // `b` is below 256, so the cast cannot truncate.
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let mut i = 0;
+    while i < HOST_PUNCTUATION.len() {
+        table[HOST_PUNCTUATION[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 /// Bytes of `Host = uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2): reg-name characters
 /// (unreserved, sub-delims, percent-encoding), IP-literal brackets, and the port colon. Keeping
 /// to these keeps Host and X-Forwarded-Host free of surprises (no `@`, `/`, spaces or quotes).
 pub(crate) fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b)
+    HOST_BYTES[usize::from(b)]
 }
 
 /// The version for httparse's minor version number (it only accepts `HTTP/1.0` and `HTTP/1.1`).
@@ -133,6 +154,14 @@ mod tests {
         assert!(request_line_ended(b"\r\nGET / HTTP/1.1\r\n"));
         assert!(!request_line_ended(b"\r\nGET / HTTP/1.1"));
         assert!(!request_line_ended(b"\r\n\r\n"));
+    }
+
+    #[test]
+    fn host_bytes_are_letters_digits_and_the_listed_punctuation() {
+        for b in 0..=u8::MAX {
+            let expected = b.is_ascii_alphanumeric() || HOST_PUNCTUATION.contains(&b);
+            assert_eq!(is_host_byte(b), expected, "byte {b:#04x}");
+        }
     }
 
     #[test]
