@@ -78,11 +78,13 @@ pub(crate) fn has_field(headers: &[Header<'_>], name: &str) -> bool {
 }
 
 /// Most `Connection` options one message may carry before [`ConnectionOptions`] falls back to
-/// scanning the fields again for every name (real messages carry one or two).
-const MAX_OPTIONS: usize = 8;
+/// scanning the fields again for every name. Real messages carry one or two; every parsed head
+/// carries the array, and a larger one costs a copy wherever the head moves.
+const MAX_OPTIONS: usize = 4;
 
-/// The `Connection` options of one message, collected once, so that deciding which fields to
-/// drop does not re-split every `Connection` field for every field forwarded.
+/// The `Connection` options of one message, collected once when it is parsed: persistence, the
+/// upgrade check and deciding which fields to drop then consult this instead of re-splitting
+/// every `Connection` field each time.
 #[derive(Debug)]
 pub(crate) struct ConnectionOptions<'a> {
     headers: &'a [Header<'a>],
@@ -115,32 +117,32 @@ impl<'a> ConnectionOptions<'a> {
         collected
     }
 
-    /// Whether some `Connection` option names `name` (case-insensitive).
-    fn names(&self, name: &str) -> bool {
+    /// Whether some `Connection` field carries `option` (case-insensitive).
+    pub(crate) fn contains(&self, option: &str) -> bool {
         if self.overflow {
-            return has_connection_option(self.headers, name);
+            return has_connection_option(self.headers, option);
         }
         self.options[..self.len]
             .iter()
-            .any(|o| o.eq_ignore_ascii_case(name.as_bytes()))
+            .any(|o| o.eq_ignore_ascii_case(option.as_bytes()))
     }
 }
 
 /// Whether a field is removed before forwarding: never forwarded as received, or named by a
 /// `Connection` option, which makes it connection-specific (RFC 9110 §7.6.1).
 pub(crate) fn is_connection_specific(name: &str, options: &ConnectionOptions<'_>) -> bool {
-    is_never_forwarded(name) || options.names(name)
+    is_never_forwarded(name) || options.contains(name)
 }
 
 /// Whether the connection persists after this message (RFC 9112 §9.3): not if `close` is an
 /// option; otherwise yes for HTTP/1.1, and for HTTP/1.0 only with the `keep-alive` option.
-pub(crate) fn persistent(version: Version, headers: &[Header<'_>]) -> bool {
-    if has_connection_option(headers, "close") {
+pub(crate) fn persistent(version: Version, options: &ConnectionOptions<'_>) -> bool {
+    if options.contains("close") {
         return false;
     }
     match version {
         Version::Http11 => true,
-        Version::Http10 => has_connection_option(headers, "keep-alive"),
+        Version::Http10 => options.contains("keep-alive"),
     }
 }
 
@@ -252,6 +254,8 @@ mod tests {
 
     #[test]
     fn persistence_rules() {
+        let persistent =
+            |version, headers: &[Header<'_>]| persistent(version, &ConnectionOptions::new(headers));
         assert!(persistent(Version::Http11, &[]));
         assert!(!persistent(Version::Http10, &[]));
         assert!(persistent(

@@ -55,6 +55,9 @@ pub struct RequestHead<'h, 'b> {
     /// tunnel. Without both, `Upgrade` is an ordinary hop-by-hop field and is dropped; an
     /// HTTP/1.0 request's Upgrade is ignored, as RFC 9110 §7.8 requires.
     pub upgrade: bool,
+    /// The `Connection` options, read once for `keep_alive`, `upgrade` and the fields
+    /// [`write_request_head`] drops.
+    connection: ConnectionOptions<'h>,
 }
 
 /// Parses a request head from the start of `buf`.
@@ -122,6 +125,7 @@ pub fn parse_request<'h, 'b>(
     let host = host(version, headers)?;
     let body = body(version, headers)?;
     let http11 = version == Version::Http11;
+    let connection = ConnectionOptions::new(headers);
     Ok(Some(RequestHead {
         method,
         target: target.path,
@@ -129,15 +133,14 @@ pub fn parse_request<'h, 'b>(
         headers,
         head_len,
         body,
-        keep_alive: persistent(version, headers),
+        keep_alive: persistent(version, &connection),
         host: target.authority.or(host),
         authority: target.authority,
         expect_continue: http11
             && body != BodyKind::Empty
             && has_list_member(headers, "expect", "100-continue"),
-        upgrade: http11
-            && has_field(headers, "upgrade")
-            && has_list_member(headers, "connection", "upgrade"),
+        upgrade: http11 && has_field(headers, "upgrade") && connection.contains("upgrade"),
+        connection,
     }))
 }
 
@@ -218,7 +221,6 @@ pub fn write_request_head(
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
     let mut host_sent = false;
-    let options = ConnectionOptions::new(req.headers);
     for h in req.headers {
         if h.name.eq_ignore_ascii_case("host") {
             put_field(out, h.name.as_bytes(), req.authority.unwrap_or(h.value));
@@ -226,7 +228,8 @@ pub fn write_request_head(
             continue;
         }
         let upgrade = req.upgrade && h.name.eq_ignore_ascii_case("upgrade");
-        if upgrade || !(is_dropped(req.version, h.name) || is_connection_specific(h.name, &options))
+        if upgrade
+            || !(is_dropped(req.version, h.name) || is_connection_specific(h.name, &req.connection))
         {
             put_field(out, h.name.as_bytes(), h.value);
         }

@@ -32,6 +32,9 @@ pub struct ResponseHead<'h, 'b> {
     /// Whether the upstream connection may be reused after the body (no `close`, not
     /// close-delimited, not a `101`, HTTP/1.1 or 1.0 with keep-alive).
     pub reusable: bool,
+    /// The `Connection` options, read once for `reusable` and the fields [`write_response_head`]
+    /// drops.
+    connection: ConnectionOptions<'h>,
 }
 
 /// What lb knows about the client side when writing a response head.
@@ -103,6 +106,7 @@ pub fn parse_response<'h, 'b>(
         return Err(invalid("101 response without Upgrade"));
     }
     let body = body(version, status, head_request, headers)?;
+    let connection = ConnectionOptions::new(headers);
     Ok(Some(ResponseHead {
         status,
         reason,
@@ -111,7 +115,10 @@ pub fn parse_response<'h, 'b>(
         head_len,
         body,
         // After a 101 the connection carries another protocol: it never goes back to a pool.
-        reusable: status != 101 && body != BodyKind::CloseDelimited && persistent(version, headers),
+        reusable: status != 101
+            && body != BodyKind::CloseDelimited
+            && persistent(version, &connection),
+        connection,
     }))
 }
 
@@ -192,10 +199,9 @@ pub fn write_response_head(resp: &ResponseHead<'_, '_>, client: ClientSide, out:
     out.extend_from_slice(b"\r\n");
 
     let switching = resp.status == 101;
-    let options = ConnectionOptions::new(resp.headers);
     for h in resp.headers {
         let upgrade = switching && h.name.eq_ignore_ascii_case("upgrade");
-        if upgrade || !is_connection_specific(h.name, &options) {
+        if upgrade || !is_connection_specific(h.name, &resp.connection) {
             put_field(out, h.name.as_bytes(), h.value);
         }
     }
