@@ -16,8 +16,8 @@
 //!
 //! Everything is checked before anything changes: on error the registry is as it was.
 //!
-//! The single-route steps are here too: [`Registry::release`] (a source withdrawing its claim on
-//! one target) and [`Registry::set_route_options`].
+//! The single-target step is here too: [`Registry::release`] (a source withdrawing its claim on
+//! one target).
 
 use super::{
     check_target, find_target, normalize_prefix, remove_if_abandoned, route_entry, Registered,
@@ -72,25 +72,6 @@ impl Registry {
             self.publish(&mut state);
         }
         Ok(removed)
-    }
-
-    /// Sets `path`'s route options (creating the route when missing). Routes start with
-    /// [`RouteOptions::default`]; only the configuration changes them, so the configuration
-    /// names `path` from then on (until [`Registry::reconfigure`] says it no longer does).
-    pub fn set_route_options(
-        &self,
-        path: &str,
-        options: RouteOptions,
-    ) -> Result<(), RegistryError> {
-        let prefix = normalize_prefix(path)?;
-        let mut state = self.state.write();
-        let entry = route_entry(&mut state, &prefix);
-        entry.config_named = true;
-        if entry.options != options {
-            entry.options = options;
-            self.publish(&mut state);
-        }
-        Ok(())
     }
 
     /// Applies `change` at once (see the module docs): registrations, releases, the options of
