@@ -180,6 +180,12 @@ impl Snapshot {
         self.routes.get(slot.route)?.targets.get(slot.target)
     }
 
+    /// The route a [`Match::pick`] of this snapshot landed on.
+    #[inline]
+    pub fn route_of(&self, slot: Slot) -> Option<&Route> {
+        self.routes.get(slot.route)
+    }
+
     /// A second pick on the route of `failed`, for a retry: the route's next target in
     /// round-robin order, or the one after it when the cursor lands on the target that failed;
     /// `None` when the route has no other target.
