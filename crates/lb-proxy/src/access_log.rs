@@ -100,8 +100,14 @@ impl AccessLogWriter {
     /// [`AccessLog`] handle is gone. The subscriber's I/O happens on this thread, never on a
     /// worker.
     pub fn run_tracing(self) {
+        self.run(|line| tracing::info!(target: "lb::access", "{line}"));
+    }
+
+    /// Hands every line to `sink` until every [`AccessLog`] handle is gone: the writer behind
+    /// [`AccessLogWriter::run_tracing`], and what a test reads the lines with.
+    pub fn run(self, mut sink: impl FnMut(String)) {
         while let Ok(line) = self.lines.recv() {
-            tracing::info!(target: "lb::access", "{line}");
+            sink(line);
         }
     }
 }

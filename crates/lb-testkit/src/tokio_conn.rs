@@ -70,14 +70,7 @@ impl ServerTask {
 
     /// A fresh client connection to the server.
     pub async fn connect(&self) -> AsyncConn {
-        let stream = timeout(IO_TIMEOUT, TcpStream::connect(self.addr))
-            .await
-            .expect("connect in time")
-            .expect("connect");
-        AsyncConn {
-            stream,
-            buf: Vec::new(),
-        }
+        AsyncConn::connect(self.addr).await
     }
 }
 
@@ -115,6 +108,27 @@ impl AsyncReply {
 }
 
 impl AsyncConn {
+    /// A fresh client connection to a server on `addr` (one this kit did not spawn, such as a
+    /// `!Send` server on a `LocalSet`).
+    pub async fn connect(addr: SocketAddr) -> AsyncConn {
+        let stream = timeout(IO_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        AsyncConn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Closes the writing half: the server reads end of stream, and may still answer.
+    pub async fn shutdown_write(&mut self) {
+        timeout(IO_TIMEOUT, self.stream.shutdown())
+            .await
+            .expect("shut down in time")
+            .expect("shut down");
+    }
+
     /// Writes all of `raw`.
     pub async fn send(&mut self, raw: &[u8]) {
         timeout(IO_TIMEOUT, self.stream.write_all(raw))

@@ -1,0 +1,104 @@
+//! A worker's accept loop: accept -> spawn one `h1` connection task -> at shutdown, drain.
+//!
+//! Runs on the worker's own current-thread runtime inside a `LocalSet`: connections are
+//! `spawn_local` tasks sharing this worker's [`Worker`] through `Rc`, with no locks.
+
+use crate::buffers::BufferPool;
+use crate::drain::Drain;
+use crate::h1;
+use crate::stats::WorkerStats;
+use crate::upstream_pool::UpstreamPool;
+use crate::worker::{Worker, WorkerConfig};
+use lb_registry::{Registry, SnapshotCache};
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::LocalSet;
+use tokio::time::{interval, sleep, timeout, MissedTickBehavior};
+use tracing::{debug, info, warn};
+
+/// Back-off after a failed `accept` (e.g. out of file descriptors), so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Keeps one connection counted as active from accept until its task ends or is dropped.
+struct Active(Rc<Worker>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.drain.leave();
+    }
+}
+
+/// Accepts and serves connections on `listener` until `shutdown` resolves, then stops accepting
+/// and drains: idle connections close, busy ones finish their exchange, bounded by the drain
+/// timeout. Must run on a current-thread runtime (it creates its own `LocalSet`). Set
+/// `TCP_NODELAY` on `listener`: accepted connections inherit it, so the worker does not pay a
+/// system call per connection for it.
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    cfg: WorkerConfig,
+    stats: Arc<WorkerStats>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let id = cfg.id;
+    let drain_timeout = cfg.drain_timeout;
+    let worker = Rc::new(Worker {
+        pool: UpstreamPool::new(cfg.pool_idle_per_target, cfg.pool_idle_timeout),
+        routes: RefCell::new(SnapshotCache::new(registry)),
+        buffers: BufferPool::default(),
+        drain: Drain::default(),
+        stats,
+        cfg,
+    });
+    let local = LocalSet::new();
+    local
+        .run_until(async {
+            tokio::pin!(shutdown);
+            let mut sweep = interval(worker.cfg.pool_idle_timeout.max(Duration::from_secs(2)) / 2);
+            sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            'accept: loop {
+                // At the connection limit, stop accepting: the listen backlog holds new
+                // connections until one of ours ends.
+                while worker.drain.active() >= worker.cfg.max_connections {
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => break 'accept,
+                        () = worker.drain.slot_freed() => {}
+                    }
+                }
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    _ = sweep.tick() => worker.pool.sweep(),
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, peer)) => {
+                            worker.drain.enter();
+                            let active = Active(worker.clone());
+                            tokio::task::spawn_local(async move {
+                                h1::serve(&active.0, stream, peer).await;
+                            });
+                        }
+                        Err(error) => {
+                            warn!(worker = id, %error, "accept failed; backing off");
+                            sleep(ACCEPT_BACKOFF).await;
+                        }
+                    },
+                }
+            }
+            drop(listener);
+            debug!(worker = id, "stopped accepting; draining");
+            if timeout(drain_timeout, worker.drain.drain()).await.is_err() {
+                warn!(
+                    worker = id,
+                    "drain timeout reached; closing remaining connections"
+                );
+            } else {
+                info!(worker = id, "drained");
+            }
+        })
+        .await;
+}
