@@ -195,14 +195,12 @@ impl Proc {
 
     /// Waits for the process to exit; on timeout kills it and panics with its stderr.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_millis(2);
-        loop {
-            if let Some(status) = self.try_exit() {
+        match crate::wait::poll(timeout, || self.try_exit().ok_or(())) {
+            Ok(status) => {
                 self.wait_output_closed(Duration::from_secs(5));
-                return status;
+                status
             }
-            if Instant::now() >= deadline {
+            Err(()) => {
                 self.kill();
                 panic!(
                     "`{}` did not exit within {timeout:?}; stderr:\n{}",
@@ -210,8 +208,6 @@ impl Proc {
                     self.stderr()
                 );
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
 

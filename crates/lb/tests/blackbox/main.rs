@@ -17,7 +17,6 @@ mod framing;
 mod headers;
 mod http_faults;
 mod http_interim;
-mod http_kit;
 mod http_limits;
 mod http_semantics;
 mod http_smuggling;
@@ -38,10 +37,8 @@ mod upstream_reuse;
 use lb_testkit::{Backend, LbProcess, Response};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
-/// Deadline for anything a healthy lb does at once; generous because CI machines are loaded.
-pub const WAIT: Duration = Duration::from_secs(30);
+pub use lb_testkit::WAIT;
 
 /// The `lb` binary cargo built for these tests.
 pub fn bin() -> &'static Path {
