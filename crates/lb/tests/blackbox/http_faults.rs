@@ -3,7 +3,7 @@
 //! without a fake ending; an invalid upstream response is a 502 whose connection is dropped.
 
 use crate::{assert_lb_error, lb, WAIT};
-use lb_testkit::{split_response, Conn, Scripted};
+use lb_testkit::{split_response, wait_until, Conn, Scripted};
 use std::time::Duration;
 
 /// An upstream that serves each request on a connection with `200 ok`, reporting
@@ -42,9 +42,9 @@ fn client_disconnect_mid_body_aborts_the_upstream_request() {
             .expect("send head");
         c.send(&[b'x'; 100]).expect("part of the body");
         // Wait until lb has the upstream connection, then leave.
-        while up.connections() == 0 {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until(WAIT, "lb connected to the upstream", || {
+            up.connections() > 0
+        });
     }
     let event = up.next_event(WAIT).expect("the upstream request ends");
     assert!(

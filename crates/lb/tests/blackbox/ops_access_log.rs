@@ -3,8 +3,7 @@
 //! the answers lb gives itself.
 
 use crate::{lb, served_by, WAIT};
-use lb_testkit::{get, Backend};
-use std::time::{Duration, Instant};
+use lb_testkit::{get, poll_until, Backend};
 
 #[test]
 fn each_request_gets_one_line_with_its_outcome() {
@@ -18,18 +17,14 @@ fn each_request_gets_one_line_with_its_outcome() {
         backend.addr()
     );
     let refused = "\"GET /nowhere\" status=503 target=- bytes=";
-    let deadline = Instant::now() + WAIT;
-    let log = loop {
+    let log = poll_until(WAIT, "both access log lines in stderr", || {
         let log = lb.stderr();
         if log.contains(&proxied) && log.contains(refused) {
-            break log;
+            Ok(log)
+        } else {
+            Err(log)
         }
-        assert!(
-            Instant::now() < deadline,
-            "access log lines missing; stderr:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    });
     assert_eq!(log.matches(" status=").count(), 2, "{log}");
 }
 

@@ -19,7 +19,6 @@ use lb_testkit::{
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// Counts of a load run.
 #[derive(Debug, Default)]
@@ -44,11 +43,9 @@ impl Tally {
 
     /// Waits until `n` more requests succeeded than `from`.
     fn wait_for(&self, from: u64, n: u64) {
-        let deadline = Instant::now() + WAIT;
-        while self.ok() < from + n {
-            assert!(Instant::now() < deadline, "load stalled: {self:?}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        poll_until(WAIT, &format!("{n} more requests served"), || {
+            (self.ok() >= from + n).then_some(()).ok_or(self)
+        });
     }
 }
 
