@@ -10,7 +10,7 @@
 //! The new lb also takes over the registry's run-time state: each route's round-robin position
 //! (the order goes on instead of restarting at the first target), request counts and health.
 
-use crate::ops_health::{entry, wait_healthy};
+use crate::routing::health::{entry, wait_healthy};
 use crate::{addrs, backends, bin, lb, served_by, WAIT};
 use lb_testkit::{
     get, poll_until, refused_addr, request, run_args, run_to_exit, Backend, Conn, LbProcess,
