@@ -3,7 +3,7 @@
 //! the answers lb gives itself.
 
 use crate::{lb, served_by, WAIT};
-use lb_testkit::{get, poll_until, Backend};
+use lb_testkit::{get, Backend};
 
 #[test]
 fn each_request_gets_one_line_with_its_outcome() {
@@ -17,14 +17,7 @@ fn each_request_gets_one_line_with_its_outcome() {
         backend.addr()
     );
     let refused = "\"GET /nowhere\" status=503 target=- bytes=";
-    let log = poll_until(WAIT, "both access log lines in stderr", || {
-        let log = lb.stderr();
-        if log.contains(&proxied) && log.contains(refused) {
-            Ok(log)
-        } else {
-            Err(log)
-        }
-    });
+    let log = lb.wait_for_stderr(WAIT, &[&proxied, refused]);
     assert_eq!(log.matches(" status=").count(), 2, "{log}");
 }
 
