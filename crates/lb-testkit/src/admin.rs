@@ -1,4 +1,4 @@
-//! Control-plane client: `/register`, `/deregister`, `/targets` over raw HTTP.
+//! Control-plane client: `/register`, `/deregister`, `/targets`, `/metrics` over raw HTTP.
 //!
 //! Each call uses a fresh connection with `Connection: close`, so a test about the admin API never
 //! depends on the admin server's keep-alive behaviour. Calls return the whole [`Response`]: tests
@@ -18,6 +18,18 @@ pub struct Admin {
 /// `{"path":..,"ip":..,"port":..}`, the body of `/register` and `/deregister`.
 pub fn target_json(path: &str, target: SocketAddr) -> String {
     json!({"path": path, "ip": target.ip().to_string(), "port": target.port()}).to_string()
+}
+
+/// The value of the one sample named exactly `series` (name and labels, as lb writes them) in
+/// `/metrics` text; panics with the text unless exactly one line has it. Reading several series
+/// from one scrape keeps them consistent with each other.
+pub fn metric_sample(text: &str, series: &str) -> f64 {
+    let values: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .collect();
+    assert_eq!(values.len(), 1, "{series} in:\n{text}");
+    values[0]
 }
 
 impl Admin {
@@ -84,6 +96,11 @@ impl Admin {
         );
     }
 
+    /// One sample of a fresh `GET /metrics` (see [`metric_sample`]).
+    pub fn metric(&self, series: &str) -> f64 {
+        metric_sample(&self.call("GET", "/metrics", b"").text(), series)
+    }
+
     /// `GET /targets` as JSON; panics unless it is a 200 with a JSON array.
     pub fn targets(&self) -> Value {
         let r = self.call("GET", "/targets", b"");
@@ -114,5 +131,20 @@ impl Admin {
             .collect();
         set.sort();
         set
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sample_is_found_by_its_exact_series_only() {
+        let text =
+            "# TYPE lb_x counter\nlb_x{worker=\"0\"} 3\nlb_x{worker=\"0\",class=\"2xx\"} 2\n\
+                    lb_x{worker=\"10\"} 7\n";
+        assert_eq!(metric_sample(text, "lb_x{worker=\"0\"}"), 3.0);
+        assert_eq!(metric_sample(text, "lb_x{worker=\"0\",class=\"2xx\"}"), 2.0);
+        assert!(std::panic::catch_unwind(|| metric_sample(text, "lb_x{worker=\"1\"}")).is_err());
     }
 }

@@ -6,7 +6,8 @@
 //! message instead of hanging the suite.
 
 use crate::checksum::{Checksum, Pattern};
-use crate::wire::{invalid, Framing, Headers, WireReader};
+use crate::wait::poll_until;
+use crate::wire::{invalid, Framing, Head, Headers, WireReader};
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -78,13 +79,17 @@ pub struct Conn {
 impl Conn {
     /// Connects to `addr` with the kit's timeouts and `TCP_NODELAY`.
     pub fn connect(addr: SocketAddr) -> io::Result<Conn> {
-        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+        Conn::from_stream(TcpStream::connect_timeout(&addr, IO_TIMEOUT)?, addr)
+    }
+
+    /// Wraps a connected or accepted socket to `peer`, with the kit's timeouts and `TCP_NODELAY`.
+    pub fn from_stream(stream: TcpStream, peer: SocketAddr) -> io::Result<Conn> {
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
         stream.set_nodelay(true)?;
         Ok(Conn {
             reader: WireReader::new(stream),
-            peer: addr,
+            peer,
         })
     }
 
@@ -197,6 +202,63 @@ impl Conn {
         self.request(&request("GET", target, &[], b""))
     }
 
+    /// Reads one head through its empty line, split leniently (see [`Head`]): for heads that
+    /// may be malformed, and for requests a scripted upstream receives. `Ok(None)` on a clean
+    /// close before any byte of it.
+    pub fn read_head(&mut self) -> io::Result<Option<Head>> {
+        Ok(self.reader.read_head()?.map(Head::parse))
+    }
+
+    /// Reads exactly `n` bytes; on an early close the bytes that did arrive stay buffered (for
+    /// [`Conn::read_until_close`]).
+    pub fn read_exact(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        self.reader.read_exact_bytes(n)
+    }
+
+    /// The buffered bytes, or else the next bytes to arrive; empty when the peer closed.
+    pub fn read_some(&mut self) -> io::Result<Vec<u8>> {
+        if self.reader.buffered().is_empty() {
+            self.reader.read_more()?;
+        }
+        Ok(self.reader.take_buffered())
+    }
+
+    /// Reads until the peer closes (a clean close or a reset) or `timeout` passes. Returns every
+    /// byte that arrived, buffered ones included, and whether the peer closed: what a client
+    /// really got from a response cut short.
+    pub fn read_until_close(&mut self, timeout: Duration) -> (Vec<u8>, bool) {
+        let deadline = Instant::now() + timeout;
+        let closed = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break false;
+            }
+            self.set_read_timeout(left);
+            match self.reader.read_more() {
+                Ok(0) => break true,
+                Ok(_) => {}
+                Err(e) => break is_close(&e),
+            }
+        };
+        self.set_read_timeout(IO_TIMEOUT);
+        (self.reader.take_buffered(), closed)
+    }
+
+    /// True if nothing arrives within `quiet`: only for showing that something does not happen,
+    /// which no event can announce.
+    pub fn silent_for(&mut self, quiet: Duration) -> bool {
+        if !self.reader.buffered().is_empty() {
+            return false;
+        }
+        self.set_read_timeout(quiet);
+        let silent = matches!(
+            self.reader.read_more(),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+        );
+        self.set_read_timeout(IO_TIMEOUT);
+        silent
+    }
+
     /// Waits up to `timeout` for the peer to close. `true` on a clean close (EOF) or a reset;
     /// `false` if bytes arrived or nothing happened in time.
     pub fn peer_closed_within(&mut self, timeout: Duration) -> bool {
@@ -204,12 +266,7 @@ impl Conn {
         let closed = match self.reader.read_head() {
             Ok(None) => true,
             Ok(Some(_)) => false,
-            Err(e) => matches!(
-                e.kind(),
-                io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::UnexpectedEof
-            ),
+            Err(e) => is_close(&e),
         };
         self.set_read_timeout(IO_TIMEOUT);
         closed
@@ -219,6 +276,17 @@ impl Conn {
     pub fn leftover(&self) -> &[u8] {
         self.reader.buffered()
     }
+}
+
+/// True for the errors a read or write gets when the peer closed or reset the connection.
+fn is_close(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// Builds a request: request line, `Host: lb.test` unless `headers` has a Host, the given
@@ -301,25 +369,15 @@ pub fn refused_addr() -> SocketAddr {
     addr
 }
 
-/// Waits until `addr` accepts connections, polling with a short back-off; panics after `timeout`.
+/// Waits until `addr` accepts connections; panics after `timeout`.
 pub fn wait_until_accepting(addr: SocketAddr, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(5);
-    loop {
-        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-            Ok(s) => {
+    poll_until(timeout, &format!("{addr} accepting connections"), || {
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+            .map(|s| {
                 let _ = s.shutdown(Shutdown::Both);
-                return;
-            }
-            Err(e) if Instant::now() >= deadline => {
-                panic!("{addr} did not accept connections within {timeout:?}: {e}")
-            }
-            Err(_) => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(200));
-            }
-        }
-    }
+            })
+            .map_err(|e| e.to_string())
+    });
 }
 
 /// True when `addr` refuses connections right now.

@@ -8,8 +8,11 @@
 //! lb does not.
 //!
 //! - [`LbProcess`] / [`EchoProcess`]: start `lb run` / `lb echo`, wait for the ready line, kill on drop.
-//! - [`Backend`]: a recording origin with configurable [`Reply`]s.
-//! - [`Conn`], [`get`], [`send_raw`], [`upload_pattern`]: raw HTTP/1.1 client pieces.
+//! - [`Backend`]: a recording origin with configurable [`Reply`]s; [`SwitchBackend`]: one whose
+//!   health endpoint a test switches; [`Scripted`]: one that runs a test's script byte by byte.
+//! - [`Conn`], [`get`], [`send_raw`], [`upload_pattern`]: raw HTTP/1.1 client pieces; [`Head`]
+//!   and [`split_response`] for answers read raw.
+//! - [`wait_until`], [`poll_until`]: the one way to wait for a condition, with a deadline.
 //! - [`Admin`]: the control-plane API.
 //! - [`Checksum`], [`Pattern`]: compare 64 MiB bodies without holding them.
 //! - `tokio_conn` (feature `tokio`, for the in-process tests of lb-admin and lb-echo): a server
@@ -24,12 +27,14 @@ pub mod checksum;
 pub mod client;
 pub mod process;
 pub mod scratch;
+pub mod scripted;
 pub mod switch;
 #[cfg(feature = "tokio")]
 pub mod tokio_conn;
+pub mod wait;
 pub mod wire;
 
-pub use admin::{target_json, Admin};
+pub use admin::{metric_sample, target_json, Admin};
 pub use backend::{Backend, Recorded, Reply};
 pub use checksum::{Checksum, Pattern};
 pub use client::{
@@ -41,8 +46,10 @@ pub use process::{
     START_TIMEOUT,
 };
 pub use scratch::ScratchDir;
-pub use switch::{poll_until, SwitchBackend};
-pub use wire::{Framing, Headers};
+pub use scripted::{Peer, Scripted};
+pub use switch::SwitchBackend;
+pub use wait::{poll_until, wait_until, WAIT};
+pub use wire::{split_response, Framing, Head, Headers};
 
 /// Re-exported so integration tests can read JSON without their own dependency on it.
 pub use serde_json;
@@ -176,6 +183,30 @@ mod tests {
         assert!(b.wait_for_requests(1, Duration::from_secs(10)));
         drop(b); // must not hang: the open connection is shut down
         assert!(c.read_response(false).is_err());
+    }
+
+    #[test]
+    fn scripted_backend_reports_events_and_raw_reads_keep_every_byte() {
+        let up = Scripted::start(|p| {
+            let head = p.read_head()?.expect("a request head");
+            let a = head.get("x-a").unwrap_or("-");
+            p.event(format!("{} {} {a}", p.id, head.target()));
+            let body = p.read_exact(3)?;
+            p.event(String::from_utf8_lossy(&body));
+            // Announces 9 bytes, sends 3, closes: a response cut short.
+            p.send(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\ncut")
+        });
+        let mut c = Conn::open(up.addr());
+        c.send(b"POST /s HTTP/1.1\r\nX-A: 1\r\nContent-Length: 3\r\n\r\nabc")
+            .expect("send");
+        up.expect_event("0 /s 1");
+        up.expect_event("abc");
+        let (raw, closed) = c.read_until_close(WAIT);
+        assert!(closed, "the script's end closes the connection");
+        let (head, body) = split_response(&raw);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head:?}");
+        assert_eq!(body, b"cut");
+        assert_eq!(up.connections(), 1);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! The binary's path is an argument because only integration tests of the `lb` crate know it
 //! (`env!("CARGO_BIN_EXE_lb")`).
 
+use crate::wait::{poll, poll_until};
 use parking_lot::{Condvar, Mutex};
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
@@ -149,6 +150,19 @@ impl Proc {
         }
     }
 
+    /// Waits until stderr holds every one of `needles` (lb logs there; a line may still be on
+    /// its way through the draining thread after the event that logged it), and returns stderr.
+    pub fn wait_for_stderr(&self, timeout: Duration, needles: &[&str]) -> String {
+        poll_until(timeout, &format!("{needles:?} in stderr"), || {
+            let err = self.stderr();
+            if needles.iter().all(|n| err.contains(n)) {
+                Ok(err)
+            } else {
+                Err(err)
+            }
+        })
+    }
+
     /// Waits for `n` stdout lines matching `pred`; `Err` if stdout closes first or on timeout.
     pub fn wait_for_lines(
         &self,
@@ -195,14 +209,12 @@ impl Proc {
 
     /// Waits for the process to exit; on timeout kills it and panics with its stderr.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_millis(2);
-        loop {
-            if let Some(status) = self.try_exit() {
+        match poll(timeout, || self.try_exit().ok_or(())) {
+            Ok(status) => {
                 self.wait_output_closed(Duration::from_secs(5));
-                return status;
+                status
             }
-            if Instant::now() >= deadline {
+            Err(()) => {
                 self.kill();
                 panic!(
                     "`{}` did not exit within {timeout:?}; stderr:\n{}",
@@ -210,8 +222,6 @@ impl Proc {
                     self.stderr()
                 );
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
 
@@ -412,6 +422,11 @@ impl LbProcess {
         self.proc.stdout_lines()
     }
 
+    /// Waits until stderr holds every one of `needles` (see [`Proc::wait_for_stderr`]).
+    pub fn wait_for_stderr(&self, timeout: Duration, needles: &[&str]) -> String {
+        self.proc.wait_for_stderr(timeout, needles)
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         self.proc.terminate();
@@ -547,5 +562,15 @@ mod tests {
         assert_eq!(f.status.code(), Some(3));
         assert_eq!(f.stdout, vec!["one".to_string()]);
         assert_eq!(f.stderr, "two\n");
+    }
+
+    #[test]
+    fn waits_for_stderr_to_hold_every_needle() {
+        let p = Proc::spawn(
+            Path::new("sh"),
+            &["-c", "echo one >&2; sleep 0.2; echo two >&2; exec sleep 30"],
+        );
+        let err = p.wait_for_stderr(START_TIMEOUT, &["two", "one"]);
+        assert_eq!(err, "one\ntwo\n");
     }
 }

@@ -1,5 +1,5 @@
-//! A backend whose health endpoint can be switched between good and bad while it runs, and a
-//! polling helper for conditions that lb reaches asynchronously (a health state in `/targets`).
+//! A backend whose health endpoint can be switched between good and bad while it runs; tests
+//! wait for lb to notice with [`crate::wait::poll_until`].
 //!
 //! [`SwitchBackend`] answers `GET <health path>` with the status set by
 //! [`SwitchBackend::set_health`] (200 at start) and every other request with `200`,
@@ -12,7 +12,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug)]
 struct Shared {
@@ -129,27 +129,4 @@ fn answer(mut stream: TcpStream, shared: &Shared) {
     let _ = stream.shutdown(Shutdown::Write);
     // Wait for the peer's close so our close never resets an answer it has not read yet.
     let _ = stream.read(&mut buf);
-}
-
-/// Polls `check` (with a short growing pause) until it returns `Some`, and returns that value;
-/// panics with `what` and the last observation after `timeout`.
-pub fn poll_until<T, O: std::fmt::Debug>(
-    timeout: Duration,
-    what: &str,
-    mut check: impl FnMut() -> Result<T, O>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(5);
-    loop {
-        match check() {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("{what}: not reached within {timeout:?}; last seen: {last:?}")
-            }
-            Err(_) => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(100));
-            }
-        }
-    }
 }

@@ -1,6 +1,10 @@
 //! Black-box tests of the built `lb` binary: real processes, real sockets on 127.0.0.1, port 0.
 //!
-//! Each module covers one part of the SPEC (`shared/SPEC.md`) and of issue 2's checklist. Tests
+//! One folder per feature: `routing/` (which target a request goes to), `http/` (HTTP/1.1
+//! through lb), `admin/` (the control plane), `ops/` (running lb: lifecycle, config, state,
+//! respawn, upgrade, logs). Each file covers one part of the SPEC (`shared/SPEC.md`) and of the
+//! issues' checklists. The helpers are `lb_testkit`'s; this file adds only the few that know the
+//! binary (`bin`, `lb`) or the SPEC's answers (`served_by`, `assert_lb_error`). Tests
 //! assert exact counts and exact bytes as seen by recording backends (`lb_testkit::Backend`), and
 //! they synchronise on events (the ready line, a recorded request, a port that accepts), never on
 //! fixed sleeps. They run in parallel: everything binds port 0 except the demo test, which owns
@@ -9,39 +13,16 @@
 //! One test binary (this directory) rather than one per file: one link instead of ten, which
 //! matters on a 2-core CI machine.
 
-mod admin_api;
-mod deferred_accept;
-mod echo_demo;
-mod faults;
-mod framing;
-mod headers;
-mod http_faults;
-mod http_interim;
-mod http_kit;
-mod http_limits;
-mod http_semantics;
-mod http_smuggling;
-mod lifecycle;
-mod ops_access_log;
-mod ops_admin;
-mod ops_config;
-mod ops_health;
-mod ops_metrics;
-mod ops_respawn;
-mod ops_state;
-mod ops_upgrade;
-mod round_robin;
+mod admin;
+mod http;
+mod ops;
 mod routing;
-mod streaming;
-mod upstream_reuse;
 
 use lb_testkit::{Backend, LbProcess, Response};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
-/// Deadline for anything a healthy lb does at once; generous because CI machines are loaded.
-pub const WAIT: Duration = Duration::from_secs(30);
+pub use lb_testkit::WAIT;
 
 /// The `lb` binary cargo built for these tests.
 pub fn bin() -> &'static Path {

@@ -2,9 +2,8 @@
 //! (RFC 9110 §7.8, WebSocket style). The upstream is scripted, so each test controls exactly when
 //! it sends what, and learns through events what lb forwarded.
 
-use crate::http_kit::{Peer, Scripted};
 use crate::{lb, WAIT};
-use lb_testkit::{Backend, Conn};
+use lb_testkit::{Backend, Conn, Scripted};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
@@ -151,7 +150,7 @@ fn websocket_upgrade_tunnels_bytes_both_ways() {
         }
     });
     let lb = lb(1, &[("/", &[up.addr()])], &[]);
-    let mut c = Peer::connect(lb.addr());
+    let mut c = Conn::open(lb.addr());
     c.send(
         b"GET /chat HTTP/1.1\r\nHost: lb.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
           Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",

@@ -2,9 +2,8 @@
 //! its connection is not reused; an upstream that dies mid-body ends the client's response
 //! without a fake ending; an invalid upstream response is a 502 whose connection is dropped.
 
-use crate::http_kit::{split_response, Peer, Scripted};
 use crate::{assert_lb_error, lb, WAIT};
-use lb_testkit::Conn;
+use lb_testkit::{split_response, wait_until, Conn, Scripted};
 use std::time::Duration;
 
 /// An upstream that serves each request on a connection with `200 ok`, reporting
@@ -38,14 +37,14 @@ fn client_disconnect_mid_body_aborts_the_upstream_request() {
     let up = reporting_upstream();
     let lb = lb(1, &[("/", &[up.addr()])], &[]);
     {
-        let mut c = Peer::connect(lb.addr());
+        let mut c = Conn::open(lb.addr());
         c.send(b"POST /one HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 1000\r\n\r\n")
             .expect("send head");
         c.send(&[b'x'; 100]).expect("part of the body");
         // Wait until lb has the upstream connection, then leave.
-        while up.connections() == 0 {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until(WAIT, "lb connected to the upstream", || {
+            up.connections() > 0
+        });
     }
     let event = up.next_event(WAIT).expect("the upstream request ends");
     assert!(
@@ -63,7 +62,7 @@ fn client_disconnect_mid_body_aborts_the_upstream_request() {
 /// and the body the client received until lb closed, and whether it closed.
 fn get_cut_short(up: &Scripted) -> (String, Vec<u8>, bool) {
     let lb = lb(1, &[("/", &[up.addr()])], &[]);
-    let mut c = Peer::connect(lb.addr());
+    let mut c = Conn::open(lb.addr());
     c.send(b"GET / HTTP/1.1\r\nHost: lb.test\r\n\r\n")
         .expect("send");
     up.expect_event("cut");

@@ -4,7 +4,6 @@
 
 use crate::{lb, served_by, WAIT};
 use lb_testkit::{get, Backend};
-use std::time::{Duration, Instant};
 
 #[test]
 fn each_request_gets_one_line_with_its_outcome() {
@@ -18,18 +17,7 @@ fn each_request_gets_one_line_with_its_outcome() {
         backend.addr()
     );
     let refused = "\"GET /nowhere\" status=503 target=- bytes=";
-    let deadline = Instant::now() + WAIT;
-    let log = loop {
-        let log = lb.stderr();
-        if log.contains(&proxied) && log.contains(refused) {
-            break log;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "access log lines missing; stderr:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let log = lb.wait_for_stderr(WAIT, &[&proxied, refused]);
     assert_eq!(log.matches(" status=").count(), 2, "{log}");
 }
 

@@ -2,18 +2,8 @@
 //! latency histogram, open upstream connections, registry and target series.
 
 use crate::{lb, served_by, WAIT};
-use lb_testkit::{poll_until, refused_addr, Backend, Conn, Reply};
+use lb_testkit::{metric_sample, poll_until, refused_addr, Backend, Conn, Reply};
 use std::net::SocketAddr;
-
-/// The value of the one sample named exactly `series` (name and labels) in `text`.
-fn sample(text: &str, series: &str) -> f64 {
-    let values: Vec<f64> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .collect();
-    assert_eq!(values.len(), 1, "{series} in:\n{text}");
-    values[0]
-}
 
 #[test]
 fn counters_histogram_and_upstream_gauge_follow_the_traffic() {
@@ -31,35 +21,38 @@ fn counters_histogram_and_upstream_gauge_follow_the_traffic() {
         let r = lb.admin().call("GET", "/metrics", b"");
         assert_eq!(r.status, 200);
         let text = r.text();
-        let count = sample(&text, &format!("lb_request_duration_seconds_count{w}"));
+        let count = metric_sample(&text, &format!("lb_request_duration_seconds_count{w}"));
         if count == 25.0 {
             Ok(text)
         } else {
             Err(count)
         }
     });
-    assert_eq!(sample(&text, &format!("lb_worker_requests_total{w}")), 25.0);
     assert_eq!(
-        sample(&text, &format!("lb_worker_connections_accepted_total{w}")),
+        metric_sample(&text, &format!("lb_worker_requests_total{w}")),
+        25.0
+    );
+    assert_eq!(
+        metric_sample(&text, &format!("lb_worker_connections_accepted_total{w}")),
         1.0
     );
     assert_eq!(
-        sample(&text, &format!("lb_worker_connections_active{w}")),
+        metric_sample(&text, &format!("lb_worker_connections_active{w}")),
         1.0
     );
     assert_eq!(
-        sample(
+        metric_sample(
             &text,
             "lb_worker_responses_total{worker=\"0\",class=\"2xx\"}"
         ),
         25.0
     );
     assert_eq!(
-        sample(&text, &format!("lb_request_duration_seconds_count{w}")),
+        metric_sample(&text, &format!("lb_request_duration_seconds_count{w}")),
         25.0
     );
     assert_eq!(
-        sample(
+        metric_sample(
             &text,
             "lb_request_duration_seconds_bucket{worker=\"0\",le=\"+Inf\"}"
         ),
@@ -67,22 +60,22 @@ fn counters_histogram_and_upstream_gauge_follow_the_traffic() {
     );
     // Sequential keep-alive requests share one pooled upstream connection, still open.
     assert_eq!(
-        sample(&text, &format!("lb_worker_upstream_connections_open{w}")),
+        metric_sample(&text, &format!("lb_worker_upstream_connections_open{w}")),
         1.0
     );
     assert_eq!(
-        sample(&text, &format!("lb_worker_upstream_pool_misses_total{w}")),
+        metric_sample(&text, &format!("lb_worker_upstream_pool_misses_total{w}")),
         1.0
     );
     assert_eq!(
-        sample(&text, &format!("lb_worker_upstream_pool_hits_total{w}")),
+        metric_sample(&text, &format!("lb_worker_upstream_pool_hits_total{w}")),
         24.0
     );
     let target = format!(
         "lb_target_requests_total{{path=\"/\",target=\"{}\"}}",
         backend.addr()
     );
-    assert_eq!(sample(&text, &target), 25.0);
+    assert_eq!(metric_sample(&text, &target), 25.0);
 }
 
 #[test]
@@ -132,7 +125,7 @@ fn responses_are_counted_by_route_target_and_status_class() {
     ];
     for (path, target, class, n) in expected {
         assert_eq!(
-            sample(&text, &series(path, target, class)),
+            metric_sample(&text, &series(path, target, class)),
             n,
             "{path} {target} {class}"
         );

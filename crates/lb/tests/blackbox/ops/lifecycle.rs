@@ -5,7 +5,6 @@ use lb_testkit::{
     get, is_refusing, poll_until, run_args, run_to_exit, Backend, Conn, LbProcess, Reply,
 };
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
 
 #[test]
 fn ready_line_reports_real_ports_and_worker_count() {
@@ -59,13 +58,9 @@ fn sigterm_lets_an_in_flight_request_finish() {
             held.wait_for_requests(1, WAIT),
             "the request never reached the backend"
         );
-        lb.terminate();
-        // Wait until lb stopped accepting (its listeners closed) or give up after a while: either
-        // way the held request must still be answered.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !is_refusing(addr) && Instant::now() < deadline && lb.try_exit().is_none() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // Once lb stopped accepting (its listeners closed) the drain has begun; the held
+        // request must still be answered.
+        terminate_and_wait_for_drain(&lb);
         assert!(
             lb.try_exit().is_none(),
             "lb exited with a request in flight"

@@ -2,10 +2,11 @@
 //! and back into round robin, round robin stays exact over the healthy ones, a route whose
 //! targets are all down answers 503, and `GET /targets` shows it all.
 
-use crate::http_kit::{Peer, Scripted};
 use crate::{assert_lb_error, lb, served_by, WAIT};
 use lb_testkit::serde_json::Value;
-use lb_testkit::{get, poll_until, refused_addr, request, send_raw, Admin, Backend, SwitchBackend};
+use lb_testkit::{
+    get, poll_until, refused_addr, request, send_raw, Admin, Backend, Conn, Scripted, SwitchBackend,
+};
 use std::net::SocketAddr;
 
 /// Fast probing so the tests take well under a second of lb time per transition.
@@ -214,7 +215,7 @@ fn a_close_after_an_interim_response_is_not_retried() {
     let hint = dropping(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n");
     let live = Backend::start("live");
     let lb = lb(1, &[("/", &[hint.addr(), live.addr()])], &[]);
-    let mut client = Peer::connect(lb.addr());
+    let mut client = Conn::open(lb.addr());
     client
         .send(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
         .expect("send");

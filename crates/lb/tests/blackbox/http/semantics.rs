@@ -3,9 +3,8 @@
 //! HTTP/1.0 clients, half-closed clients. Assertions are on exact bytes: the head the backend
 //! received, the head the client received.
 
-use crate::http_kit::Peer;
 use crate::{assert_lb_error, lb, served_by, WAIT};
-use lb_testkit::{request, Backend, Conn, Pattern, Reply};
+use lb_testkit::{request, split_response, Backend, Conn, Pattern, Reply};
 use std::net::Shutdown;
 
 /// The head lb forwards for a request from 127.0.0.1 with Host `lb.test`, after `fields`.
@@ -262,7 +261,7 @@ fn http10_client_gets_a_dechunked_close_delimited_body() {
     let b = Backend::start_with("chunky", Reply::Big { len, chunked: true });
     let lb = lb(1, &[("/", &[b.addr()])], &[]);
     for ask in ["", "Connection: keep-alive\r\n"] {
-        let mut c = Peer::connect(lb.addr());
+        let mut c = Conn::open(lb.addr());
         c.send(format!("GET / HTTP/1.0\r\nHost: lb.test\r\n{ask}\r\n").as_bytes())
             .expect("send");
         let (raw, closed) = c.read_until_close(WAIT);
@@ -270,7 +269,7 @@ fn http10_client_gets_a_dechunked_close_delimited_body() {
             closed,
             "lb must close after a close-delimited body ({ask:?})"
         );
-        let (head, body) = crate::http_kit::split_response(&raw);
+        let (head, body) = split_response(&raw);
         assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
         let lower = head.to_ascii_lowercase();
         assert!(
@@ -315,14 +314,14 @@ fn half_closed_client_still_gets_the_response() {
     let b = Backend::start("half");
     let lb = lb(1, &[("/", &[b.addr()])], &[]);
     for body in [&b""[..], b"payload"] {
-        let mut c = Peer::connect(lb.addr());
+        let mut c = Conn::open(lb.addr());
         let method = if body.is_empty() { "GET" } else { "POST" };
         c.send(&request(method, "/h", &[], body)).expect("send");
         c.stream()
             .shutdown(Shutdown::Write)
             .expect("shutdown write");
         let (raw, closed) = c.read_until_close(WAIT);
-        let (head, got) = crate::http_kit::split_response(&raw);
+        let (head, got) = split_response(&raw);
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head:?}");
         assert_eq!(got, b"half");
         assert!(

@@ -9,12 +9,7 @@ use lb_testkit::{get, poll_until, Admin, Conn, LbProcess};
 
 /// A counter of `/metrics` with the given labels, e.g. `("lb_worker_restarts_total", "0")`.
 fn worker_metric(admin: &Admin, name: &str, worker: usize) -> u64 {
-    let text = admin.call("GET", "/metrics", b"").text();
-    let prefix = format!("{name}{{worker=\"{worker}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {prefix} in /metrics:\n{text}"))
+    admin.metric(&format!("{name}{{worker=\"{worker}\"}}")) as u64
 }
 
 fn accepted(admin: &Admin, worker: usize) -> u64 {
@@ -48,19 +43,6 @@ fn panic_and_wait_for_respawn(admin: &Admin, worker: usize, restarts: u64) {
     });
 }
 
-/// Waits until lb's stderr holds `text` (stderr is read by a thread of the test kit: a line
-/// logged before a metric moved may still be on its way).
-fn wait_for_log(lb: &LbProcess, text: &str) {
-    poll_until(WAIT, text, || {
-        let err = lb.stderr();
-        if err.contains(text) {
-            Ok(())
-        } else {
-            Err(err)
-        }
-    });
-}
-
 #[test]
 fn a_panicking_worker_is_respawned_and_round_robin_stays_exact() {
     let bs = backends(&["a", "b", "c"]);
@@ -71,7 +53,7 @@ fn a_panicking_worker_is_respawned_and_round_robin_stays_exact() {
     let worker0_before = accepted(&admin, 0);
 
     panic_and_wait_for_respawn(&admin, 0, 1);
-    wait_for_log(&lb, "worker panicked; respawning it");
+    lb.wait_for_stderr(WAIT, &["worker panicked; respawning it"]);
     assert_eq!(worker_metric(&admin, "lb_worker_restarts_total", 1), 0);
 
     assert_eq!(
@@ -110,7 +92,7 @@ fn a_worker_that_keeps_panicking_is_respawned_after_a_growing_delay() {
     let (mut held, _) = connection_on(&lb, &admin, 1);
 
     panic_and_wait_for_respawn(&admin, 0, 1);
-    wait_for_log(&lb, "worker panicked; respawning it worker=0");
+    lb.wait_for_stderr(WAIT, &["worker panicked; respawning it worker=0"]);
     assert!(
         !lb.stderr().contains("respawning it in"),
         "the first respawn is immediate: {}",
@@ -120,7 +102,10 @@ fn a_worker_that_keeps_panicking_is_respawned_after_a_growing_delay() {
 
     for (restarts, delay) in [(2, "100ms"), (3, "200ms")] {
         panic_and_wait_for_respawn(&admin, 0, restarts);
-        wait_for_log(&lb, &format!("worker panicked; respawning it in {delay}"));
+        lb.wait_for_stderr(
+            WAIT,
+            &[&format!("worker panicked; respawning it in {delay}")],
+        );
         assert_eq!(
             served_by(&held.get("/meanwhile")),
             "a",
@@ -140,7 +125,7 @@ fn a_worker_that_keeps_panicking_is_respawned_after_a_growing_delay() {
     // SIGTERM while the next respawn waits its 400 ms: lb drains and exits 0.
     let r = admin.call("POST", "/debug/panic?worker=0", b"");
     assert_eq!(r.status, 200, "{}", r.text());
-    wait_for_log(&lb, "worker panicked; respawning it in 400ms");
+    lb.wait_for_stderr(WAIT, &["worker panicked; respawning it in 400ms"]);
     lb.terminate();
     assert_eq!(lb.wait_exit(WAIT).code(), Some(0), "{}", lb.stderr());
 }

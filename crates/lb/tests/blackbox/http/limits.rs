@@ -2,9 +2,8 @@
 //! for both framings, and `--max-connections` (per worker; beyond it the listen backlog holds
 //! new connections until a slot frees).
 
-use crate::http_kit::{Peer, Scripted};
 use crate::{assert_lb_error, lb, served_by, WAIT};
-use lb_testkit::{request, Backend, Conn};
+use lb_testkit::{request, split_response, Backend, Conn, Scripted};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant};
 fn slowloris_gets_408_at_the_header_deadline() {
     let b = Backend::start("busy");
     let lb = lb(1, &[("/", &[b.addr()])], &["--header-timeout", "1000"]);
-    let mut slow = Peer::connect(lb.addr());
+    let mut slow = Conn::open(lb.addr());
     let writer = slow.stream().try_clone().expect("clone");
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
@@ -49,7 +48,7 @@ fn slowloris_gets_408_at_the_header_deadline() {
     let took = started.elapsed();
     stop.store(true, Ordering::SeqCst);
     let _ = trickle.join();
-    let (head, _) = crate::http_kit::split_response(&raw);
+    let (head, _) = split_response(&raw);
     assert!(
         head.starts_with("HTTP/1.1 408 "),
         "expected 408, got {head:?}"
@@ -137,7 +136,7 @@ fn max_connections_backlog_holds_the_rest() {
     assert_eq!(served_by(&first.get("/1")), "limited");
     assert_eq!(served_by(&second.get("/2")), "limited");
 
-    let mut third = Peer::connect(lb.addr());
+    let mut third = Conn::open(lb.addr());
     third
         .send(&request("GET", "/3", &[], b""))
         .expect("the backlog accepts the bytes");

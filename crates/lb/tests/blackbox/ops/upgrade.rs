@@ -10,7 +10,7 @@
 //! The new lb also takes over the registry's run-time state: each route's round-robin position
 //! (the order goes on instead of restarting at the first target), request counts and health.
 
-use crate::ops_health::{entry, wait_healthy};
+use crate::routing::health::{entry, wait_healthy};
 use crate::{addrs, backends, bin, lb, served_by, WAIT};
 use lb_testkit::{
     get, poll_until, refused_addr, request, run_args, run_to_exit, Backend, Conn, LbProcess,
@@ -19,7 +19,6 @@ use lb_testkit::{
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// Counts of a load run.
 #[derive(Debug, Default)]
@@ -44,11 +43,9 @@ impl Tally {
 
     /// Waits until `n` more requests succeeded than `from`.
     fn wait_for(&self, from: u64, n: u64) {
-        let deadline = Instant::now() + WAIT;
-        while self.ok() < from + n {
-            assert!(Instant::now() < deadline, "load stalled: {self:?}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        poll_until(WAIT, &format!("{n} more requests served"), || {
+            (self.ok() >= from + n).then_some(()).ok_or(self)
+        });
     }
 }
 

@@ -57,14 +57,7 @@ fn reload_to(lb: &mut LbProcess, file: &Path, text: &str, want: &[(String, Strin
 
 /// Waits until lb logs that it applied a reload: everything the reload changes is in place.
 fn wait_reloaded(lb: &LbProcess) {
-    poll_until(WAIT, "the reload in the log", || {
-        let err = lb.stderr();
-        if err.contains("configuration reloaded") {
-            Ok(())
-        } else {
-            Err(err)
-        }
-    });
+    lb.wait_for_stderr(WAIT, &["configuration reloaded"]);
 }
 
 #[test]
@@ -175,14 +168,7 @@ fn sighup_reloads_routes_without_dropping_a_connection() {
     // An invalid file is rejected and the running routes stay.
     std::fs::write(&file, "listen = \"127.0.0.1:0\"\nbogus_key = 1\n").unwrap();
     lb.process().signal("HUP");
-    poll_until(WAIT, "the rejection in the log", || {
-        let err = lb.stderr();
-        if err.contains("reload rejected") && err.contains("bogus_key") {
-            Ok(())
-        } else {
-            Err(err)
-        }
-    });
+    lb.wait_for_stderr(WAIT, &["reload rejected", "bogus_key"]);
     assert_eq!(admin.target_set(), want);
     assert_eq!(served_by(&kept.get("/three")), "b");
     assert!(lb.try_exit().is_none(), "lb keeps running");
@@ -190,14 +176,7 @@ fn sighup_reloads_routes_without_dropping_a_connection() {
     // A setting that needs a restart is reported, the routes still apply.
     std::fs::write(&file, config_text(&[("/", &[a.addr()])], "backlog = 128\n")).unwrap();
     lb.process().signal("HUP");
-    poll_until(WAIT, "the restart note in the log", || {
-        let err = lb.stderr();
-        if err.contains("backlog") && err.contains("takes a restart") {
-            Ok(())
-        } else {
-            Err(err)
-        }
-    });
+    lb.wait_for_stderr(WAIT, &["backlog", "takes a restart"]);
     assert_eq!(served_by(&kept.get("/four")), "a");
 }
 
@@ -225,14 +204,7 @@ fn sighup_changes_timeouts_for_the_next_request() {
     )
     .unwrap();
     lb.process().signal("HUP");
-    poll_until(WAIT, "the reload in the log", || {
-        let err = lb.stderr();
-        if err.contains("configuration reloaded") {
-            Ok(())
-        } else {
-            Err(err)
-        }
-    });
+    wait_reloaded(&lb);
     assert!(
         !lb.stderr().contains("takes a restart"),
         "timeouts apply live: {}",
