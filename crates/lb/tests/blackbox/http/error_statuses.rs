@@ -63,6 +63,46 @@ fn refused_upstream_is_502() {
     assert_lb_error(&c.get("/z"), 503);
 }
 
+/// Issue 9's reproduction: a route whose only target is down, then a good route, on one
+/// keep-alive connection, one request after the other and then pipelined. Each request gets its
+/// own answer, once: before the fix `/dead/x` was answered 502 and then 503, and every later answer
+/// on the connection belonged to the request before it.
+#[test]
+fn a_dead_only_target_answers_its_request_once_and_the_next_requests_get_their_own() {
+    let ok = Backend::start("ok");
+    let lb = lb(
+        1,
+        &[("/dead", &[refused_addr()]), ("/ok", &[ok.addr()])],
+        &["--access-log"],
+    );
+    let mut c = Conn::open(lb.addr());
+    assert_lb_error(&c.get("/dead/x"), 502);
+    for path in ["/y", "/z"] {
+        let r = c.get(&format!("/ok{path}"));
+        assert_eq!(served_by(&r), "ok");
+        assert_eq!(ok.last_request().target, path);
+    }
+    // Pipelined: three heads in one write, three answers in order (the target is down now: 503).
+    let burst = [
+        request("GET", "/dead/x", &[], b""),
+        request("GET", "/ok/y", &[], b""),
+        request("GET", "/ok/z", &[], b""),
+    ]
+    .concat();
+    c.send(&burst).expect("send the burst");
+    assert_lb_error(&c.read_response(false).expect("the answer to /dead/x"), 503);
+    for path in ["/y", "/z"] {
+        let r = c.read_response(false).expect("an answer to /ok");
+        assert_eq!(served_by(&r), "ok");
+        assert_eq!(ok.last_request().target, path);
+    }
+    assert!(c.silent_for(Duration::from_millis(200)), "a stray answer");
+    assert_eq!(ok.request_count(), 4);
+    let log = lb.wait_for_stderr(WAIT, &["\"GET /ok/z\" status=200"]);
+    assert_eq!(log.matches("\"GET /dead/x\" status=").count(), 2, "{log}");
+    assert_eq!(log.matches(" status=").count(), 6, "{log}");
+}
+
 /// `--upstream-timeout 500`: a backend that reads the request and never answers gets a 504 after
 /// about half a second, not after the 60 s default.
 #[test]
