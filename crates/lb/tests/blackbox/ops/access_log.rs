@@ -58,5 +58,8 @@ fn own_answers_log_their_target_and_their_real_duration() {
         .next()
         .and_then(|ms| ms.trim().parse().ok())
         .unwrap_or_else(|| panic!("no duration in {line}"));
-    assert!(ms >= 450.0, "the 504 waited 500 ms, the log says {ms} ms: {line}");
+    assert!(
+        ms >= 450.0,
+        "the 504 waited 500 ms, the log says {ms} ms: {line}"
+    );
 }
