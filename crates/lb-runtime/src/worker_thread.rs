@@ -9,7 +9,7 @@
 //! However the thread ends (return or panic), it reports [`Event::Exited`] from a drop guard,
 //! so the supervisor always learns about it.
 
-use crate::supervisor::Event;
+use crate::event::Event;
 use core_affinity::CoreId;
 use crossbeam_channel::Sender;
 use lb_proxy::{WorkerConfig, WorkerStats};
