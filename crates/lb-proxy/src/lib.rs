@@ -21,5 +21,5 @@ mod worker;
 
 pub use access_log::{access_log, AccessLog, AccessLogWriter};
 pub use stats::WorkerStats;
-pub use tuning::Tuning;
-pub use worker::{serve, WorkerConfig};
+pub use tuning::{Tuning, TuningValues};
+pub use worker::{serve, WorkerConfig, WorkerSettings};

@@ -10,7 +10,6 @@ use crate::drain::Drain;
 use crate::stats::WorkerStats;
 use crate::tuning::Tuning;
 use crate::upstream_pool::UpstreamPool;
-use lb_config::Config;
 use lb_registry::{Registry, SnapshotCache};
 use std::cell::RefCell;
 use std::future::Future;
@@ -24,6 +23,22 @@ use tracing::{debug, info, warn};
 
 /// Back-off after a failed `accept` (e.g. out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What a worker starts with and keeps until it ends (a restart or an upgrade changes it), as
+/// the supervisor hands it over; the live values are in [`Tuning`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerSettings {
+    /// How long a drain waits for in-flight exchanges.
+    pub drain_timeout: Duration,
+    /// Idle upstream connections kept per target.
+    pub pool_idle_per_target: usize,
+    /// Age at which idle upstream connections are closed.
+    pub pool_idle_timeout: Duration,
+    /// Client connections served at once; at the limit the worker stops accepting.
+    pub max_connections: usize,
+    /// See [`WorkerConfig::read_at_accept`].
+    pub read_at_accept: bool,
+}
 
 /// The settings one worker runs with.
 #[derive(Debug, Clone)]
@@ -49,17 +64,23 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Worker `id`'s settings taken from the process configuration, with the process-wide
-    /// `tuning`.
-    pub fn new(id: usize, config: &Config, tuning: Arc<Tuning>) -> Self {
+    /// Worker `id`'s `settings`, with the process-wide `tuning`.
+    pub fn new(id: usize, settings: WorkerSettings, tuning: Arc<Tuning>) -> Self {
+        let WorkerSettings {
+            drain_timeout,
+            pool_idle_per_target,
+            pool_idle_timeout,
+            max_connections,
+            read_at_accept,
+        } = settings;
         WorkerConfig {
             id,
             tuning,
-            drain_timeout: config.drain_timeout,
-            pool_idle_per_target: config.pool_idle_per_target,
-            pool_idle_timeout: config.pool_idle_timeout,
-            max_connections: config.max_connections,
-            read_at_accept: !config.defer_accept.is_zero(),
+            drain_timeout,
+            pool_idle_per_target,
+            pool_idle_timeout,
+            max_connections,
+            read_at_accept,
             access_log: None,
         }
     }
@@ -176,14 +197,28 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let config = Config::default();
+            let secs = Duration::from_secs;
+            let settings = WorkerSettings {
+                drain_timeout: secs(30),
+                pool_idle_per_target: 64,
+                pool_idle_timeout: secs(60),
+                max_connections: 65_536,
+                read_at_accept: true,
+            };
+            let tuning = Tuning::new(crate::tuning::TuningValues {
+                connect: secs(5),
+                upstream: secs(60),
+                header: secs(10),
+                idle: secs(60),
+                max_body: None,
+            });
             let worker = Worker {
                 pool: UpstreamPool::new(1, Duration::from_secs(1)),
                 routes: RefCell::new(SnapshotCache::new(Arc::new(Registry::new(1)))),
                 buffers: BufferPool::default(),
                 drain: Drain::default(),
                 stats: Arc::default(),
-                cfg: WorkerConfig::new(0, &config, Arc::new(Tuning::new(&config))),
+                cfg: WorkerConfig::new(0, settings, Arc::new(tuning)),
             };
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();

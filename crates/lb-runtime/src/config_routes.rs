@@ -9,7 +9,7 @@
 //! generation.
 
 use crate::error::RunError;
-use lb_config::{Config, StaticRoute};
+use lb_config::{LiveConfig, StaticRoute};
 use lb_registry::{
     normalize_prefix, HealthPolicy, Reconfiguration, Reconfigured, Registry, RouteOptions, Source,
 };
@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use tracing::info;
 
 /// Every prefix `config` names, with its route's options.
-fn named_routes(config: &Config) -> Vec<(String, RouteOptions)> {
+fn named_routes(config: &LiveConfig) -> Vec<(String, RouteOptions)> {
     config
         .routes
         .iter()
@@ -26,7 +26,7 @@ fn named_routes(config: &Config) -> Vec<(String, RouteOptions)> {
 }
 
 /// The configured routes as (normalized prefix, target) pairs, in order.
-fn route_pairs(config: &Config) -> Vec<(String, SocketAddr)> {
+fn route_pairs(config: &LiveConfig) -> Vec<(String, SocketAddr)> {
     config
         .routes
         .iter()
@@ -44,7 +44,7 @@ fn route_pairs(config: &Config) -> Vec<(String, SocketAddr)> {
 /// hands the whole registry over and loses nothing: the operator deregisters it if it must go.
 /// A prefix the old lb's configuration alone held, left without targets, goes unless this
 /// configuration names it, as a reload would remove it.
-pub(crate) fn configure(registry: &Registry, config: &Config) -> Result<(), RunError> {
+pub(crate) fn configure(registry: &Registry, config: &LiveConfig) -> Result<(), RunError> {
     check_routes(config).map_err(RunError::Config)?;
     let wanted = route_pairs(config);
     let change = Reconfiguration {
@@ -68,7 +68,7 @@ pub(crate) fn configure(registry: &Registry, config: &Config) -> Result<(), RunE
 }
 
 /// What the registry would refuse, found before anything is changed.
-pub(crate) fn check_routes(config: &Config) -> Result<(), String> {
+pub(crate) fn check_routes(config: &LiveConfig) -> Result<(), String> {
     for route in &config.routes {
         normalize_prefix(&route.prefix).map_err(|e| format!("route {}: {e}", route.prefix))?;
         if let Some(t) = route.targets.iter().find(|t| t.ip().is_unspecified()) {
@@ -87,8 +87,8 @@ pub(crate) fn check_routes(config: &Config) -> Result<(), String> {
 /// [`check_routes`] makes unexpected.
 pub(crate) fn reconfigure(
     registry: &Registry,
-    old: &Config,
-    new: &Config,
+    old: &LiveConfig,
+    new: &LiveConfig,
 ) -> Result<Reconfigured, String> {
     let (before, after) = (route_pairs(old), route_pairs(new));
     // Only what the file changed: a target the operator deregistered through the API stays
@@ -122,35 +122,6 @@ fn log_removed_routes(done: &Reconfigured) {
     }
 }
 
-/// Settings that differ between `old` and `new` and cannot change in a running lb.
-pub(crate) fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    let mut check = |name, differs: bool| {
-        if differs {
-            changed.push(name);
-        }
-    };
-    check("listen", old.listen != new.listen);
-    check("admin", old.admin != new.admin);
-    check("workers", old.workers != new.workers);
-    check("pin", old.pin != new.pin);
-    check("backlog", old.backlog != new.backlog);
-    check(
-        "timeouts.defer_accept",
-        old.defer_accept != new.defer_accept,
-    );
-    check("timeouts.drain", old.drain_timeout != new.drain_timeout);
-    check(
-        "max_connections",
-        old.max_connections != new.max_connections,
-    );
-    check("access_log", old.access_log != new.access_log);
-    check("state", old.state != new.state);
-    check("admin_token", old.admin_token != new.admin_token);
-    check("upgrade_socket", old.upgrade_socket != new.upgrade_socket);
-    changed
-}
-
 /// The registry's health thresholds from the configuration.
 pub(crate) fn health_policy(health: &lb_config::HealthConfig) -> HealthPolicy {
     HealthPolicy {
@@ -174,10 +145,10 @@ mod tests {
     use super::*;
     use crate::state::{restore, snapshot, StateFile};
 
-    fn config(routes: &[&str]) -> Config {
-        Config {
+    fn config(routes: &[&str]) -> LiveConfig {
+        LiveConfig {
             routes: routes.iter().map(|r| r.parse().unwrap()).collect(),
-            ..Config::default()
+            ..LiveConfig::default()
         }
     }
 

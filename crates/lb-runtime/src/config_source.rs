@@ -33,7 +33,7 @@ impl ConfigSource {
         };
         let config = Config::layered(file.as_ref(), &self.flags);
         config.validate()?;
-        check_routes(&config).map_err(RunError::Config)?;
+        check_routes(&config.live).map_err(RunError::Config)?;
         Ok(config)
     }
 }

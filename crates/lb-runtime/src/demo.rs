@@ -2,7 +2,7 @@
 
 use crate::error::RunError;
 use crate::supervisor::run;
-use lb_config::{Config, StaticRoute};
+use lb_config::{Config, LiveConfig, RestartConfig, StaticRoute};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -58,16 +58,22 @@ pub fn run_demo() -> Result<(), RunError> {
         .map_err(|e| RunError::Runtime(format!("cannot start echo backends: {e}")))?;
 
     let config = Config {
-        listen,
-        admin,
-        routes: vec![StaticRoute {
-            prefix: "/".to_string(),
-            targets: backends.clone(),
-            health_check: None,
-            strip_prefix: true,
-            connect_timeout: None,
-            upstream_timeout: None,
-        }],
+        restart: RestartConfig {
+            listen,
+            admin,
+            ..RestartConfig::default()
+        },
+        live: LiveConfig {
+            routes: vec![StaticRoute {
+                prefix: "/".to_string(),
+                targets: backends.clone(),
+                health_check: None,
+                strip_prefix: true,
+                connect_timeout: None,
+                upstream_timeout: None,
+            }],
+            ..LiveConfig::default()
+        },
         ..Config::default()
     };
     println!("demo: three echo backends on {backends:?}, registered on \"/\"");

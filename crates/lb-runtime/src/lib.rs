@@ -40,6 +40,7 @@ mod listener;
 mod listeners;
 mod notify;
 mod prober;
+mod proxy_settings;
 mod respawn;
 mod service_thread;
 mod settings;

@@ -15,7 +15,7 @@
 
 use crate::listener::plain;
 use crate::service_thread::{ServiceThread, Stopped};
-use lb_config::Config;
+use lb_config::LiveConfig;
 use lb_registry::{normalize_prefix, CheckOutcome, Registry};
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -47,7 +47,7 @@ pub(crate) struct ProbePlan {
 
 impl ProbePlan {
     /// The plan a configuration asks for.
-    pub(crate) fn from_config(config: &Config) -> Self {
+    pub(crate) fn from_config(config: &LiveConfig) -> Self {
         let per_route = config
             .routes
             .iter()
@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn per_route_path_wins_over_the_default() {
-        let mut config = Config::default();
+        let mut config = LiveConfig::default();
         config.health.check = Some("/healthz".into());
         config.routes.push("/api/=127.0.0.1:1".parse().unwrap());
         config.routes[0].health_check = Some("/ping".into());

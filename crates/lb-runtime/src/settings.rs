@@ -2,19 +2,20 @@
 //! ([`Tuning`]), the prober and its plan, and the state file; and what a reload (SIGHUP)
 //! changes in them.
 //!
-//! A reload applies what can change without a restart: the routes given by the configuration
+//! A reload replaces the configuration's live part ([`LiveConfig`]) whole: the routes
 //! (`config_routes`), the health-check settings, the connect/upstream/header/idle timeouts and
-//! the body limit (shared with the workers, taking effect for the next wait that starts).
-//! Everything else (listen, admin, workers, drain timeout, connection limit, state, admin token)
-//! needs a restart or an upgrade, and a reload that changes it says so in the log. An invalid
-//! file changes nothing.
+//! the body limit (shared with the workers, taking effect for the next wait that starts). The
+//! restart-only part ([`RestartConfig`]: listen, admin, workers, drain timeout, connection
+//! limit, state, admin token, ...) stays as it started, and a reload names in the log each of
+//! its keys the file changed. An invalid file changes nothing.
 
-use crate::config_routes::{health_policy, needs_restart, reconfigure};
+use crate::config_routes::{health_policy, reconfigure};
 use crate::config_source::ConfigSource;
 use crate::error::RunError;
 use crate::prober::{ProbePlan, Prober};
+use crate::proxy_settings::tuning_values;
 use crate::state::StateFile;
-use lb_config::Config;
+use lb_config::{LiveConfig, RestartConfig};
 use lb_proxy::Tuning;
 use lb_registry::{Reconfigured, Registry};
 use std::sync::Arc;
@@ -23,8 +24,10 @@ use tracing::{error, info, warn};
 /// The settings a running lb applies, and the parts that follow them.
 #[derive(Debug)]
 pub(crate) struct LiveSettings {
-    /// The configuration in force (routes and health follow reloads).
-    config: Config,
+    /// The live part in force: the last one loaded.
+    live: LiveConfig,
+    /// The restart-only part this process started with.
+    restart: RestartConfig,
     /// Timeouts and body limit shared by the workers; a reload updates them in place.
     tuning: Arc<Tuning>,
     /// The health thread, probing as the configuration in force says.
@@ -34,17 +37,19 @@ pub(crate) struct LiveSettings {
 }
 
 impl LiveSettings {
-    /// The settings of `config`, with the prober started on `registry`.
+    /// The settings `live` and `restart`, with the prober started on `registry`.
     pub(crate) fn start(
-        config: Config,
+        live: LiveConfig,
+        restart: RestartConfig,
         registry: Arc<Registry>,
         state: Option<Arc<StateFile>>,
     ) -> Result<Self, RunError> {
-        let prober = Prober::start(registry, ProbePlan::from_config(&config))
+        let prober = Prober::start(registry, ProbePlan::from_config(&live))
             .map_err(|e| RunError::Runtime(format!("cannot start the health thread: {e}")))?;
         Ok(LiveSettings {
-            tuning: Arc::new(Tuning::new(&config)),
-            config,
+            tuning: Arc::new(Tuning::new(tuning_values(&live))),
+            live,
+            restart,
             prober,
             state,
         })
@@ -64,8 +69,7 @@ impl LiveSettings {
                 return;
             }
         };
-        let old = self.config.clone();
-        let done = match reconfigure(registry, &old, &new) {
+        let done = match reconfigure(registry, &self.live, &new.live) {
             Ok(done) => done,
             Err(e) => {
                 // `load` checked every route as the registry does, so this is not expected.
@@ -83,26 +87,17 @@ impl LiveSettings {
                 }
             }
         }
-        registry.set_policy(health_policy(&new.health));
-        self.tuning.update(&new);
-        self.prober.replace_plan(ProbePlan::from_config(&new));
-        for setting in needs_restart(&old, &new) {
+        registry.set_policy(health_policy(&new.live.health));
+        self.tuning.update(tuning_values(&new.live));
+        self.prober.replace_plan(ProbePlan::from_config(&new.live));
+        for setting in self.restart.changed(&new.restart) {
             warn!(
                 setting,
                 "changed in the config file; it takes a restart or an upgrade to apply"
             );
         }
         info!(added, removed, "configuration reloaded");
-        self.config = Config {
-            routes: new.routes,
-            health: new.health,
-            connect_timeout: new.connect_timeout,
-            upstream_timeout: new.upstream_timeout,
-            header_timeout: new.header_timeout,
-            idle_timeout: new.idle_timeout,
-            max_body: new.max_body,
-            ..old
-        };
+        self.live = new.live;
     }
 
     /// Stops the prober.

@@ -24,17 +24,19 @@ use crate::event::{Event, UpgradeRequest};
 use crate::handover::Upgrades;
 use crate::listener::plain;
 use crate::listeners::Listeners;
+use crate::proxy_settings::worker_settings;
 use crate::settings::LiveSettings;
 use crate::state::StateFile;
 use crate::upgrade::{self, Inherited};
 use crate::workers::WorkerSet;
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use lb_admin::ControlPlane;
-use lb_config::Config;
+use lb_config::{Config, LiveConfig, RestartConfig};
 use lb_proxy::WorkerConfig;
 use lb_registry::Registry;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::{debug, info, warn};
@@ -197,11 +199,16 @@ impl Handle {
 /// Starts lb and returns once every worker is accepting.
 pub fn start(config: Config) -> Result<Handle, RunError> {
     config.validate()?;
-    let mut inherited = match (&config.upgrade_socket, config.takeover) {
+    let Config {
+        live,
+        restart,
+        takeover,
+    } = config;
+    let mut inherited = match (&restart.upgrade_socket, takeover) {
         (Some(path), true) => Some(upgrade::take_over(path).map_err(RunError::Runtime)?),
         _ => None,
     };
-    let mut workers = worker_count(config.workers);
+    let mut workers = worker_count(restart.workers);
     if let Some(inherited) = &inherited {
         if inherited.workers.len() > workers {
             // Every inherited socket must keep being served: closing one would reset its queue.
@@ -213,11 +220,8 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
             workers = inherited.workers.len();
         }
     }
-    let registry = Arc::new(Registry::with_policy(
-        workers,
-        health_policy(&config.health),
-    ));
-    let state = registry_at_start(&registry, &config, inherited.as_mut())?;
+    let registry = Arc::new(Registry::with_policy(workers, health_policy(&live.health)));
+    let state = registry_at_start(&registry, &live, restart.state.clone(), inherited.as_mut())?;
 
     let (events_tx, events) = unbounded();
     let admin_socket = match &inherited {
@@ -225,31 +229,31 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
             .admin
             .try_clone()
             .map_err(|e| RunError::Runtime(format!("inherited admin socket: {}", plain(&e))))?,
-        None => TcpListener::bind(config.admin)
+        None => TcpListener::bind(restart.admin)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| {
                 RunError::Runtime(format!(
                     "cannot listen on {} (admin): {}",
-                    config.admin,
+                    restart.admin,
                     plain(&e)
                 ))
             })?,
     };
     let upgrade_socket =
-        match (&inherited, &config.upgrade_socket) {
+        match (&inherited, &restart.upgrade_socket) {
             (Some(inherited), _) => Some(inherited.upgrade.try_clone().map_err(|e| {
                 RunError::Runtime(format!("inherited upgrade socket: {}", plain(&e)))
             })?),
             (None, Some(path)) => Some(upgrade::bind(path).map_err(RunError::Runtime)?),
             (None, None) => None,
         };
-    let settings = LiveSettings::start(config.clone(), registry.clone(), state.clone())?;
+    let settings = LiveSettings::start(live, restart.clone(), registry.clone(), state.clone())?;
     let listeners = match &inherited {
-        Some(inherited) => Listeners::inherit(&inherited.workers, workers, config.backlog)?,
-        None => Listeners::bind(config.listen, workers, config.backlog)?,
+        Some(inherited) => Listeners::inherit(&inherited.workers, workers, restart.backlog)?,
+        None => Listeners::bind(restart.listen, workers, restart.backlog)?,
     };
-    listeners.defer_accept(config.defer_accept)?;
-    let cpus = if config.pin {
+    listeners.defer_accept(restart.defer_accept)?;
+    let cpus = if restart.pin {
         allowed_cpus()
     } else {
         Vec::new()
@@ -257,13 +261,13 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
     let worker_set = WorkerSet::new(
         workers,
         listeners,
-        WorkerConfig::new(0, &config, settings.tuning().clone()),
+        WorkerConfig::new(0, worker_settings(&restart), settings.tuning().clone()),
         registry.clone(),
         cpus,
         events_tx.clone(),
-        config.access_log,
+        restart.access_log,
     )?;
-    let plane = control_plane(&config, &registry, &worker_set, state);
+    let plane = control_plane(&restart, &registry, &worker_set, state);
     let admin = AdminServer::start(admin_socket, plane)?;
     let mut handle = Handle {
         registry,
@@ -274,7 +278,7 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
         events,
         events_tx,
     };
-    if let Err(e) = handle.start_workers(config.pin, config.listen) {
+    if let Err(e) = handle.start_workers(restart.pin, restart.listen) {
         handle.shutdown();
         return Err(e);
     }
@@ -296,13 +300,11 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
 /// the configured routes on top; returns the state file, saved once.
 fn registry_at_start(
     registry: &Registry,
-    config: &Config,
+    config: &LiveConfig,
+    state: Option<PathBuf>,
     inherited: Option<&mut Inherited>,
 ) -> Result<Option<Arc<StateFile>>, RunError> {
-    let state = config
-        .state
-        .clone()
-        .map(|path| Arc::new(StateFile::new(path)));
+    let state = state.map(|path| Arc::new(StateFile::new(path)));
     if let Some(inherited) = inherited {
         // The running lb's registry is the newest there is; the state file holds the same.
         inherited
@@ -332,7 +334,7 @@ fn registry_at_start(
 /// The control plane: registry, metrics (per-worker counters and restarts), state file, token,
 /// and the debug panic hook.
 fn control_plane(
-    config: &Config,
+    config: &RestartConfig,
     registry: &Arc<Registry>,
     workers: &WorkerSet,
     state: Option<Arc<StateFile>>,

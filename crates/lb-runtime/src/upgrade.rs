@@ -39,7 +39,7 @@ use crate::prober::ProbePlan;
 use crate::service_thread::ServiceThread;
 use crate::state::SavedRoute;
 use crossbeam_channel::Sender;
-use lb_config::Config;
+use lb_config::LiveConfig;
 use lb_registry::{CarriedRoute, Registry};
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -102,7 +102,7 @@ impl Inherited {
     pub(crate) fn restore_into(
         &mut self,
         registry: &Registry,
-        config: &Config,
+        config: &LiveConfig,
     ) -> Result<(), String> {
         match std::mem::replace(&mut self.registry, InheritedRegistry::Routes(Vec::new())) {
             InheritedRegistry::Routes(routes) => crate::state::restore(registry, routes),
@@ -473,7 +473,7 @@ mod tests {
         confirm(&mut inherited.stream).unwrap();
         let registry = Registry::new(2);
         inherited
-            .restore_into(&registry, &Config::default())
+            .restore_into(&registry, &LiveConfig::default())
             .unwrap();
         (inherited, registry)
     }
