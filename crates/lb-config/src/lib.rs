@@ -11,6 +11,8 @@
 //! This crate must never do I/O: parsing and validating take values (the file's text) and return
 //! values.
 
+#![forbid(unsafe_code)]
+
 mod file;
 mod layer;
 mod live;

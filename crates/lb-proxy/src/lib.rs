@@ -8,6 +8,8 @@
 //! The request path reads top to bottom in `conn`: accept -> parse -> route -> pick -> upstream
 //! pool -> forward -> respond.
 
+#![forbid(unsafe_code)]
+
 mod access_log;
 mod buffers;
 mod conn;

@@ -8,9 +8,9 @@
 //! control plane until [`AdminServer::resume`].
 
 use crate::error::RunError;
-use crate::listener::plain;
 use crate::service_thread::ServiceThread;
 use lb_admin::ControlPlane;
+use lb_socket::plain;
 use std::net::{SocketAddr, TcpListener};
 use tracing::error;
 

@@ -4,8 +4,8 @@
 
 use crate::config_routes::check_routes;
 use crate::error::RunError;
-use crate::listener::plain;
 use lb_config::{parse_file, Config, Layer};
+use lb_socket::plain;
 use std::path::PathBuf;
 
 /// The configuration's origin: an optional TOML file with the command-line flags on top.

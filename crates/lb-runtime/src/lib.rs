@@ -10,11 +10,11 @@
 //!
 //! The supervisor (`supervisor`) owns parts and dispatches events to them; no part imports it:
 //! - the worker set (`workers`): worker threads (`worker_thread`), their sockets by kind
-//!   (`listeners`, over `listener` and `sockopt`), counters, the respawn policy (`respawn`), the
+//!   (`listeners`, over `lb-socket`), counters, the respawn policy (`respawn`), the
 //!   access log;
 //! - the admin server (`admin`): admin socket, control plane, its thread;
 //! - the upgrade part (`handover`): upgrade socket and thread, the upgrade in progress, over the
-//!   protocol in `upgrade` and `fd_pass`;
+//!   protocol in `upgrade` (descriptors passed by `lb-socket`);
 //! - the live settings (`settings`): configuration in force, tuning, the health thread
 //!   (`prober`), the state file (`state`), and what a reload changes; the configuration's
 //!   routes in the registry are `config_routes`, where the configuration comes from is
@@ -27,16 +27,15 @@
 //! Library first: tests start lb in-process with [`start`] on port 0 and stop it with
 //! [`Handle::shutdown`].
 
+#![forbid(unsafe_code)]
+
 mod admin;
 mod config_routes;
 mod config_source;
 mod cpus;
-mod demo;
 mod error;
 mod event;
-mod fd_pass;
 mod handover;
-mod listener;
 mod listeners;
 mod notify;
 mod prober;
@@ -45,7 +44,6 @@ mod respawn;
 mod service_thread;
 mod settings;
 mod signals;
-mod sockopt;
 mod state;
 mod supervisor;
 mod upgrade;
@@ -53,7 +51,6 @@ mod worker_thread;
 mod workers;
 
 pub use config_source::ConfigSource;
-pub use demo::run_demo;
 pub use error::RunError;
 pub use supervisor::{run, run_from, start, Handle};
 pub use upgrade::request_upgrade;

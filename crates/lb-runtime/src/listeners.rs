@@ -9,8 +9,7 @@
 //! Invariant: worker `i` always serves `http.sockets[i]`; a group never shrinks while lb runs.
 
 use crate::error::RunError;
-use crate::listener::{bind_reuseport, ensure_free, plain};
-use crate::sockopt::set_defer_accept;
+use lb_socket::{bind_reuseport, ensure_free, plain, set_defer_accept};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;

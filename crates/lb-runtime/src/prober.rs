@@ -13,10 +13,10 @@
 //! A probe reads only the status line and closes; it never retries and never blocks the
 //! workers: every health change reaches them as a new registry snapshot.
 
-use crate::listener::plain;
 use crate::service_thread::{ServiceThread, Stopped};
 use lb_config::LiveConfig;
 use lb_registry::{normalize_prefix, CheckOutcome, Registry};
+use lb_socket::plain;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::net::SocketAddr;

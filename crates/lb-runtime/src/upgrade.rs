@@ -4,7 +4,7 @@
 //!
 //! Why not "start a second lb on the port with `SO_REUSEPORT`, then stop the first": each
 //! `SO_REUSEPORT` socket has its own accept queue, and closing a socket resets the connections
-//! still queued on it (see the test in `listener`). Passing the *same* sockets (new descriptors
+//! still queued on it (see the test in lb-socket's `listener`). Passing the *same* sockets (new descriptors
 //! for the same open files, `SCM_RIGHTS`) keeps every queue alive: the old lb stops accepting,
 //! the new one accepts whatever is queued.
 //!
@@ -14,7 +14,7 @@
 //!    manifest version it reads (a bare `TAKEOVER` means 1);
 //! 2. the old lb pauses its control plane (so the registry stops changing), then sends the
 //!    descriptors `[upgrade socket, admin socket, worker sockets...]` (in batches of messages
-//!    when there are many workers, see `fd_pass`) and a length-prefixed JSON manifest of the
+//!    when there are many workers, see lb-socket's `fd_pass`) and a length-prefixed JSON manifest of the
 //!    newest version both read: worker count and routes; version 1 has each route's targets,
 //!    version 2 adds the registry's run-time state (round-robin positions, request counts,
 //!    health; [`lb_registry::CarriedRoute`]), read at this moment;
@@ -33,14 +33,14 @@
 //! handover is over, is `DONE <pid>\n` or `FAILED <reason>\n`.
 
 use crate::event::{Event, UpgradeRequest};
-use crate::fd_pass::{recv_fds, send_fds};
-use crate::listener::plain;
 use crate::prober::ProbePlan;
 use crate::service_thread::ServiceThread;
 use crate::state::SavedRoute;
 use crossbeam_channel::Sender;
 use lb_config::LiveConfig;
 use lb_registry::{CarriedRoute, Registry};
+use lb_socket::plain;
+use lb_socket::{recv_fds, send_fds};
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

@@ -100,7 +100,7 @@ pub(crate) fn spawn(launch: Launch) -> std::io::Result<JoinHandle<()>> {
                     Err(e) => {
                         let _ = events.send(Event::Failed {
                             worker: id,
-                            error: crate::listener::plain(&e),
+                            error: lb_socket::plain(&e),
                         });
                         return;
                     }

@@ -1,8 +1,7 @@
 //! `lb demo`: lb on 127.0.0.1:8080 in front of three built-in echo backends, for a first try.
 
-use crate::error::RunError;
-use crate::supervisor::run;
 use lb_config::{Config, LiveConfig, RestartConfig, StaticRoute};
+use lb_runtime::{run, RunError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
