@@ -99,17 +99,18 @@ impl Upgrades {
         let Some(upgrade_socket) = &self.socket else {
             return false;
         };
-        let Some(admin_socket) = admin.socket().and_then(|s| s.try_clone().ok()) else {
-            return false;
-        };
         info!("a new lb asks to take over: pausing the control plane");
         // After this, no API call changes the registry until the new lb serves the admin socket
         // (calls meanwhile wait in the admin socket's queue, which the new lb inherits).
         admin.pause();
+        let Some(admin_socket) = admin.socket() else {
+            // Closed only by a shutdown, which ends the event loop first.
+            return false;
+        };
         let result = upgrade::hand_over(
             &mut stream,
             upgrade_socket,
-            &admin_socket,
+            admin_socket,
             &listeners.http.sockets,
             registry,
             version,
