@@ -154,7 +154,8 @@ impl Testbed {
                 ..RestartConfig::default()
             },
             live: LiveConfig {
-                // Parsed like `--route`, so that fields added to `StaticRoute` keep their defaults here.
+                // Parsed like `--route`, so that fields added to `StaticRoute` keep their defaults
+                // here.
                 routes: vec![format!("{prefix}={origin_addr}")
                     .parse::<StaticRoute>()
                     .expect("valid route")],

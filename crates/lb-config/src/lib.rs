@@ -4,8 +4,8 @@
 //! constant, in one of two parts: [`LiveConfig`], which a reload replaces whole, and
 //! [`RestartConfig`], which only a restart or an upgrade changes (a reload reports each of its
 //! keys that changed, [`RestartConfig::changed`]). Which part a setting is in is its type, not a
-//! list kept elsewhere. The config file ([`parse_file`]) and the command line each fill a [`Layer`];
-//! [`Config::layered`] stacks defaults, file and flags (flags win), and [`Config::validate`]
+//! list kept elsewhere. The config file ([`parse_file`]) and the command line each fill a
+//! [`Layer`]; [`Config::layered`] stacks defaults, file and flags (flags win), and [`Config::validate`]
 //! reports every problem before a socket is bound, so a bad setting never half-starts lb.
 //!
 //! This crate must never do I/O: parsing and validating take values (the file's text) and return

@@ -4,9 +4,9 @@
 //!
 //! Why not "start a second lb on the port with `SO_REUSEPORT`, then stop the first": each
 //! `SO_REUSEPORT` socket has its own accept queue, and closing a socket resets the connections
-//! still queued on it (see the test in lb-socket's `listener`). Passing the *same* sockets (new descriptors
-//! for the same open files, `SCM_RIGHTS`) keeps every queue alive: the old lb stops accepting,
-//! the new one accepts whatever is queued.
+//! still queued on it (see the test in lb-socket's `listener`). Passing the *same* sockets (new
+//! descriptors for the same open files, `SCM_RIGHTS`) keeps every queue alive: the old lb stops
+//! accepting, the new one accepts whatever is queued.
 //!
 //! The exchange, on one unix stream connection:
 //!

@@ -1,7 +1,7 @@
 //! One worker thread: pinned to its CPU, its own current-thread tokio runtime, serving one
-//! `SO_REUSEPORT` listening socket until the supervisor says stop.
+//! `SO_REUSEPORT` listening socket until the worker set (`workers`) says stop.
 //!
-//! The socket is bound by the supervisor, which keeps a duplicate of it: when a worker dies (a
+//! The socket is bound at start and the worker set keeps a duplicate of it: when a worker dies (a
 //! panic), its socket stays open, connections keep queueing in its accept queue, and the
 //! respawned worker serves them from the same socket; nothing queued is lost. The same
 //! duplicates are what a zero-downtime upgrade hands to the next process.
