@@ -6,7 +6,7 @@
 //! own function and never touches the memory it hands out.
 #![allow(unsafe_code)] // A global allocator is an `unsafe impl GlobalAlloc`; nothing else is unsafe.
 
-use lb_config::{Config, StaticRoute, Workers};
+use lb_config::{Config, LiveConfig, RestartConfig, StaticRoute, Workers};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{Read, Write};
@@ -146,14 +146,21 @@ impl Testbed {
     pub fn start(prefix: &str) -> Testbed {
         let (origin_addr, stop_origin, origin) = start_origin();
         let config = Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
-            workers: Workers::Count(1),
-            pin: false,
-            // Parsed like `--route`, so that fields added to `StaticRoute` keep their defaults here.
-            routes: vec![format!("{prefix}={origin_addr}")
-                .parse::<StaticRoute>()
-                .expect("valid route")],
+            restart: RestartConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+                workers: Workers::Count(1),
+                pin: false,
+                ..RestartConfig::default()
+            },
+            live: LiveConfig {
+                // Parsed like `--route`, so that fields added to `StaticRoute` keep their defaults
+                // here.
+                routes: vec![format!("{prefix}={origin_addr}")
+                    .parse::<StaticRoute>()
+                    .expect("valid route")],
+                ..LiveConfig::default()
+            },
             ..Config::default()
         };
         let lb = lb_runtime::start(config).expect("lb starts");

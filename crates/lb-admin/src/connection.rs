@@ -8,7 +8,7 @@
 
 use crate::response::Response;
 use crate::{api, head, ControlPlane};
-use lb_accept::{linger, Stop};
+use lb_socket::{linger, Stop};
 use std::io;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

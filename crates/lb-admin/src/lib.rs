@@ -2,7 +2,7 @@
 //! `GET /healthz` on the admin listener (see SPEC.md, "Control plane").
 //!
 //! Layout: [`serve`] accepts connections and drains them on shutdown (the loop lives in
-//! `lb-accept`, shared with lb's echo backend); `connection` runs one HTTP/1.1 keep-alive
+//! `lb-socket`, shared with lb's echo backend); `connection` runs one HTTP/1.1 keep-alive
 //! connection; `head` parses and frames a request head; `api` maps a request
 //! to a [`Registry`] call and a response; `payload` validates the JSON body of `/register` and
 //! `/deregister`; `metrics` renders the Prometheus text; `response` writes responses; `auth`
@@ -16,6 +16,8 @@
 //! `{"error":"<one plain sentence>"}` and never reaches the registry, so it changes nothing;
 //! nothing a client sends can make this crate panic. The control plane never runs on the data
 //! port: the runtime hands it its own listener.
+
+#![forbid(unsafe_code)]
 
 mod api;
 mod auth;
@@ -105,7 +107,7 @@ pub async fn serve_plane(
     shutdown: impl Future<Output = ()>,
 ) {
     let plane = Arc::new(plane);
-    lb_accept::serve("admin", listener, shutdown, |stream, peer, stop| {
+    lb_socket::serve("admin", listener, shutdown, |stream, peer, stop| {
         debug!(%peer, "admin connection accepted");
         connection::serve_connection(stream, plane.clone(), stop)
     })

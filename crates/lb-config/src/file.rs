@@ -211,11 +211,11 @@ mod tests {
         let layer = parse_file(text, "t.toml").unwrap();
         let config = Config::layered(Some(&layer), &Layer::default());
         assert_eq!(
-            config.routes[0].connect_timeout,
+            config.live.routes[0].connect_timeout,
             Some(Duration::from_millis(250))
         );
         assert_eq!(
-            config.routes[0].upstream_timeout,
+            config.live.routes[0].upstream_timeout,
             Some(Duration::from_secs(2))
         );
         assert!(config.validate().is_ok());
@@ -270,15 +270,15 @@ health_check = "/ping"
         )
         .unwrap();
         let c = Config::layered(Some(&layer), &Layer::default());
-        assert_eq!(c.workers, Workers::Count(3));
-        assert_eq!(c.connect_timeout, Duration::from_millis(250));
-        assert_eq!(c.drain_timeout, Duration::from_millis(1500));
-        assert_eq!(c.health.check.as_deref(), Some("/h"));
-        assert_eq!(c.health.rise, 4);
-        assert_eq!(c.health.fall, crate::DEFAULT_HEALTH_FALL);
-        assert_eq!(c.routes.len(), 1);
-        assert_eq!(c.routes[0].targets.len(), 2);
-        assert_eq!(c.routes[0].health_check.as_deref(), Some("/ping"));
+        assert_eq!(c.restart.workers, Workers::Count(3));
+        assert_eq!(c.live.connect_timeout, Duration::from_millis(250));
+        assert_eq!(c.restart.drain_timeout, Duration::from_millis(1500));
+        assert_eq!(c.live.health.check.as_deref(), Some("/h"));
+        assert_eq!(c.live.health.rise, 4);
+        assert_eq!(c.live.health.fall, crate::DEFAULT_HEALTH_FALL);
+        assert_eq!(c.live.routes.len(), 1);
+        assert_eq!(c.live.routes[0].targets.len(), 2);
+        assert_eq!(c.live.routes[0].health_check.as_deref(), Some("/ping"));
         assert!(c.validate().is_ok());
         assert_eq!(
             parse_file(r#"workers = "auto""#, "t").unwrap().workers,
@@ -323,8 +323,11 @@ health_check = "/ping"
         let layer = parse_file(text, "docs/lb.example.toml").unwrap();
         let c = Config::layered(Some(&layer), &Layer::default());
         c.validate().unwrap();
-        assert!(!c.routes.is_empty(), "the example shows routes");
-        assert!(c.health.check.is_some(), "the example shows health checks");
-        assert!(c.state.is_some(), "the example shows a state file");
+        assert!(!c.live.routes.is_empty(), "the example shows routes");
+        assert!(
+            c.live.health.check.is_some(),
+            "the example shows health checks"
+        );
+        assert!(c.restart.state.is_some(), "the example shows a state file");
     }
 }

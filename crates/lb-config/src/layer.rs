@@ -12,35 +12,35 @@ use std::time::Duration;
 /// One source's settings; `None` / empty means "not said here".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layer {
-    /// See [`Config::listen`].
+    /// See [`crate::RestartConfig::listen`].
     pub listen: Option<SocketAddr>,
-    /// See [`Config::admin`].
+    /// See [`crate::RestartConfig::admin`].
     pub admin: Option<SocketAddr>,
-    /// See [`Config::workers`].
+    /// See [`crate::RestartConfig::workers`].
     pub workers: Option<Workers>,
-    /// See [`Config::pin`].
+    /// See [`crate::RestartConfig::pin`].
     pub pin: Option<bool>,
-    /// See [`Config::backlog`].
+    /// See [`crate::RestartConfig::backlog`].
     pub backlog: Option<u32>,
-    /// See [`Config::defer_accept`].
+    /// See [`crate::RestartConfig::defer_accept`].
     pub defer_accept: Option<Duration>,
-    /// See [`Config::routes`].
+    /// See [`crate::LiveConfig::routes`].
     pub routes: Vec<StaticRoute>,
-    /// See [`Config::connect_timeout`].
+    /// See [`crate::LiveConfig::connect_timeout`].
     pub connect_timeout: Option<Duration>,
-    /// See [`Config::upstream_timeout`].
+    /// See [`crate::LiveConfig::upstream_timeout`].
     pub upstream_timeout: Option<Duration>,
-    /// See [`Config::header_timeout`].
+    /// See [`crate::LiveConfig::header_timeout`].
     pub header_timeout: Option<Duration>,
-    /// See [`Config::idle_timeout`].
+    /// See [`crate::LiveConfig::idle_timeout`].
     pub idle_timeout: Option<Duration>,
-    /// See [`Config::drain_timeout`].
+    /// See [`crate::RestartConfig::drain_timeout`].
     pub drain_timeout: Option<Duration>,
-    /// See [`Config::max_body`].
+    /// See [`crate::LiveConfig::max_body`].
     pub max_body: Option<u64>,
-    /// See [`Config::max_connections`].
+    /// See [`crate::RestartConfig::max_connections`].
     pub max_connections: Option<usize>,
-    /// See [`Config::access_log`].
+    /// See [`crate::RestartConfig::access_log`].
     pub access_log: Option<bool>,
     /// See [`crate::HealthConfig::check`].
     pub health_check: Option<String>,
@@ -54,11 +54,11 @@ pub struct Layer {
     pub health_fall: Option<u32>,
     /// See [`crate::HealthConfig::backoff`].
     pub health_backoff: Option<Duration>,
-    /// See [`Config::state`].
+    /// See [`crate::RestartConfig::state`].
     pub state: Option<PathBuf>,
-    /// See [`Config::admin_token`].
+    /// See [`crate::RestartConfig::admin_token`].
     pub admin_token: Option<String>,
-    /// See [`Config::upgrade_socket`].
+    /// See [`crate::RestartConfig::upgrade_socket`].
     pub upgrade_socket: Option<PathBuf>,
     /// See [`Config::takeover`] (command line only).
     pub takeover: bool,
@@ -83,43 +83,39 @@ impl Layer {
                 *slot = v.clone();
             }
         }
-        set(&mut c.listen, &self.listen);
-        set(&mut c.admin, &self.admin);
-        set(&mut c.workers, &self.workers);
-        set(&mut c.pin, &self.pin);
-        set(&mut c.backlog, &self.backlog);
-        set(&mut c.defer_accept, &self.defer_accept);
-        set(&mut c.connect_timeout, &self.connect_timeout);
-        set(&mut c.upstream_timeout, &self.upstream_timeout);
-        set(&mut c.header_timeout, &self.header_timeout);
-        set(&mut c.idle_timeout, &self.idle_timeout);
-        set(&mut c.drain_timeout, &self.drain_timeout);
-        if self.max_body.is_some() {
-            c.max_body = self.max_body;
+        fn set_some<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
+            if value.is_some() {
+                slot.clone_from(value);
+            }
         }
-        set(&mut c.max_connections, &self.max_connections);
-        set(&mut c.access_log, &self.access_log);
-        if self.health_check.is_some() {
-            c.health.check = self.health_check.clone();
-        }
-        set(&mut c.health.interval, &self.health_interval);
-        set(&mut c.health.timeout, &self.health_timeout);
-        set(&mut c.health.rise, &self.health_rise);
-        set(&mut c.health.fall, &self.health_fall);
-        set(&mut c.health.backoff, &self.health_backoff);
-        if self.state.is_some() {
-            c.state = self.state.clone();
-        }
-        if self.admin_token.is_some() {
-            c.admin_token = self.admin_token.clone();
-        }
-        if self.upgrade_socket.is_some() {
-            c.upgrade_socket = self.upgrade_socket.clone();
-        }
+        let (live, restart) = (&mut c.live, &mut c.restart);
+        set(&mut restart.listen, &self.listen);
+        set(&mut restart.admin, &self.admin);
+        set(&mut restart.workers, &self.workers);
+        set(&mut restart.pin, &self.pin);
+        set(&mut restart.backlog, &self.backlog);
+        set(&mut restart.defer_accept, &self.defer_accept);
+        set(&mut live.connect_timeout, &self.connect_timeout);
+        set(&mut live.upstream_timeout, &self.upstream_timeout);
+        set(&mut live.header_timeout, &self.header_timeout);
+        set(&mut live.idle_timeout, &self.idle_timeout);
+        set(&mut restart.drain_timeout, &self.drain_timeout);
+        set_some(&mut live.max_body, &self.max_body);
+        set(&mut restart.max_connections, &self.max_connections);
+        set(&mut restart.access_log, &self.access_log);
+        set_some(&mut live.health.check, &self.health_check);
+        set(&mut live.health.interval, &self.health_interval);
+        set(&mut live.health.timeout, &self.health_timeout);
+        set(&mut live.health.rise, &self.health_rise);
+        set(&mut live.health.fall, &self.health_fall);
+        set(&mut live.health.backoff, &self.health_backoff);
+        set_some(&mut restart.state, &self.state);
+        set_some(&mut restart.admin_token, &self.admin_token);
+        set_some(&mut restart.upgrade_socket, &self.upgrade_socket);
         c.takeover |= self.takeover;
         for route in &self.routes {
-            c.routes.retain(|r| r.prefix != route.prefix);
-            c.routes.push(route.clone());
+            live.routes.retain(|r| r.prefix != route.prefix);
+            live.routes.push(route.clone());
         }
     }
 }
@@ -146,17 +142,18 @@ mod tests {
             ..Layer::default()
         };
         let c = Config::layered(Some(&file), &flags);
-        assert_eq!(c.listen, "127.0.0.1:1".parse().unwrap());
-        assert_eq!(c.workers, Workers::Count(2));
-        assert_eq!(c.connect_timeout, Duration::from_millis(7));
-        assert_eq!(c.upstream_timeout, crate::DEFAULT_UPSTREAM_TIMEOUT);
+        assert_eq!(c.restart.listen, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(c.restart.workers, Workers::Count(2));
+        assert_eq!(c.live.connect_timeout, Duration::from_millis(7));
+        assert_eq!(c.live.upstream_timeout, crate::DEFAULT_UPSTREAM_TIMEOUT);
         let routes: Vec<String> = c
+            .live
             .routes
             .iter()
             .map(|r| format!("{}={}", r.prefix, r.targets[0]))
             .collect();
         assert_eq!(routes, vec!["/b=10.0.0.1:2", "/a=10.0.0.9:9"]);
         let c = Config::layered(None, &Layer::default());
-        assert_eq!(c.workers, Workers::Auto);
+        assert_eq!(c.restart.workers, Workers::Auto);
     }
 }

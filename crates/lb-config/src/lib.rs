@@ -1,22 +1,30 @@
 //! lb's typed configuration.
 //!
 //! Every setting lb understands lives in [`Config`], with its default named once in a `DEFAULT_*`
-//! constant. The config file ([`parse_file`]) and the command line each fill a [`Layer`];
-//! [`Config::layered`] stacks defaults, file and flags (flags win), and [`Config::validate`]
+//! constant, in one of two parts: [`LiveConfig`], which a reload replaces whole, and
+//! [`RestartConfig`], which only a restart or an upgrade changes (a reload reports each of its
+//! keys that changed, [`RestartConfig::changed`]). Which part a setting is in is its type, not a
+//! list kept elsewhere. The config file ([`parse_file`]) and the command line each fill a
+//! [`Layer`]; [`Config::layered`] stacks defaults, file and flags (flags win), and [`Config::validate`]
 //! reports every problem before a socket is bound, so a bad setting never half-starts lb.
 //!
 //! This crate must never do I/O: parsing and validating take values (the file's text) and return
 //! values.
 
+#![forbid(unsafe_code)]
+
 mod file;
 mod layer;
+mod live;
+mod restart;
 
 pub use file::parse_file;
 pub use layer::Layer;
+pub use live::LiveConfig;
+pub use restart::RestartConfig;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Default data-plane address (SPEC: `--listen`).
@@ -95,9 +103,9 @@ pub struct StaticRoute {
     /// Strip the prefix before forwarding (the SPEC's default); `false` forwards the request
     /// target unchanged.
     pub strip_prefix: bool,
-    /// This route's upstream connect timeout; `None` uses [`Config::connect_timeout`].
+    /// This route's upstream connect timeout; `None` uses [`LiveConfig::connect_timeout`].
     pub connect_timeout: Option<Duration>,
-    /// This route's upstream response timeout; `None` uses [`Config::upstream_timeout`].
+    /// This route's upstream response timeout; `None` uses [`LiveConfig::upstream_timeout`].
     pub upstream_timeout: Option<Duration>,
 }
 
@@ -164,87 +172,21 @@ impl Default for HealthConfig {
     }
 }
 
-/// Everything one lb process runs with.
-#[derive(Debug, Clone)]
+/// Everything one lb process runs with: the part a reload replaces, the part only a restart
+/// changes, and how the process starts.
+#[derive(Debug, Clone, Default)]
 pub struct Config {
-    /// Data-plane address every worker binds with `SO_REUSEPORT`. Port 0 picks a free port once.
-    pub listen: SocketAddr,
-    /// Control-plane address.
-    pub admin: SocketAddr,
-    /// Number of workers.
-    pub workers: Workers,
-    /// Pin each worker to one allowed CPU.
-    pub pin: bool,
-    /// Listen backlog for each worker's socket.
-    pub backlog: u32,
-    /// See [`DEFAULT_DEFER_ACCEPT`].
-    pub defer_accept: Duration,
-    /// Routes registered at start-up.
-    pub routes: Vec<StaticRoute>,
-    /// See [`DEFAULT_CONNECT_TIMEOUT`].
-    pub connect_timeout: Duration,
-    /// See [`DEFAULT_UPSTREAM_TIMEOUT`].
-    pub upstream_timeout: Duration,
-    /// See [`DEFAULT_HEADER_TIMEOUT`].
-    pub header_timeout: Duration,
-    /// See [`DEFAULT_IDLE_TIMEOUT`].
-    pub idle_timeout: Duration,
-    /// See [`DEFAULT_DRAIN_TIMEOUT`].
-    pub drain_timeout: Duration,
-    /// See [`DEFAULT_POOL_IDLE_PER_TARGET`].
-    pub pool_idle_per_target: usize,
-    /// See [`DEFAULT_POOL_IDLE_TIMEOUT`].
-    pub pool_idle_timeout: Duration,
-    /// Largest request body accepted (413 beyond); `None` is unlimited.
-    pub max_body: Option<u64>,
-    /// See [`DEFAULT_MAX_CONNECTIONS`].
-    pub max_connections: usize,
-    /// One log line per request (through `tracing`, target `lb::access`); off by default.
-    pub access_log: bool,
-    /// Health checks.
-    pub health: HealthConfig,
-    /// State file: the registry is saved there on every change and loaded at start.
-    pub state: Option<PathBuf>,
-    /// When set, every control-plane call except `/healthz` needs `Authorization: Bearer TOKEN`.
-    pub admin_token: Option<String>,
-    /// Unix socket on which this lb hands its listening sockets and registry to a successor
-    /// (zero-downtime upgrade).
-    pub upgrade_socket: Option<PathBuf>,
-    /// Start by taking over from the lb serving [`Config::upgrade_socket`] instead of binding.
+    /// What a running lb applies on reload (replaced whole).
+    pub live: LiveConfig,
+    /// What needs a restart or an upgrade; a reload names each key of it that changed.
+    pub restart: RestartConfig,
+    /// Start by taking over from the lb serving [`RestartConfig::upgrade_socket`] instead of
+    /// binding (command line only: how this process starts, not a setting).
     pub takeover: bool,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listen: parse_default(DEFAULT_LISTEN),
-            admin: parse_default(DEFAULT_ADMIN),
-            workers: Workers::Auto,
-            pin: true,
-            backlog: DEFAULT_BACKLOG,
-            defer_accept: DEFAULT_DEFER_ACCEPT,
-            routes: Vec::new(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
-            header_timeout: DEFAULT_HEADER_TIMEOUT,
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
-            pool_idle_per_target: DEFAULT_POOL_IDLE_PER_TARGET,
-            pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
-            max_body: None,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            access_log: false,
-            health: HealthConfig::default(),
-            state: None,
-            admin_token: None,
-            upgrade_socket: None,
-            takeover: false,
-        }
-    }
-}
-
 /// The defaults above are literals checked by a unit test, so parsing them cannot fail at runtime.
-fn parse_default(s: &str) -> SocketAddr {
+pub(crate) fn parse_default(s: &str) -> SocketAddr {
     s.parse()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
 }
@@ -264,7 +206,8 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Checks the settings that clap cannot check one by one.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for route in &self.routes {
+        let (live, restart) = (&self.live, &self.restart);
+        for route in &live.routes {
             for (name, d) in [
                 ("connect", route.connect_timeout),
                 ("upstream", route.upstream_timeout),
@@ -277,23 +220,23 @@ impl Config {
                 }
             }
         }
-        if self.max_connections == 0 {
+        if restart.max_connections == 0 {
             return Err(ConfigError("max connections must be at least 1".into()));
         }
-        if self.backlog == 0 {
+        if restart.backlog == 0 {
             return Err(ConfigError("backlog must be at least 1".into()));
         }
         for (name, d) in [
-            ("connect timeout", self.connect_timeout),
-            ("upstream timeout", self.upstream_timeout),
-            ("header timeout", self.header_timeout),
-            ("idle timeout", self.idle_timeout),
+            ("connect timeout", live.connect_timeout),
+            ("upstream timeout", live.upstream_timeout),
+            ("header timeout", live.header_timeout),
+            ("idle timeout", live.idle_timeout),
         ] {
             if d.is_zero() {
                 return Err(ConfigError(format!("{name} must be greater than 0")));
             }
         }
-        let health = &self.health;
+        let health = &live.health;
         for (name, d) in [
             ("health interval", health.interval),
             ("health timeout", health.timeout),
@@ -310,7 +253,7 @@ impl Config {
         if let Some(path) = &health.check {
             check_probe_path(path)?;
         }
-        for route in &self.routes {
+        for route in &live.routes {
             if !route.prefix.starts_with('/') {
                 return Err(ConfigError(format!(
                     "route prefix `{}` must start with `/`",
@@ -334,22 +277,22 @@ impl Config {
                     .map_err(|e| ConfigError(format!("route {}: {e}", route.prefix)))?;
             }
         }
-        if let Some(token) = &self.admin_token {
+        if let Some(token) = &restart.admin_token {
             if token.is_empty() || token.bytes().any(|b| !b.is_ascii_graphic()) {
                 return Err(ConfigError(
                     "the admin token must be non-empty printable ASCII without spaces".into(),
                 ));
             }
         }
-        if self.takeover && self.upgrade_socket.is_none() {
+        if self.takeover && restart.upgrade_socket.is_none() {
             return Err(ConfigError(
                 "--takeover needs the upgrade socket of the running lb (--upgrade-socket)".into(),
             ));
         }
-        if self.listen == self.admin && self.listen.port() != 0 {
+        if restart.listen == restart.admin && restart.listen.port() != 0 {
             return Err(ConfigError(format!(
                 "the data plane and the admin listener cannot share {}",
-                self.listen
+                restart.listen
             )));
         }
         Ok(())
@@ -372,8 +315,14 @@ mod tests {
 
     #[test]
     fn defaults_parse() {
-        assert_eq!(Config::default().listen, DEFAULT_LISTEN.parse().unwrap());
-        assert_eq!(Config::default().admin, DEFAULT_ADMIN.parse().unwrap());
+        assert_eq!(
+            Config::default().restart.listen,
+            DEFAULT_LISTEN.parse().unwrap()
+        );
+        assert_eq!(
+            Config::default().restart.admin,
+            DEFAULT_ADMIN.parse().unwrap()
+        );
         assert!(Config::default().validate().is_ok());
     }
 
@@ -399,22 +348,22 @@ mod tests {
     #[test]
     fn health_settings_are_validated() {
         let mut c = Config::default();
-        c.health.check = Some("/health?full=1".into());
+        c.live.health.check = Some("/health?full=1".into());
         assert!(c.validate().is_ok());
-        c.health.check = Some("health".into());
+        c.live.health.check = Some("health".into());
         assert!(c.validate().unwrap_err().0.contains("must start with `/`"));
-        c.health.check = Some("/a b".into());
+        c.live.health.check = Some("/a b".into());
         assert!(c.validate().is_err());
-        c.health.check = None;
-        c.health.rise = 0;
+        c.live.health.check = None;
+        c.live.health.rise = 0;
         assert!(c.validate().is_err());
-        c.health.rise = 1;
-        c.health.interval = Duration::ZERO;
+        c.live.health.rise = 1;
+        c.live.health.interval = Duration::ZERO;
         assert!(c.validate().is_err());
-        c.health.interval = DEFAULT_HEALTH_INTERVAL;
-        c.admin_token = Some("with space".into());
+        c.live.health.interval = DEFAULT_HEALTH_INTERVAL;
+        c.restart.admin_token = Some("with space".into());
         assert!(c.validate().is_err());
-        c.admin_token = Some("s3cr3t".into());
+        c.restart.admin_token = Some("s3cr3t".into());
         assert!(c.validate().is_ok());
     }
 }

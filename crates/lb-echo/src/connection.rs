@@ -6,8 +6,8 @@
 //! is full, so a steady stream of requests costs no copying and no allocation.
 
 use crate::exchange::{Exchange, Template};
-use lb_accept::{linger, Stop};
 use lb_http::MAX_HEAD_BYTES;
+use lb_socket::{linger, Stop};
 use std::io;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

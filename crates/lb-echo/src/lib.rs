@@ -8,8 +8,10 @@
 //! `keep-alive`) and pipelining-safe. Request bodies (Content-Length or chunked) are read and
 //! discarded. A request that cannot be framed is answered `400` and the connection closed.
 //!
-//! Layout: [`serve`] accepts and drains (the loop lives in `lb-accept`, shared with the control
+//! Layout: [`serve`] accepts and drains (the loop lives in `lb-socket`, shared with the control
 //! plane); `connection` owns the socket and its buffers; `exchange` is the protocol, sans I/O.
+
+#![forbid(unsafe_code)]
 
 mod connection;
 mod exchange;
@@ -30,7 +32,7 @@ use tokio::net::TcpListener;
 /// `X-Backend` header.
 pub async fn serve(listener: TcpListener, name: Arc<str>, shutdown: impl Future<Output = ()>) {
     let template = Arc::new(Template::new(&name));
-    lb_accept::serve("echo", listener, shutdown, |stream, _peer, stop| {
+    lb_socket::serve("echo", listener, shutdown, |stream, _peer, stop| {
         connection::serve_connection(stream, template.clone(), stop)
     })
     .await;

@@ -8,6 +8,8 @@
 //! Policy: reject, never guess. Anything two parsers could read differently (both Content-Length
 //! and Transfer-Encoding, differing Content-Lengths, obs-fold, bare CR, ...) is an error here.
 
+#![forbid(unsafe_code)]
+
 mod chunked;
 mod client_addr;
 mod error;

@@ -563,10 +563,9 @@ mod tests {
     use super::*;
     use crate::buffers::BufferPool;
     use crate::drain::Drain;
-    use crate::tuning::Tuning;
+    use crate::tuning::{Tuning, TuningValues};
     use crate::upstream_pool::UpstreamPool;
-    use crate::worker::WorkerConfig;
-    use lb_config::Config;
+    use crate::worker::{WorkerConfig, WorkerSettings};
     use lb_registry::{Registry, SnapshotCache};
     use std::cell::RefCell;
     use std::sync::Arc;
@@ -581,14 +580,28 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let config = Config::default();
+            let secs = Duration::from_secs;
+            let settings = WorkerSettings {
+                drain_timeout: secs(30),
+                pool_idle_per_target: 64,
+                pool_idle_timeout: secs(60),
+                max_connections: 65_536,
+                read_at_accept: true,
+            };
+            let tuning = Tuning::new(TuningValues {
+                connect: secs(5),
+                upstream: secs(60),
+                header: secs(10),
+                idle: secs(60),
+                max_body: None,
+            });
             let worker = Worker {
                 pool: UpstreamPool::new(1, Duration::from_secs(1)),
                 routes: RefCell::new(SnapshotCache::new(Arc::new(Registry::new(1)))),
                 buffers: BufferPool::default(),
                 drain: Drain::default(),
                 stats: Arc::default(),
-                cfg: WorkerConfig::new(0, &config, Arc::new(Tuning::new(&config))),
+                cfg: WorkerConfig::new(0, settings, Arc::new(tuning)),
             };
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();

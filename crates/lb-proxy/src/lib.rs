@@ -10,6 +10,8 @@
 //! forward, respond) -> back in `h1`, one answer and one log line. Every decision about retries
 //! and the client connection is a pure function in `policy`.
 
+#![forbid(unsafe_code)]
+
 mod accept;
 mod access_log;
 mod buffers;
@@ -29,5 +31,5 @@ mod worker;
 pub use accept::serve;
 pub use access_log::{access_log, AccessLog, AccessLogWriter};
 pub use stats::WorkerStats;
-pub use tuning::Tuning;
-pub use worker::WorkerConfig;
+pub use tuning::{Tuning, TuningValues};
+pub use worker::{WorkerConfig, WorkerSettings};

@@ -5,10 +5,27 @@
 //! loads on the request path: the cache line stays shared in every core's cache, so reading it
 //! costs no more than reading a private copy. A new value applies to the next wait that starts;
 //! a wait already running keeps its deadline.
+//!
+//! The values come in as one [`TuningValues`], the proxy's own settings type: this crate does
+//! not know the configuration file, the supervisor converts into it.
 
-use lb_config::Config;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// The values of a [`Tuning`], as a reload hands them over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TuningValues {
+    /// Time allowed to connect to an upstream.
+    pub connect: Duration,
+    /// Time allowed for an upstream's response head, and for each later upstream read.
+    pub upstream: Duration,
+    /// Deadline for a client's whole request head.
+    pub header: Duration,
+    /// Idle keep-alive wait, and inactivity limit for client reads and writes.
+    pub idle: Duration,
+    /// Largest request body accepted; `None` is unlimited.
+    pub max_body: Option<u64>,
+}
 
 /// `max_body` when there is no limit.
 const UNLIMITED: u64 = u64::MAX;
@@ -33,8 +50,8 @@ fn get(a: &AtomicU64) -> u64 {
 }
 
 impl Tuning {
-    /// The values of `config`.
-    pub fn new(config: &Config) -> Self {
+    /// A `Tuning` holding `values`.
+    pub fn new(values: TuningValues) -> Self {
         let tuning = Tuning {
             connect_ms: AtomicU64::new(0),
             upstream_ms: AtomicU64::new(0),
@@ -42,18 +59,26 @@ impl Tuning {
             idle_ms: AtomicU64::new(0),
             max_body: AtomicU64::new(UNLIMITED),
         };
-        tuning.update(config);
+        tuning.update(values);
         tuning
     }
 
-    /// Takes the values of `config` (a reload).
-    pub fn update(&self, config: &Config) {
+    /// Takes `values`, all of them (a reload).
+    pub fn update(&self, values: TuningValues) {
+        // Destructured whole: a new value cannot be left out here.
+        let TuningValues {
+            connect,
+            upstream,
+            header,
+            idle,
+            max_body,
+        } = values;
         let set = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
-        set(&self.connect_ms, millis(config.connect_timeout));
-        set(&self.upstream_ms, millis(config.upstream_timeout));
-        set(&self.header_ms, millis(config.header_timeout));
-        set(&self.idle_ms, millis(config.idle_timeout));
-        set(&self.max_body, config.max_body.unwrap_or(UNLIMITED));
+        set(&self.connect_ms, millis(connect));
+        set(&self.upstream_ms, millis(upstream));
+        set(&self.header_ms, millis(header));
+        set(&self.idle_ms, millis(idle));
+        set(&self.max_body, max_body.unwrap_or(UNLIMITED));
     }
 
     /// Time allowed to connect to an upstream.
@@ -88,16 +113,23 @@ mod tests {
 
     #[test]
     fn update_replaces_every_value() {
-        let mut config = Config::default();
-        let tuning = Tuning::new(&config);
-        assert_eq!(tuning.connect(), config.connect_timeout);
+        let ms = Duration::from_millis;
+        let mut values = TuningValues {
+            connect: ms(5_000),
+            upstream: ms(60_000),
+            header: ms(10_000),
+            idle: ms(60_000),
+            max_body: None,
+        };
+        let tuning = Tuning::new(values);
+        assert_eq!(tuning.connect(), values.connect);
         assert_eq!(tuning.max_body(), None);
-        config.connect_timeout = Duration::from_millis(250);
-        config.upstream_timeout = Duration::from_millis(1500);
-        config.header_timeout = Duration::from_millis(700);
-        config.idle_timeout = Duration::from_millis(900);
-        config.max_body = Some(1024);
-        tuning.update(&config);
+        values.connect = Duration::from_millis(250);
+        values.upstream = Duration::from_millis(1500);
+        values.header = Duration::from_millis(700);
+        values.idle = Duration::from_millis(900);
+        values.max_body = Some(1024);
+        tuning.update(values);
         assert_eq!(tuning.connect(), Duration::from_millis(250));
         assert_eq!(tuning.upstream(), Duration::from_millis(1500));
         assert_eq!(tuning.header(), Duration::from_millis(700));

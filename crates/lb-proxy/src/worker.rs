@@ -9,11 +9,26 @@ use crate::drain::Drain;
 use crate::stats::WorkerStats;
 use crate::tuning::Tuning;
 use crate::upstream_pool::UpstreamPool;
-use lb_config::Config;
 use lb_registry::SnapshotCache;
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// What a worker starts with and keeps until it ends (a restart or an upgrade changes it), as
+/// the supervisor hands it over; the live values are in [`Tuning`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerSettings {
+    /// How long a drain waits for in-flight exchanges.
+    pub drain_timeout: Duration,
+    /// Idle upstream connections kept per target.
+    pub pool_idle_per_target: usize,
+    /// Age at which idle upstream connections are closed.
+    pub pool_idle_timeout: Duration,
+    /// Client connections served at once; at the limit the worker stops accepting.
+    pub max_connections: usize,
+    /// See [`WorkerConfig::read_at_accept`].
+    pub read_at_accept: bool,
+}
 
 /// The settings one worker runs with.
 #[derive(Debug, Clone)]
@@ -39,17 +54,23 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Worker `id`'s settings taken from the process configuration, with the process-wide
-    /// `tuning`.
-    pub fn new(id: usize, config: &Config, tuning: Arc<Tuning>) -> Self {
+    /// Worker `id`'s `settings`, with the process-wide `tuning`.
+    pub fn new(id: usize, settings: WorkerSettings, tuning: Arc<Tuning>) -> Self {
+        let WorkerSettings {
+            drain_timeout,
+            pool_idle_per_target,
+            pool_idle_timeout,
+            max_connections,
+            read_at_accept,
+        } = settings;
         WorkerConfig {
             id,
             tuning,
-            drain_timeout: config.drain_timeout,
-            pool_idle_per_target: config.pool_idle_per_target,
-            pool_idle_timeout: config.pool_idle_timeout,
-            max_connections: config.max_connections,
-            read_at_accept: !config.defer_accept.is_zero(),
+            drain_timeout,
+            pool_idle_per_target,
+            pool_idle_timeout,
+            max_connections,
+            read_at_accept,
             access_log: None,
         }
     }

@@ -13,8 +13,9 @@
 //! each request, in order, with the echoed path proving which request an answer belongs to; where
 //! the fault leaves the byte stream unknown, the one answer is followed by a clean close.
 
-use lb_config::Config;
-use lb_proxy::{access_log, serve, Tuning, WorkerConfig, WorkerStats};
+use lb_proxy::{
+    access_log, serve, Tuning, TuningValues, WorkerConfig, WorkerSettings, WorkerStats,
+};
 use lb_registry::Registry;
 use lb_testkit::tokio_conn::AsyncConn;
 use parking_lot::Mutex;
@@ -131,17 +132,26 @@ impl Lb {
                 registry.register(prefix, target).expect("register");
             }
         }
-        let config = Config {
-            upstream_timeout: UPSTREAM_TIMEOUT,
-            header_timeout: HEADER_TIMEOUT,
-            ..Config::default()
+        let secs = Duration::from_secs;
+        let settings = WorkerSettings {
+            drain_timeout: secs(30),
+            pool_idle_per_target: 64,
+            pool_idle_timeout: secs(60),
+            max_connections: 1024,
+            read_at_accept: true,
         };
+        let tuning = Tuning::new(TuningValues {
+            connect: secs(5),
+            upstream: UPSTREAM_TIMEOUT,
+            header: HEADER_TIMEOUT,
+            idle: secs(60),
+            max_body: None,
+        });
         let (log, writer) = access_log();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
         std::thread::spawn(move || writer.run(|line| sink.lock().push(line)));
-        let cfg =
-            WorkerConfig::new(0, &config, Arc::new(Tuning::new(&config))).with_access_log(log);
+        let cfg = WorkerConfig::new(0, settings, Arc::new(tuning)).with_access_log(log);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let (stop, stopped) = oneshot::channel::<()>();

@@ -20,6 +20,8 @@
 //! This crate is pure: no tokio, no sockets, and no clock except in [`Registry::mark_down`],
 //! which reads it once so the data path can call it with just an address.
 
+#![forbid(unsafe_code)]
+
 mod cursor;
 mod health;
 mod registry;

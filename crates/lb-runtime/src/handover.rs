@@ -1,11 +1,21 @@
-//! The running lb's side of a zero-downtime upgrade (see `upgrade` for the protocol): handing
-//! the sockets and the registry to a new lb, and starting that new lb on request.
+//! The upgrade part: the running lb's side of a zero-downtime upgrade (see `upgrade` for the
+//! protocol). It owns the upgrade socket, the thread accepting on it, the upgrade in progress
+//! and how this process was started; it hands the sockets and the registry to a new lb, and
+//! starts that new lb on request.
+//!
+//! Invariant: at most one upgrade is in progress; its `lb upgrade` client, if any, gets exactly
+//! one answer line. The parts it hands over (admin socket, listeners, registry) are lent by the
+//! supervisor for the one call, never kept.
 
-use crate::admin::AdminThread;
-use crate::supervisor::{Event, Handle};
-use crate::upgrade;
+use crate::admin::AdminServer;
+use crate::error::RunError;
+use crate::event::Event;
+use crate::listeners::Listeners;
+use crate::upgrade::{self, UpgradeThread};
+use crossbeam_channel::Sender;
+use lb_registry::Registry;
 use std::ffi::OsString;
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use tracing::{error, info, warn};
@@ -29,47 +39,92 @@ impl Origin {
     }
 }
 
-impl Handle {
+/// The upgrade socket and what goes on on it.
+#[derive(Debug)]
+pub(crate) struct Upgrades {
+    /// The part's duplicate of the upgrade socket; `None`: lb runs without one.
+    socket: Option<UnixListener>,
+    thread: Option<UpgradeThread>,
+    /// An upgrade in progress: the `lb upgrade` client to answer, if any.
+    pending: Option<Option<UnixStream>>,
+    /// How this process was started (for the successor).
+    origin: Origin,
+    events: Sender<Event>,
+}
+
+impl Upgrades {
+    /// The part for `socket` (none: upgrades are refused); nothing is served before
+    /// [`Upgrades::serve`].
+    pub(crate) fn new(socket: Option<UnixListener>, events: Sender<Event>) -> Self {
+        Upgrades {
+            socket,
+            thread: None,
+            pending: None,
+            origin: Origin::current(),
+            events,
+        }
+    }
+
+    /// Starts accepting requests on the upgrade socket, if there is one.
+    pub(crate) fn serve(&mut self) -> Result<(), RunError> {
+        let Some(socket) = &self.socket else {
+            return Ok(());
+        };
+        let thread = socket
+            .try_clone()
+            .and_then(|s| UpgradeThread::spawn(s, self.events.clone()))
+            .map_err(|e| RunError::Runtime(format!("cannot serve the upgrade socket: {e}")))?;
+        self.thread = Some(thread);
+        Ok(())
+    }
+
+    /// Stops accepting on the upgrade socket.
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut thread) = self.thread.take() {
+            thread.stop();
+        }
+    }
+
     /// Hands everything to the new lb on `stream`, the registry in a manifest of version
     /// `version`. `true`: it took over, this lb must drain and exit. `false`: it failed; this lb
     /// resumed its control plane and goes on.
-    pub(crate) fn hand_over(&mut self, mut stream: UnixStream, version: u32) -> bool {
-        let (Some(upgrade_socket), Some(admin_socket)) = (&self.upgrade_socket, &self.admin_socket)
-        else {
+    pub(crate) fn hand_over(
+        &mut self,
+        mut stream: UnixStream,
+        version: u32,
+        admin: &mut AdminServer,
+        listeners: &Listeners,
+        registry: &Registry,
+    ) -> bool {
+        let Some(upgrade_socket) = &self.socket else {
             return false;
         };
         info!("a new lb asks to take over: pausing the control plane");
         // After this, no API call changes the registry until the new lb serves the admin socket
         // (calls meanwhile wait in the admin socket's queue, which the new lb inherits).
-        if let Some(mut admin) = self.admin_thread.take() {
-            admin.stop();
-        }
+        admin.pause();
+        let Some(admin_socket) = admin.socket() else {
+            // Closed only by a shutdown, which ends the event loop first.
+            return false;
+        };
         let result = upgrade::hand_over(
             &mut stream,
             upgrade_socket,
             admin_socket,
-            &self.sockets,
-            self.registry(),
+            &listeners.http.sockets,
+            registry,
             version,
         );
         match result {
             Ok(pid) => {
-                if let Some(mut thread) = self.upgrade_thread.take() {
-                    thread.stop();
-                }
+                self.stop();
                 info!(pid, "the new lb took over");
                 self.answer_pending(&format!("DONE {pid}"));
                 true
             }
             Err(e) => {
                 error!(error = %e, "handover failed; this lb goes on serving");
-                match admin_socket
-                    .try_clone()
-                    .and_then(|l| AdminThread::spawn(l, self.plane.clone()))
-                {
-                    Ok(thread) => self.admin_thread = Some(thread),
-                    Err(e) => error!(error = %e, "cannot restart the control plane"),
-                }
+                admin.resume();
                 self.answer_pending(&format!("FAILED handover failed: {e}"));
                 false
             }
@@ -85,10 +140,10 @@ impl Handle {
                 upgrade::reply(&mut client, &format!("FAILED {why}"));
             }
         };
-        if self.upgrade_socket.is_none() {
+        if self.socket.is_none() {
             return refuse(client, "this lb runs without an upgrade socket");
         }
-        if self.pending_upgrade.is_some() {
+        if self.pending.is_some() {
             return refuse(client, "an upgrade is already in progress");
         }
         let Some(exe) = self.origin.exe.clone() else {
@@ -114,8 +169,8 @@ impl Handle {
             }
         };
         info!(pid = child.id(), exe = %exe.display(), "started the successor; waiting for it to take over");
-        self.pending_upgrade = Some(client);
-        let events = self.events_tx.clone();
+        self.pending = Some(client);
+        let events = self.events.clone();
         // Reaps the successor if it dies before taking over; after a takeover this process
         // exits and the successor is re-parented.
         let _ = std::thread::Builder::new()
@@ -132,14 +187,14 @@ impl Handle {
 
     /// The successor died before taking over.
     pub(crate) fn successor_failed(&mut self, why: &str) {
-        if self.pending_upgrade.is_some() {
+        if self.pending.is_some() {
             error!(why, "upgrade failed; this lb goes on serving");
             self.answer_pending(&format!("FAILED {why}"));
         }
     }
 
     fn answer_pending(&mut self, line: &str) {
-        if let Some(Some(mut client)) = self.pending_upgrade.take() {
+        if let Some(Some(mut client)) = self.pending.take() {
             upgrade::reply(&mut client, line);
         }
     }

@@ -9,16 +9,13 @@
 //! of [`STABLE_AFTER`] resets it. Meanwhile its socket stays open in the supervisor, so
 //! connections queue there and the respawned worker serves them.
 //!
-//! The policy ([`Respawns`]) is pure: the time is always passed in, nothing sleeps. The
-//! supervisor's side ([`Handle::respawn`], [`Handle::next_event`]) never blocks on a back-off
-//! either: the event loop waits for its next event or the earliest pending respawn, whichever
-//! comes first, so signals, reloads and the other workers are handled meanwhile, and a SIGTERM
-//! during a back-off simply drains and exits.
+//! The policy ([`Respawns`]) is pure: the time is always passed in, nothing sleeps. Its users
+//! never block on a back-off either: the worker set (`workers`) only records the deadline, and
+//! the supervisor's event loop waits for its next event or the earliest pending respawn,
+//! whichever comes first, so signals, reloads and the other workers are handled meanwhile, and a
+//! SIGTERM during a back-off simply drains and exits.
 
-use crate::supervisor::{Event, Handle, RunError};
-use crossbeam_channel::RecvTimeoutError;
 use std::time::{Duration, Instant};
-use tracing::error;
 
 /// A worker that ran at least this long before dying is respawned immediately.
 pub(crate) const STABLE_AFTER: Duration = Duration::from_secs(10);
@@ -26,54 +23,6 @@ pub(crate) const STABLE_AFTER: Duration = Duration::from_secs(10);
 pub(crate) const FIRST_DELAY: Duration = Duration::from_millis(100);
 /// The delay never grows beyond this.
 pub(crate) const MAX_DELAY: Duration = Duration::from_secs(5);
-
-impl Handle {
-    /// Worker `id` exited while lb runs: reap its thread, and start it again (same CPU, same
-    /// socket, same counters) now or, when it keeps dying, once its back-off is over.
-    pub(crate) fn respawn(&mut self, id: usize, panicked: bool) -> Result<(), RunError> {
-        if let Some(thread) = self.worker_threads.get_mut(id).and_then(Option::take) {
-            let _ = thread.join();
-        }
-        // The dead worker's connections went with it.
-        if let Some(stats) = self.stats.get(id) {
-            stats.reset_active();
-        }
-        let delay = self.respawns.died(id, Instant::now());
-        let what = if panicked {
-            "worker panicked"
-        } else {
-            "worker stopped unexpectedly"
-        };
-        if delay.is_zero() {
-            error!(worker = id, "{what}; respawning it");
-            self.spawn_worker(id)
-        } else {
-            let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-            error!(worker = id, delay_ms, "{what}; respawning it in {delay:?}");
-            Ok(())
-        }
-    }
-
-    /// The next event for the supervisor; respawns the workers whose back-off ran out while
-    /// waiting for it.
-    pub(crate) fn next_event(&mut self) -> Result<Event, RunError> {
-        let closed = || RunError::Runtime("supervisor channel closed".to_string());
-        loop {
-            let Some(due) = self.respawns.next_due() else {
-                return self.events.recv().map_err(|_| closed());
-            };
-            match self.events.recv_deadline(due) {
-                Ok(event) => return Ok(event),
-                Err(RecvTimeoutError::Disconnected) => return Err(closed()),
-                Err(RecvTimeoutError::Timeout) => {
-                    for id in self.respawns.take_due(Instant::now()) {
-                        self.spawn_worker(id)?;
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// One worker's history: when it last started, how many deaths in a row came soon after the
 /// previous one's respawn (counting the first death of the run), and the respawn it waits for.

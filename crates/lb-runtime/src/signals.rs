@@ -1,8 +1,9 @@
 //! Signals become supervisor events: SIGINT and SIGTERM stop, SIGHUP reloads the config file,
 //! SIGUSR2 starts a zero-downtime upgrade (as `lb upgrade`).
 
+use crate::error::RunError;
+use crate::event::Event;
 use crate::service_thread::spawn_runtime_thread;
-use crate::supervisor::{Event, RunError};
 use crossbeam_channel::Sender;
 use std::time::Duration;
 

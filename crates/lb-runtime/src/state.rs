@@ -117,7 +117,7 @@ impl StateFile {
             Err(e) => {
                 return Err(format!(
                     "cannot read the state file {name}: {}",
-                    crate::listener::plain(&e)
+                    lb_socket::plain(&e)
                 ))
             }
         };
@@ -172,7 +172,7 @@ impl StateFile {
             format!(
                 "cannot write the state file {}: {}",
                 self.path.display(),
-                crate::listener::plain(&e)
+                lb_socket::plain(&e)
             )
         })
     }

@@ -4,9 +4,9 @@
 //!
 //! Why not "start a second lb on the port with `SO_REUSEPORT`, then stop the first": each
 //! `SO_REUSEPORT` socket has its own accept queue, and closing a socket resets the connections
-//! still queued on it (see the test in `listener`). Passing the *same* sockets (new descriptors
-//! for the same open files, `SCM_RIGHTS`) keeps every queue alive: the old lb stops accepting,
-//! the new one accepts whatever is queued.
+//! still queued on it (see the test in lb-socket's `listener`). Passing the *same* sockets (new
+//! descriptors for the same open files, `SCM_RIGHTS`) keeps every queue alive: the old lb stops
+//! accepting, the new one accepts whatever is queued.
 //!
 //! The exchange, on one unix stream connection:
 //!
@@ -14,7 +14,7 @@
 //!    manifest version it reads (a bare `TAKEOVER` means 1);
 //! 2. the old lb pauses its control plane (so the registry stops changing), then sends the
 //!    descriptors `[upgrade socket, admin socket, worker sockets...]` (in batches of messages
-//!    when there are many workers, see `fd_pass`) and a length-prefixed JSON manifest of the
+//!    when there are many workers, see lb-socket's `fd_pass`) and a length-prefixed JSON manifest of the
 //!    newest version both read: worker count and routes; version 1 has each route's targets,
 //!    version 2 adds the registry's run-time state (round-robin positions, request counts,
 //!    health; [`lb_registry::CarriedRoute`]), read at this moment;
@@ -32,14 +32,15 @@
 //! itself: the same executable path and arguments plus `--takeover`; the answer, once the
 //! handover is over, is `DONE <pid>\n` or `FAILED <reason>\n`.
 
-use crate::fd_pass::{recv_fds, send_fds};
-use crate::health::ProbePlan;
+use crate::event::{Event, UpgradeRequest};
+use crate::prober::ProbePlan;
 use crate::service_thread::ServiceThread;
 use crate::state::SavedRoute;
-use crate::supervisor::Event;
 use crossbeam_channel::Sender;
-use lb_config::Config;
+use lb_config::LiveConfig;
 use lb_registry::{CarriedRoute, Registry};
+use lb_socket::plain;
+use lb_socket::{recv_fds, send_fds};
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -74,15 +75,6 @@ struct ManifestVersion {
     version: u32,
 }
 
-/// A request arriving on the upgrade socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Request {
-    /// A new lb wants the sockets and the registry, in a manifest of at most this version.
-    Takeover(u32),
-    /// `lb upgrade`: start a successor and answer when it took over.
-    Upgrade,
-}
-
 /// The registry as the old lb sent it.
 #[derive(Debug)]
 pub(crate) enum InheritedRegistry {
@@ -110,7 +102,7 @@ impl Inherited {
     pub(crate) fn restore_into(
         &mut self,
         registry: &Registry,
-        config: &Config,
+        config: &LiveConfig,
     ) -> Result<(), String> {
         match std::mem::replace(&mut self.registry, InheritedRegistry::Routes(Vec::new())) {
             InheritedRegistry::Routes(routes) => crate::state::restore(registry, routes),
@@ -139,16 +131,12 @@ pub(crate) fn bind(path: &Path) -> Result<UnixListener, String> {
         std::fs::remove_file(path).map_err(|e| {
             format!(
                 "cannot remove the stale upgrade socket {name}: {}",
-                crate::listener::plain(&e)
+                plain(&e)
             )
         })?;
     }
-    let listener = UnixListener::bind(path).map_err(|e| {
-        format!(
-            "cannot listen on the upgrade socket {name}: {}",
-            crate::listener::plain(&e)
-        )
-    })?;
+    let listener = UnixListener::bind(path)
+        .map_err(|e| format!("cannot listen on the upgrade socket {name}: {}", plain(&e)))?;
     Ok(listener)
 }
 
@@ -175,12 +163,7 @@ pub(crate) fn take_over(path: &Path) -> Result<Inherited, String> {
 /// closed the connection before sending anything (an lb that does not know the request).
 fn exchange(path: &Path, version: u32) -> Result<Option<Inherited>, String> {
     let name = path.display();
-    let fail = |what: &str, e: io::Error| {
-        format!(
-            "takeover through {name}: {what}: {}",
-            crate::listener::plain(&e)
-        )
-    };
+    let fail = |what: &str, e: io::Error| format!("takeover through {name}: {what}: {}", plain(&e));
     let mut stream = UnixStream::connect(path)
         .map_err(|e| fail("no running lb answers on the upgrade socket", e))?;
     stream
@@ -314,17 +297,17 @@ pub fn request_upgrade(path: &Path, timeout: Duration) -> Result<String, String>
     let mut stream = UnixStream::connect(path).map_err(|e| {
         format!(
             "no running lb answers on the upgrade socket {name}: {}",
-            crate::listener::plain(&e)
+            plain(&e)
         )
     })?;
     stream
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.write_all(b"UPGRADE\n"))
-        .map_err(|e| format!("upgrade request to {name}: {}", crate::listener::plain(&e)))?;
+        .map_err(|e| format!("upgrade request to {name}: {}", plain(&e)))?;
     let mut line = String::new();
     BufReader::new(&stream)
         .read_line(&mut line)
-        .map_err(|e| format!("no answer from {name}: {}", crate::listener::plain(&e)))?;
+        .map_err(|e| format!("no answer from {name}: {}", plain(&e)))?;
     let line = line.trim_end();
     match line.strip_prefix("DONE ") {
         Some(pid) => Ok(pid.to_string()),
@@ -383,23 +366,25 @@ impl UpgradeThread {
 
 /// `TAKEOVER`, `TAKEOVER <version>` or `UPGRADE`; a takeover asking for a newer manifest than
 /// this lb writes gets this lb's newest.
-fn parse_request(line: &[u8]) -> Option<Request> {
+fn parse_request(line: &[u8]) -> Option<UpgradeRequest> {
     match line {
-        b"TAKEOVER" => Some(Request::Takeover(1)),
-        b"UPGRADE" => Some(Request::Upgrade),
+        b"TAKEOVER" => Some(UpgradeRequest::Takeover(1)),
+        b"UPGRADE" => Some(UpgradeRequest::Upgrade),
         _ => {
             let version: u32 = std::str::from_utf8(line.strip_prefix(b"TAKEOVER ")?)
                 .ok()?
                 .parse()
                 .ok()?;
-            (version >= 1).then_some(Request::Takeover(version.min(VERSION)))
+            (version >= 1).then_some(UpgradeRequest::Takeover(version.min(VERSION)))
         }
     }
 }
 
 /// Reads the one request line (byte by byte: nothing after it may be consumed) and returns a
 /// blocking std stream for the supervisor.
-async fn read_request(mut stream: tokio::net::UnixStream) -> io::Result<(Request, UnixStream)> {
+async fn read_request(
+    mut stream: tokio::net::UnixStream,
+) -> io::Result<(UpgradeRequest, UnixStream)> {
     let mut line = Vec::new();
     let read = async {
         loop {
@@ -473,7 +458,7 @@ mod tests {
                 let line = line.trim_end().to_string();
                 let request = parse_request(line.as_bytes());
                 lines.push(line);
-                if let (true, Some(Request::Takeover(version))) = (answer, request) {
+                if let (true, Some(UpgradeRequest::Takeover(version))) = (answer, request) {
                     hand_over(&mut stream, &upgrade, &admin, &workers, &registry, version).unwrap();
                 }
             }
@@ -488,7 +473,7 @@ mod tests {
         confirm(&mut inherited.stream).unwrap();
         let registry = Registry::new(2);
         inherited
-            .restore_into(&registry, &Config::default())
+            .restore_into(&registry, &LiveConfig::default())
             .unwrap();
         (inherited, registry)
     }
@@ -534,14 +519,20 @@ mod tests {
 
     #[test]
     fn request_lines() {
-        assert_eq!(parse_request(b"TAKEOVER"), Some(Request::Takeover(1)));
-        assert_eq!(parse_request(b"TAKEOVER 2"), Some(Request::Takeover(2)));
+        assert_eq!(
+            parse_request(b"TAKEOVER"),
+            Some(UpgradeRequest::Takeover(1))
+        );
+        assert_eq!(
+            parse_request(b"TAKEOVER 2"),
+            Some(UpgradeRequest::Takeover(2))
+        );
         assert_eq!(
             parse_request(b"TAKEOVER 7"),
-            Some(Request::Takeover(VERSION)),
+            Some(UpgradeRequest::Takeover(VERSION)),
             "a newer lb gets this lb's newest"
         );
-        assert_eq!(parse_request(b"UPGRADE"), Some(Request::Upgrade));
+        assert_eq!(parse_request(b"UPGRADE"), Some(UpgradeRequest::Upgrade));
         for bad in [
             &b"TAKEOVER 0"[..],
             b"TAKEOVER x",

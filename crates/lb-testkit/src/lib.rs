@@ -21,6 +21,8 @@
 //! Conventions: every socket has timeouts, every wait has a deadline and syncs on an event (a
 //! line printed, a request recorded, a port accepting), never on a fixed sleep.
 
+#![forbid(unsafe_code)]
+
 pub mod admin;
 pub mod backend;
 pub mod checksum;

@@ -1,5 +1,10 @@
 //! The `lb` binary: parses the command line, sets up logging, and hands over to `lb_runtime`.
-//! No logic of its own beyond turning flags into a [`Layer`] (the file is read by `lb_runtime`).
+//! No logic of its own beyond turning flags into a [`Layer`] (the file is read by `lb_runtime`)
+//! and wiring `lb demo` (`demo`: lb in front of built-in echo backends).
+
+#![forbid(unsafe_code)]
+
+mod demo;
 
 use clap::{Args, Parser, Subcommand};
 use lb_config::{Layer, StaticRoute, Workers};
@@ -202,7 +207,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Run(args)) => lb_runtime::run_from((*args).into_source()),
         None => lb_runtime::run_from(cli.run.into_source()),
-        Some(Command::Demo) => lb_runtime::run_demo(),
+        Some(Command::Demo) => demo::run_demo(),
         Some(Command::Upgrade(args)) => {
             lb_runtime::request_upgrade(&args.upgrade_socket, Duration::from_millis(args.timeout))
                 .map(|pid| println!("upgraded: the new lb (pid {pid}) took over"))

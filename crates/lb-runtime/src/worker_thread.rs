@@ -1,7 +1,7 @@
 //! One worker thread: pinned to its CPU, its own current-thread tokio runtime, serving one
-//! `SO_REUSEPORT` listening socket until the supervisor says stop.
+//! `SO_REUSEPORT` listening socket until the worker set (`workers`) says stop.
 //!
-//! The socket is bound by the supervisor, which keeps a duplicate of it: when a worker dies (a
+//! The socket is bound at start and the worker set keeps a duplicate of it: when a worker dies (a
 //! panic), its socket stays open, connections keep queueing in its accept queue, and the
 //! respawned worker serves them from the same socket; nothing queued is lost. The same
 //! duplicates are what a zero-downtime upgrade hands to the next process.
@@ -9,7 +9,7 @@
 //! However the thread ends (return or panic), it reports [`Event::Exited`] from a drop guard,
 //! so the supervisor always learns about it.
 
-use crate::supervisor::Event;
+use crate::event::Event;
 use core_affinity::CoreId;
 use crossbeam_channel::Sender;
 use lb_proxy::{WorkerConfig, WorkerStats};
@@ -100,7 +100,7 @@ pub(crate) fn spawn(launch: Launch) -> std::io::Result<JoinHandle<()>> {
                     Err(e) => {
                         let _ = events.send(Event::Failed {
                             worker: id,
-                            error: crate::listener::plain(&e),
+                            error: lb_socket::plain(&e),
                         });
                         return;
                     }

@@ -1,7 +1,7 @@
 //! `lb demo`: lb on 127.0.0.1:8080 in front of three built-in echo backends, for a first try.
 
-use crate::supervisor::{run, RunError};
-use lb_config::{Config, StaticRoute};
+use lb_config::{Config, LiveConfig, RestartConfig, StaticRoute};
+use lb_runtime::{run, RunError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -57,16 +57,22 @@ pub fn run_demo() -> Result<(), RunError> {
         .map_err(|e| RunError::Runtime(format!("cannot start echo backends: {e}")))?;
 
     let config = Config {
-        listen,
-        admin,
-        routes: vec![StaticRoute {
-            prefix: "/".to_string(),
-            targets: backends.clone(),
-            health_check: None,
-            strip_prefix: true,
-            connect_timeout: None,
-            upstream_timeout: None,
-        }],
+        restart: RestartConfig {
+            listen,
+            admin,
+            ..RestartConfig::default()
+        },
+        live: LiveConfig {
+            routes: vec![StaticRoute {
+                prefix: "/".to_string(),
+                targets: backends.clone(),
+                health_check: None,
+                strip_prefix: true,
+                connect_timeout: None,
+                upstream_timeout: None,
+            }],
+            ..LiveConfig::default()
+        },
         ..Config::default()
     };
     println!("demo: three echo backends on {backends:?}, registered on \"/\"");

@@ -1,5 +1,8 @@
 //! Listening sockets: one `SO_REUSEPORT` socket per worker, so the kernel spreads new connections
 //! over workers and no accept is handed from one core to another.
+//!
+//! Safe code over socket2; it lives beside the crate's `unsafe` modules because it is the same
+//! concern (the data plane's sockets), not because it needs it.
 
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
@@ -7,7 +10,7 @@ use std::net::SocketAddr;
 
 /// Binds a non-blocking listening socket on `addr` with `SO_REUSEADDR`, `SO_REUSEPORT` and
 /// `TCP_NODELAY` (inherited by every accepted connection).
-pub(crate) fn bind_reuseport(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
+pub fn bind_reuseport(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
@@ -23,7 +26,7 @@ pub(crate) fn bind_reuseport(addr: SocketAddr, backlog: u32) -> io::Result<std::
 /// Fails when something already listens on `addr`. `SO_REUSEPORT` would otherwise let lb silently
 /// share a port with another process (a second lb started by mistake) and split its traffic.
 /// Port 0 always picks a free port, so it is not checked.
-pub(crate) fn ensure_free(addr: SocketAddr) -> io::Result<()> {
+pub fn ensure_free(addr: SocketAddr) -> io::Result<()> {
     if addr.port() == 0 {
         return Ok(());
     }
@@ -32,25 +35,10 @@ pub(crate) fn ensure_free(addr: SocketAddr) -> io::Result<()> {
     probe.bind(&addr.into())
 }
 
-/// An OS error in plain words, e.g. "address already in use".
-pub(crate) fn plain(error: &io::Error) -> String {
-    match error.kind() {
-        io::ErrorKind::AddrInUse => "address already in use".to_string(),
-        io::ErrorKind::AddrNotAvailable => "address not available on this host".to_string(),
-        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => {
-            let text = error.to_string();
-            match text.find(" (os error") {
-                Some(i) => text[..i].to_lowercase(),
-                None => text,
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plain;
 
     #[test]
     fn accepted_sockets_inherit_tcp_nodelay() {

@@ -1,62 +1,23 @@
-//! Where the configuration comes from, and what a reload (SIGHUP) changes.
+//! The configuration's routes in the registry: put there at start ([`configure`]), changed by
+//! a reload ([`reconfigure`]), and the registry's settings taken from the configuration.
 //!
-//! [`ConfigSource`] is the config file (optional) plus the command-line [`Layer`] on top; it is
-//! read again on every reload, so flags keep overriding the file. A reload applies what can
-//! change without a restart: the routes given by the configuration (a registry diff applied in
-//! one step, [`Registry::reconfigure`]: targets the new configuration adds are registered, those
-//! it no longer names lose the configuration's claim and leave unless the control plane or the
-//! state file holds them too, and a prefix it no longer names goes when no target is left and
-//! the API does not hold it), the health-check settings, the connect/upstream/header/idle
-//! timeouts and the body limit (shared with the workers, taking effect for the next wait that
-//! starts). Everything else (listen, admin, workers, drain timeout, connection limit, state,
-//! admin token) needs a restart or an upgrade, and a reload that changes it says so in the log.
-//! An invalid file changes nothing.
-//!
-//! No connection is touched: workers see the new routes through the registry generation.
+//! A start or a reload changes the routes the configuration gives in one registry step
+//! ([`Registry::reconfigure`]): targets the new configuration adds are registered, those it no
+//! longer names lose the configuration's claim and leave unless the control plane or the state
+//! file holds them too, and a prefix it no longer names goes when no target is left and the API
+//! does not hold it. No connection is touched: workers see the new routes through the registry
+//! generation.
 
-use crate::health::ProbePlan;
-use crate::listener::plain;
-use crate::supervisor::{health_policy, route_options, Handle, RunError};
-use lb_config::{parse_file, Config, Layer};
+use crate::error::RunError;
+use lb_config::{LiveConfig, StaticRoute};
 use lb_registry::{
-    normalize_prefix, Reconfiguration, Reconfigured, Registry, RouteOptions, Source,
+    normalize_prefix, HealthPolicy, Reconfiguration, Reconfigured, Registry, RouteOptions, Source,
 };
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use tracing::{error, info, warn};
-
-/// The configuration's origin: an optional TOML file with the command-line flags on top.
-#[derive(Debug, Clone, Default)]
-pub struct ConfigSource {
-    /// `--config FILE.toml`.
-    pub file: Option<PathBuf>,
-    /// The flags given on the command line.
-    pub flags: Layer,
-}
-
-impl ConfigSource {
-    /// Reads the file (if any), stacks defaults, file and flags, and validates. Every problem is
-    /// a [`RunError::Config`] (exit code 2) naming the file.
-    pub fn load(&self) -> Result<Config, RunError> {
-        let file = match &self.file {
-            None => None,
-            Some(path) => {
-                let name = path.display().to_string();
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    RunError::Config(format!("cannot read the config file {name}: {}", plain(&e)))
-                })?;
-                Some(parse_file(&text, &name)?)
-            }
-        };
-        let config = Config::layered(file.as_ref(), &self.flags);
-        config.validate()?;
-        check_routes(&config).map_err(RunError::Config)?;
-        Ok(config)
-    }
-}
+use tracing::info;
 
 /// Every prefix `config` names, with its route's options.
-fn named_routes(config: &Config) -> Vec<(String, RouteOptions)> {
+fn named_routes(config: &LiveConfig) -> Vec<(String, RouteOptions)> {
     config
         .routes
         .iter()
@@ -65,7 +26,7 @@ fn named_routes(config: &Config) -> Vec<(String, RouteOptions)> {
 }
 
 /// The configured routes as (normalized prefix, target) pairs, in order.
-fn route_pairs(config: &Config) -> Vec<(String, SocketAddr)> {
+fn route_pairs(config: &LiveConfig) -> Vec<(String, SocketAddr)> {
     config
         .routes
         .iter()
@@ -83,7 +44,7 @@ fn route_pairs(config: &Config) -> Vec<(String, SocketAddr)> {
 /// hands the whole registry over and loses nothing: the operator deregisters it if it must go.
 /// A prefix the old lb's configuration alone held, left without targets, goes unless this
 /// configuration names it, as a reload would remove it.
-pub(crate) fn configure(registry: &Registry, config: &Config) -> Result<(), RunError> {
+pub(crate) fn configure(registry: &Registry, config: &LiveConfig) -> Result<(), RunError> {
     check_routes(config).map_err(RunError::Config)?;
     let wanted = route_pairs(config);
     let change = Reconfiguration {
@@ -107,7 +68,7 @@ pub(crate) fn configure(registry: &Registry, config: &Config) -> Result<(), RunE
 }
 
 /// What the registry would refuse, found before anything is changed.
-fn check_routes(config: &Config) -> Result<(), String> {
+pub(crate) fn check_routes(config: &LiveConfig) -> Result<(), String> {
     for route in &config.routes {
         normalize_prefix(&route.prefix).map_err(|e| format!("route {}: {e}", route.prefix))?;
         if let Some(t) = route.targets.iter().find(|t| t.ip().is_unspecified()) {
@@ -121,18 +82,15 @@ fn check_routes(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Reloads from `source` into the running lb; an invalid configuration is logged and ignored.
-pub(crate) fn reload(handle: &mut Handle, source: &ConfigSource) {
-    let new = match source.load() {
-        Ok(new) => new,
-        Err(e) => {
-            error!(error = %e, "configuration reload rejected; the running configuration stays");
-            return;
-        }
-    };
-    let old = handle.config.clone();
-    let (before, after) = (route_pairs(&old), route_pairs(&new));
-    let registry = handle.registry().clone();
+/// Applies the routes `new` gives in place of those of `old` (a reload): only what the file
+/// changed, in one registry step. The error is the registry's refusal, which
+/// [`check_routes`] makes unexpected.
+pub(crate) fn reconfigure(
+    registry: &Registry,
+    old: &LiveConfig,
+    new: &LiveConfig,
+) -> Result<Reconfigured, String> {
+    let (before, after) = (route_pairs(old), route_pairs(new));
     // Only what the file changed: a target the operator deregistered through the API stays
     // out until the file names it anew (or lb restarts), whatever else the reload changes.
     let change = Reconfiguration {
@@ -146,47 +104,11 @@ pub(crate) fn reload(handle: &mut Handle, source: &ConfigSource) {
             .filter(|p| !after.contains(p))
             .cloned()
             .collect(),
-        routes: named_routes(&new),
+        routes: named_routes(new),
     };
-    let done = match registry.reconfigure(&change) {
-        Ok(done) => done,
-        Err(e) => {
-            // `load` checked every route as the registry does, so this is not expected.
-            error!(error = %e, "configuration reload rejected; the running configuration stays");
-            return;
-        }
-    };
+    let done = registry.reconfigure(&change).map_err(|e| e.to_string())?;
     log_removed_routes(&done);
-    let Reconfigured { added, removed, .. } = done;
-    // Only what the API holds is saved, so a removed prefix (the configuration's alone) leaves
-    // the file as it was.
-    if added + removed > 0 {
-        if let Some(state) = &handle.state {
-            if let Err(e) = state.save(&registry) {
-                error!(error = %e, "the reloaded routes could not be saved");
-            }
-        }
-    }
-    registry.set_policy(health_policy(&new.health));
-    handle.tuning.update(&new);
-    *handle.probe_plan.write() = ProbePlan::from_config(&new);
-    for setting in needs_restart(&old, &new) {
-        warn!(
-            setting,
-            "changed in the config file; it takes a restart or an upgrade to apply"
-        );
-    }
-    info!(added, removed, "configuration reloaded");
-    handle.config = Config {
-        routes: new.routes,
-        health: new.health,
-        connect_timeout: new.connect_timeout,
-        upstream_timeout: new.upstream_timeout,
-        header_timeout: new.header_timeout,
-        idle_timeout: new.idle_timeout,
-        max_body: new.max_body,
-        ..old
-    };
+    Ok(done)
 }
 
 /// Logs each prefix the configuration stopped naming and nobody else held: its requests now go
@@ -200,33 +122,22 @@ fn log_removed_routes(done: &Reconfigured) {
     }
 }
 
-/// Settings that differ between `old` and `new` and cannot change in a running lb.
-fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    let mut check = |name, differs: bool| {
-        if differs {
-            changed.push(name);
-        }
-    };
-    check("listen", old.listen != new.listen);
-    check("admin", old.admin != new.admin);
-    check("workers", old.workers != new.workers);
-    check("pin", old.pin != new.pin);
-    check("backlog", old.backlog != new.backlog);
-    check(
-        "timeouts.defer_accept",
-        old.defer_accept != new.defer_accept,
-    );
-    check("timeouts.drain", old.drain_timeout != new.drain_timeout);
-    check(
-        "max_connections",
-        old.max_connections != new.max_connections,
-    );
-    check("access_log", old.access_log != new.access_log);
-    check("state", old.state != new.state);
-    check("admin_token", old.admin_token != new.admin_token);
-    check("upgrade_socket", old.upgrade_socket != new.upgrade_socket);
-    changed
+/// The registry's health thresholds from the configuration.
+pub(crate) fn health_policy(health: &lb_config::HealthConfig) -> HealthPolicy {
+    HealthPolicy {
+        rise: health.rise,
+        fall: health.fall,
+        backoff: health.backoff,
+    }
+}
+
+/// The registry's options for a configured route.
+fn route_options(route: &StaticRoute) -> RouteOptions {
+    RouteOptions {
+        strip_prefix: route.strip_prefix,
+        connect_timeout: route.connect_timeout,
+        upstream_timeout: route.upstream_timeout,
+    }
 }
 
 #[cfg(test)]
@@ -234,10 +145,10 @@ mod tests {
     use super::*;
     use crate::state::{restore, snapshot, StateFile};
 
-    fn config(routes: &[&str]) -> Config {
-        Config {
+    fn config(routes: &[&str]) -> LiveConfig {
+        LiveConfig {
             routes: routes.iter().map(|r| r.parse().unwrap()).collect(),
-            ..Config::default()
+            ..LiveConfig::default()
         }
     }
 

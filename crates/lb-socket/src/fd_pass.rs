@@ -3,7 +3,8 @@
 //! This is how a zero-downtime upgrade hands its listening sockets to the next lb: the receiver
 //! gets new descriptors for the *same* open sockets (same accept queues), so nothing queued is
 //! lost when the sender closes its own. std has no stable API for ancillary data, hence libc;
-//! with `sockopt.rs`, this module holds the runtime's only `unsafe`, and every block says why it is sound.
+//! with `sockopt`, this module holds lb's only `unsafe` outside the benchmarks, and every block
+//! says why it is sound.
 //!
 //! One `sendmsg` carries at most `SCM_MAX_FD` (253 on Linux) descriptors, so [`send_fds`]
 //! sends them in batches of up to [`BATCH`], one message each; every message's one payload
@@ -22,7 +23,7 @@ use std::os::unix::net::UnixStream;
 /// Most descriptors per message (the kernel's `SCM_MAX_FD` is 253).
 const BATCH: usize = 250;
 /// Most descriptors one transfer carries (a handover passes one socket per worker plus two).
-pub(crate) const MAX_FDS: usize = 65_536;
+pub const MAX_FDS: usize = 65_536;
 /// The payload byte of a message after which more descriptors follow.
 const MORE: u8 = b'M';
 /// The payload byte of a transfer's last message.
@@ -37,7 +38,7 @@ fn control_buffer(fds: usize) -> (Vec<u64>, usize) {
 }
 
 /// Sends `fds` over `stream`, in order, in as many messages as it takes.
-pub(crate) fn send_fds(stream: &UnixStream, fds: &[RawFd]) -> io::Result<()> {
+pub fn send_fds(stream: &UnixStream, fds: &[RawFd]) -> io::Result<()> {
     if fds.is_empty() || fds.len() > MAX_FDS {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -53,7 +54,7 @@ pub(crate) fn send_fds(stream: &UnixStream, fds: &[RawFd]) -> io::Result<()> {
 }
 
 /// Receives the descriptors sent by one [`send_fds`], in order.
-pub(crate) fn recv_fds(stream: &UnixStream) -> io::Result<Vec<OwnedFd>> {
+pub fn recv_fds(stream: &UnixStream) -> io::Result<Vec<OwnedFd>> {
     let mut fds = Vec::new();
     loop {
         let tag = recv_batch(stream, &mut fds)?;

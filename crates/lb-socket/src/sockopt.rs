@@ -1,5 +1,5 @@
 //! `TCP_DEFER_ACCEPT` on the worker sockets: neither std (unstable `set_deferaccept`) nor
-//! socket2 sets it, hence one `setsockopt` through libc (the runtime's other `unsafe` is `fd_pass.rs`).
+//! socket2 sets it, hence one `setsockopt` through libc (the crate's other `unsafe` is `fd_pass`).
 
 #![allow(unsafe_code)]
 
@@ -11,7 +11,7 @@ use std::time::Duration;
 /// `wait` passed without any (the kernel counts whole seconds: `wait` is rounded up). A zero
 /// `wait` turns it off. Applies to connections that arrive from now on, on every descriptor of
 /// this socket (the supervisor's duplicates and a successor's inherited ones included).
-pub(crate) fn set_defer_accept(socket: &impl AsFd, wait: Duration) -> io::Result<()> {
+pub fn set_defer_accept(socket: &impl AsFd, wait: Duration) -> io::Result<()> {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let value = libc::c_int::try_from(seconds).unwrap_or(libc::c_int::MAX);
     // SAFETY: the descriptor is open for the borrow's duration, and the option value points to a

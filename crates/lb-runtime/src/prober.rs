@@ -1,4 +1,5 @@
-//! The health thread: one for the whole process, never one per worker.
+//! The prober: the health thread, one for the whole process, never one per worker, and the plan
+//! it follows ([`Prober`] owns both; a reload replaces the plan whole).
 //!
 //! It does two things on its own current-thread runtime:
 //! - every 100 ms it ends the passive back-offs that ran out ([`Registry::revive_due`]; no lock
@@ -12,18 +13,17 @@
 //! A probe reads only the status line and closes; it never retries and never blocks the
 //! workers: every health change reaches them as a new registry snapshot.
 
-use crate::service_thread::spawn_runtime_thread;
-use lb_config::Config;
+use crate::service_thread::{ServiceThread, Stopped};
+use lb_config::LiveConfig;
 use lb_registry::{normalize_prefix, CheckOutcome, Registry};
+use lb_socket::plain;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -47,7 +47,7 @@ pub(crate) struct ProbePlan {
 
 impl ProbePlan {
     /// The plan a configuration asks for.
-    pub(crate) fn from_config(config: &Config) -> Self {
+    pub(crate) fn from_config(config: &LiveConfig) -> Self {
         let per_route = config
             .routes
             .iter()
@@ -73,44 +73,62 @@ impl ProbePlan {
     }
 }
 
-/// The shared, reloadable plan.
-pub(crate) type SharedPlan = Arc<RwLock<ProbePlan>>;
+/// The health thread and the plan it reads at the start of every round.
+#[derive(Debug)]
+pub(crate) struct Prober {
+    plan: Arc<RwLock<ProbePlan>>,
+    thread: ServiceThread,
+}
 
-/// Starts the health thread; it stops when `stop` turns true.
-pub(crate) fn spawn(
-    registry: Arc<Registry>,
-    plan: SharedPlan,
-    mut stop: watch::Receiver<bool>,
-) -> std::io::Result<JoinHandle<()>> {
-    spawn_runtime_thread("health", move || async move {
-        let mut revive = tokio::time::interval(REVIVE_TICK);
-        revive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut next_round = tokio::time::Instant::now();
-        let mut round: Option<tokio::task::JoinHandle<()>> = None;
-        loop {
-            tokio::select! {
-                _ = stop.wait_for(|stopped| *stopped) => break,
-                _ = revive.tick() => {
-                    let back = registry.revive_due(Instant::now());
-                    if back > 0 {
-                        info!(targets = back, "back-off over; targets back in round robin");
-                    }
-                }
-                () = tokio::time::sleep_until(next_round) => {
-                    let plan = plan.read().clone();
-                    next_round += plan.interval;
-                    if round.as_ref().is_some_and(|r| !r.is_finished()) {
-                        debug!("previous health round still running; skipping one");
-                        continue;
-                    }
-                    round = Some(tokio::spawn(probe_round(registry.clone(), plan)));
+impl Prober {
+    /// Starts the health thread on `registry`, probing as `plan` says.
+    pub(crate) fn start(registry: Arc<Registry>, plan: ProbePlan) -> std::io::Result<Self> {
+        let plan = Arc::new(RwLock::new(plan));
+        let shared = plan.clone();
+        let thread = ServiceThread::spawn("health", move |stop| run(registry, shared, stop))?;
+        Ok(Prober { plan, thread })
+    }
+
+    /// Probes as `plan` says from the next round on (a reload).
+    pub(crate) fn replace_plan(&self, plan: ProbePlan) {
+        *self.plan.write() = plan;
+    }
+
+    /// Stops the health thread and waits for it; a round in progress is abandoned.
+    pub(crate) fn stop(&mut self) {
+        self.thread.stop();
+    }
+}
+
+/// The health thread's loop, until `stop` turns true.
+async fn run(registry: Arc<Registry>, plan: Arc<RwLock<ProbePlan>>, mut stop: Stopped) {
+    let mut revive = tokio::time::interval(REVIVE_TICK);
+    revive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_round = tokio::time::Instant::now();
+    let mut round: Option<tokio::task::JoinHandle<()>> = None;
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => break,
+            _ = revive.tick() => {
+                let back = registry.revive_due(Instant::now());
+                if back > 0 {
+                    info!(targets = back, "back-off over; targets back in round robin");
                 }
             }
+            () = tokio::time::sleep_until(next_round) => {
+                let plan = plan.read().clone();
+                next_round += plan.interval;
+                if round.as_ref().is_some_and(|r| !r.is_finished()) {
+                    debug!("previous health round still running; skipping one");
+                    continue;
+                }
+                round = Some(tokio::spawn(probe_round(registry.clone(), plan)));
+            }
         }
-        if let Some(round) = round {
-            round.abort();
-        }
-    })
+    }
+    if let Some(round) = round {
+        round.abort();
+    }
 }
 
 /// Probes every target that has a check path, all at once, and records the results.
@@ -152,9 +170,7 @@ pub(crate) async fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> Ch
 }
 
 async fn exchange(addr: SocketAddr, path: &str) -> Result<u16, String> {
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| crate::listener::plain(&e))?;
+    let mut stream = TcpStream::connect(addr).await.map_err(|e| plain(&e))?;
     let _ = stream.set_nodelay(true);
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: lb-health\r\nConnection: close\r\n\r\n"
@@ -162,7 +178,7 @@ async fn exchange(addr: SocketAddr, path: &str) -> Result<u16, String> {
     stream
         .write_all(request.as_bytes())
         .await
-        .map_err(|e| crate::listener::plain(&e))?;
+        .map_err(|e| plain(&e))?;
     let mut buf = Vec::with_capacity(256);
     loop {
         if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
@@ -171,10 +187,7 @@ async fn exchange(addr: SocketAddr, path: &str) -> Result<u16, String> {
         if buf.len() >= STATUS_LINE_MAX {
             return Err("invalid status line".to_string());
         }
-        let n = stream
-            .read_buf(&mut buf)
-            .await
-            .map_err(|e| crate::listener::plain(&e))?;
+        let n = stream.read_buf(&mut buf).await.map_err(|e| plain(&e))?;
         if n == 0 {
             return Err("closed without a response".to_string());
         }
@@ -206,7 +219,7 @@ mod tests {
 
     #[test]
     fn per_route_path_wins_over_the_default() {
-        let mut config = Config::default();
+        let mut config = LiveConfig::default();
         config.health.check = Some("/healthz".into());
         config.routes.push("/api/=127.0.0.1:1".parse().unwrap());
         config.routes[0].health_check = Some("/ping".into());

@@ -1,0 +1,27 @@
+//! The data plane's own settings types, filled from the configuration's parts: lb-proxy does
+//! not know lb-config, so this is where one becomes the other.
+
+use lb_config::{LiveConfig, RestartConfig};
+use lb_proxy::{TuningValues, WorkerSettings};
+
+/// The workers' live timeouts and body limit from the live part.
+pub(crate) fn tuning_values(live: &LiveConfig) -> TuningValues {
+    TuningValues {
+        connect: live.connect_timeout,
+        upstream: live.upstream_timeout,
+        header: live.header_timeout,
+        idle: live.idle_timeout,
+        max_body: live.max_body,
+    }
+}
+
+/// What every worker starts with, from the restart-only part.
+pub(crate) fn worker_settings(restart: &RestartConfig) -> WorkerSettings {
+    WorkerSettings {
+        drain_timeout: restart.drain_timeout,
+        pool_idle_per_target: restart.pool_idle_per_target,
+        pool_idle_timeout: restart.pool_idle_timeout,
+        max_connections: restart.max_connections,
+        read_at_accept: !restart.defer_accept.is_zero(),
+    }
+}
