@@ -5,7 +5,7 @@
 //! dropped by moving two indices, and the unread tail is moved to the front only when the buffer
 //! is full, so a steady stream of requests costs no copying and no allocation.
 
-use crate::exchange::{Exchange, Template};
+use crate::protocol::{Exchange, Template};
 use lb_http::MAX_HEAD_BYTES;
 use lb_socket::{linger, Stop};
 use std::io;

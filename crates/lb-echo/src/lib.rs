@@ -9,14 +9,14 @@
 //! discarded. A request that cannot be framed is answered `400` and the connection closed.
 //!
 //! Layout: [`serve`] accepts and drains (the loop lives in `lb-socket`, shared with the control
-//! plane); `connection` owns the socket and its buffers; `exchange` is the protocol, sans I/O.
+//! plane); `connection` owns the socket and its buffers; `protocol` is the echo protocol, sans I/O.
 
 #![forbid(unsafe_code)]
 
 mod connection;
-mod exchange;
+mod protocol;
 
-use exchange::Template;
+use protocol::Template;
 use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;

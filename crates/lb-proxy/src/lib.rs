@@ -5,14 +5,14 @@
 //! data path crosses cores. The only state shared with other workers is the registry snapshot
 //! (read-only) and each route's round-robin cursor (one atomic add per request).
 //!
-//! The request path reads top to bottom: `accept` (the accept loop) -> `h1` (the HTTP/1.1 client
+//! The request path reads top to bottom: `acceptor` (the accept loop) -> `h1` (the HTTP/1.1 client
 //! connection: parse) -> `route` (route, pick) -> `exchange` (upstream pool via `upstream`,
 //! forward, respond) -> back in `h1`, one answer and one log line. Every decision about retries
 //! and the client connection is a pure function in `policy`.
 
 #![forbid(unsafe_code)]
 
-mod accept;
+mod acceptor;
 mod access_log;
 mod buffers;
 mod drain;
@@ -28,7 +28,7 @@ mod upstream;
 mod upstream_pool;
 mod worker;
 
-pub use accept::serve;
+pub use acceptor::serve;
 pub use access_log::{access_log, AccessLog, AccessLogWriter};
 pub use stats::WorkerStats;
 pub use tuning::{Tuning, TuningValues};

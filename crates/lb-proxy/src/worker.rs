@@ -1,7 +1,7 @@
 //! One worker's settings and the state its connections share.
 //!
 //! The state lives on the worker's own thread: connections (`h1`) are `spawn_local` tasks of the
-//! accept loop (`accept`) sharing one [`Worker`] through `Rc`, with no locks.
+//! accept loop (`acceptor`) sharing one [`Worker`] through `Rc`, with no locks.
 
 use crate::access_log::AccessLog;
 use crate::buffers::BufferPool;
