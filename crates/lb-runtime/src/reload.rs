@@ -3,7 +3,7 @@
 //! [`ConfigSource`] is the config file (optional) plus the command-line [`Layer`] on top; it is
 //! read again on every reload, so flags keep overriding the file. A reload applies what can
 //! change without a restart: the routes given by the configuration (a registry diff applied in
-//! one step, [`Registry::reconfigure`]: targets the new configuration adds are registered, those
+//! one step, [`Reconfiguration`]: targets the new configuration adds are registered, those
 //! it no longer names lose the configuration's claim and leave unless the control plane or the
 //! state file holds them too, and a prefix it no longer names goes when no target is left and
 //! the API does not hold it), the health-check settings, the connect/upstream/header/idle
@@ -19,7 +19,8 @@ use crate::listener::plain;
 use crate::supervisor::{health_policy, route_options, Handle, RunError};
 use lb_config::{parse_file, Config, Layer};
 use lb_registry::{
-    normalize_prefix, Reconfiguration, Reconfigured, Registry, RouteOptions, Source,
+    normalize_prefix, Export, InitialConfiguration, Reconfiguration, Reconfigured, Registry,
+    RouteOptions,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -77,32 +78,17 @@ fn route_pairs(config: &Config) -> Vec<(String, SocketAddr)> {
 }
 
 /// Puts `config`'s routes into `registry` at start, on top of what the state file or the old lb
-/// of an upgrade gave: its targets and route options, held by [`Source::Config`]. A target the
-/// old lb had only from its own configuration stays configuration-held when this one names it
-/// too; otherwise it is kept as a registration (as if made through the API), because an upgrade
-/// hands the whole registry over and loses nothing: the operator deregisters it if it must go.
-/// A prefix the old lb's configuration alone held, left without targets, goes unless this
-/// configuration names it, as a reload would remove it.
+/// of an upgrade gave (see [`InitialConfiguration`] for who then holds what).
 pub(crate) fn configure(registry: &Registry, config: &Config) -> Result<(), RunError> {
     check_routes(config).map_err(RunError::Config)?;
-    let wanted = route_pairs(config);
-    let change = Reconfiguration {
-        register: wanted.clone(),
-        release: Vec::new(),
+    let start = InitialConfiguration {
+        targets: route_pairs(config),
         routes: named_routes(config),
     };
     let done = registry
-        .reconfigure(&change)
+        .apply(&start)
         .map_err(|e| RunError::Config(format!("routes: {e}")))?;
     log_removed_routes(&done);
-    for route in registry.routes() {
-        for target in route.config_only {
-            if !wanted.contains(&(route.path.clone(), target)) {
-                let _ = registry.register_as(&route.path, target, Source::Api);
-                let _ = registry.release(&route.path, target, Source::Config);
-            }
-        }
-    }
     Ok(())
 }
 
@@ -148,7 +134,19 @@ pub(crate) fn reload(handle: &mut Handle, source: &ConfigSource) {
             .collect(),
         routes: named_routes(&new),
     };
-    let done = match registry.reconfigure(&change) {
+    // Saved before it applies, as a control-plane change is, so that the two never interleave;
+    // only what the API holds is saved, so a removed prefix (the configuration's alone) leaves
+    // the file as it was. A reload that cannot be saved still applies: the file is the
+    // configuration's to give.
+    let save = |export: &Export| {
+        if let Some(state) = &handle.state {
+            if let Err(e) = state.save_export(export) {
+                error!(error = %e, "the reloaded routes could not be saved");
+            }
+        }
+        Ok::<(), std::convert::Infallible>(())
+    };
+    let done = match registry.apply_saved(&change, save) {
         Ok(done) => done,
         Err(e) => {
             // `load` checked every route as the registry does, so this is not expected.
@@ -158,15 +156,6 @@ pub(crate) fn reload(handle: &mut Handle, source: &ConfigSource) {
     };
     log_removed_routes(&done);
     let Reconfigured { added, removed, .. } = done;
-    // Only what the API holds is saved, so a removed prefix (the configuration's alone) leaves
-    // the file as it was.
-    if added + removed > 0 {
-        if let Some(state) = &handle.state {
-            if let Err(e) = state.save(&registry) {
-                error!(error = %e, "the reloaded routes could not be saved");
-            }
-        }
-    }
     registry.set_policy(health_policy(&new.health));
     handle.tuning.update(&new);
     *handle.probe_plan.write() = ProbePlan::from_config(&new);
@@ -232,7 +221,8 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{restore, snapshot, StateFile};
+    use crate::state::StateFile;
+    use lb_registry::{ExportedRoute, Holder, ListedRoute, Scope};
 
     fn config(routes: &[&str]) -> Config {
         Config {
@@ -265,12 +255,16 @@ mod tests {
     /// The registry a new lb gets from `old` in an upgrade manifest of `version` 1 or 2.
     fn handed_over(old: &Registry, version: u32) -> Registry {
         let new = Registry::new(1);
+        let now = std::time::Instant::now();
+        let mut export = old.export(Scope::Carried(now));
         if version == 1 {
-            restore(&new, snapshot(old)).unwrap();
-        } else {
-            let now = std::time::Instant::now();
-            new.import(old.export(now), now, |_| false).unwrap();
+            export.routes = export
+                .routes
+                .iter()
+                .map(|r| ExportedRoute::from(ListedRoute::from(r)))
+                .collect();
         }
+        new.import(export, now, |_| false).unwrap();
         new
     }
 
@@ -288,7 +282,7 @@ mod tests {
         assert_eq!(ports(&new), vec![1, 2, 4, 3], "nothing lost");
         let release = |port| {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            new.release("/a", addr, Source::Config).unwrap()
+            new.release("/a", addr, Holder::Config).unwrap()
         };
         assert!(
             release(1),
