@@ -212,8 +212,8 @@ impl Table {
         };
         entry.targets.remove(at);
         self.republish = true;
-        // Rarely met: a prefix the configuration stopped naming keeps only targets the API
-        // holds, so its route is the API's. Kept for the rule's sake.
+        // As after every step, a route nobody wants goes. Rare here: a route with targets is
+        // named by the configuration or held by the API, unless an import just installed it.
         self.remove_if_abandoned(prefix);
         true
     }
