@@ -259,3 +259,21 @@ fn the_change_is_saved_before_it_is_applied() {
     );
     assert_eq!(route(&reg, "/a"), (vec![1, 2, 3, 4], vec![2]));
 }
+
+/// One change at a time: a change arriving while another is being saved waits, and applies
+/// after it; a health write does not wait (a worker's failed connect never waits for a disk).
+#[test]
+fn a_change_waits_for_the_one_being_saved_and_health_does_not() {
+    let reg = mixed();
+    std::thread::scope(|scope| {
+        let outcome = reg.apply_saved(&Registration::api("/a", addr(4)), |_| {
+            scope.spawn(|| reg.register("/a", addr(5)));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert_eq!(route(&reg, "/a").0, [1, 2, 3], "5 waits for 4");
+            assert!(reg.mark_down_at(addr(3), Instant::now()), "health goes on");
+            Ok::<(), &str>(())
+        });
+        assert_eq!(outcome, Ok(Registered::New));
+    });
+    assert_eq!(route(&reg, "/a").0, [1, 2, 3, 4, 5], "4, then 5");
+}
