@@ -106,7 +106,8 @@ pub struct TargetInfo {
     pub last_check: Option<CheckOutcome>,
 }
 
-/// One prefix and its targets in round-robin order, as persisted in a state file.
+/// One prefix and its targets in round-robin order, with who holds them: a read-only view (what
+/// a state file keeps is an [`Export`] of [`Scope::Saved`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteTargets {
     /// The normalized prefix.
