@@ -3,8 +3,10 @@
 //! Pure request -> response mapping over the [`ControlPlane`]: no socket here, so every endpoint
 //! is testable without one. Only a fully validated [`payload::TargetSpec`] reaches the
 //! registry; each change it makes is logged at info with the prefix and the target, and is saved
-//! by the persistence hook (the state file) before it is answered: a change that cannot be saved
-//! is undone and answered `500`, so a `2xx` always means "durable".
+//! by the persistence hook (the state file) before it is applied
+//! ([`lb_registry::Registry::apply_saved`]): a change that cannot be saved is not applied and is
+//! answered `500`, so a `2xx` always means "durable", and nobody ever routes with a change that
+//! the file does not hold.
 //!
 //! With an admin token, every call except `GET /healthz` must carry `Authorization: Bearer
 //! <token>`; anything else is `401` and touches nothing.
@@ -12,7 +14,7 @@
 use crate::head::Head;
 use crate::response::Response;
 use crate::{auth, metrics, ControlPlane};
-use lb_registry::{Registered, Undo, STATUS_CLASSES};
+use lb_registry::{Change, Deregistration, Refused, Registered, Registration, STATUS_CLASSES};
 use serde::Serialize;
 use tracing::{debug, error, info, warn};
 
@@ -58,20 +60,23 @@ pub(crate) fn handle(head: &Head, body: &[u8], plane: &ControlPlane) -> Response
     }
 }
 
-/// Runs the persistence hook after a change; when it fails, undoes the change exactly (the
-/// same holders, place and route as before, so the next save writes nothing the operator was
-/// told did not happen) and gives the `500` to answer.
-fn persist(plane: &ControlPlane, undo: Undo) -> Result<(), Response> {
-    let Some(save) = &plane.persist else {
-        return Ok(());
+/// Applies `change`, saved first by the persistence hook when there is one. A change that cannot
+/// be saved is not applied, and answered `500`; the sentence says "undone" as it always did, since
+/// to the operator the change did not happen. An invalid change is answered `400`.
+fn apply<C: Change>(plane: &ControlPlane, change: &C) -> Result<C::Outcome, Response> {
+    let applied = match &plane.persist {
+        Some(save) => plane.registry.apply_saved(change, |export| save(export)),
+        None => plane.registry.apply(change).map_err(Refused::Invalid),
     };
-    save(&plane.registry).map_err(|why| {
-        error!(%why, "registry change not saved; undoing it");
-        plane.registry.undo(undo);
-        Response::error(
-            500,
-            &format!("the change could not be saved ({why}), so it was undone"),
-        )
+    applied.map_err(|refused| match refused {
+        Refused::Invalid(error) => Response::error(400, &error.to_string()),
+        Refused::NotSaved(why) => {
+            error!(%why, "registry change not saved, so not applied");
+            Response::error(
+                500,
+                &format!("the change could not be saved ({why}), so it was undone"),
+            )
+        }
     })
 }
 
@@ -81,28 +86,22 @@ fn register(body: &[u8], plane: &ControlPlane) -> Response {
         Ok(spec) => spec,
         Err(message) => return Response::error(400, &message),
     };
-    match plane.registry.register_undoable(&spec.path, spec.addr) {
-        Ok((Registered::New, undo)) => {
-            if let Err(refused) = persist(plane, undo) {
-                return refused;
-            }
+    match apply(plane, &Registration::api(&spec.path, spec.addr)) {
+        Ok(Registered::New) => {
             info!(path = %spec.path, target = %spec.addr, "target registered");
             Response::json(201, &spec.reply("registered"))
         }
-        Ok((Registered::Adopted, undo)) => {
+        Ok(Registered::Adopted) => {
             // Already served because of the configuration; the API now holds it too, which
             // the state file records, so that a reload dropping it from the file keeps it.
-            if let Err(refused) = persist(plane, undo) {
-                return refused;
-            }
             info!(path = %spec.path, target = %spec.addr, "configured target registered");
             Response::json(200, &spec.reply("already registered"))
         }
-        Ok((Registered::Existing, _)) => {
+        Ok(Registered::Existing) => {
             debug!(path = %spec.path, target = %spec.addr, "target was already registered");
             Response::json(200, &spec.reply("already registered"))
         }
-        Err(error) => Response::error(400, &error.to_string()),
+        Err(refused) => refused,
     }
 }
 
@@ -112,19 +111,20 @@ fn deregister(body: &[u8], plane: &ControlPlane) -> Response {
         Ok(spec) => spec,
         Err(message) => return Response::error(400, &message),
     };
-    match plane.registry.deregister_undoable(&spec.path, spec.addr) {
-        Ok(Some(undo)) => {
-            if let Err(refused) = persist(plane, undo) {
-                return refused;
-            }
+    let change = Deregistration {
+        path: &spec.path,
+        addr: spec.addr,
+    };
+    match apply(plane, &change) {
+        Ok(true) => {
             info!(path = %spec.path, target = %spec.addr, "target deregistered");
             Response::json(200, &spec.reply("deregistered"))
         }
-        Ok(None) => Response::error(
+        Ok(false) => Response::error(
             404,
             &format!("{} is not registered on {}", spec.addr, spec.path),
         ),
-        Err(error) => Response::error(400, &error.to_string()),
+        Err(refused) => refused,
     }
 }
 

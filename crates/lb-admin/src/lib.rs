@@ -9,8 +9,8 @@
 //! checks the bearer token.
 //!
 //! What the runtime plugs in is one [`ControlPlane`] value: the registry, the extra metrics, and
-//! optionally a persistence hook (the state file: a change is answered only after it is saved),
-//! an admin token, and a debug-only panic hook.
+//! optionally a persistence hook (the state file: a change is saved before it is applied, and
+//! answered only then), an admin token, and a debug-only panic hook.
 //!
 //! Invariants: an invalid request (bad framing, bad JSON, bad field) is answered `400` with
 //! `{"error":"<one plain sentence>"}` and never reaches the registry, so it changes nothing;
@@ -27,7 +27,7 @@ mod metrics;
 mod payload;
 mod response;
 
-use lb_registry::Registry;
+use lb_registry::{Export, Registry};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -36,10 +36,11 @@ use tracing::debug;
 /// Extra Prometheus text appended to `/metrics` (per-worker counters, provided by the runtime).
 pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
 
-/// Saves the registry after a change (the state file). Called after every successful
-/// register/deregister and before the answer is sent; an `Err` (one plain sentence) undoes the
-/// change and answers `500`.
-pub type PersistHook = Arc<dyn Fn(&Registry) -> Result<(), String> + Send + Sync>;
+/// Saves what the registry will hold after a change (the state file), given as the
+/// [`Export`] the change would make. Called for every register/deregister that changes the
+/// registry, before the change is applied; an `Err` (one plain sentence) leaves the registry
+/// as it was and answers `500`.
+pub type PersistHook = Arc<dyn Fn(&Export) -> Result<(), String> + Send + Sync>;
 
 /// Debug builds only: `POST /debug/panic?worker=N` calls this with `N`; `false` when there is
 /// no such worker. Lets tests make a worker panic to check that it is respawned.
@@ -52,7 +53,7 @@ pub struct ControlPlane {
     pub registry: Arc<Registry>,
     /// Extra `/metrics` text.
     pub metrics: MetricsSource,
-    /// Runs after each change, before the answer.
+    /// Runs before each change is applied.
     pub persist: Option<PersistHook>,
     /// When set, every call except `GET /healthz` needs `Authorization: Bearer <token>`.
     pub token: Option<Arc<str>>,

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use lb_admin::{ControlPlane, MetricsSource, PersistHook};
-use lb_registry::{Registry, TargetInfo};
+use lb_registry::{Export, Registry, TargetInfo};
 use lb_testkit::tokio_conn::{AsyncConn, AsyncReply, ServerTask};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -547,16 +547,18 @@ async fn with_a_token_every_call_but_healthz_needs_it() {
 }
 
 #[tokio::test]
-async fn a_change_is_saved_before_it_is_answered_and_undone_when_saving_fails() {
+async fn a_change_is_saved_before_it_is_applied_and_not_applied_when_saving_fails() {
     let saved: Arc<parking_lot::Mutex<Vec<usize>>> = Arc::default();
     let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hook: PersistHook = {
         let (saved, fail) = (saved.clone(), fail.clone());
-        Arc::new(move |registry: &Registry| {
+        Arc::new(move |export: &Export| {
             if fail.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err("disk full".to_string());
             }
-            saved.lock().push(registry.targets().len());
+            saved
+                .lock()
+                .push(export.routes.iter().map(|r| r.targets.len()).sum());
             Ok(())
         })
     };
@@ -583,14 +585,14 @@ async fn a_change_is_saved_before_it_is_answered_and_undone_when_saving_fails() 
     assert_eq!(
         admin.registry.targets().len(),
         1,
-        "the failed registration was undone"
+        "the failed registration was not applied"
     );
     let refused = admin.post("/deregister", &a).await;
     assert_eq!(refused.status, 500);
     assert_eq!(
         admin.registry.targets().len(),
         1,
-        "the failed deregistration was undone"
+        "the failed deregistration was not applied"
     );
 
     fail.store(false, std::sync::atomic::Ordering::SeqCst);
@@ -599,14 +601,14 @@ async fn a_change_is_saved_before_it_is_answered_and_undone_when_saving_fails() 
     admin.shutdown().await;
 }
 
-/// A deregistration that cannot be saved is undone exactly: each target is back at its place,
-/// held by the same sources as before. Undone as a plain API registration, a target the
+/// A deregistration that cannot be saved is not applied: each target stays at its place, held
+/// by the same holders as before. Put back as a plain API registration, a target the
 /// configuration held would lose that claim or become a registration (saved to the state file,
 /// kept by a reload that drops it from the file).
 #[tokio::test]
-async fn a_deregistration_that_cannot_be_saved_gives_the_target_back_to_its_holders() {
-    use lb_registry::{Registered, Source};
-    let hook: PersistHook = Arc::new(|_: &Registry| Err("read-only file system".to_string()));
+async fn a_deregistration_that_cannot_be_saved_leaves_the_target_to_its_holders() {
+    use lb_registry::{Holder, Registered};
+    let hook: PersistHook = Arc::new(|_: &Export| Err("read-only file system".to_string()));
     let admin = Admin::start_with(|mut plane| {
         plane.persist = Some(hook);
         plane
@@ -615,9 +617,9 @@ async fn a_deregistration_that_cannot_be_saved_gives_the_target_back_to_its_hold
     let registry = &admin.registry;
     let ip = |last: u8| SocketAddr::from(([10, 0, 0, last], 80));
     // 1: the configuration and the API; 2: the configuration alone; 3: the API alone.
-    registry.register_as("/a", ip(1), Source::Config).unwrap();
+    registry.register_as("/a", ip(1), Holder::Config).unwrap();
     registry.register("/a", ip(1)).unwrap();
-    registry.register_as("/a", ip(2), Source::Config).unwrap();
+    registry.register_as("/a", ip(2), Holder::Config).unwrap();
     registry.register("/a", ip(3)).unwrap();
     let before = registry.routes();
     assert_eq!(before[0].config_only, [ip(2)]);
@@ -630,7 +632,7 @@ async fn a_deregistration_that_cannot_be_saved_gives_the_target_back_to_its_hold
         assert!(refused.error().contains("undone"), "{}", refused.error());
     }
     assert_eq!(
-        registry.register_as("/a", ip(1), Source::Config),
+        registry.register_as("/a", ip(1), Holder::Config),
         Ok(Registered::Existing),
         "1 is still the configuration's"
     );

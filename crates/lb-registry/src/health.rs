@@ -94,6 +94,18 @@ pub struct CarriedHealth {
     pub last_check: Option<CheckOutcome>,
 }
 
+impl Default for CarriedHealth {
+    /// What a new target starts with: up, nothing probed, no back-off.
+    fn default() -> Self {
+        CarriedHealth {
+            active_up: true,
+            streak: 0,
+            backoff_left: None,
+            last_check: None,
+        }
+    }
+}
+
 /// One target's health state.
 #[derive(Debug, Clone)]
 pub(crate) struct Health {

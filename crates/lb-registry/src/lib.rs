@@ -11,11 +11,16 @@
 //! Health ([`HealthPolicy`], [`CheckOutcome`]) lives here too: a target that is down stays
 //! registered but leaves the snapshot's pick list, so round robin is exact over the healthy ones.
 //!
-//! The configuration's routes go in through [`Registry::reconfigure`], at start and on every
-//! reload, in one step; a prefix only the configuration held leaves when it stops naming it.
+//! Every change is a value ([`Change`]: a registration, a deregistration, a reconfiguration, an
+//! import of a state file or of what an upgrade carried) applied through one door,
+//! [`Registry::apply`]; [`Registry::apply_saved`] saves what the state file would hold first and
+//! applies the change only when that worked. Who holds a target or a prefix ([`Holder`]) is
+//! decided inside this crate only. The configuration's routes go in as one change at start
+//! ([`InitialConfiguration`]) and on every reload ([`Reconfiguration`]); a prefix only the
+//! configuration held leaves when it stops naming it.
 //!
-//! A zero-downtime upgrade carries cursors, request counts and health to the next lb process
-//! ([`Registry::export`], [`Registry::import`]).
+//! The state file and a zero-downtime upgrade use one versioned shape, [`Export`] (see
+//! [`Scope`]); an upgrade carries cursors, request counts and health to the next lb process.
 //!
 //! This crate is pure: no tokio, no sockets, and no clock except in [`Registry::mark_down`],
 //! which reads it once so the data path can call it with just an address.
@@ -32,12 +37,17 @@ pub use cursor::Cursor;
 pub use health::{
     CarriedHealth, CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFAULT_RISE,
 };
-pub use registry::carry::{CarriedRoute, CarriedTarget};
-pub use registry::configuration::{Reconfiguration, Reconfigured};
-pub use registry::undo::Undo;
+pub use registry::change::{
+    Change, Deregistration, Import, PrefixClaim, Refused, Registration, Release,
+};
+pub use registry::configuration::{InitialConfiguration, Reconfiguration, Reconfigured};
+pub use registry::export::{
+    CarriedTarget, Export, ExportedRoute, ExportedTarget, ListedRoute, Scope, EXPORT_VERSION,
+};
+pub use registry::table::Table;
 pub use registry::{
-    normalize_prefix, PinnedSnapshot, Registered, Registry, RegistryError, RouteTargets,
-    SnapshotCache, Source, TargetInfo,
+    normalize_prefix, Holder, PinnedSnapshot, Registered, Registry, RegistryError, RouteTargets,
+    SnapshotCache, TargetInfo,
 };
 pub use router::{Match, Route, RouteOptions, Slot, Snapshot};
 pub use target::{status_class, Target, STATUS_CLASSES};

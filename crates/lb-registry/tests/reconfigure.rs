@@ -2,7 +2,10 @@
 //! reload removes: a prefix the configuration alone held goes when it stops naming it and no
 //! target is left there; one the API holds, or one the configuration still names, stays (503).
 
-use lb_registry::{Reconfiguration, Reconfigured, Registry, RegistryError, RouteOptions};
+use lb_registry::{
+    Holder, InitialConfiguration, Reconfiguration, Reconfigured, Registry, RegistryError,
+    RouteOptions,
+};
 use std::net::SocketAddr;
 
 fn addr(port: u16) -> SocketAddr {
@@ -218,4 +221,38 @@ fn a_reload_is_one_snapshot_and_an_invalid_one_changes_nothing() {
     }
     assert_eq!(reg.routes(), before);
     assert_eq!(reg.generation(), generation);
+}
+
+/// At start the whole configuration applies over what the old lb handed over: a target that only
+/// the old configuration held and this one does not name becomes a registration (an upgrade
+/// loses nothing), one it names stays the configuration's, and a prefix the old configuration
+/// alone held with no target left goes unless this one names it.
+#[test]
+fn a_start_keeps_what_the_old_configuration_held_as_registrations() {
+    let reg = Registry::new(1);
+    reg.register_as("/a", addr(1), Holder::Config).unwrap();
+    reg.register_as("/a", addr(2), Holder::Config).unwrap();
+    reg.register_as("/b", addr(3), Holder::Config).unwrap();
+    reg.release("/b", addr(3), Holder::Config).unwrap();
+    assert_eq!(
+        route_paths(&reg),
+        ["/a", "/b"],
+        "named by the old configuration"
+    );
+    let start = InitialConfiguration {
+        targets: pairs(&[("/a/", 1)]),
+        routes: named(&[("/a", DEFAULT)]),
+    };
+    let done = reg.apply(&start).unwrap();
+    assert_eq!(done.routes_removed, ["/b"]);
+    let routes = reg.routes();
+    assert_eq!(
+        routes[0].targets,
+        [addr(1), addr(2)],
+        "nothing lost, same order"
+    );
+    assert_eq!(routes[0].config_only, [addr(1)], "2 is a registration now");
+    assert!(routes[0].held_by_api);
+    assert_eq!(reg.release("/a", addr(2), Holder::Config), Ok(false));
+    assert_eq!(reg.release("/a", addr(1), Holder::Config), Ok(true));
 }

@@ -1,9 +1,9 @@
-//! Where a registration comes from: the configuration and the control plane each hold a target,
+//! Who holds a registration: the configuration and the control plane each hold a target,
 //! a reload withdraws only the configuration's claim, an API deregistration removes the target
 //! whoever holds it, and `routes()` tells which targets only the configuration holds and which
 //! prefixes the API holds.
 
-use lb_registry::{Registered, Registry, Source};
+use lb_registry::{Holder, Registered, Registry};
 use std::net::SocketAddr;
 
 fn addr(port: u16) -> SocketAddr {
@@ -37,19 +37,19 @@ fn config_only(reg: &Registry, path: &str) -> Vec<u16> {
 fn a_target_held_by_the_api_too_survives_the_configuration_releasing_it() {
     let reg = Registry::new(1);
     assert_eq!(
-        reg.register_as("/a", addr(1), Source::Config),
+        reg.register_as("/a", addr(1), Holder::Config),
         Ok(Registered::New)
     );
     assert_eq!(reg.register("/a/", addr(1)), Ok(Registered::Adopted));
     assert_eq!(reg.register("/a", addr(1)), Ok(Registered::Existing));
     assert_eq!(
-        reg.register_as("/a", addr(1), Source::Config),
+        reg.register_as("/a", addr(1), Holder::Config),
         Ok(Registered::Existing)
     );
     assert_eq!(config_only(&reg, "/a"), Vec::<u16>::new());
 
     let generation = reg.generation();
-    assert_eq!(reg.release("/a", addr(1), Source::Config), Ok(false));
+    assert_eq!(reg.release("/a", addr(1), Holder::Config), Ok(false));
     assert_eq!(ports(&reg, "/a"), vec![1], "the API still holds it");
     assert_eq!(reg.generation(), generation, "routing did not change");
 }
@@ -57,27 +57,27 @@ fn a_target_held_by_the_api_too_survives_the_configuration_releasing_it() {
 #[test]
 fn the_configuration_releasing_its_own_target_removes_it() {
     let reg = Registry::new(1);
-    reg.register_as("/a", addr(1), Source::Config).unwrap();
-    reg.register_as("/a", addr(2), Source::Config).unwrap();
+    reg.register_as("/a", addr(1), Holder::Config).unwrap();
+    reg.register_as("/a", addr(2), Holder::Config).unwrap();
     reg.register("/a", addr(3)).unwrap();
     assert_eq!(config_only(&reg, "/a"), vec![1, 2]);
-    assert_eq!(reg.release("/a", addr(1), Source::Config), Ok(true));
+    assert_eq!(reg.release("/a", addr(1), Holder::Config), Ok(true));
     assert_eq!(ports(&reg, "/a"), vec![2, 3]);
     assert_eq!(
-        reg.release("/a", addr(1), Source::Config),
+        reg.release("/a", addr(1), Holder::Config),
         Ok(false),
         "gone"
     );
-    assert_eq!(reg.release("/zz", addr(2), Source::Config), Ok(false));
-    assert!(reg.release("no-slash", addr(2), Source::Config).is_err());
+    assert_eq!(reg.release("/zz", addr(2), Holder::Config), Ok(false));
+    assert!(reg.release("no-slash", addr(2), Holder::Config).is_err());
 }
 
 #[test]
 fn an_api_release_leaves_a_target_the_configuration_holds() {
     let reg = Registry::new(1);
-    reg.register_as("/a", addr(1), Source::Config).unwrap();
+    reg.register_as("/a", addr(1), Holder::Config).unwrap();
     reg.register("/a", addr(1)).unwrap();
-    assert_eq!(reg.release("/a", addr(1), Source::Api), Ok(false));
+    assert_eq!(reg.release("/a", addr(1), Holder::Api), Ok(false));
     assert_eq!(
         config_only(&reg, "/a"),
         vec![1],
@@ -88,9 +88,9 @@ fn an_api_release_leaves_a_target_the_configuration_holds() {
 #[test]
 fn an_api_deregistration_removes_a_target_the_configuration_holds() {
     let reg = Registry::new(1);
-    reg.register_as("/a", addr(1), Source::Config).unwrap();
+    reg.register_as("/a", addr(1), Holder::Config).unwrap();
     reg.register("/a", addr(1)).unwrap();
-    reg.register_as("/a", addr(2), Source::Config).unwrap();
+    reg.register_as("/a", addr(2), Holder::Config).unwrap();
     assert_eq!(reg.deregister("/a", addr(1)), Ok(true));
     assert_eq!(
         reg.deregister("/a", addr(2)),
@@ -103,7 +103,7 @@ fn an_api_deregistration_removes_a_target_the_configuration_holds() {
 #[test]
 fn adopting_a_target_keeps_its_place_in_round_robin_order() {
     let reg = Registry::new(1);
-    reg.register_as("/a", addr(1), Source::Config).unwrap();
+    reg.register_as("/a", addr(1), Holder::Config).unwrap();
     reg.register("/a", addr(2)).unwrap();
     reg.register("/a", addr(1)).unwrap();
     let routes = reg.routes();
@@ -119,7 +119,7 @@ fn adopting_a_target_keeps_its_place_in_round_robin_order() {
 #[test]
 fn a_prefix_is_the_api_s_once_the_api_registered_there() {
     let reg = Registry::new(1);
-    reg.register_as("/c", addr(1), Source::Config).unwrap();
+    reg.register_as("/c", addr(1), Holder::Config).unwrap();
     reg.register("/api", addr(2)).unwrap();
     assert_eq!(held_by_api(&reg, "/c"), Some(false));
     assert_eq!(held_by_api(&reg, "/api"), Some(true));
@@ -136,7 +136,7 @@ fn a_prefix_is_the_api_s_once_the_api_registered_there() {
     assert!(!reg.ensure_route("/c").unwrap());
 
     let fresh = Registry::new(1);
-    fresh.register_as("/c", addr(1), Source::Config).unwrap();
+    fresh.register_as("/c", addr(1), Holder::Config).unwrap();
     assert!(!fresh.ensure_route("/c").unwrap());
     assert_eq!(
         held_by_api(&fresh, "/c"),

@@ -1,17 +1,19 @@
 //! The configuration's routes in the registry: put there at start ([`configure`]), changed by
 //! a reload ([`reconfigure`]), and the registry's settings taken from the configuration.
 //!
-//! A start or a reload changes the routes the configuration gives in one registry step
-//! ([`Registry::reconfigure`]): targets the new configuration adds are registered, those it no
-//! longer names lose the configuration's claim and leave unless the control plane or the state
-//! file holds them too, and a prefix it no longer names goes when no target is left and the API
-//! does not hold it. No connection is touched: workers see the new routes through the registry
-//! generation.
+//! A start ([`InitialConfiguration`]) or a reload ([`Reconfiguration`]) changes the routes the
+//! configuration gives in one registry step through the registry's one door: targets the new
+//! configuration adds are registered, those it no longer names lose the configuration's claim
+//! and leave unless the control plane or the state file holds them too, and a prefix it no
+//! longer names goes when no target is left and the API does not hold it. A reload is saved
+//! before it applies, as a control-plane change is, so the two never interleave. No connection
+//! is touched: workers see the new routes through the registry generation.
 
 use crate::error::RunError;
 use lb_config::{LiveConfig, StaticRoute};
 use lb_registry::{
-    normalize_prefix, HealthPolicy, Reconfiguration, Reconfigured, Registry, RouteOptions, Source,
+    normalize_prefix, Export, HealthPolicy, InitialConfiguration, Reconfiguration, Reconfigured,
+    Registry, RouteOptions,
 };
 use std::net::SocketAddr;
 use tracing::info;
@@ -38,32 +40,17 @@ fn route_pairs(config: &LiveConfig) -> Vec<(String, SocketAddr)> {
 }
 
 /// Puts `config`'s routes into `registry` at start, on top of what the state file or the old lb
-/// of an upgrade gave: its targets and route options, held by [`Source::Config`]. A target the
-/// old lb had only from its own configuration stays configuration-held when this one names it
-/// too; otherwise it is kept as a registration (as if made through the API), because an upgrade
-/// hands the whole registry over and loses nothing: the operator deregisters it if it must go.
-/// A prefix the old lb's configuration alone held, left without targets, goes unless this
-/// configuration names it, as a reload would remove it.
+/// of an upgrade gave (see [`InitialConfiguration`] for who then holds what).
 pub(crate) fn configure(registry: &Registry, config: &LiveConfig) -> Result<(), RunError> {
     check_routes(config).map_err(RunError::Config)?;
-    let wanted = route_pairs(config);
-    let change = Reconfiguration {
-        register: wanted.clone(),
-        release: Vec::new(),
+    let start = InitialConfiguration {
+        targets: route_pairs(config),
         routes: named_routes(config),
     };
     let done = registry
-        .reconfigure(&change)
+        .apply(&start)
         .map_err(|e| RunError::Config(format!("routes: {e}")))?;
     log_removed_routes(&done);
-    for route in registry.routes() {
-        for target in route.config_only {
-            if !wanted.contains(&(route.path.clone(), target)) {
-                let _ = registry.register_as(&route.path, target, Source::Api);
-                let _ = registry.release(&route.path, target, Source::Config);
-            }
-        }
-    }
     Ok(())
 }
 
@@ -83,12 +70,14 @@ pub(crate) fn check_routes(config: &LiveConfig) -> Result<(), String> {
 }
 
 /// Applies the routes `new` gives in place of those of `old` (a reload): only what the file
-/// changed, in one registry step. The error is the registry's refusal, which
-/// [`check_routes`] makes unexpected.
+/// changed, in one registry step, handed to `save` (the state file) before it applies. A reload
+/// whose save fails still applies: the routes are the configuration's to give, and `save` logs
+/// its failure. The error is the registry's refusal, which [`check_routes`] makes unexpected.
 pub(crate) fn reconfigure(
     registry: &Registry,
     old: &LiveConfig,
     new: &LiveConfig,
+    save: impl FnOnce(&Export),
 ) -> Result<Reconfigured, String> {
     let (before, after) = (route_pairs(old), route_pairs(new));
     // Only what the file changed: a target the operator deregistered through the API stays
@@ -106,7 +95,13 @@ pub(crate) fn reconfigure(
             .collect(),
         routes: named_routes(new),
     };
-    let done = registry.reconfigure(&change).map_err(|e| e.to_string())?;
+    let save = |export: &Export| {
+        save(export);
+        Ok::<(), std::convert::Infallible>(())
+    };
+    let done = registry
+        .apply_saved(&change, save)
+        .map_err(|e| e.to_string())?;
     log_removed_routes(&done);
     Ok(done)
 }
@@ -143,7 +138,8 @@ fn route_options(route: &StaticRoute) -> RouteOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{restore, snapshot, StateFile};
+    use crate::state::StateFile;
+    use lb_registry::{ExportedRoute, Holder, ListedRoute, Scope};
 
     fn config(routes: &[&str]) -> LiveConfig {
         LiveConfig {
@@ -176,12 +172,16 @@ mod tests {
     /// The registry a new lb gets from `old` in an upgrade manifest of `version` 1 or 2.
     fn handed_over(old: &Registry, version: u32) -> Registry {
         let new = Registry::new(1);
+        let now = std::time::Instant::now();
+        let mut export = old.export(Scope::Carried(now));
         if version == 1 {
-            restore(&new, snapshot(old)).unwrap();
-        } else {
-            let now = std::time::Instant::now();
-            new.import(old.export(now), now, |_| false).unwrap();
+            export.routes = export
+                .routes
+                .iter()
+                .map(|r| ExportedRoute::from(ListedRoute::from(r)))
+                .collect();
         }
+        new.import(export, now, |_| false).unwrap();
         new
     }
 
@@ -199,7 +199,7 @@ mod tests {
         assert_eq!(ports(&new), vec![1, 2, 4, 3], "nothing lost");
         let release = |port| {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            new.release("/a", addr, Source::Config).unwrap()
+            new.release("/a", addr, Holder::Config).unwrap()
         };
         assert!(
             release(1),

@@ -17,7 +17,7 @@ use crate::proxy_settings::tuning_values;
 use crate::state::StateFile;
 use lb_config::{LiveConfig, RestartConfig};
 use lb_proxy::Tuning;
-use lb_registry::{Reconfigured, Registry};
+use lb_registry::{Export, Reconfigured, Registry};
 use std::sync::Arc;
 use tracing::{error, info, warn};
 
@@ -69,7 +69,17 @@ impl LiveSettings {
                 return;
             }
         };
-        let done = match reconfigure(registry, &self.live, &new.live) {
+        // Only what the API holds is saved, so a removed prefix (the configuration's alone) leaves
+        // the file as it was.
+        let state = &self.state;
+        let save = |export: &Export| {
+            if let Some(state) = state {
+                if let Err(e) = state.save_export(export) {
+                    error!(error = %e, "the reloaded routes could not be saved");
+                }
+            }
+        };
+        let done = match reconfigure(registry, &self.live, &new.live, save) {
             Ok(done) => done,
             Err(e) => {
                 // `load` checked every route as the registry does, so this is not expected.
@@ -78,15 +88,6 @@ impl LiveSettings {
             }
         };
         let Reconfigured { added, removed, .. } = done;
-        // Only what the API holds is saved, so a removed prefix (the configuration's alone) leaves
-        // the file as it was.
-        if added + removed > 0 {
-            if let Some(state) = &self.state {
-                if let Err(e) = state.save(registry) {
-                    error!(error = %e, "the reloaded routes could not be saved");
-                }
-            }
-        }
         registry.set_policy(health_policy(&new.live.health));
         self.tuning.update(tuning_values(&new.live));
         self.prober.replace_plan(ProbePlan::from_config(&new.live));

@@ -1,7 +1,8 @@
 //! The state file (`--state FILE`): the registry as it was after the last change, so that a
 //! restart or a crash loses no registration.
 //!
-//! Format (JSON, versioned, unknown fields refused):
+//! Format: the registry's export ([`lb_registry::Export`], JSON, versioned, unknown fields
+//! refused; the same shape an upgrade carries), in its [`Scope::Saved`] part:
 //!
 //! ```json
 //! {"version":1,"routes":[{"path":"/api","targets":["10.0.0.5:9001","10.0.0.6:9001"]}]}
@@ -17,85 +18,25 @@
 //!
 //! Writes are atomic and durable: a temporary file in the same directory is written and
 //! fsynced, renamed over the file, and the directory is fsynced, so after a crash the file is
-//! either the old or the new version, never a mix. The control plane calls [`StateFile::save`]
-//! after each change and answers only when it returned `Ok`. A missing file is a first start
+//! either the old or the new version, never a mix. The control plane hands each change's would-be
+//! export to [`StateFile::save_export`] before the registry applies it, and answers only when it
+//! returned `Ok`. A missing file is a first start
 //! (empty registry); a file that cannot be read or parsed stops lb: starting silently empty would
 //! drop every registration at the next save.
 
-use lb_registry::{Registry, Source};
+use lb_registry::{Export, Import, Registry, Scope};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-
-/// The file format's version; a different one is refused.
-const VERSION: u32 = 1;
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Saved {
-    version: u32,
-    routes: Vec<SavedRoute>,
-}
-
-/// One prefix and its targets in round-robin order (also the registry part of an upgrade).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SavedRoute {
-    path: String,
-    targets: Vec<SocketAddr>,
-    /// Those of `targets` only the configuration holds: an upgrade hands them over (they keep
-    /// their place in round-robin order), a state file never has them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    config_only: Vec<SocketAddr>,
-}
-
-/// The registry as a list of routes.
-pub(crate) fn snapshot(registry: &Registry) -> Vec<SavedRoute> {
-    registry
-        .routes()
-        .into_iter()
-        .map(|r| SavedRoute {
-            path: r.path,
-            targets: r.targets,
-            config_only: r.config_only,
-        })
-        .collect()
-}
-
-/// Registers `routes` (also the empty ones) into `registry`, each target for the source that
-/// held it; the error says which one failed. A route with targets is the API's when one of them
-/// is; an empty one is kept as the API's (who created it is not said, and keeping it loses
-/// nothing).
-pub(crate) fn restore(registry: &Registry, routes: Vec<SavedRoute>) -> Result<(), String> {
-    for route in routes {
-        if route.targets.is_empty() {
-            registry
-                .ensure_route(&route.path)
-                .map_err(|e| format!("route {:?}: {e}", route.path))?;
-        }
-        for target in route.targets {
-            let source = if route.config_only.contains(&target) {
-                Source::Config
-            } else {
-                Source::Api
-            };
-            registry
-                .register_as(&route.path, target, source)
-                .map_err(|e| format!("route {:?}, target {target}: {e}", route.path))?;
-        }
-    }
-    Ok(())
-}
+use std::time::Instant;
 
 /// The state file of one lb process.
 #[derive(Debug)]
 pub(crate) struct StateFile {
     path: PathBuf,
-    /// One writer at a time: the snapshot of the registry is taken under this lock, so the file
-    /// written last holds every change made before it.
+    /// One writer at a time: two writes never share the temporary file. (Which export is
+    /// written last is the registry's order: one change at a time, saved before it applies.)
     lock: Mutex<()>,
 }
 
@@ -107,7 +48,7 @@ impl StateFile {
         }
     }
 
-    /// Registers what the file holds into `registry`, all of it as the API's; `Ok(false)` when
+    /// Installs what the file holds into `registry`, all of it as the API's; `Ok(false)` when
     /// there is no file yet. The error is one sentence naming the file.
     pub(crate) fn load_into(&self, registry: &Registry) -> Result<bool, String> {
         let name = self.path.display();
@@ -124,48 +65,25 @@ impl StateFile {
         let corrupt = |why: String| {
             format!("the state file {name} is corrupt ({why}); repair it or move it away")
         };
-        let saved: Saved = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        if saved.version != VERSION {
-            return Err(corrupt(format!(
-                "version {} is not supported, this lb writes version {VERSION}",
-                saved.version
-            )));
-        }
-        for route in saved.routes {
-            registry
-                .ensure_route(&route.path)
-                .map_err(|e| corrupt(format!("route {:?}: {e}", route.path)))?;
-            for target in route.targets {
-                registry.register(&route.path, target).map_err(|e| {
-                    corrupt(format!("route {:?}, target {target}: {e}", route.path))
-                })?;
-            }
-        }
+        let export: Export = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        let load = Import {
+            export,
+            now: Instant::now(),
+            probed: &|_| false,
+        };
+        registry.apply(&load).map_err(|e| corrupt(e.to_string()))?;
         Ok(true)
     }
 
-    /// Writes `registry` atomically and durably; the error is one sentence naming the file.
+    /// Writes what `registry` holds now; see [`StateFile::save_export`].
     pub(crate) fn save(&self, registry: &Registry) -> Result<(), String> {
+        self.save_export(&registry.export(Scope::Saved))
+    }
+
+    /// Writes `export` atomically and durably; the error is one sentence naming the file.
+    pub(crate) fn save_export(&self, export: &Export) -> Result<(), String> {
         let _one_writer = self.lock.lock();
-        let routes = registry
-            .routes()
-            .into_iter()
-            .filter(|r| r.held_by_api)
-            .map(|r| SavedRoute {
-                targets: r
-                    .targets
-                    .into_iter()
-                    .filter(|t| !r.config_only.contains(t))
-                    .collect(),
-                path: r.path,
-                config_only: Vec::new(),
-            })
-            .collect();
-        let saved = Saved {
-            version: VERSION,
-            routes,
-        };
-        let mut bytes = serde_json::to_vec_pretty(&saved)
+        let mut bytes = serde_json::to_vec_pretty(export)
             .map_err(|e| format!("cannot encode the registry: {e}"))?;
         bytes.push(b'\n');
         write_atomically(&self.path, &bytes).map_err(|e| {
@@ -213,6 +131,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lb_registry::Holder;
+    use std::net::SocketAddr;
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("lb-state-unit-{}-{name}", std::process::id()));
@@ -257,10 +177,10 @@ mod tests {
         let registry = Registry::new(1);
         let at = |port| SocketAddr::from(([10, 0, 0, 1], port));
         registry
-            .register_as("/config", at(1), Source::Config)
+            .register_as("/config", at(1), Holder::Config)
             .unwrap();
         registry
-            .register_as("/both", at(2), Source::Config)
+            .register_as("/both", at(2), Holder::Config)
             .unwrap();
         registry.register("/both", at(3)).unwrap();
         registry.register("/gone", at(4)).unwrap();

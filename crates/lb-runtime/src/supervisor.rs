@@ -341,7 +341,8 @@ fn control_plane(
 ) -> ControlPlane {
     let mut plane = ControlPlane::new(registry.clone(), workers.metrics());
     plane.persist = state.map(|state| {
-        let hook: lb_admin::PersistHook = Arc::new(move |registry: &Registry| state.save(registry));
+        let hook: lb_admin::PersistHook =
+            Arc::new(move |export: &lb_registry::Export| state.save_export(export));
         hook
     });
     plane.token = config.admin_token.as_deref().map(Arc::from);

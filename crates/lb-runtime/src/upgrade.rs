@@ -17,7 +17,8 @@
 //!    when there are many workers, see lb-socket's `fd_pass`) and a length-prefixed JSON manifest of the
 //!    newest version both read: worker count and routes; version 1 has each route's targets,
 //!    version 2 adds the registry's run-time state (round-robin positions, request counts,
-//!    health; [`lb_registry::CarriedRoute`]), read at this moment;
+//!    health), read at this moment: both are the registry's export ([`lb_registry::Export`]),
+//!    version 1 in its [`lb_registry::ListedRoute`] form;
 //! 3. the new lb restores the registry, starts its workers on the received sockets and,
 //!    when every worker accepts, sends `READY <pid>\n`;
 //! 4. the old lb stops accepting and drains (in-flight requests finish) and exits 0. If the new
@@ -35,10 +36,9 @@
 use crate::event::{Event, UpgradeRequest};
 use crate::prober::ProbePlan;
 use crate::service_thread::ServiceThread;
-use crate::state::SavedRoute;
 use crossbeam_channel::Sender;
 use lb_config::LiveConfig;
-use lb_registry::{CarriedRoute, Registry};
+use lb_registry::{Export, ExportedRoute, Import, ListedRoute, Registry, Scope};
 use lb_socket::plain;
 use lb_socket::{recv_fds, send_fds};
 use serde::{Deserialize, Serialize};
@@ -59,8 +59,8 @@ const VERSION: u32 = 2;
 /// Largest manifest accepted (routes of a big registry).
 const MAX_MANIFEST: u32 = 64 * 1024 * 1024;
 
-/// What the old lb tells the new one besides the descriptors; `R` is [`SavedRoute`] in version
-/// 1 and [`CarriedRoute`] in version 2.
+/// What the old lb tells the new one besides the descriptors; `R` is [`ListedRoute`] in version
+/// 1 and [`ExportedRoute`] (with run-time state) in version 2.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Manifest<R> {
@@ -75,22 +75,14 @@ struct ManifestVersion {
     version: u32,
 }
 
-/// The registry as the old lb sent it.
-#[derive(Debug)]
-pub(crate) enum InheritedRegistry {
-    /// Version 1: routes and targets only.
-    Routes(Vec<SavedRoute>),
-    /// Version 2: with round-robin positions, request counts and health.
-    State(Vec<CarriedRoute>),
-}
-
 /// What a new lb receives from the old one.
 #[derive(Debug)]
 pub(crate) struct Inherited {
     pub(crate) upgrade: UnixListener,
     pub(crate) admin: TcpListener,
     pub(crate) workers: Vec<TcpListener>,
-    pub(crate) registry: InheritedRegistry,
+    /// The registry as the old lb sent it.
+    pub(crate) registry: Export,
     /// The connection to the old lb, for `READY`.
     pub(crate) stream: UnixStream,
 }
@@ -104,17 +96,13 @@ impl Inherited {
         registry: &Registry,
         config: &LiveConfig,
     ) -> Result<(), String> {
-        match std::mem::replace(&mut self.registry, InheritedRegistry::Routes(Vec::new())) {
-            InheritedRegistry::Routes(routes) => crate::state::restore(registry, routes),
-            InheritedRegistry::State(routes) => {
-                let plan = ProbePlan::from_config(config);
-                registry
-                    .import(routes, Instant::now(), |prefix| {
-                        plan.path_for(prefix).is_some()
-                    })
-                    .map_err(|e| e.to_string())
-            }
-        }
+        let plan = ProbePlan::from_config(config);
+        let carried = Import {
+            export: std::mem::take(&mut self.registry),
+            now: Instant::now(),
+            probed: &|prefix| plan.path_for(prefix).is_some(),
+        };
+        registry.apply(&carried).map_err(|e| e.to_string())
     }
 }
 
@@ -203,12 +191,13 @@ fn exchange(path: &Path, version: u32) -> Result<Option<Inherited>, String> {
         .version;
     let (workers, registry) = match sent {
         1 => {
-            let m: Manifest<SavedRoute> = serde_json::from_slice(&json).map_err(invalid)?;
-            (m.workers, InheritedRegistry::Routes(m.routes))
+            let m: Manifest<ListedRoute> = serde_json::from_slice(&json).map_err(invalid)?;
+            let routes = m.routes.into_iter().map(ExportedRoute::from).collect();
+            (m.workers, Export { routes })
         }
         2 => {
-            let m: Manifest<CarriedRoute> = serde_json::from_slice(&json).map_err(invalid)?;
-            (m.workers, InheritedRegistry::State(m.routes))
+            let m: Manifest<ExportedRoute> = serde_json::from_slice(&json).map_err(invalid)?;
+            (m.workers, Export { routes: m.routes })
         }
         _ => {
             return Err(format!(
@@ -259,17 +248,18 @@ pub(crate) fn hand_over(
     fds.extend(workers.iter().map(AsRawFd::as_raw_fd));
     send_fds(stream, &fds)?;
     // Read as late as possible: what the workers route from here on is not carried over.
+    let export = registry.export(Scope::Carried(Instant::now()));
     let json = if version < 2 {
         serde_json::to_vec(&Manifest {
             version: 1,
             workers: workers.len(),
-            routes: crate::state::snapshot(registry),
+            routes: export.routes.iter().map(ListedRoute::from).collect(),
         })
     } else {
         serde_json::to_vec(&Manifest {
             version: VERSION,
             workers: workers.len(),
-            routes: registry.export(Instant::now()),
+            routes: export.routes,
         })
     }
     .map_err(io::Error::other)?;

@@ -16,13 +16,13 @@
 //!
 //! Everything is checked before anything changes: on error the registry is as it was.
 //!
-//! The single-target step is here too: [`Registry::release`] (a source withdrawing its claim on
-//! one target).
+//! At start, [`InitialConfiguration`] applies the whole route list the same way, over what a
+//! state file or the old lb of an upgrade gave.
 
-use super::{
-    check_target, find_target, normalize_prefix, remove_if_abandoned, route_entry, Registered,
-    Registry, RegistryError, Source, State,
-};
+use super::change::Change;
+use super::holders::Holder;
+use super::table::Table;
+use super::{check_target, normalize_prefix, Registered, Registry, RegistryError};
 use crate::router::RouteOptions;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -32,10 +32,10 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reconfiguration {
     /// `(prefix, target)` pairs the configuration names and did not before: registered for
-    /// [`Source::Config`].
+    /// [`Holder::Config`].
     pub register: Vec<(String, SocketAddr)>,
     /// Pairs it named before and no longer does: its claim is withdrawn, so a target leaves
-    /// unless the API holds it too ([`Registry::release`]).
+    /// unless the API holds it too ([`crate::Release`]).
     pub release: Vec<(String, SocketAddr)>,
     /// Every prefix the configuration names, with that route's options. A prefix missing from
     /// this list is no longer the configuration's (see the module docs).
@@ -54,92 +54,83 @@ pub struct Reconfigured {
 }
 
 impl Registry {
-    /// Withdraws `source`'s claim on `addr` in `path`; the target leaves only when no other
-    /// source holds it. `Ok(true)` when it was removed, and with it the route when nobody wants
-    /// that any more: no target left, not held by the API, not named by the configuration. A
-    /// configuration reload does this (through [`Registry::reconfigure`]), so a target also
-    /// registered through the API survives the file dropping it.
-    pub fn release(
-        &self,
-        path: &str,
-        addr: SocketAddr,
-        source: Source,
-    ) -> Result<bool, RegistryError> {
-        let prefix = normalize_prefix(path)?;
-        let mut state = self.state.write();
-        let removed = release_locked(&mut state, &prefix, addr, source);
-        if removed {
-            self.publish(&mut state);
-        }
-        Ok(removed)
-    }
-
     /// Applies `change` at once (see the module docs): registrations, releases, the options of
     /// every route, and the removal of the routes the configuration alone held and no longer
     /// names. The snapshot is published once, and only when routing changed.
     pub fn reconfigure(&self, change: &Reconfiguration) -> Result<Reconfigured, RegistryError> {
-        let register = normalized_pairs(&change.register)?;
+        self.apply(change)
+    }
+}
+
+impl Change for Reconfiguration {
+    type Outcome = Reconfigured;
+
+    fn apply(&self, table: &mut Table) -> Result<Reconfigured, RegistryError> {
+        let register = normalized_pairs(&self.register)?;
         for &(_, addr) in &register {
             check_target(addr)?;
         }
-        let release = normalized_pairs(&change.release)?;
+        let release = normalized_pairs(&self.release)?;
         let mut named = BTreeMap::new();
-        for (path, options) in &change.routes {
+        for (path, options) in &self.routes {
             named.insert(normalize_prefix(path)?, *options);
         }
 
-        let mut state = self.state.write();
         let mut done = Reconfigured::default();
         for (prefix, addr) in register {
-            if self.add_locked(&mut state, &prefix, addr, Source::Config) == Registered::New {
+            if table.register(&prefix, addr, Holder::Config) == Registered::New {
                 done.added += 1;
             }
         }
         for (prefix, addr) in release {
-            done.removed += usize::from(release_locked(&mut state, &prefix, addr, Source::Config));
+            done.removed += usize::from(table.release(&prefix, addr, Holder::Config));
         }
-        // Whether routing changed beyond the targets: a route created, one's options.
-        let mut changed = false;
-        for (prefix, &options) in &named {
-            // Created when missing, as the operator named it (its targets may all have been
-            // deregistered through the API): it answers 503 rather than falling through.
-            changed |= !state.routes.contains_key(prefix.as_str());
-            let entry = route_entry(&mut state, prefix);
-            entry.config_named = true;
-            changed |= std::mem::replace(&mut entry.options, options) != options;
-        }
-        for entry in state.routes.values_mut() {
-            if !named.contains_key(&*entry.prefix) {
-                entry.config_named = false;
-                changed |= std::mem::take(&mut entry.options) != RouteOptions::default();
-            }
-        }
-        state.routes.retain(|prefix, entry| {
-            let abandoned = entry.abandoned();
-            if abandoned {
-                done.routes_removed.push(prefix.to_string());
-            }
-            !abandoned
-        });
-        if changed || done.added + done.removed > 0 || !done.routes_removed.is_empty() {
-            self.publish(&mut state);
-        }
+        done.routes_removed = table.name(&named);
         Ok(done)
+    }
+
+    /// Only what the API holds is saved, and a reconfiguration changes that only where it adds
+    /// or removes a target.
+    fn changed(done: &Reconfigured) -> bool {
+        done.added + done.removed > 0
     }
 }
 
-/// Withdraws `source`'s claim on `addr` in the normalized `prefix`, under the write lock,
-/// without publishing; `true` when the target left (and the route with it, if abandoned).
-fn release_locked(state: &mut State, prefix: &str, addr: SocketAddr, source: Source) -> bool {
-    let Some((entry, at)) = find_target(state, prefix, addr) else {
-        return false;
-    };
-    if !entry.targets[at].holders.release(source) {
-        return false;
+/// The configuration's whole route list at start, applied over what a state file or the old lb
+/// of an upgrade gave: its targets, held by [`Holder::Config`], and its routes' options, as a
+/// [`Reconfiguration`] that registers every target the configuration names. A target the old
+/// lb had only from its own configuration stays configuration-held when this one names it too;
+/// otherwise it is kept as a registration (as if made through the API), because an upgrade
+/// hands the whole registry over and loses nothing: the operator deregisters it if it must go.
+/// A prefix the old lb's configuration alone held, left without targets, goes unless this
+/// configuration names it, as a reload would remove it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InitialConfiguration {
+    /// Every `(prefix, target)` pair the configuration names.
+    pub targets: Vec<(String, SocketAddr)>,
+    /// Every prefix it names, with that route's options.
+    pub routes: Vec<(String, RouteOptions)>,
+}
+
+impl Change for InitialConfiguration {
+    type Outcome = Reconfigured;
+
+    fn apply(&self, table: &mut Table) -> Result<Reconfigured, RegistryError> {
+        let whole = Reconfiguration {
+            register: self.targets.clone(),
+            release: Vec::new(),
+            routes: self.routes.clone(),
+        };
+        let done = whole.apply(table)?;
+        // `whole` checked every pair: they normalize.
+        let wanted = normalized_pairs(&self.targets)?;
+        table.hand_to_api_unless(&wanted);
+        Ok(done)
     }
-    entry.targets.remove(at);
-    remove_if_abandoned(state, prefix);
-    true
+
+    fn changed(done: &Reconfigured) -> bool {
+        Reconfiguration::changed(done)
+    }
 }
 
 /// `pairs` with their prefixes normalized; the first invalid prefix is the error.

@@ -365,8 +365,8 @@ fn a_prefix_only_the_config_file_created_is_not_saved_in_the_state_file() {
     );
 }
 
-/// A deregistration that cannot be saved is undone exactly: a target the config file alone held
-/// is still the file's alone afterwards (not turned into an API registration), so a reload that
+/// A deregistration that cannot be saved is not applied (the `500` says "undone", as it always
+/// has): a target the config file alone held is still the file's alone afterwards (not turned into an API registration), so a reload that
 /// drops it removes it. The save fails for real: the state file's directory is replaced by a
 /// plain file (a read-only directory would not stop root).
 #[test]

@@ -1,0 +1,273 @@
+//! The registry as a value that leaves the process: the one shape ([`Export`]) that a state file
+//! holds and that a zero-downtime upgrade carries to the next lb.
+//!
+//! An export is JSON, versioned (`{"version":1,"routes":[...]}`), unknown fields refused. Each
+//! route is its prefix and its targets in round-robin order; what else is known is optional, so
+//! that what a state file keeps is exactly the file lb has always written:
+//!
+//! - a target is its address (`"10.0.0.5:9001"`: held by the API, fresh counts and health), or
+//!   an object with its counts, health and whether only the configuration holds it
+//!   ([`CarriedTarget`]);
+//! - `next_pick` is the route's round-robin position (absent: the order starts at the first
+//!   target);
+//! - `held_by_api` says whether the API holds the prefix, written only where the targets do not
+//!   tell ([`ExportedRoute::held_by_api`]).
+//!
+//! Two [`Scope`]s read the table: [`Scope::Saved`] is what a state file keeps (the prefixes the
+//! API holds, with the API's targets, no run-time state: a restart starts counts and health
+//! afresh, and what only the configuration holds comes back from the configuration);
+//! [`Scope::Carried`] is everything, with per route its position and per target its counts
+//! and health, as of one instant (the new process goes on where the old one stopped).
+//!
+//! Older shapes still read: a state file of version 1 is this shape; the upgrade manifest's
+//! routes are this shape in its version 2 and [`ListedRoute`]s in its version 1 (converted with
+//! `From`). An export is installed through [`crate::Import`], which checks it all first.
+
+use super::holders::Holder;
+use super::table::Table;
+use crate::health::CarriedHealth;
+use crate::target::STATUS_CLASSES;
+use serde::{Deserialize, Serialize, Serializer};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// The export format's version; another one is refused.
+pub const EXPORT_VERSION: u32 = 1;
+
+/// The registry as a state file holds it or an upgrade carries it (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Versioned<Vec<ExportedRoute>>")]
+pub struct Export {
+    /// Every exported prefix, in order.
+    pub routes: Vec<ExportedRoute>,
+}
+
+/// An export as written: the version first.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Versioned<R> {
+    version: u32,
+    routes: R,
+}
+
+impl TryFrom<Versioned<Vec<ExportedRoute>>> for Export {
+    type Error = String;
+
+    fn try_from(read: Versioned<Vec<ExportedRoute>>) -> Result<Self, String> {
+        if read.version != EXPORT_VERSION {
+            return Err(format!(
+                "version {} is not supported, this lb writes version {EXPORT_VERSION}",
+                read.version
+            ));
+        }
+        Ok(Export {
+            routes: read.routes,
+        })
+    }
+}
+
+impl Serialize for Export {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Versioned {
+            version: EXPORT_VERSION,
+            routes: &self.routes,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// One prefix and its targets in round-robin order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedRoute {
+    /// The prefix (normalized when exported; checked when installed).
+    pub path: String,
+    /// The number the route's next pick takes (its cursor); absent, the order starts afresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_pick: Option<usize>,
+    /// Its targets in round-robin order, healthy or not (may be empty: the prefix answers 503).
+    pub targets: Vec<ExportedTarget>,
+    /// Whether the API holds the prefix, when its targets do not tell (see
+    /// [`ExportedRoute::held_by_api`]). Written only then, so that an lb that does not know
+    /// the field reads what it always read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by_api: Option<bool>,
+}
+
+impl ExportedRoute {
+    /// Whether the API holds the prefix: as written, else as its targets tell: when one of them
+    /// is the API's, or it has none (who created it is unknown, and keeping it as the API's
+    /// loses nothing). They tell wrong only for a prefix whose API targets all left while
+    /// configured ones remain, and for one the configuration created whose targets all left:
+    /// the field is written for those.
+    pub fn held_by_api(&self) -> bool {
+        self.held_by_api
+            .unwrap_or_else(|| held_by_api_from(&self.targets))
+    }
+}
+
+fn held_by_api_from(targets: &[ExportedTarget]) -> bool {
+    targets.is_empty() || targets.iter().any(|t| t.holder() == Holder::Api)
+}
+
+/// One exported target: its address alone, or with what the old process knew of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ExportedTarget {
+    /// Held by the API; counts and health start afresh (what a state file keeps).
+    Address(SocketAddr),
+    /// With its counts, health and holders (what an upgrade carries).
+    Carried(CarriedTarget),
+}
+
+impl ExportedTarget {
+    /// The target address.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            ExportedTarget::Address(addr) => *addr,
+            ExportedTarget::Carried(carried) => carried.addr,
+        }
+    }
+
+    /// Who holds it once installed.
+    pub fn holder(&self) -> Holder {
+        match self {
+            ExportedTarget::Carried(CarriedTarget {
+                config_only: true, ..
+            }) => Holder::Config,
+            _ => Holder::Api,
+        }
+    }
+}
+
+/// One target as carried to the next process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CarriedTarget {
+    /// The target address.
+    pub addr: SocketAddr,
+    /// Requests sent to it so far, summed over workers.
+    pub requests: u64,
+    /// Responses by status class so far (index 0 is 1xx), summed over workers.
+    pub responses: [u64; STATUS_CLASSES],
+    /// Its health state.
+    pub health: CarriedHealth,
+    /// Only the old process's configuration held it (see [`crate::Holder`]); absent (false)
+    /// from an lb that did not track holders, which makes it a registration: nothing is lost.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub config_only: bool,
+}
+
+/// One route as an upgrade manifest of version 1 lists it: its targets in round-robin order,
+/// and those only the configuration holds. Only for reading from and writing to an lb that
+/// predates the run-time state in the upgrade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListedRoute {
+    /// The prefix.
+    pub path: String,
+    /// Its targets, in round-robin order.
+    pub targets: Vec<SocketAddr>,
+    /// Those of `targets` only the configuration holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_only: Vec<SocketAddr>,
+}
+
+impl From<ListedRoute> for ExportedRoute {
+    /// The same targets and holders; fresh counts and health, and the order from the start.
+    fn from(listed: ListedRoute) -> Self {
+        let targets = listed
+            .targets
+            .iter()
+            .map(|&addr| {
+                if listed.config_only.contains(&addr) {
+                    ExportedTarget::Carried(CarriedTarget {
+                        addr,
+                        requests: 0,
+                        responses: [0; STATUS_CLASSES],
+                        health: CarriedHealth::default(),
+                        config_only: true,
+                    })
+                } else {
+                    ExportedTarget::Address(addr)
+                }
+            })
+            .collect();
+        ExportedRoute {
+            path: listed.path,
+            next_pick: None,
+            targets,
+            held_by_api: None,
+        }
+    }
+}
+
+impl From<&ExportedRoute> for ListedRoute {
+    fn from(route: &ExportedRoute) -> Self {
+        let config_only = route
+            .targets
+            .iter()
+            .filter(|t| t.holder() == Holder::Config)
+            .map(ExportedTarget::addr)
+            .collect();
+        ListedRoute {
+            path: route.path.clone(),
+            targets: route.targets.iter().map(ExportedTarget::addr).collect(),
+            config_only,
+        }
+    }
+}
+
+/// Which part of the registry an export holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// What a state file keeps: the prefixes the API holds, with the targets it holds.
+    Saved,
+    /// Everything, with positions, counts and health as of this instant: what an upgrade
+    /// hands over.
+    Carried(Instant),
+}
+
+impl Table {
+    /// The table as `scope` exports it (see the module docs).
+    pub(crate) fn export(&self, scope: Scope) -> Export {
+        let routes = self
+            .entries()
+            .filter(|e| scope != Scope::Saved || e.held_by_api())
+            .map(|e| {
+                let targets: Vec<ExportedTarget> = match scope {
+                    Scope::Saved => e
+                        .members()
+                        .iter()
+                        .filter(|m| !m.config_only())
+                        .map(|m| ExportedTarget::Address(m.target().addr()))
+                        .collect(),
+                    Scope::Carried(now) => e
+                        .members()
+                        .iter()
+                        .map(|m| {
+                            ExportedTarget::Carried(CarriedTarget {
+                                addr: m.target().addr(),
+                                requests: m.target().requests(),
+                                responses: m.target().responses(),
+                                health: m.health().carry(now),
+                                config_only: m.config_only(),
+                            })
+                        })
+                        .collect(),
+                };
+                let held = e.held_by_api();
+                ExportedRoute {
+                    path: e.prefix().to_string(),
+                    next_pick: match scope {
+                        Scope::Saved => None,
+                        Scope::Carried(_) => Some(e.cursor().peek()),
+                    },
+                    held_by_api: (held != held_by_api_from(&targets)).then_some(held),
+                    targets,
+                }
+            })
+            .collect();
+        Export { routes }
+    }
+}

@@ -1,0 +1,394 @@
+//! The registry's table: every prefix with its cursor, options and holders, and its targets in
+//! round-robin order with their holders and health; and every way a change may alter it.
+//!
+//! The methods here are the steps that changes ([`crate::Change`]) are made of; they apply the
+//! holder rules ([`super::holders`]) and nothing else does. A [`Table`] is a plain value: the
+//! control plane's "save first" runs a change on a copy to learn what the state file would hold
+//! ([`crate::Registry::apply_saved`]), then on the registry's own table.
+//!
+//! Invariants: a route that nobody wants any more (no target, not the API's, not named by the
+//! configuration) is removed by the step that left it so, its options and cursor with it. Every
+//! step that changes what workers route with sets the `republish` mark, which the registry's
+//! one write path reads to publish a snapshot once per change; a step that changes only holders
+//! (who would keep a target, not where requests go) does not.
+
+use super::export::{ExportedRoute, ExportedTarget};
+use super::holders::{Holder, Holders, RouteHolders};
+use crate::cursor::Cursor;
+use crate::health::{CheckOutcome, Health, HealthPolicy};
+use crate::router::RouteOptions;
+use crate::target::Target;
+use crate::Registered;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The mutable registry table; opaque outside this crate (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Table {
+    routes: BTreeMap<Arc<str>, RouteEntry>,
+    /// Request counters each new target keeps (one per worker).
+    workers: usize,
+    /// What workers route with changed since the last publish.
+    republish: bool,
+    /// What the registry's "some target is in a passive back-off" flag becomes after this
+    /// write, when the write says.
+    passive_down: Option<bool>,
+}
+
+/// One prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteEntry {
+    prefix: Arc<str>,
+    cursor: Arc<Cursor>,
+    targets: Vec<Member>,
+    /// Settings from the configuration (defaults for routes registered through the API).
+    options: RouteOptions,
+    holders: RouteHolders,
+}
+
+/// One target of one prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    target: Arc<Target>,
+    health: Health,
+    holders: Holders,
+}
+
+impl RouteEntry {
+    pub(crate) fn prefix(&self) -> &Arc<str> {
+        &self.prefix
+    }
+
+    pub(crate) fn cursor(&self) -> &Arc<Cursor> {
+        &self.cursor
+    }
+
+    /// Its targets in round-robin order, healthy or not.
+    pub(crate) fn members(&self) -> &[Member] {
+        &self.targets
+    }
+
+    pub(crate) fn options(&self) -> RouteOptions {
+        self.options
+    }
+
+    /// The API holds the prefix: it claimed it, or holds one of its targets.
+    pub(crate) fn held_by_api(&self) -> bool {
+        self.holders
+            .held_by_api(self.targets.iter().map(|m| m.holders))
+    }
+
+    fn abandoned(&self) -> bool {
+        self.holders.abandoned(self.targets.len())
+    }
+
+    fn position(&self, addr: SocketAddr) -> Option<usize> {
+        self.targets.iter().position(|m| m.target.addr() == addr)
+    }
+}
+
+impl Member {
+    pub(crate) fn target(&self) -> &Arc<Target> {
+        &self.target
+    }
+
+    pub(crate) fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Only the configuration holds it: a reload that drops it removes it, and a state file
+    /// leaves it out.
+    pub(crate) fn config_only(&self) -> bool {
+        self.holders.only(Holder::Config)
+    }
+}
+
+impl Table {
+    /// An empty table whose targets keep `workers` request counters.
+    pub(crate) fn new(workers: usize) -> Self {
+        Table {
+            routes: BTreeMap::new(),
+            workers,
+            republish: false,
+            passive_down: None,
+        }
+    }
+
+    /// Every prefix, in order.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &RouteEntry> {
+        self.routes.values()
+    }
+
+    /// Whether the last steps changed what workers route with; clears the mark.
+    pub(crate) fn take_republish(&mut self) -> bool {
+        std::mem::take(&mut self.republish)
+    }
+
+    /// The new value of the passive back-off flag, if the last steps set one; clears it.
+    pub(crate) fn take_passive_down(&mut self) -> Option<bool> {
+        self.passive_down.take()
+    }
+
+    /// `prefix`'s entry (normalized), created empty when missing.
+    fn entry(&mut self, prefix: &str) -> &mut RouteEntry {
+        let created = !self.routes.contains_key(prefix);
+        self.republish |= created;
+        self.routes
+            .entry(Arc::from(prefix))
+            .or_insert_with_key(|key| RouteEntry {
+                prefix: key.clone(),
+                cursor: Arc::default(),
+                targets: Vec::new(),
+                options: RouteOptions::default(),
+                holders: RouteHolders::default(),
+            })
+    }
+
+    /// Removes `prefix`'s route when nobody wants it any more; `true` when it did.
+    fn remove_if_abandoned(&mut self, prefix: &str) -> bool {
+        let abandoned = self.routes.get(prefix).is_some_and(RouteEntry::abandoned);
+        if abandoned {
+            self.routes.remove(prefix);
+            self.republish = true;
+        }
+        abandoned
+    }
+
+    /// `holder` asks for `addr` on the normalized `prefix`: appended (last in round-robin
+    /// order) when new, else `holder` holds it too. Either way `holder` holds the prefix.
+    pub(crate) fn register(
+        &mut self,
+        prefix: &str,
+        addr: SocketAddr,
+        holder: Holder,
+    ) -> Registered {
+        let workers = self.workers;
+        let entry = self.entry(prefix);
+        entry.holders.hold(holder);
+        if let Some(at) = entry.position(addr) {
+            return if entry.targets[at].holders.hold(holder) {
+                Registered::Adopted
+            } else {
+                Registered::Existing
+            };
+        }
+        entry.targets.push(Member {
+            target: Arc::new(Target::new(addr, workers)),
+            health: Health::default(),
+            holders: Holders::of(holder),
+        });
+        self.republish = true;
+        Registered::New
+    }
+
+    /// `holder` withdraws its claim on `addr` in `prefix`; `true` when nobody held it any more
+    /// and it left (and the route with it, when nobody wants that either).
+    pub(crate) fn release(&mut self, prefix: &str, addr: SocketAddr, holder: Holder) -> bool {
+        let Some(entry) = self.routes.get_mut(prefix) else {
+            return false;
+        };
+        let Some(at) = entry.position(addr) else {
+            return false;
+        };
+        if !entry.targets[at].holders.release(holder) {
+            return false;
+        }
+        entry.targets.remove(at);
+        self.republish = true;
+        self.remove_if_abandoned(prefix);
+        true
+    }
+
+    /// Removes `addr` from `prefix` whoever holds it (the operator's explicit word beats the
+    /// configuration's); `false` when it was not there.
+    pub(crate) fn deregister(&mut self, prefix: &str, addr: SocketAddr) -> bool {
+        let Some(entry) = self.routes.get_mut(prefix) else {
+            return false;
+        };
+        let Some(at) = entry.position(addr) else {
+            return false;
+        };
+        entry.targets.remove(at);
+        self.republish = true;
+        // As after every step, a route nobody wants goes. Rare here: a route with targets is
+        // named by the configuration or held by the API, unless an import just installed it.
+        self.remove_if_abandoned(prefix);
+        true
+    }
+
+    /// The API holds `prefix`, created without targets (it answers 503) when missing; `true`
+    /// when it was created.
+    pub(crate) fn claim(&mut self, prefix: &str) -> bool {
+        let created = !self.routes.contains_key(prefix);
+        self.entry(prefix).holders.hold(Holder::Api);
+        created
+    }
+
+    /// The configuration names exactly the prefixes of `named`, with these options: each is
+    /// created when missing (it answers 503 rather than falling through), a prefix it no longer
+    /// names goes back to the default options and loses the configuration's claim. Removes the
+    /// routes nobody wants any more and returns them, in order.
+    pub(crate) fn name(&mut self, named: &BTreeMap<String, RouteOptions>) -> Vec<String> {
+        for (prefix, &options) in named {
+            let entry = self.entry(prefix);
+            entry.holders.hold(Holder::Config);
+            let changed = std::mem::replace(&mut entry.options, options) != options;
+            self.republish |= changed;
+        }
+        let mut changed = false;
+        for entry in self.routes.values_mut() {
+            if !named.contains_key(&*entry.prefix) {
+                entry.holders.unname();
+                changed |= std::mem::take(&mut entry.options) != RouteOptions::default();
+            }
+        }
+        let mut removed = Vec::new();
+        self.routes.retain(|prefix, entry| {
+            let abandoned = entry.abandoned();
+            if abandoned {
+                removed.push(prefix.to_string());
+            }
+            !abandoned
+        });
+        self.republish |= changed || !removed.is_empty();
+        removed
+    }
+
+    /// Every target only the configuration holds that `wanted` (normalized pairs) does not name
+    /// becomes the API's alone, and its prefix the API's: what an lb does at start with what
+    /// the old lb's configuration held (see [`crate::InitialConfiguration`]). Routing is
+    /// unchanged.
+    pub(crate) fn hand_to_api_unless(&mut self, wanted: &[(String, SocketAddr)]) {
+        for entry in self.routes.values_mut() {
+            let prefix = &*entry.prefix;
+            let mut handed = false;
+            for member in &mut entry.targets {
+                let addr = member.target.addr();
+                if member.holders.only(Holder::Config)
+                    && !wanted.iter().any(|(p, a)| p == prefix && *a == addr)
+                {
+                    member.holders.hold(Holder::Api);
+                    member.holders.release(Holder::Config);
+                    handed = true;
+                }
+            }
+            if handed {
+                entry.holders.hold(Holder::Api);
+            }
+        }
+    }
+
+    /// Installs one route of an export (a state file or another process), its prefix
+    /// normalized and its targets checked by the caller. `next_pick` replaces the cursor when
+    /// given; a target already there keeps its own counts and health and gains the export's
+    /// holder; a new one is appended with the export's counts and health (`probed`: whether this
+    /// process probes the route, see [`Health::from_carried`]) or fresh ones.
+    pub(crate) fn install(
+        &mut self,
+        prefix: &str,
+        route: &ExportedRoute,
+        now: Instant,
+        probed: bool,
+    ) {
+        let workers = self.workers;
+        let entry = self.entry(prefix);
+        if let Some(next) = route.next_pick {
+            entry.cursor = Arc::new(Cursor::starting_at(next));
+        }
+        if route.held_by_api() {
+            entry.holders.hold(Holder::Api);
+        }
+        let mut passive_down = false;
+        for exported in &route.targets {
+            let addr = exported.addr();
+            if let Some(at) = entry.position(addr) {
+                entry.targets[at].holders.hold(exported.holder());
+                continue;
+            }
+            let (target, health) = match exported {
+                ExportedTarget::Address(_) => (Target::new(addr, workers), Health::default()),
+                ExportedTarget::Carried(carried) => (
+                    Target::with_counts(addr, workers, carried.requests, carried.responses),
+                    Health::from_carried(carried.health.clone(), now, probed),
+                ),
+            };
+            passive_down |= health.passive_down();
+            entry.targets.push(Member {
+                target: Arc::new(target),
+                health,
+                holders: Holders::of(exported.holder()),
+            });
+        }
+        if passive_down {
+            self.passive_down = Some(true);
+        }
+        self.republish = true;
+    }
+
+    /// Whether a passive failure of `addr` would change anything: some route has it and it is
+    /// not in a back-off yet.
+    pub(crate) fn would_mark_down(&self, addr: SocketAddr) -> bool {
+        self.members_at(addr).any(|m| !m.health.passive_down())
+    }
+
+    fn members_at(&self, addr: SocketAddr) -> impl Iterator<Item = &Member> {
+        self.routes
+            .values()
+            .flat_map(|e| e.targets.iter())
+            .filter(move |m| m.target.addr() == addr)
+    }
+
+    /// A passive failure of `addr` at `now`: out of every pick list it is in for `backoff`;
+    /// `true` when this took it out somewhere.
+    pub(crate) fn mark_down(&mut self, addr: SocketAddr, now: Instant, backoff: Duration) -> bool {
+        let mut changed = false;
+        for entry in self.routes.values_mut() {
+            for member in entry.targets.iter_mut().filter(|m| m.target.addr() == addr) {
+                let was = member.health.healthy();
+                member.health.mark_down(now, backoff);
+                changed |= was;
+            }
+        }
+        self.passive_down = Some(true);
+        self.republish |= changed;
+        changed
+    }
+
+    /// Ends every passive back-off that has run out by `now`; how many targets are healthy
+    /// again.
+    pub(crate) fn revive(&mut self, now: Instant) -> usize {
+        let (mut revived, mut still_down) = (0, false);
+        for entry in self.routes.values_mut() {
+            for member in &mut entry.targets {
+                if member.health.revive(now) {
+                    revived += usize::from(member.health.healthy());
+                }
+                still_down |= member.health.passive_down();
+            }
+        }
+        self.passive_down = Some(still_down);
+        self.republish |= revived > 0;
+        revived
+    }
+
+    /// One active probe of `addr` on `prefix`: the target's new `healthy` value when it
+    /// changed, `None` when it did not or the target is not there.
+    pub(crate) fn record_check(
+        &mut self,
+        prefix: &str,
+        addr: SocketAddr,
+        outcome: CheckOutcome,
+        policy: &HealthPolicy,
+    ) -> Option<bool> {
+        let entry = self.routes.get_mut(prefix)?;
+        let at = entry.position(addr)?;
+        let health = &mut entry.targets[at].health;
+        let was = health.healthy();
+        health.record(outcome, policy);
+        let now = health.healthy();
+        self.republish |= now != was;
+        (now != was).then_some(now)
+    }
+}
