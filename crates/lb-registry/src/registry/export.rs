@@ -24,7 +24,6 @@
 //! `From`). An export is installed through [`crate::Import`], which checks it all first.
 
 use super::holders::Holder;
-use super::table::Table;
 use crate::health::CarriedHealth;
 use crate::target::STATUS_CLASSES;
 use serde::{Deserialize, Serialize, Serializer};
@@ -106,7 +105,7 @@ impl ExportedRoute {
     }
 }
 
-fn held_by_api_from(targets: &[ExportedTarget]) -> bool {
+pub(crate) fn held_by_api_from(targets: &[ExportedTarget]) -> bool {
     targets.is_empty() || targets.iter().any(|t| t.holder() == Holder::Api)
 }
 
@@ -226,48 +225,4 @@ pub enum Scope {
     /// Everything, with positions, counts and health as of this instant: what an upgrade
     /// hands over.
     Carried(Instant),
-}
-
-impl Table {
-    /// The table as `scope` exports it (see the module docs).
-    pub(crate) fn export(&self, scope: Scope) -> Export {
-        let routes = self
-            .entries()
-            .filter(|e| scope != Scope::Saved || e.held_by_api())
-            .map(|e| {
-                let targets: Vec<ExportedTarget> = match scope {
-                    Scope::Saved => e
-                        .members()
-                        .iter()
-                        .filter(|m| !m.config_only())
-                        .map(|m| ExportedTarget::Address(m.target().addr()))
-                        .collect(),
-                    Scope::Carried(now) => e
-                        .members()
-                        .iter()
-                        .map(|m| {
-                            ExportedTarget::Carried(CarriedTarget {
-                                addr: m.target().addr(),
-                                requests: m.target().requests(),
-                                responses: m.target().responses(),
-                                health: m.health().carry(now),
-                                config_only: m.config_only(),
-                            })
-                        })
-                        .collect(),
-                };
-                let held = e.held_by_api();
-                ExportedRoute {
-                    path: e.prefix().to_string(),
-                    next_pick: match scope {
-                        Scope::Saved => None,
-                        Scope::Carried(_) => Some(e.cursor().peek()),
-                    },
-                    held_by_api: (held != held_by_api_from(&targets)).then_some(held),
-                    targets,
-                }
-            })
-            .collect();
-        Export { routes }
-    }
 }

@@ -12,7 +12,9 @@
 //! one write path reads to publish a snapshot once per change; a step that changes only holders
 //! (who would keep a target, not where requests go) does not.
 
-use super::export::{ExportedRoute, ExportedTarget};
+use super::export::{
+    held_by_api_from, CarriedTarget, Export, ExportedRoute, ExportedTarget, Scope,
+};
 use super::holders::{Holder, Holders, RouteHolders};
 use crate::cursor::Cursor;
 use crate::health::{CheckOutcome, Health, HealthPolicy};
@@ -390,5 +392,49 @@ impl Table {
         let now = health.healthy();
         self.republish |= now != was;
         (now != was).then_some(now)
+    }
+}
+
+impl Table {
+    /// The table as `scope` exports it (see the module docs).
+    pub(crate) fn export(&self, scope: Scope) -> Export {
+        let routes = self
+            .entries()
+            .filter(|e| scope != Scope::Saved || e.held_by_api())
+            .map(|e| {
+                let targets: Vec<ExportedTarget> = match scope {
+                    Scope::Saved => e
+                        .members()
+                        .iter()
+                        .filter(|m| !m.config_only())
+                        .map(|m| ExportedTarget::Address(m.target().addr()))
+                        .collect(),
+                    Scope::Carried(now) => e
+                        .members()
+                        .iter()
+                        .map(|m| {
+                            ExportedTarget::Carried(CarriedTarget {
+                                addr: m.target().addr(),
+                                requests: m.target().requests(),
+                                responses: m.target().responses(),
+                                health: m.health().carry(now),
+                                config_only: m.config_only(),
+                            })
+                        })
+                        .collect(),
+                };
+                let held = e.held_by_api();
+                ExportedRoute {
+                    path: e.prefix().to_string(),
+                    next_pick: match scope {
+                        Scope::Saved => None,
+                        Scope::Carried(_) => Some(e.cursor().peek()),
+                    },
+                    held_by_api: (held != held_by_api_from(&targets)).then_some(held),
+                    targets,
+                }
+            })
+            .collect();
+        Export { routes }
     }
 }
