@@ -147,12 +147,11 @@ pub(crate) enum Outcome {
     ClientGone,
 }
 
-/// An exchange's result: its outcome, the target it last went to, and what became of the
-/// request body on the client connection.
+/// An exchange's result: its outcome, and what became of the request body on the client
+/// connection. The target it last went to is in the request's [`Routed`].
 #[derive(Debug)]
 pub(crate) struct Served {
     pub(crate) outcome: Outcome,
-    pub(crate) routed: Routed,
     pub(crate) body: Body,
 }
 
@@ -203,32 +202,33 @@ const UPSTREAM_LOST: HttpError = HttpError::new(
     "the upstream connection failed mid-exchange",
 );
 
-/// Serves `req` to its end through `client`.
+/// Serves `req` to its end through `client`. A retry changes `req`'s pick, so afterwards it
+/// names the target the request last went to. The request is borrowed, not moved, so that it
+/// is not copied in and out of the exchange on every request.
 pub(crate) async fn serve<C: Client>(
     worker: &Worker,
     client: &mut C,
     lane: &mut Lane<'_>,
-    req: Request,
+    req: &mut Request,
 ) -> Served {
+    let body = Body::unread(req.body);
     let mut exchange = Exchange {
         worker,
         lane,
         req,
-        body: Body::Done,
+        body,
     };
-    exchange.body = Body::unread(exchange.req.body);
     let outcome = exchange.run(client).await;
     Served {
         outcome,
         body: exchange.body,
-        routed: exchange.req.routed,
     }
 }
 
 struct Exchange<'e, 't> {
     worker: &'e Worker,
     lane: &'e mut Lane<'t>,
-    req: Request,
+    req: &'e mut Request,
     /// What became of the request body: read whole once `send_body` succeeded.
     body: Body,
 }

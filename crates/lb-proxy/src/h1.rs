@@ -126,12 +126,13 @@ struct Refused {
 }
 
 /// One request's end, as [`Connection::finish`] needs it.
-struct Finished {
+struct Finished<'r> {
     head: Consumed,
     body: Body,
     keep_alive: bool,
     outcome: Outcome,
-    routed: Option<Routed>,
+    /// Where the request went (its last pick), when it was routed.
+    routed: Option<&'r Routed>,
     started: Instant,
 }
 
@@ -182,35 +183,28 @@ impl Connection<'_> {
 
     /// One request, from its head to the decision about the connection.
     async fn request(&mut self) -> Next {
-        let Some(head) = self.read_head().await else {
+        let Some(mut head) = self.read_head().await else {
             return Next::Close;
         };
         self.consume(head.consumed);
-        let Head {
-            consumed,
-            keep_alive,
-            body,
-            routed,
-        } = head;
-        let finished = match routed {
+        let finished = match &mut head.routed {
             Ok(req) => {
                 self.worker.stats.request();
-                let started = req.started;
                 let served =
                     exchange::serve(self.worker, &mut self.client, &mut self.lane, req).await;
                 Finished {
-                    head: consumed,
+                    head: head.consumed,
                     body: served.body,
-                    keep_alive,
+                    keep_alive: head.keep_alive,
                     outcome: served.outcome,
-                    routed: Some(served.routed),
-                    started,
+                    routed: Some(&req.routed),
+                    started: req.started,
                 }
             }
             Err(refused) => Finished {
-                head: consumed,
-                body: Body::unread(body),
-                keep_alive,
+                head: head.consumed,
+                body: Body::unread(head.body),
+                keep_alive: head.keep_alive,
                 outcome: Outcome::Own(refused.error),
                 routed: None,
                 started: refused.since,
@@ -339,7 +333,7 @@ impl Connection<'_> {
     /// Ends one request: lb's own answer when one is due, the one access log line, and the
     /// decision about the connection, which is made before the answer is written so that the
     /// answer says `Connection: close` exactly when the connection closes.
-    async fn finish(&mut self, end: Finished) -> Next {
+    async fn finish(&mut self, end: Finished<'_>) -> Next {
         let answer = match end.outcome {
             Outcome::Own(error) => Answer::Own(error.kind),
             Outcome::Relayed {
@@ -364,12 +358,12 @@ impl Connection<'_> {
             answer,
         };
         let mut next = policy::next(ending);
-        let target = end.routed.as_ref().map(|r| r.picked.addr);
+        let target = end.routed.map(|r| r.picked.addr);
         let (status, bytes) = match end.outcome {
             Outcome::Own(error) => {
                 let status = error.kind.status();
                 self.worker.stats.response(status);
-                if let Some(routed) = &end.routed {
+                if let Some(routed) = end.routed {
                     routed.picked.answered(status);
                 }
                 if !self.answer(error, next).await {
