@@ -12,6 +12,7 @@
 //! with all of it; chunk data is skipped with one slice operation per read, every other byte is
 //! examined once; nothing allocates and no input panics.
 
+use crate::fields::is_tchar;
 use crate::{ErrorKind, HttpError};
 
 /// Longest chunk-size line lb accepts, extensions and CRLF included.
@@ -248,11 +249,6 @@ fn hex(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
-}
-
-/// `tchar` (RFC 9110 §5.6.2): the bytes of a token such as a field name.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Control bytes other than HTAB, which no field or extension may contain (CR and LF included).

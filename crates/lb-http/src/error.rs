@@ -29,8 +29,9 @@ pub enum ErrorKind {
     UriTooLong,
     /// Request header section over its limit (431).
     HeadersTooLarge,
-    /// Method lb refuses to proxy, e.g. CONNECT (405).
-    MethodNotAllowed,
+    /// Something lb does not implement: `CONNECT` (lb is no forward proxy), a transfer coding
+    /// other than `chunked` (501).
+    NotImplemented,
     /// The upstream refused or failed the connection (502).
     UpstreamConnect,
     /// The upstream closed or reset the connection before a complete response head (502).
@@ -56,7 +57,7 @@ impl ErrorKind {
             ErrorKind::BodyTooLarge => 413,
             ErrorKind::UriTooLong => 414,
             ErrorKind::HeadersTooLarge => 431,
-            ErrorKind::MethodNotAllowed => 405,
+            ErrorKind::NotImplemented => 501,
             ErrorKind::UpstreamConnect | ErrorKind::UpstreamReset | ErrorKind::UpstreamInvalid => {
                 502
             }
@@ -69,7 +70,7 @@ impl ErrorKind {
     pub fn reason(self) -> &'static str {
         match self.status() {
             400 => "Bad Request",
-            405 => "Method Not Allowed",
+            501 => "Not Implemented",
             408 => "Request Timeout",
             413 => "Content Too Large",
             414 => "URI Too Long",
@@ -88,7 +89,7 @@ impl ErrorKind {
             | ErrorKind::BodyTooLarge
             | ErrorKind::UriTooLong
             | ErrorKind::HeadersTooLarge
-            | ErrorKind::MethodNotAllowed => Source::Client,
+            | ErrorKind::NotImplemented => Source::Client,
             ErrorKind::UpstreamConnect
             | ErrorKind::UpstreamReset
             | ErrorKind::UpstreamInvalid

@@ -28,6 +28,11 @@ pub(crate) fn is_never_forwarded(name: &str) -> bool {
     NOT_FORWARDED.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
+/// `tchar` (RFC 9110 §5.6.2): the bytes of a token such as a field name or a transfer coding.
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// `value` without optional whitespace (SP / HTAB) at either end (RFC 9110 §5.6.3).
 pub(crate) fn trim_ows(value: &[u8]) -> &[u8] {
     let start = value

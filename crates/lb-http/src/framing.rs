@@ -13,7 +13,11 @@ use httparse::Header;
 pub(crate) enum TransferCoding {
     /// Exactly one field whose value is exactly `chunked` (any case).
     Chunked,
-    /// Anything else: other or several codings (`gzip, chunked` included), or several fields.
+    /// One field listing codings that end in one `chunked`, with others before it
+    /// (`gzip, chunked`): the body's end is known, but lb does not implement those codings
+    /// (RFC 9112 §6.1: a server "SHOULD respond with 501 (Not Implemented)").
+    Unimplemented,
+    /// Anything else: `chunked` not last or twice, parameters, empty elements, several fields.
     /// lb never guesses at these; whether that is an error depends on whether a body follows.
     Other,
 }
@@ -45,8 +49,8 @@ pub(crate) fn framing(headers: &[Header<'_>]) -> Result<Framing, &'static str> {
             }
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             transfer_coding = Some(match transfer_coding {
-                None if h.value.eq_ignore_ascii_case(b"chunked") => TransferCoding::Chunked,
-                _ => TransferCoding::Other,
+                None => coding_list(h.value),
+                Some(_) => TransferCoding::Other,
             });
         }
     }
@@ -58,6 +62,34 @@ pub(crate) fn framing(headers: &[Header<'_>]) -> Result<Framing, &'static str> {
         content_length,
         transfer_coding,
     })
+}
+
+/// What one Transfer-Encoding field value says: `chunked` alone, a list of plain codings
+/// (tokens, no parameters) ending in a single `chunked`, or anything else.
+fn coding_list(value: &[u8]) -> TransferCoding {
+    if value.eq_ignore_ascii_case(b"chunked") {
+        return TransferCoding::Chunked;
+    }
+    let mut codings = value
+        .split(|&b| b == b',')
+        .map(crate::fields::trim_ows)
+        .peekable();
+    let mut before = 0;
+    while let Some(coding) = codings.next() {
+        if coding.eq_ignore_ascii_case(b"chunked") {
+            let last = codings.peek().is_none();
+            return if last && before > 0 {
+                TransferCoding::Unimplemented
+            } else {
+                TransferCoding::Other
+            };
+        }
+        if coding.is_empty() || !coding.iter().all(|&b| crate::fields::is_tchar(b)) {
+            return TransferCoding::Other;
+        }
+        before += 1;
+    }
+    TransferCoding::Other
 }
 
 /// The Content-Length of a head that already passed [`framing`], if it has one.
@@ -130,10 +162,34 @@ mod tests {
         let coding = |hs: &[Header<'_>]| framing(hs).map(|f| f.transfer_coding);
         assert_eq!(coding(&[te("chunked")]), Ok(Some(TransferCoding::Chunked)));
         assert_eq!(coding(&[te("CHUNKED")]), Ok(Some(TransferCoding::Chunked)));
-        assert_eq!(
-            coding(&[te("gzip, chunked")]),
-            Ok(Some(TransferCoding::Other))
-        );
+        for list in [
+            "gzip, chunked",
+            "GZIP,chunked",
+            "deflate , x-custom,\tchunked",
+        ] {
+            assert_eq!(
+                coding(&[te(list)]),
+                Ok(Some(TransferCoding::Unimplemented)),
+                "{list}"
+            );
+        }
+        for list in [
+            "gzip",
+            "chunked, gzip",
+            "chunked, chunked",
+            "gzip, chunked, chunked",
+            "gzip;q=1, chunked",
+            "gzip,, chunked",
+            ", chunked",
+            "chunked;x=1",
+            "",
+        ] {
+            assert_eq!(
+                coding(&[te(list)]),
+                Ok(Some(TransferCoding::Other)),
+                "{list}"
+            );
+        }
         assert_eq!(
             coding(&[te("chunked"), te("chunked")]),
             Ok(Some(TransferCoding::Other))

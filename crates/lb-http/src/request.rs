@@ -179,8 +179,13 @@ fn body(version: Version, headers: &[Header<'_>]) -> Result<BodyKind, HttpError>
         }
         // §6.3 rule 4: chunked is the final coding -> read chunks.
         (Some(TransferCoding::Chunked), _) => Ok(BodyKind::Chunked),
-        // §6.3 rule 4: any other coding in a request -> 400. lb also refuses codings before
-        // chunked: it forwards the body as is and would have to trust the next hop's reading.
+        // §6.1: codings before a final chunked, which lb does not implement (it forwards the
+        // body as is and would have to trust the next hop's reading) -> 501.
+        (Some(TransferCoding::Unimplemented), _) => Err(HttpError::new(
+            ErrorKind::NotImplemented,
+            "transfer codings other than chunked are not implemented",
+        )),
+        // §6.3 rule 4: chunked not the final coding, or a malformed list -> 400.
         (Some(TransferCoding::Other), _) => Err(bad("unsupported Transfer-Encoding")),
         // §6.3 rule 6: a valid Content-Length gives the length (invalid ones failed above).
         (None, Some(n)) if n > 0 => Ok(BodyKind::Length(n)),
@@ -196,8 +201,10 @@ fn body(version: Version, headers: &[Header<'_>]) -> Result<BodyKind, HttpError>
 ///    authority of an absolute-form target (RFC 9112 §3.2.2), so it is sent exactly once;
 ///    `Upgrade` kept when [`RequestHead::upgrade`] is set; an HTTP/1.0 request's `Expect`
 ///    dropped (see `is_dropped`);
-/// 2. `Host:` with the effective host (or empty) if the request had no Host field: HTTP/1.0
-///    allows that, but lb always speaks HTTP/1.1 upstream, where Host is mandatory;
+/// 2. `Host:` with the effective host if the request had no Host field: HTTP/1.0 allows that,
+///    but lb always speaks HTTP/1.1 upstream, where Host is mandatory. The caller sets
+///    [`RequestHead::host`] to the address the client connected to first (RFC 9112 §3.3); left
+///    `None`, the field goes out empty;
 /// 3. `X-Forwarded-For` (earlier values, then `client`), `X-Forwarded-Proto: http`,
 ///    `X-Forwarded-Host` from the effective host;
 /// 4. `Via: 1.1 lb` (`1.0` for an HTTP/1.0 request), after any Via fields received;

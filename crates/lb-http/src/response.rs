@@ -155,7 +155,9 @@ fn body(
         (Some(TransferCoding::Chunked), _) => Ok(BodyKind::Chunked),
         // §6.3 rule 4 would read any other coding until close; lb refuses it instead of relaying
         // a body whose end it cannot check.
-        (Some(TransferCoding::Other), _) => Err(invalid("unsupported Transfer-Encoding")),
+        (Some(TransferCoding::Unimplemented | TransferCoding::Other), _) => {
+            Err(invalid("unsupported Transfer-Encoding"))
+        }
         // §6.3 rule 6: a valid Content-Length gives the length (invalid ones failed above).
         (None, Some(0)) => Ok(BodyKind::Empty),
         (None, Some(n)) => Ok(BodyKind::Length(n)),

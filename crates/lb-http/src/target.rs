@@ -6,7 +6,7 @@
 //!   second reading of the path that the upstream might not share.
 //! - absolute-form (`http://authority/path?query`, §3.2.2): only the `http` scheme. The path and
 //!   query become the origin-form target and the authority replaces Host.
-//! - authority-form (`host:port`, §3.2.3): only with CONNECT, which the proxy refuses (405).
+//! - authority-form (`host:port`, §3.2.3): only with CONNECT, which the proxy refuses (501).
 //! - asterisk-form (`*`, §3.2.4): only with OPTIONS.
 //!
 //! Anything else, and any fragment (`#`, which no form allows), is a 400. Nothing here allocates;

@@ -254,7 +254,7 @@ impl Connection<'_> {
     /// Parse -> route -> pick -> rewrite into `out`, without I/O. `None`: the head is incomplete.
     fn prepare(&mut self) -> Option<Head> {
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
-        let req = match parse_request(&self.client.inbuf, &mut headers) {
+        let mut req = match parse_request(&self.client.inbuf, &mut headers) {
             Ok(Some(req)) => req,
             Ok(None) => return None,
             Err(error) => return Some(unframed(error, Instant::now())),
@@ -296,9 +296,17 @@ impl Connection<'_> {
         }
         if req.method == "CONNECT" {
             return Some(refuse(HttpError::new(
-                ErrorKind::MethodNotAllowed,
-                "CONNECT is not supported",
+                ErrorKind::NotImplemented,
+                "CONNECT is not supported: lb is not a forward proxy",
             )));
+        }
+        // RFC 9112 §3.3: a request without a Host (HTTP/1.0 allows that) gets the address the
+        // client connected to as its host, since the upstream request is HTTP/1.1 and must name
+        // one. Only such requests pay for the formatting.
+        let local;
+        if req.host.is_none() {
+            local = self.client.socket.local_addr().map(|a| a.to_string());
+            req.host = local.as_deref().ok().map(str::as_bytes);
         }
         let out = &mut self.lane.out;
         let peer = &self.peer_text;

@@ -368,7 +368,7 @@ mod tests {
             ),
             (
                 "CONNECT",
-                bodiless(Answer::Own(MethodNotAllowed)),
+                bodiless(Answer::Own(NotImplemented)),
                 Next::Close,
             ),
             ("bad chunk", bodiless(Answer::Own(BadRequest)), Next::Close),

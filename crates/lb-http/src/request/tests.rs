@@ -445,7 +445,6 @@ fn rejects_cl_and_te() {
 fn rejects_te_other_than_chunked() {
     for v in [
         "gzip",
-        "gzip, chunked",
         "chunked, gzip",
         "chunked, chunked",
         "chunked;q=1",
@@ -453,6 +452,18 @@ fn rejects_te_other_than_chunked() {
     ] {
         let raw = format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {v}\r\n\r\n");
         assert_bad(raw.as_bytes(), "unsupported Transfer-Encoding");
+    }
+}
+
+/// RFC 9112 §6.1: a transfer coding the server does not understand "SHOULD" get 501.
+#[test]
+fn codings_before_chunked_are_not_implemented() {
+    for v in ["gzip, chunked", "deflate,chunked", "x-custom , chunked"] {
+        let raw = format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {v}\r\n\r\n");
+        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+        let err = parse_request(raw.as_bytes(), &mut headers).expect_err(v);
+        assert_eq!(err.kind, ErrorKind::NotImplemented, "{v}");
+        assert_eq!(err.kind.status(), 501, "{v}");
     }
 }
 

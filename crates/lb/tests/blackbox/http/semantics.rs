@@ -20,14 +20,14 @@ fn head_text(raw: &[u8]) -> String {
 }
 
 #[test]
-fn connect_is_405() {
+fn connect_is_501() {
     let b = Backend::start("never");
     let lb = lb(1, &[("/", &[b.addr()])], &[]);
     let mut c = Conn::open(lb.addr());
     c.send(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
         .expect("send");
-    let r = c.read_response(false).expect("a 405");
-    assert_lb_error(&r, 405);
+    let r = c.read_response(false).expect("a 501");
+    assert_lb_error(&r, 501);
     assert!(
         c.peer_closed_within(WAIT),
         "a CONNECT must not leave a tunnel open"
@@ -302,10 +302,13 @@ fn http10_keep_alive_only_when_asked() {
         assert_eq!(r.body, b"ten");
         assert_eq!(r.header("connection"), Some("keep-alive"));
     }
-    // Forwarded as HTTP/1.1 with the Host it lacked.
+    // Forwarded as HTTP/1.1 with the Host it lacked: the address the client connected to
+    // (RFC 9112 §3.3), also as X-Forwarded-Host.
     let rec = b.last_request();
     assert_eq!(rec.minor_version, 1);
-    assert_eq!(rec.headers.get_all("host"), [""]);
+    let local = lb.addr().to_string();
+    assert_eq!(rec.headers.get_all("host"), [local.as_str()]);
+    assert_eq!(rec.headers.get_all("x-forwarded-host"), [local.as_str()]);
 }
 
 /// A client that shuts its sending side after a complete request still gets the answer.

@@ -124,12 +124,19 @@ fn smuggling_te_chunked_not_final() {
 
 /// lb is stricter than RFC 9112 §6.3 here: it forwards bodies as they are, so a coding before
 /// `chunked` would leave the upstream to undo what lb cannot check. HAProxy and nginx refuse
-/// these too (docs/http.md).
+/// these too (docs/http.md). A well-formed list of codings before a final `chunked` is a coding
+/// lb does not implement: 501 (RFC 9112 §6.1), and the connection closes all the same.
 #[test]
 fn smuggling_te_codings_before_chunked() {
     all_refused(
         &[
             b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: deflate,chunked\r\n\r\n0\r\n\r\n",
+        ],
+        501,
+    );
+    all_refused(
+        &[
             b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         ],
