@@ -1,15 +1,28 @@
 //! A worker's idle upstream connections, per target.
 //!
 //! LIFO: the most recently used connection is reused first (warm in caches, least likely to have hit
-//! the upstream's idle timeout), the oldest expire. Bounded per target; a connection is only given
-//! back after a complete, reusable exchange. Before reuse, a connection the upstream has closed (or
-//! that holds unexpected bytes) is discarded, which avoids most stale keep-alive races.
+//! the upstream's idle timeout), the oldest expire. A connection is only given back after a
+//! complete, reusable exchange. Before reuse, a connection the upstream has closed (or that holds
+//! unexpected bytes) is discarded, which avoids most stale keep-alive races.
+//!
+//! The pool follows the worker's concurrency rather than a small fixed size: a new connection is
+//! only opened when every pooled one to that target is in use, so as long as the pool closes
+//! nothing the worker's own load needs again, a target sees no more connections than the peak
+//! number of exchanges in flight toward it (HAProxy's `http-reuse always`). What is no longer
+//! needed goes two ways: a connection idle longer than the idle timeout is closed (LIFO keeps the
+//! unneeded ones at the bottom, where they age), and a sweep trims each target's idle list to the
+//! number of client connections the worker still serves, since only an open client connection can
+//! send the next request ([`surplus`]). A hard cap per target bounds file descriptors whatever
+//! happens.
+//!
+//! An idle connection holds no buffer, only its socket, its reactor registration and a timestamp
+//! (about 200 bytes in user space), so thousands of them cost little memory.
 //!
 //! Owned by one worker: `RefCell`, never shared across threads.
 
 use crate::stats::WorkerStats;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::SocketAddr;
@@ -104,15 +117,24 @@ struct Idle {
     since: Instant,
 }
 
-/// Idle upstream connections of one worker.
+/// How many of a target's `idle` connections (the oldest) to close: beyond the `clients` the
+/// worker still serves, an idle connection can only wait for its idle timeout, and beyond `cap`
+/// it is over the hard limit.
+fn surplus(idle: usize, clients: usize, cap: usize) -> usize {
+    idle.saturating_sub(clients.min(cap))
+}
+
+/// Idle upstream connections of one worker; per target, oldest at the front, newest at the back.
 #[derive(Debug)]
 pub(crate) struct UpstreamPool {
-    idle: RefCell<AddrMap<Vec<Idle>>>,
+    idle: RefCell<AddrMap<VecDeque<Idle>>>,
     max_per_target: usize,
     idle_timeout: Duration,
 }
 
 impl UpstreamPool {
+    /// A pool that keeps at most `max_per_target` idle connections per target (the hard cap),
+    /// each for at most `idle_timeout`.
     pub(crate) fn new(max_per_target: usize, idle_timeout: Duration) -> Self {
         UpstreamPool {
             idle: RefCell::new(AddrMap::default()),
@@ -126,7 +148,7 @@ impl UpstreamPool {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&addr)?;
         let now = Instant::now();
-        while let Some(conn) = list.pop() {
+        while let Some(conn) = list.pop_back() {
             if now.duration_since(conn.since) < self.idle_timeout && is_quiet(&conn.stream) {
                 return Some(conn.stream);
             }
@@ -134,26 +156,30 @@ impl UpstreamPool {
         None
     }
 
-    /// Gives back a connection that finished a complete exchange and may be reused.
+    /// Gives back a connection that finished a complete exchange and may be reused. Its client
+    /// connection is still open, so only the hard cap can turn it away.
     pub(crate) fn give(&self, addr: SocketAddr, stream: Upstream) {
         let mut idle = self.idle.borrow_mut();
         let list = idle.entry(addr).or_default();
-        if list.len() >= self.max_per_target {
+        if surplus(list.len() + 1, usize::MAX, self.max_per_target) > 0 {
             // Drop the oldest: the newest stays warm.
-            list.remove(0);
+            list.pop_front();
         }
-        list.push(Idle {
+        list.push_back(Idle {
             stream,
             since: Instant::now(),
         });
     }
 
-    /// Closes connections idle longer than the idle timeout or closed by their upstream.
-    pub(crate) fn sweep(&self) {
+    /// Closes connections idle longer than the idle timeout or closed by their upstream, then the
+    /// oldest of each target's beyond the `clients` connections the worker serves now.
+    pub(crate) fn sweep(&self, clients: usize) {
         let now = Instant::now();
         let mut idle = self.idle.borrow_mut();
         for list in idle.values_mut() {
             list.retain(|c| now.duration_since(c.since) < self.idle_timeout && is_quiet(&c.stream));
+            let close = surplus(list.len(), clients, self.max_per_target);
+            list.drain(..close);
         }
         idle.retain(|_, list| !list.is_empty());
     }
@@ -170,6 +196,101 @@ fn is_quiet(stream: &TcpStream) -> bool {
 mod tests {
     use super::*;
     use std::hash::BuildHasher;
+
+    #[test]
+    fn surplus_keeps_what_open_clients_can_use_up_to_the_cap() {
+        // (idle, clients, cap, close)
+        let table = [
+            (0, 0, 10, 0),
+            (5, 0, 10, 5),           // every client gone: nothing left to reuse them
+            (5, 5, 10, 0),           // one per open client
+            (5, 3, 10, 2),           // two clients left since
+            (5, 100, 10, 0),         // more clients than idle connections
+            (12, 100, 10, 2),        // the hard cap wins over many clients
+            (11, usize::MAX, 10, 1), // a give at the cap drops one
+            (10, usize::MAX, 10, 0),
+        ];
+        for (idle, clients, cap, close) in table {
+            assert_eq!(
+                surplus(idle, clients, cap),
+                close,
+                "idle {idle}, clients {clients}, cap {cap}"
+            );
+        }
+    }
+
+    /// `n` connections to a fresh listener, with the accepted ends kept open (so they stay
+    /// quiet), oldest first.
+    async fn connections(
+        n: usize,
+        stats: &Arc<WorkerStats>,
+    ) -> (SocketAddr, Vec<Upstream>, Vec<TcpStream>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            ours.push(Upstream::new(
+                TcpStream::connect(addr).await.unwrap(),
+                stats,
+            ));
+            theirs.push(listener.accept().await.unwrap().0);
+        }
+        (addr, ours, theirs)
+    }
+
+    fn local_port(u: &Upstream) -> u16 {
+        u.local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn the_pool_keeps_every_connection_below_the_cap_and_gives_the_newest_first() {
+        let stats = Arc::new(WorkerStats::default());
+        let (addr, ours, _theirs) = connections(100, &stats).await;
+        let ports: Vec<u16> = ours.iter().map(local_port).collect();
+        let pool = UpstreamPool::new(1000, Duration::from_secs(60));
+        for u in ours {
+            pool.give(addr, u);
+        }
+        let mut taken = Vec::new();
+        while let Some(u) = pool.take(addr) {
+            taken.push(local_port(&u));
+        }
+        let newest_first: Vec<u16> = ports.into_iter().rev().collect();
+        assert_eq!(taken, newest_first);
+    }
+
+    #[tokio::test]
+    async fn a_give_at_the_cap_closes_the_oldest() {
+        let stats = Arc::new(WorkerStats::default());
+        let (addr, ours, _theirs) = connections(5, &stats).await;
+        let ports: Vec<u16> = ours.iter().map(local_port).collect();
+        let pool = UpstreamPool::new(3, Duration::from_secs(60));
+        for u in ours {
+            pool.give(addr, u);
+        }
+        let mut taken = Vec::new();
+        while let Some(u) = pool.take(addr) {
+            taken.push(local_port(&u));
+        }
+        assert_eq!(taken, vec![ports[4], ports[3], ports[2]]);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_closes_the_oldest_beyond_the_open_clients() {
+        let stats = Arc::new(WorkerStats::default());
+        let (addr, ours, _theirs) = connections(5, &stats).await;
+        let ports: Vec<u16> = ours.iter().map(local_port).collect();
+        let pool = UpstreamPool::new(1000, Duration::from_secs(60));
+        for u in ours {
+            pool.give(addr, u);
+        }
+        pool.sweep(2);
+        let mut taken = Vec::new();
+        while let Some(u) = pool.take(addr) {
+            taken.push(local_port(&u));
+        }
+        assert_eq!(taken, vec![ports[4], ports[3]]);
+    }
 
     #[test]
     fn addresses_that_differ_hash_apart() {
