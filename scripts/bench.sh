@@ -5,9 +5,10 @@
 #   - starts the origins: nginx `return 200 "ok\n"` on two ports (1 worker, stub_status on a third
 #     port to count accepted connections), or two `lb echo` processes;
 #   - starts lb, HAProxy and nginx configured alike: round robin over the two origins, upstream
-#     keep-alive (HAProxy `http-reuse always`; nginx `keepalive 64`, N in the conns mode; `proxy_http_version 1.1`,
-#     `proxy_set_header Connection ""`), no access logs, X-Forwarded-For added by all three (lb
-#     always adds it), one worker/thread (two in the `workers2` mode);
+#     keep-alive (HAProxy `http-reuse always`; nginx `keepalive 64`, N in the conns mode,
+#     `proxy_http_version 1.1`, `proxy_set_header Connection ""`), no access logs,
+#     X-Forwarded-For added by all three (lb always adds it), one worker/thread (two in the
+#     `workers2` mode);
 #   - starts the floor: `null_proxy` (benches/src/bin/null_proxy.rs), which makes only the system
 #     calls a keep-alive proxy must make (read, write upstream, read, write back) and nothing else,
 #     so its CPU per request is what the kernel costs any proxy here (not in the close mode, where
