@@ -219,77 +219,65 @@ mod tests {
         }
     }
 
-    /// `n` connections to a fresh listener, with the accepted ends kept open (so they stay
-    /// quiet), oldest first.
-    async fn connections(
-        n: usize,
-        stats: &Arc<WorkerStats>,
-    ) -> (SocketAddr, Vec<Upstream>, Vec<TcpStream>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for _ in 0..n {
-            ours.push(Upstream::new(
-                TcpStream::connect(addr).await.unwrap(),
-                stats,
-            ));
-            theirs.push(listener.accept().await.unwrap().0);
-        }
-        (addr, ours, theirs)
+    /// A pool with cap `cap` that was given `n` connections to one listener, oldest first; the
+    /// accepted ends stay open, so the connections stay quiet.
+    struct Given {
+        pool: UpstreamPool,
+        addr: SocketAddr,
+        /// The connections' local ports, in the order they were given.
+        ports: Vec<u16>,
+        _accepted: Vec<TcpStream>,
     }
 
-    fn local_port(u: &Upstream) -> u16 {
-        u.local_addr().unwrap().port()
+    impl Given {
+        async fn new(n: usize, cap: usize) -> Given {
+            let stats = Arc::new(WorkerStats::default());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let pool = UpstreamPool::new(cap, Duration::from_secs(60));
+            let (mut ports, mut accepted) = (Vec::new(), Vec::new());
+            for _ in 0..n {
+                let stream = TcpStream::connect(addr).await.unwrap();
+                ports.push(stream.local_addr().unwrap().port());
+                accepted.push(listener.accept().await.unwrap().0);
+                pool.give(addr, Upstream::new(stream, &stats));
+            }
+            Given {
+                pool,
+                addr,
+                ports,
+                _accepted: accepted,
+            }
+        }
+
+        /// The local ports of every connection the pool hands out, in the order it does.
+        fn take_all(&self) -> Vec<u16> {
+            std::iter::from_fn(|| self.pool.take(self.addr))
+                .map(|u| u.local_addr().unwrap().port())
+                .collect()
+        }
     }
 
     #[tokio::test]
     async fn the_pool_keeps_every_connection_below_the_cap_and_gives_the_newest_first() {
-        let stats = Arc::new(WorkerStats::default());
-        let (addr, ours, _theirs) = connections(100, &stats).await;
-        let ports: Vec<u16> = ours.iter().map(local_port).collect();
-        let pool = UpstreamPool::new(1000, Duration::from_secs(60));
-        for u in ours {
-            pool.give(addr, u);
-        }
-        let mut taken = Vec::new();
-        while let Some(u) = pool.take(addr) {
-            taken.push(local_port(&u));
-        }
-        let newest_first: Vec<u16> = ports.into_iter().rev().collect();
-        assert_eq!(taken, newest_first);
+        let given = Given::new(100, 1000).await;
+        let newest_first: Vec<u16> = given.ports.iter().rev().copied().collect();
+        assert_eq!(given.take_all(), newest_first);
     }
 
     #[tokio::test]
     async fn a_give_at_the_cap_closes_the_oldest() {
-        let stats = Arc::new(WorkerStats::default());
-        let (addr, ours, _theirs) = connections(5, &stats).await;
-        let ports: Vec<u16> = ours.iter().map(local_port).collect();
-        let pool = UpstreamPool::new(3, Duration::from_secs(60));
-        for u in ours {
-            pool.give(addr, u);
-        }
-        let mut taken = Vec::new();
-        while let Some(u) = pool.take(addr) {
-            taken.push(local_port(&u));
-        }
-        assert_eq!(taken, vec![ports[4], ports[3], ports[2]]);
+        let given = Given::new(5, 3).await;
+        let p = &given.ports;
+        assert_eq!(given.take_all(), vec![p[4], p[3], p[2]]);
     }
 
     #[tokio::test]
     async fn a_sweep_closes_the_oldest_beyond_the_open_clients() {
-        let stats = Arc::new(WorkerStats::default());
-        let (addr, ours, _theirs) = connections(5, &stats).await;
-        let ports: Vec<u16> = ours.iter().map(local_port).collect();
-        let pool = UpstreamPool::new(1000, Duration::from_secs(60));
-        for u in ours {
-            pool.give(addr, u);
-        }
-        pool.sweep(2);
-        let mut taken = Vec::new();
-        while let Some(u) = pool.take(addr) {
-            taken.push(local_port(&u));
-        }
-        assert_eq!(taken, vec![ports[4], ports[3]]);
+        let given = Given::new(5, 1000).await;
+        given.pool.sweep(2);
+        let p = &given.ports;
+        assert_eq!(given.take_all(), vec![p[4], p[3]]);
     }
 
     #[test]
