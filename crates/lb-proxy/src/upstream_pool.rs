@@ -15,8 +15,9 @@
 //! send the next request ([`surplus`]). A hard cap per target bounds file descriptors whatever
 //! happens.
 //!
-//! An idle connection holds no buffer, only its socket, its reactor registration and a timestamp
-//! (about 200 bytes in user space), so thousands of them cost little memory.
+//! An idle connection holds no buffer, only its socket, its reactor registration and a timestamp:
+//! 56 bytes in the list plus tokio's cache-padded registration, about 300 bytes of heap in all,
+//! so 4,000 of them cost about 1.2 MiB (the kernel's socket memory is not in lb's RSS).
 //!
 //! Owned by one worker: `RefCell`, never shared across threads.
 
