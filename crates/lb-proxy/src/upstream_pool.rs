@@ -162,14 +162,13 @@ impl UpstreamPool {
     pub(crate) fn give(&self, addr: SocketAddr, stream: Upstream) {
         let mut idle = self.idle.borrow_mut();
         let list = idle.entry(addr).or_default();
-        if surplus(list.len() + 1, usize::MAX, self.max_per_target) > 0 {
-            // Drop the oldest: the newest stays warm.
-            list.pop_front();
-        }
         list.push_back(Idle {
             stream,
             since: Instant::now(),
         });
+        // Beyond the cap, drop the oldest: the newest stays warm.
+        let close = surplus(list.len(), usize::MAX, self.max_per_target);
+        list.drain(..close);
     }
 
     /// Closes connections idle longer than the idle timeout or closed by their upstream, then the
@@ -271,6 +270,12 @@ mod tests {
         let given = Given::new(5, 3).await;
         let p = &given.ports;
         assert_eq!(given.take_all(), vec![p[4], p[3], p[2]]);
+    }
+
+    #[tokio::test]
+    async fn a_pool_capped_at_zero_keeps_nothing() {
+        let given = Given::new(3, 0).await;
+        assert_eq!(given.take_all(), Vec::<u16>::new());
     }
 
     #[tokio::test]
