@@ -5,9 +5,10 @@
 #   - starts the origins: nginx `return 200 "ok\n"` on two ports (1 worker, stub_status on a third
 #     port to count accepted connections), or two `lb echo` processes;
 #   - starts lb, HAProxy and nginx configured alike: round robin over the two origins, upstream
-#     keep-alive (HAProxy `http-reuse always`; nginx `keepalive 64`, `proxy_http_version 1.1`,
-#     `proxy_set_header Connection ""`), no access logs, X-Forwarded-For added by all three (lb
-#     always adds it), one worker/thread (two in the `workers2` mode);
+#     keep-alive (HAProxy `http-reuse always`; nginx `keepalive 64`, N in the conns mode,
+#     `proxy_http_version 1.1`, `proxy_set_header Connection ""`), no access logs,
+#     X-Forwarded-For added by all three (lb always adds it), one worker/thread (two in the
+#     `workers2` mode);
 #   - starts the floor: `null_proxy` (benches/src/bin/null_proxy.rs), which makes only the system
 #     calls a keep-alive proxy must make (read, write upstream, read, write back) and nothing else,
 #     so its CPU per request is what the kernel costs any proxy here (not in the close mode, where
@@ -19,7 +20,11 @@
 #     processes from /proc/PID/stat over the measured run) divided by the requests served, its peak
 #     RSS (VmHWM, summed over its processes) and the new connections the origin saw.
 # Modes: keepalive (proxy pinned to CPU 0 with taskset, wrk and origin on CPU 1), close (same, with
-# `Connection: close` on every request), workers2 (2 workers/threads, nothing pinned).
+# `Connection: close` on every request), workers2 (2 workers/threads, nothing pinned), conns (a
+# sweep: the keepalive setup once per wrk connection count in CONNS, nginx origin only, with
+# `wrk --timeout 10s`, the peers' upstream keep-alive sized for the point: HAProxy `maxconn`,
+# nginx `keepalive N` and `worker_connections`; a point needing more file descriptors than
+# `ulimit -n` allows, 2 per connection plus a margin, is skipped with a note).
 # Then, unless IDLE_CONNS=0: each proxy's RSS with IDLE_CONNS idle keep-alive client connections
 # (scripts/idle_conns.py), and, if `oha` is installed, one oha run per proxy as a cross-check.
 #
@@ -28,14 +33,17 @@
 # and the raw records (runs.tsv, ...) copied to target/bench/last/.
 #
 # Usage:
-#   scripts/bench.sh                  the full run: ROUNDS=5, 8 s runs, 2 s warm-up (~25 minutes)
+#   scripts/bench.sh                  the full run: ROUNDS=5, 8 s runs, 2 s warm-up (~45 minutes)
 #   QUICK=1 scripts/bench.sh          ROUNDS=1, 3 s runs, 1 s warm-up; writes nothing under docs/
 #   scripts/bench.sh --help           this text
 #   MODES=keepalive ORIGINS=nginx PROXIES="lb haproxy" scripts/bench.sh    a subset
+#   MODES=conns CONNS="50 400" PROXIES="lb haproxy" scripts/bench.sh       part of the sweep
 #   CANDIDATE=/path/to/other/lb scripts/bench.sh   adds a "candidate" lb build (e.g. a branch under
 #                                     review) to every round, configured like lb: an A/B in one run
 # Settings (environment): ROUNDS, DURATION and WARMUP (seconds), CONNECTIONS (50), MODES
-# ("keepalive close workers2"), ORIGINS ("nginx echo"), PROXIES ("direct floor lb haproxy nginx"),
+# ("keepalive close workers2 conns"), CONNS (the sweep's points: "50 400 4000 10000"), NOFILE (the
+# file limit asked for, 65536; without the privilege the hard limit is used), ORIGINS ("nginx
+# echo"), PROXIES ("direct floor lb haproxy nginx"),
 # IDLE_CONNS (10000; 0 skips), OHA (1; 0 skips), WRITE_DOCS (1, or 0 with QUICK=1), SKIP_BUILD (0),
 # KEEP_WORKDIR (0), LB_BIN (an lb binary to use instead of building target/release/lb),
 # PEER_DEFER_ACCEPT (unset; 1 gives HAProxy `defer-accept` and nginx `deferred`
@@ -59,7 +67,9 @@ DURATION="${DURATION%s}"
 WARMUP="${WARMUP:-2}"
 WARMUP="${WARMUP%s}"
 CONNECTIONS="${CONNECTIONS:-50}"
-MODES="${MODES:-keepalive close workers2}"
+MODES="${MODES:-keepalive close workers2 conns}"
+CONNS="${CONNS:-50 400 4000 10000}"
+NOFILE="${NOFILE:-65536}"
 ORIGINS="${ORIGINS:-nginx echo}"
 PROXIES="${PROXIES:-direct floor lb haproxy nginx}"
 IDLE_CONNS="${IDLE_CONNS:-10000}"
@@ -110,8 +120,9 @@ if [ "$OHA" = 1 ]; then
     fi
 fi
 
-# Proxies and direct runs need ulimit -n above the idle-connection count.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# Proxies and direct runs need ulimit -n above the idle-connection count and the sweep's points
+# (every process started from here inherits it).
+ulimit -n "$NOFILE" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "$IDLE_CONNS" -gt 0 ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + 500)) ]; then
     say "ulimit -n is $(ulimit -n): too low for $IDLE_CONNS idle connections; using $(($(ulimit -n) - 500))"
     IDLE_CONNS=$(($(ulimit -n) - 500))
@@ -251,9 +262,11 @@ run_wrk() {
 
 # One measured run: PROXY URL [PROXY_PID]; appends a record to runs.tsv.
 measure() {
-    local proxy=$1 url=$2 pid=${3:-} wrk_args=(-t1 "-c$CONNECTIONS" --latency) out
+    local proxy=$1 url=$2 pid=${3:-} wrk_args=(-t1 "-c$BLOCK_CONNS" --latency) out
     [ "$MODE" = close ] && wrk_args+=(-H "Connection: close")
-    out="$WORKDIR/wrk-$MODE-$ORIGIN-$ROUND-$proxy.txt"
+    # Thousands of connections on one wrk thread: a late answer is slow, not an error.
+    [ "$MODE" = conns ] && wrk_args+=(--timeout 10s)
+    out="$WORKDIR/wrk-$MODE-$ORIGIN-$BLOCK_CONNS-$ROUND-$proxy.txt"
     run_wrk "$out.warmup" "${wrk_args[@]}" -d "${WARMUP}s" "$url"
     local t0=0 c0 w0=""
     [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
@@ -283,22 +296,22 @@ measure() {
         cpu_us=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$requests" 'BEGIN {printf "%.2f", t / hz / n * 1e6}')
         rss=$(mem_kib "$pid" VmHWM)
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$MODE" "$ORIGIN" "$ROUND" "$proxy" \
-        "$requests" "$rps" "$p50" "$p99" "$errors" "$((t1 - t0))" "$cpu_us" "$rss" "$conns" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$MODE" "$ORIGIN" "$ROUND" "$proxy" \
+        "$requests" "$rps" "$p50" "$p99" "$errors" "$((t1 - t0))" "$cpu_us" "$rss" "$conns" "$BLOCK_CONNS" \
         >>"$WORKDIR/runs.tsv"
     if [ "$proxy" = lb ] && [ "$MODE" = workers2 ]; then
         join <(echo "$w0") <(echo "$w1") | while read -r w a0 r0 a1 r1; do
             printf '%s\t%s\t%s\t%s\t%s\n' "$ORIGIN" "$ROUND" "$w" $((a1 - a0)) $((r1 - r0)) >>"$WORKDIR/balance.tsv"
         done
     fi
-    say "$(printf '%-9s %-6s round %s %-8s %9s req/s  p50 %7s ms  p99 %7s ms  cpu %6s us/req  rss %6s KiB  origin conns %s  errors %s' \
-        "$MODE" "$ORIGIN" "$ROUND" "$proxy" "$rps" "$p50" "$p99" "${cpu_us:--}" "${rss:--}" "${conns:--}" "$errors")"
+    say "$(printf '%-9s %-6s c%-5s round %s %-8s %9s req/s  p50 %7s ms  p99 %7s ms  cpu %6s us/req  rss %6s KiB  origin conns %s  errors %s' \
+        "$MODE" "$ORIGIN" "$BLOCK_CONNS" "$ROUND" "$proxy" "$rps" "$p50" "$p99" "${cpu_us:--}" "${rss:--}" "${conns:--}" "$errors")"
 }
 
 # ---------------------------------------------------------------------------------------------
 # The blocks.
 
-printf 'mode\torigin\tround\tproxy\trequests\trps\tp50_ms\tp99_ms\terrors\tcpu_ticks\tcpu_us_per_req\trss_kib\torigin_conns\n' \
+printf 'mode\torigin\tround\tproxy\trequests\trps\tp50_ms\tp99_ms\terrors\tcpu_ticks\tcpu_us_per_req\trss_kib\torigin_conns\tconns\n' \
     >"$WORKDIR/runs.tsv"
 printf 'origin\tround\tworker\taccepted\trequests\n' >"$WORKDIR/balance.tsv"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -306,9 +319,19 @@ STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 
 has() { [[ " $PROXIES " == *" $1 "* ]]; }
 
+# run_block MODE ORIGIN [CONNECTIONS]: one block, wrk with CONNECTIONS (default $CONNECTIONS).
 run_block() {
-    MODE=$1 ORIGIN=$2
+    MODE=$1 ORIGIN=$2 BLOCK_CONNS=${3:-$CONNECTIONS}
     local workers=1
+    # The peers' connection limits and nginx's upstream keep-alive: at least the concurrency, so
+    # that they keep an upstream connection per busy client connection as lb does.
+    local maxconn=$((BLOCK_CONNS + 100 > 4096 ? BLOCK_CONNS + 100 : 4096))
+    local keepalive=64 nginx_conns=4096
+    if [ "$MODE" = conns ]; then
+        keepalive=$((BLOCK_CONNS > 64 ? BLOCK_CONNS : 64))
+        # nginx's worker_connections counts both sides of each proxied connection.
+        nginx_conns=$((2 * maxconn))
+    fi
     if [ "$MODE" = workers2 ]; then
         PINNED=0 workers=2
         PROXY_PIN=() ORIGIN_PIN=() LOAD_PIN=()
@@ -322,7 +345,7 @@ run_block() {
     local lb_port=${ports[3]} haproxy_port=${ports[5]} nginx_port=${ports[6]} cand_port=${ports[7]}
     local floor_port=${ports[9]}
     LB_ADMIN=${ports[4]} CAND_ADMIN=${ports[8]}
-    say "block $MODE / origin $ORIGIN: origins :$ORIGIN_A :$ORIGIN_B, lb :$lb_port, haproxy :$haproxy_port, nginx :$nginx_port"
+    say "block $MODE / origin $ORIGIN / $BLOCK_CONNS connections: origins :$ORIGIN_A :$ORIGIN_B, lb :$lb_port, haproxy :$haproxy_port, nginx :$nginx_port"
     "start_origin_$ORIGIN" "$ORIGIN_A" "$ORIGIN_B" "$ORIGIN_STATUS"
     local block_pids=("${ORIGIN_PIDS[@]}")
     local lb_pid="" cand_pid="" floor_pid="" proxies=$PROXIES
@@ -336,8 +359,10 @@ run_block() {
         start_lb "$cand_port" "$CAND_ADMIN" "$workers" "$CANDIDATE" candidate && cand_pid=$LB_PID
         block_pids+=("$cand_pid")
     fi
-    if has haproxy; then start_haproxy "$haproxy_port" "$workers" 4096 && block_pids+=("$HAPROXY_PID"); fi
-    if has nginx; then start_nginx "$nginx_port" "$workers" 4096 && block_pids+=("$NGINX_PID"); fi
+    if has haproxy; then start_haproxy "$haproxy_port" "$workers" "$maxconn" && block_pids+=("$HAPROXY_PID"); fi
+    if has nginx; then
+        start_nginx "$nginx_port" "$workers" "$nginx_conns" "$keepalive" && block_pids+=("$NGINX_PID")
+    fi
     for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
         for proxy in $proxies; do
             case "$proxy" in
@@ -427,7 +452,26 @@ memory_block() {
     stop_all "${origin_pids[@]}"
 }
 
+# The sweep: the keep-alive block once per point, with the nginx origin (whose stub_status counts
+# every connection a proxy opens). A proxy needs 2 descriptors per connection (client, upstream).
+conns_sweep() {
+    local point
+    for point in $CONNS; do
+        if [ $((2 * point + 200)) -gt "$(ulimit -n)" ]; then
+            say "conns $point: skipped, ulimit -n is $(ulimit -n) (needs $((2 * point + 200)); NOFILE or the hard limit)"
+            echo "conns $point: skipped, \`ulimit -n\` was $(ulimit -n), below the $((2 * point + 200)) a proxy needs." \
+                >>"$WORKDIR/conns-note.txt"
+            continue
+        fi
+        run_block conns nginx "$point"
+    done
+}
+
 for mode in $MODES; do
+    if [ "$mode" = conns ]; then
+        conns_sweep
+        continue
+    fi
     for origin in $ORIGINS; do
         run_block "$mode" "$origin"
     done
@@ -443,9 +487,11 @@ fi
 # Report.
 
 LB_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+MODES_HAS_CONNS=""
+[[ " $MODES " == *" conns "* ]] && MODES_HAS_CONNS=1
 git diff --quiet HEAD -- crates 2>/dev/null || LB_COMMIT="$LB_COMMIT + uncommitted changes"
 cat >"$WORKDIR/meta.txt" <<EOF
-Run of $STARTED: \`ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS scripts/bench.sh\`
+Run of $STARTED: \`ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS${MODES_HAS_CONNS:+ CONNS="$CONNS"} scripts/bench.sh\`
 on $(nproc) vCPU ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), Linux $(uname -r);
 lb $LB_COMMIT${CANDIDATE:+ (candidate: $CANDIDATE)}, $(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'),
 $(wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}'). Load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg).

@@ -220,7 +220,8 @@ EOF
     wait_port "$1" "$HAPROXY_PID" haproxy
 }
 
-# start_nginx PORT WORKERS CONNECTIONS
+# start_nginx PORT WORKERS CONNECTIONS [KEEPALIVE]: KEEPALIVE idle upstream connections cached per
+# worker (64 unless given).
 start_nginx() {
     local dir="$WORKDIR/nginx"
     mkdir -p "$dir"
@@ -242,7 +243,7 @@ http {
     upstream origins {
         server 127.0.0.1:$ORIGIN_A;
         server 127.0.0.1:$ORIGIN_B;
-        keepalive 64;
+        keepalive ${4:-64};
         keepalive_requests 1000000000;
         keepalive_timeout 60s;
     }

@@ -2,7 +2,8 @@
 """Turns the raw records of scripts/bench.sh into the results section of docs/benchmarks.md and
 the data + gnuplot script of the chart.
 
-    bench_report.py RUN_DIR            reads RUN_DIR/{runs,memory,oha,balance}.tsv and meta.txt,
+    bench_report.py RUN_DIR            reads RUN_DIR/{runs,memory,oha,balance}.tsv, meta.txt and
+                                       conns-note.txt (points the sweep skipped),
                                        writes RUN_DIR/results.md, chart.dat and chart.gp
 
 Every ratio is taken round by round (same round, same machine state) and the median of those
@@ -26,12 +27,14 @@ MODE_TITLES = {
     "keepalive": "Keep-alive, 1 worker/thread, proxy pinned to CPU 0, wrk + origin on CPU 1",
     "close": "`Connection: close` on every request, 1 worker/thread, same pinning",
     "workers2": "2 workers/threads, nothing pinned",
+    "conns": "Connection sweep (`conns`): keep-alive, 1 worker/thread, same pinning, `wrk -t1 -cN`",
 }
 ORIGIN_TITLES = {
     "nginx": "origin: nginx `return 200` (1 worker, two ports)",
     "echo": "origin: two `lb echo` processes",
 }
-MODE_SHORT = {"keepalive": "keep-alive", "close": "Connection: close", "workers2": "2 workers"}
+MODE_SHORT = {"keepalive": "keep-alive", "close": "Connection: close", "workers2": "2 workers",
+              "conns": "keep-alive"}
 
 
 def read_tsv(path):
@@ -62,11 +65,12 @@ def fmt(value, digits=0, suffix=""):
 
 
 class Block:
-    """The runs of one (mode, origin): per proxy, per round."""
+    """The runs of one (mode, origin, wrk connections): per proxy, per round."""
 
-    def __init__(self, mode, origin):
+    def __init__(self, mode, origin, conns):
         self.mode = mode
         self.origin = origin
+        self.conns = conns
         self.runs = defaultdict(dict)  # proxy -> round -> record
 
     def proxies(self):
@@ -84,6 +88,11 @@ class Block:
             if a is not None and b:
                 ratios.append(a / b)
         return median(ratios)
+
+    def best_peer(self, field):
+        """The peer with the lowest median `field` (CPU per request, p99), or None."""
+        peers = [p for p in PEERS if p in self.runs and median(self.values(p, field)) is not None]
+        return min(peers, key=lambda p: median(self.values(p, field)), default=None)
 
     def stat(self, proxy):
         rps = self.values(proxy, "rps")
@@ -108,10 +117,74 @@ class Block:
 def load_blocks(run_dir):
     blocks = {}
     for rec in read_tsv(os.path.join(run_dir, "runs.tsv")):
-        key = (rec["mode"], rec["origin"])
+        # Only the sweep's blocks differ by connection count; older records have no column.
+        conns = int(num(rec.get("conns")) or 0) if rec["mode"] == "conns" else 0
+        key = (rec["mode"], rec["origin"], conns)
         blocks.setdefault(key, Block(*key)).runs[rec["proxy"]][rec["round"]] = rec
     order = {m: i for i, m in enumerate(MODE_TITLES)}
-    return [blocks[k] for k in sorted(blocks, key=lambda k: (order.get(k[0], 9), k[1] != "nginx"))]
+    return [blocks[k] for k in sorted(blocks, key=lambda k: (order.get(k[0], 9), k[1] != "nginx", k[2]))]
+
+
+def sweep_table(sweep):
+    """The `conns` blocks as one table: per point and proxy, the figures the issue-16 targets
+    compare (CPU and p99 against the best peer at that point, peak RSS against HAProxy)."""
+    if not sweep:
+        return []
+    lines = [
+        f"#### {MODE_TITLES['conns']}; {ORIGIN_TITLES.get(sweep[0].origin, sweep[0].origin)}",
+        "",
+        "| connections | | req/s median | p50 / p99 ms | CPU µs/req | peak RSS | errors | "
+        "new origin conns/run | CPU ÷ best peer | p99 ÷ best peer | RSS ÷ HAProxy |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for b in sweep:
+        cpu_peer, p99_peer = b.best_peer("cpu_us_per_req"), b.best_peer("p99_ms")
+        for proxy in b.proxies():
+            s = b.stat(proxy)
+            mine = proxy not in PEERS and proxy != "direct"
+            conns = "-"
+            if s["conns_med"] is not None and proxy != "direct":
+                conns = fmt(s["conns_med"]) + (f" (max {fmt(s['conns_max'])})"
+                                               if s["conns_max"] != s["conns_med"] else "")
+            hap_rss = b.stat("haproxy")["rss"] if "haproxy" in b.runs else None
+            rss_vs = fmt(s["rss"] / hap_rss, 2, "×") if mine and s["rss"] and hap_rss else "-"
+            cpu_vs = (fmt(b.ratio(proxy, cpu_peer, "cpu_us_per_req"), 2, f"× {cpu_peer}")
+                      if mine and cpu_peer else "-")
+            p99_vs = fmt(b.ratio(proxy, p99_peer, "p99_ms"), 2, f"× {p99_peer}") if mine and p99_peer else "-"
+            name = "**lb**" if proxy == "lb" else NAMES[proxy]
+            lines.append(
+                f"| {b.conns:,} | {name} | {fmt(s['rps'])} | {fmt(s['p50'], 2)} / {fmt(s['p99'], 2)} | "
+                f"{fmt(s['cpu'], 1)} | {fmt(s['rss'], 1, ' MiB')} | {s['errors']} | {conns} | "
+                f"{cpu_vs} | {p99_vs} | {rss_vs} |"
+            )
+    return lines
+
+
+def sweep_targets(sweep):
+    """Issue 16's targets at every point of the sweep, each with its figure from this run."""
+    rows = []
+    for b in sweep:
+        if "lb" not in b.runs:
+            continue
+        n = f"{b.conns:,} conns"
+        peer = b.best_peer("cpu_us_per_req")
+        if peer:
+            r = b.ratio("lb", peer, "cpu_us_per_req")
+            rows.append((f"{n}: CPU per request ≤ 0.8× best peer", f"{fmt(r, 2, '×')} {peer}",
+                         "met" if r and r <= 0.8 else "**not met**"))
+        peer = b.best_peer("p99_ms")
+        if peer:
+            r = b.ratio("lb", peer, "p99_ms")
+            rows.append((f"{n}: p99 ≤ best peer", f"{fmt(r, 2, '×')} {peer}",
+                         "met" if r and r <= 1.0 else "**not met**"))
+        if "haproxy" in b.runs:
+            mine, hap = b.stat("lb")["rss"], b.stat("haproxy")["rss"]
+            r = mine / hap if mine and hap else None
+            rows.append((f"{n}: peak RSS ≤ 0.8× HAProxy", fmt(r, 2, "×"),
+                         "met" if r and r <= 0.8 else "**not met**"))
+        errors = b.stat("lb")["errors"]
+        rows.append((f"{n}: 0 errors", fmt(errors), "met" if errors == 0 else "**not met**"))
+    return rows
 
 
 def block_table(block):
@@ -256,6 +329,8 @@ def chart(run_dir, blocks):
         f.write("# block " + " ".join(f"{p} {p}_min {p}_max {p}_cpu" for p in present) + "\n")
         for b in blocks:
             label = f"{MODE_SHORT.get(b.mode, b.mode)}\\n{b.origin} origin"
+            if b.mode == "conns":
+                label = f"{b.conns} conns\\n{b.origin} origin"
             cols = []
             for p in present:
                 if p in b.runs:
@@ -278,13 +353,26 @@ def main():
     out = []
     if meta:
         out += [meta, ""]
-    rows = targets(blocks, memory)
+    sweep = [b for b in blocks if b.mode == "conns"]
+    rows = targets([b for b in blocks if b.mode != "conns"], memory)
     if rows:
         out += ["#### Issue-4 targets in this run", "", "| target | this run | |", "|---|---:|---|"]
         out += [f"| {t} | {v} | {ok} |" for t, v, ok in rows]
         out.append("")
+    rows = sweep_targets(sweep)
+    if rows:
+        out += ["#### Issue-16 targets in this run (connection sweep)", "", "| target | this run | |",
+                "|---|---:|---|"]
+        out += [f"| {t} | {v} | {ok} |" for t, v, ok in rows]
+        out.append("")
     for b in blocks:
-        out += block_table(b) + [""]
+        if b.mode != "conns":
+            out += block_table(b) + [""]
+    if sweep:
+        out += sweep_table(sweep) + [""]
+    conns_note = os.path.join(run_dir, "conns-note.txt")
+    if os.path.exists(conns_note):
+        out += [open(conns_note).read().strip(), ""]
     if memory:
         out += ["#### Memory with idle keep-alive connections", ""] + memory_table(memory) + [""]
     if balance:

@@ -47,8 +47,11 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_millis(10_000);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_millis(60_000);
 /// How long shutdown waits for in-flight requests before exiting anyway.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_millis(30_000);
-/// Idle upstream connections kept per target per worker.
-pub const DEFAULT_POOL_IDLE_PER_TARGET: usize = 64;
+/// Hard cap on the idle upstream connections one worker keeps per target. The pool otherwise
+/// follows the worker's concurrency (it keeps what its open client connections can reuse), so the
+/// cap only bounds file descriptors; it is sized for thousands of busy connections, as HAProxy's
+/// `http-reuse always` keeps every idle connection a server had in use.
+pub const DEFAULT_POOL_IDLE_PER_TARGET: usize = 65_536;
 /// How long an idle upstream connection is kept before it is closed.
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_millis(60_000);
 /// Time between two active health probes of one target.

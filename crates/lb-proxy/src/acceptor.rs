@@ -73,7 +73,7 @@ pub async fn serve(
                 tokio::select! {
                     biased;
                     () = &mut shutdown => break,
-                    _ = sweep.tick() => worker.pool.sweep(),
+                    _ = sweep.tick() => worker.pool.sweep(worker.drain.active()),
                     accepted = listener.accept() => match accepted {
                         Ok((stream, peer)) => {
                             worker.drain.enter();

@@ -20,7 +20,8 @@ use std::time::Duration;
 pub struct WorkerSettings {
     /// How long a drain waits for in-flight exchanges.
     pub drain_timeout: Duration,
-    /// Idle upstream connections kept per target.
+    /// Hard cap on idle upstream connections kept per target; below it the pool follows the
+    /// worker's open client connections.
     pub pool_idle_per_target: usize,
     /// Age at which idle upstream connections are closed.
     pub pool_idle_timeout: Duration,
@@ -39,7 +40,8 @@ pub struct WorkerConfig {
     pub tuning: Arc<Tuning>,
     /// How long a drain waits for in-flight exchanges.
     pub drain_timeout: Duration,
-    /// Idle upstream connections kept per target.
+    /// Hard cap on idle upstream connections kept per target; below it the pool follows the
+    /// worker's open client connections.
     pub pool_idle_per_target: usize,
     /// Age at which idle upstream connections are closed.
     pub pool_idle_timeout: Duration,

@@ -19,7 +19,8 @@ pub(crate) fn tuning_values(live: &LiveConfig) -> TuningValues {
 pub(crate) fn worker_settings(restart: &RestartConfig) -> WorkerSettings {
     WorkerSettings {
         drain_timeout: restart.drain_timeout,
-        pool_idle_per_target: restart.pool_idle_per_target,
+        // More idle connections per target than client connections could never be reused.
+        pool_idle_per_target: restart.pool_idle_per_target.min(restart.max_connections),
         pool_idle_timeout: restart.pool_idle_timeout,
         max_connections: restart.max_connections,
         read_at_accept: !restart.defer_accept.is_zero(),

@@ -60,6 +60,9 @@ pub enum Reply {
     CloseImmediately,
     /// Records the request and answers like [`Reply::Name`] only after [`Backend::release`].
     Hold,
+    /// Answers like [`Reply::Name`] after this pause: a slow origin, so that many exchanges
+    /// are in flight at once (upstream pool sizing).
+    Slow(Duration),
 }
 
 /// One request as the backend received it.
@@ -350,6 +353,10 @@ fn serve(stream: TcpStream, conn_id: u64, shared: &Shared) -> io::Result<()> {
                 if shared.stop.load(Ordering::SeqCst) {
                     return Ok(());
                 }
+                write_name(out, shared, &target, conn_id, conn_header, is_head)?;
+            }
+            Reply::Slow(pause) => {
+                std::thread::sleep(*pause);
                 write_name(out, shared, &target, conn_id, conn_header, is_head)?;
             }
             Reply::Fixed {
