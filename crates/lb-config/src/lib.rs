@@ -13,15 +13,23 @@
 
 #![forbid(unsafe_code)]
 
+mod duration;
 mod file;
+mod host_port;
 mod layer;
 mod live;
+mod lookup;
 mod restart;
+mod summary;
 
+pub use duration::{parse_duration, parse_positive_duration, DURATION_FORMS};
 pub use file::parse_file;
-pub use layer::Layer;
+pub use host_port::{HostPort, TARGET_FORMS};
+pub use layer::{Layer, Layered};
 pub use live::LiveConfig;
+pub use lookup::{LiteralsOnly, Lookup, Resolved};
 pub use restart::RestartConfig;
+pub use summary::Summary;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -92,12 +100,15 @@ impl std::str::FromStr for Workers {
 }
 
 /// A route given at start-up: `PREFIX=HOST:PORT[,HOST:PORT...]`, or a `[[route]]` of the file.
+///
+/// `T` is how a target is held: [`HostPort`] as written (a [`Layer`]), [`SocketAddr`] once
+/// resolved (a [`LiveConfig`]), so a route that reaches the registry cannot hold a name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StaticRoute {
+pub struct StaticRoute<T = SocketAddr> {
     /// Path prefix, starting with `/`.
     pub prefix: String,
     /// Targets in the order they are registered (round-robin order).
-    pub targets: Vec<SocketAddr>,
+    pub targets: Vec<T>,
     /// Active health check path for this route's targets; `None` uses [`HealthConfig::check`].
     pub health_check: Option<String>,
     /// Strip the prefix before forwarding (the SPEC's default); `false` forwards the request
@@ -109,27 +120,40 @@ pub struct StaticRoute {
     pub upstream_timeout: Option<Duration>,
 }
 
-impl std::str::FromStr for StaticRoute {
+impl<T> StaticRoute<T> {
+    /// The same route with other targets (its resolution).
+    pub fn with_targets<U>(&self, targets: Vec<U>) -> StaticRoute<U> {
+        StaticRoute {
+            prefix: self.prefix.clone(),
+            targets,
+            health_check: self.health_check.clone(),
+            strip_prefix: self.strip_prefix,
+            connect_timeout: self.connect_timeout,
+            upstream_timeout: self.upstream_timeout,
+        }
+    }
+}
+
+impl<T: std::str::FromStr> std::str::FromStr for StaticRoute<T>
+where
+    T::Err: fmt::Display,
+{
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (prefix, list) = s.split_once('=').ok_or_else(|| {
-            format!("route `{s}` is not of the form PREFIX=HOST:PORT[,HOST:PORT...]")
+            format!("invalid route \"{s}\" (expected PREFIX=HOST:PORT[,HOST:PORT...], e.g. /api=10.0.0.5:9001)")
         })?;
         if !prefix.starts_with('/') {
-            return Err(format!("route prefix `{prefix}` must start with `/`"));
+            return Err(format!(
+                "invalid route \"{s}\": the prefix \"{prefix}\" must start with `/`"
+            ));
         }
-        let mut targets = Vec::new();
-        for item in list.split(',') {
-            let addr = item
-                .trim()
-                .parse::<SocketAddr>()
-                .map_err(|_| format!("route target `{item}` is not an IP:PORT address"))?;
-            if addr.port() == 0 {
-                return Err(format!("route target `{item}` has port 0"));
-            }
-            targets.push(addr);
-        }
+        let targets = list
+            .split(',')
+            .map(|item| item.trim().parse::<T>())
+            .collect::<Result<Vec<T>, _>>()
+            .map_err(|e| format!("route {prefix}: {e}"))?;
         Ok(StaticRoute {
             prefix: prefix.to_string(),
             targets,
@@ -138,6 +162,15 @@ impl std::str::FromStr for StaticRoute {
             connect_timeout: None,
             upstream_timeout: None,
         })
+    }
+}
+
+/// The prefix a route's `prefix` stands for, as the registry normalizes it: a trailing `/` is
+/// ignored (`/a/` is `/a`; `/` stays `/`). Two routes with the same key are the same route.
+pub fn prefix_key(prefix: &str) -> &str {
+    match prefix.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
     }
 }
 
@@ -336,13 +369,34 @@ mod tests {
 
     #[test]
     fn route_parse() {
-        let r: StaticRoute = "/api=127.0.0.1:9001,[::1]:9002".parse().unwrap();
+        let r: StaticRoute<HostPort> = "/api=127.0.0.1:9001,[::1]:9002,localhost:80"
+            .parse()
+            .unwrap();
         assert_eq!(r.prefix, "/api");
-        assert_eq!(r.targets.len(), 2);
-        assert!("api=127.0.0.1:1".parse::<StaticRoute>().is_err());
-        assert!("/api".parse::<StaticRoute>().is_err());
-        assert!("/api=localhost:80".parse::<StaticRoute>().is_err());
-        assert!("/api=127.0.0.1:0".parse::<StaticRoute>().is_err());
+        assert_eq!(r.targets.len(), 3);
+        let table = [
+            ("api=127.0.0.1:1", "invalid route \"api=127.0.0.1:1\": the prefix \"api\" must start with `/`"),
+            ("/api", "invalid route \"/api\" (expected PREFIX=HOST:PORT[,HOST:PORT...], e.g. /api=10.0.0.5:9001)"),
+            ("/api=127.0.0.1:0", "route /api: invalid target \"127.0.0.1:0\""),
+            ("/api=localhost", "route /api: invalid target \"localhost\""),
+        ];
+        for (text, want) in table {
+            let error = text.parse::<StaticRoute<HostPort>>().unwrap_err();
+            assert!(error.starts_with(want), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn prefix_keys() {
+        for (prefix, key) in [
+            ("/", "/"),
+            ("//", "/"),
+            ("/a", "/a"),
+            ("/a/", "/a"),
+            ("/a/b//", "/a/b"),
+        ] {
+            assert_eq!(prefix_key(prefix), key, "{prefix}");
+        }
     }
 
     #[test]

@@ -44,6 +44,7 @@ mod respawn;
 mod service_thread;
 mod settings;
 mod signals;
+mod startup;
 mod state;
 mod supervisor;
 mod upgrade;
