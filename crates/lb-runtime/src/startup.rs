@@ -43,7 +43,7 @@ impl Startup {
             .as_ref()
             .map_or("none".to_string(), |p| p.display().to_string());
         info!(
-            version = env!("CARGO_PKG_VERSION"),
+            version = %env!("CARGO_PKG_VERSION"),
             config = %config,
             %listen,
             %admin,
