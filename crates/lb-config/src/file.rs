@@ -9,7 +9,9 @@
 //! in `docs/lb.example.toml`, which a test parses.
 
 use crate::layer::Layer;
-use crate::{parse_duration, prefix_key, ConfigError, HostPort, StaticRoute, Workers};
+use crate::{
+    parse_bind_addr, parse_duration, prefix_key, ConfigError, HostPort, StaticRoute, Workers,
+};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -205,11 +207,7 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Erro
 /// A listening address: an IP literal and a port.
 fn address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
     let text = String::deserialize(d)?;
-    text.parse().map(Some).map_err(|_| {
-        de::Error::custom(format!(
-            "invalid address \"{text}\" (expected IP:PORT, e.g. 127.0.0.1:8080 or [::]:8080)"
-        ))
-    })
+    parse_bind_addr(&text).map(Some).map_err(de::Error::custom)
 }
 
 /// `"HOST:PORT"` strings, each checked by [`HostPort`]'s parser (which names the value).
@@ -321,7 +319,7 @@ mod tests {
             .validate()
             .unwrap_err()
             .0
-            .contains("upstream timeout"));
+            .contains("route /a: timeouts.upstream = 0: expected a duration greater than 0"));
         let unknown = text.replace("connect =", "conect =");
         assert!(parse_file(&unknown, "t.toml")
             .unwrap_err()

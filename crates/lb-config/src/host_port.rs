@@ -22,6 +22,14 @@ pub struct HostPort {
     pub port: u16,
 }
 
+/// A listening address (`--listen`, `--admin`, `listen =`): an IP literal and a port, since a
+/// socket binds to an address of this host, not to a name.
+pub fn parse_bind_addr(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        format!("invalid address \"{s}\" (expected IP:PORT, e.g. 127.0.0.1:8080 or [::]:8080)")
+    })
+}
+
 impl HostPort {
     /// The address when the host is an IP literal, so that it needs no resolution.
     pub fn literal(&self) -> Option<SocketAddr> {
@@ -136,6 +144,19 @@ mod tests {
                 error,
                 format!("invalid target \"{text}\" ({TARGET_FORMS})"),
                 "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bind_addresses_are_ip_literals() {
+        assert_eq!(parse_bind_addr("[::]:80"), Ok("[::]:80".parse().unwrap()));
+        for bad in ["localhost:80", "8080", ":8080", "1.2.3.4"] {
+            assert_eq!(
+                parse_bind_addr(bad),
+                Err(format!(
+                    "invalid address \"{bad}\" (expected IP:PORT, e.g. 127.0.0.1:8080 or [::]:8080)"
+                ))
             );
         }
     }

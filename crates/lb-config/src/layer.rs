@@ -92,6 +92,7 @@ impl Config {
         let mut routes: Vec<StaticRoute<HostPort>> = Vec::new();
         let mut token_file = None;
         for layer in file.into_iter().chain([flags]) {
+            layer.check_duplicate_prefixes()?;
             layer.apply(&mut config);
             for route in &layer.routes {
                 routes.retain(|r| prefix_key(&r.prefix) != prefix_key(&route.prefix));
@@ -112,6 +113,25 @@ impl Config {
 }
 
 impl Layer {
+    /// One source naming a prefix twice is a mistake, not an override: which one was meant?
+    /// (The file reports its own, with lines, when it is parsed.)
+    fn check_duplicate_prefixes(&self) -> Result<(), ConfigError> {
+        for (i, later) in self.routes.iter().enumerate() {
+            let key = prefix_key(&later.prefix);
+            if let Some(first) = self.routes[..i]
+                .iter()
+                .find(|r| prefix_key(&r.prefix) == key)
+            {
+                return Err(ConfigError(format!(
+                    "--route {} and --route {} name the same prefix (a trailing `/` is ignored); \
+                     expected each prefix once, with all its targets",
+                    first.prefix, later.prefix
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn apply(&self, c: &mut Config) {
         fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
             if let Some(v) = value {
@@ -196,5 +216,24 @@ mod tests {
             .unwrap()
             .config;
         assert_eq!(c.restart.workers, Workers::Auto);
+    }
+
+    #[test]
+    fn one_source_naming_a_prefix_twice_is_an_error() {
+        let flags = Layer {
+            routes: vec![
+                "/a=10.0.0.1:1".parse().unwrap(),
+                "/b=10.0.0.1:2".parse().unwrap(),
+                "/a/=10.0.0.1:3".parse().unwrap(),
+            ],
+            ..Layer::default()
+        };
+        let error = Config::layered(None, &flags, &mut crate::LiteralsOnly).unwrap_err();
+        assert!(
+            error
+                .0
+                .starts_with("--route /a and --route /a/ name the same prefix"),
+            "{error}"
+        );
     }
 }

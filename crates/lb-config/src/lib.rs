@@ -24,7 +24,7 @@ mod summary;
 
 pub use duration::{parse_duration, parse_positive_duration, DURATION_FORMS};
 pub use file::parse_file;
-pub use host_port::{HostPort, TARGET_FORMS};
+pub use host_port::{parse_bind_addr, HostPort, TARGET_FORMS};
 pub use layer::{Layer, Layered};
 pub use live::LiveConfig;
 pub use lookup::{LiteralsOnly, Lookup, Resolved};
@@ -247,55 +247,57 @@ impl Config {
             ] {
                 if d.is_some_and(|d| d.is_zero()) {
                     return Err(ConfigError(format!(
-                        "route {}: the {name} timeout must be greater than 0",
+                        "route {}: timeouts.{name} = 0: expected a duration greater than 0",
                         route.prefix
                     )));
                 }
             }
         }
-        if restart.max_connections == 0 {
-            return Err(ConfigError("max connections must be at least 1".into()));
-        }
-        if restart.backlog == 0 {
-            return Err(ConfigError("backlog must be at least 1".into()));
-        }
-        for (name, d) in [
-            ("connect timeout", live.connect_timeout),
-            ("upstream timeout", live.upstream_timeout),
-            ("header timeout", live.header_timeout),
-            ("idle timeout", live.idle_timeout),
-        ] {
-            if d.is_zero() {
-                return Err(ConfigError(format!("{name} must be greater than 0")));
-            }
-        }
         let health = &live.health;
-        for (name, d) in [
-            ("health interval", health.interval),
-            ("health timeout", health.timeout),
+        for (key, n) in [
+            (
+                "max_connections (--max-connections)",
+                restart.max_connections,
+            ),
+            ("backlog (--backlog)", restart.backlog as usize),
+            ("health.rise (--health-rise)", health.rise as usize),
+            ("health.fall (--health-fall)", health.fall as usize),
         ] {
-            if d.is_zero() {
-                return Err(ConfigError(format!("{name} must be greater than 0")));
+            if n == 0 {
+                return Err(ConfigError(format!("{key} = 0: expected at least 1")));
             }
         }
-        if health.rise == 0 || health.fall == 0 {
-            return Err(ConfigError(
-                "health rise and fall must be at least 1".into(),
-            ));
+        for (key, d) in [
+            ("timeouts.connect (--connect-timeout)", live.connect_timeout),
+            (
+                "timeouts.upstream (--upstream-timeout)",
+                live.upstream_timeout,
+            ),
+            ("timeouts.header (--header-timeout)", live.header_timeout),
+            ("timeouts.idle (--idle-timeout)", live.idle_timeout),
+            ("health.interval (--health-interval)", health.interval),
+            ("health.timeout (--health-timeout)", health.timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError(format!(
+                    "{key} = 0: expected a duration greater than 0"
+                )));
+            }
         }
         if let Some(path) = &health.check {
-            check_probe_path(path)?;
+            check_probe_path(path)
+                .map_err(|e| ConfigError(format!("health.check (--health-check): {e}")))?;
         }
         for route in &live.routes {
             if !route.prefix.starts_with('/') {
                 return Err(ConfigError(format!(
-                    "route prefix `{}` must start with `/`",
+                    "route prefix \"{}\": expected a path starting with `/`",
                     route.prefix
                 )));
             }
             if route.targets.is_empty() {
                 return Err(ConfigError(format!(
-                    "route {} has no targets",
+                    "route {} has no targets (expected at least one HOST:PORT)",
                     route.prefix
                 )));
             }
@@ -306,14 +308,17 @@ impl Config {
                 )));
             }
             if let Some(path) = &route.health_check {
-                check_probe_path(path)
-                    .map_err(|e| ConfigError(format!("route {}: {e}", route.prefix)))?;
+                check_probe_path(path).map_err(|e| {
+                    ConfigError(format!("route {}: health_check: {e}", route.prefix))
+                })?;
             }
         }
         if let Some(token) = &restart.admin_token {
             if token.is_empty() || token.bytes().any(|b| !b.is_ascii_graphic()) {
                 return Err(ConfigError(
-                    "the admin token must be non-empty printable ASCII without spaces".into(),
+                    "the admin token (admin_token, --admin-token or its file) must be non-empty \
+                     printable ASCII without spaces"
+                        .into(),
                 ));
             }
         }
@@ -324,7 +329,7 @@ impl Config {
         }
         if restart.listen == restart.admin && restart.listen.port() != 0 {
             return Err(ConfigError(format!(
-                "the data plane and the admin listener cannot share {}",
+                "listen and admin are both {}: expected two different addresses",
                 restart.listen
             )));
         }
@@ -336,7 +341,7 @@ impl Config {
 fn check_probe_path(path: &str) -> Result<(), ConfigError> {
     if !path.starts_with('/') || path.bytes().any(|b| !b.is_ascii_graphic()) {
         return Err(ConfigError(format!(
-            "health check path `{path}` must start with `/` and hold no spaces or control characters"
+            "invalid health check path \"{path}\" (expected a path starting with `/`, without spaces or control characters)"
         )));
     }
     Ok(())
@@ -400,12 +405,58 @@ mod tests {
     }
 
     #[test]
+    fn validation_errors_name_the_key_the_value_and_what_is_accepted() {
+        type Change = fn(&mut Config);
+        let table: [(Change, &str); 6] = [
+            (
+                |c| c.restart.max_connections = 0,
+                "max_connections (--max-connections) = 0: expected at least 1",
+            ),
+            (
+                |c| c.live.health.fall = 0,
+                "health.fall (--health-fall) = 0: expected at least 1",
+            ),
+            (
+                |c| c.live.idle_timeout = Duration::ZERO,
+                "timeouts.idle (--idle-timeout) = 0: expected a duration greater than 0",
+            ),
+            (
+                |c| c.live.health.check = Some("x".into()),
+                "health.check (--health-check): invalid health check path \"x\" (expected a path",
+            ),
+            (
+                |c| c.restart.admin = c.restart.listen,
+                "listen and admin are both 0.0.0.0:8080: expected two different addresses",
+            ),
+            (
+                |c| {
+                    c.live.routes = vec!["/a=10.0.0.1:1".parse().unwrap()]
+                        .into_iter()
+                        .map(|r: StaticRoute| r.with_targets(Vec::new()))
+                        .collect()
+                },
+                "route /a has no targets (expected at least one HOST:PORT)",
+            ),
+        ];
+        for (change, want) in table {
+            let mut c = Config::default();
+            change(&mut c);
+            let error = c.validate().unwrap_err().0;
+            assert!(error.starts_with(want), "{error}");
+        }
+    }
+
+    #[test]
     fn health_settings_are_validated() {
         let mut c = Config::default();
         c.live.health.check = Some("/health?full=1".into());
         assert!(c.validate().is_ok());
         c.live.health.check = Some("health".into());
-        assert!(c.validate().unwrap_err().0.contains("must start with `/`"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .0
+            .contains("expected a path starting with `/`"));
         c.live.health.check = Some("/a b".into());
         assert!(c.validate().is_err());
         c.live.health.check = None;

@@ -98,10 +98,7 @@ pub(crate) fn read_token(path: &Path, lookup: &mut dyn Lookup) -> Result<String,
     let text = lookup
         .read_file(path)
         .map_err(|e| ConfigError(format!("admin token file {name}: {e}")))?;
-    let token = text
-        .strip_suffix('\n')
-        .map(|t| t.strip_suffix('\r').unwrap_or(t))
-        .unwrap_or(&text);
+    let token = text.trim_end_matches(['\n', '\r']);
     if token.is_empty() {
         return Err(ConfigError(format!(
             "admin token file {name} is empty (expected the token on one line)"
@@ -150,6 +147,7 @@ mod tests {
         t.files.insert("bare", "s3cr3t");
         t.files.insert("empty", "");
         t.files.insert("newline", "\n");
+        t.files.insert("lines", "s3cr3t\n\n");
         t
     }
 
@@ -198,6 +196,7 @@ mod tests {
             ("good", Ok("s3cr3t")),
             ("crlf", Ok("s3cr3t")),
             ("bare", Ok("s3cr3t")),
+            ("lines", Ok("s3cr3t")),
             (
                 "empty",
                 Err("admin token file empty is empty (expected the token on one line)"),

@@ -15,10 +15,10 @@ use std::sync::Arc;
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Data-plane address.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(long, value_name = "ADDR", value_parser = lb_config::parse_bind_addr, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Control-plane address.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    #[arg(long, value_name = "ADDR", value_parser = lb_config::parse_bind_addr, default_value = "127.0.0.1:8081")]
     admin: SocketAddr,
 }
 

@@ -12,7 +12,9 @@ mod check;
 mod demo;
 
 use clap::{Args, Parser, Subcommand};
-use lb_config::{parse_duration, parse_positive_duration, HostPort, Layer, StaticRoute, Workers};
+use lb_config::{
+    parse_bind_addr, parse_duration, parse_positive_duration, HostPort, Layer, StaticRoute, Workers,
+};
 use lb_runtime::ConfigSource;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -64,10 +66,10 @@ struct RunArgs {
     #[arg(long, value_name = "FILE.toml")]
     config: Option<PathBuf>,
     /// Data-plane address [default: 0.0.0.0:8080].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind_addr)]
     listen: Option<SocketAddr>,
     /// Control-plane address [default: 127.0.0.1:8081].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind_addr)]
     admin: Option<SocketAddr>,
     /// Number of workers: `auto` (one per usable CPU) or a number [default: auto].
     #[arg(long, value_name = "auto|N")]
@@ -153,7 +155,7 @@ struct RunArgs {
 #[derive(Debug, Args)]
 struct EchoArgs {
     /// Address to listen on.
-    #[arg(long)]
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind_addr)]
     listen: SocketAddr,
     /// Name sent in `X-Backend` and the body.
     #[arg(long, default_value = "echo")]

@@ -61,6 +61,18 @@ fn errors_name_the_value_and_what_is_accepted() {
         &["--route", "/api=10.0.0.1"],
         &["--route", "invalid target \"10.0.0.1\" (expected HOST:PORT"],
     );
+    refused(
+        &["--route", "/a=127.0.0.1:1", "--route", "/a/=127.0.0.1:2"],
+        &["--route /a and --route /a/ name the same prefix"],
+    );
+    let f = run_to_exit(bin(), &["run", "--listen", "localhost:0"], WAIT);
+    assert_eq!(f.status.code(), Some(2), "{}", f.stderr);
+    assert!(
+        f.stderr
+            .contains("'--listen <ADDR>': invalid address \"localhost:0\" (expected IP:PORT"),
+        "{}",
+        f.stderr
+    );
     let dir = ScratchDir::new("config-errors");
     let file = dir.join("lb.toml");
     let path = file.to_str().expect("utf-8");
