@@ -19,6 +19,7 @@ mod host_port;
 mod layer;
 mod live;
 mod lookup;
+mod number;
 mod restart;
 mod summary;
 
@@ -28,6 +29,7 @@ pub use host_port::{parse_bind_addr, HostPort, TARGET_FORMS};
 pub use layer::{Layer, Layered};
 pub use live::LiveConfig;
 pub use lookup::{LiteralsOnly, Lookup, Resolved};
+pub use number::{parse_bytes, parse_count};
 pub use restart::RestartConfig;
 pub use summary::Summary;
 

@@ -13,7 +13,8 @@ mod demo;
 
 use clap::{Args, Parser, Subcommand};
 use lb_config::{
-    parse_bind_addr, parse_duration, parse_positive_duration, HostPort, Layer, StaticRoute, Workers,
+    parse_bind_addr, parse_bytes, parse_count, parse_duration, parse_positive_duration, HostPort,
+    Layer, StaticRoute, Workers,
 };
 use lb_runtime::ConfigSource;
 use std::io::IsTerminal;
@@ -82,7 +83,7 @@ struct RunArgs {
     #[arg(long = "route", value_name = "PREFIX=HOST:PORT[,HOST:PORT...]")]
     routes: Vec<StaticRoute<HostPort>>,
     /// Listen backlog of each worker's socket [default: 4096].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", value_parser = parse_count::<u32>)]
     backlog: Option<u32>,
     /// Hold a new connection in the kernel until its first bytes arrive, at most this long
     /// (TCP_DEFER_ACCEPT, rounded up to seconds); 0 turns it off [default: 1s].
@@ -101,11 +102,11 @@ struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     idle_timeout: Option<Duration>,
     /// Largest request body in bytes (413 beyond); unlimited when not set.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     max_body: Option<u64>,
     /// Client connections each worker serves at once; beyond it the listen backlog holds them
     /// [default: 65536].
-    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, value_name = "N", value_parser = parse_count::<usize>)]
     max_connections: Option<usize>,
     /// Log one line per request to stderr (written by a thread of its own, never blocking a
     /// worker).
@@ -142,10 +143,10 @@ struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     health_timeout: Option<Duration>,
     /// Consecutive good probes that bring a down target back [default: 2].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", value_parser = parse_count::<u32>)]
     health_rise: Option<u32>,
     /// Consecutive failed probes that take a target out of round robin [default: 3].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", value_parser = parse_count::<u32>)]
     health_fall: Option<u32>,
     /// How long a target whose connect failed stays out of round robin [default: 5s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]

@@ -62,6 +62,14 @@ fn errors_name_the_value_and_what_is_accepted() {
         &["--route", "invalid target \"10.0.0.1\" (expected HOST:PORT"],
     );
     refused(
+        &["--max-body", "1MiB"],
+        &["'--max-body <BYTES>': invalid size \"1MiB\" (expected a whole number of bytes)"],
+    );
+    refused(
+        &["--backlog", "0"],
+        &["'--backlog <N>': invalid number \"0\" (expected a whole number of at least 1)"],
+    );
+    refused(
         &["--route", "/a=127.0.0.1:1", "--route", "/a/=127.0.0.1:2"],
         &["--route /a and --route /a/ name the same prefix"],
     );
