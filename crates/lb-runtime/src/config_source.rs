@@ -1,11 +1,15 @@
 //! Where the configuration comes from: [`ConfigSource`], the config file (optional) plus the
 //! command-line [`Layer`] on top. It is read again on every reload, so flags keep overriding the
 //! file and host names are resolved anew. Loading checks everything a start or a reload would
-//! refuse, before anything changes, and binds nothing (`lb check` is a load and no more).
+//! refuse, before anything changes, and binds nothing. [`ConfigSource::check`] (`lb check`) is a
+//! load plus what a start would read besides: the state file.
 
 use crate::config_routes::check_routes;
 use crate::error::RunError;
+use crate::startup::{too_many_workers, usable_cpus};
+use crate::state::StateFile;
 use lb_config::{parse_file, Config, Layer, Lookup, Resolved};
+use lb_registry::Registry;
 use lb_socket::plain;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -58,6 +62,35 @@ impl ConfigSource {
         check_routes(&config.live).map_err(RunError::Config)?;
         layered.resolved.iter().for_each(log_resolved);
         Ok(config)
+    }
+}
+
+/// What `lb check` found: the configuration a start would run, and what a start would warn
+/// about.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The loaded, validated configuration.
+    pub config: Config,
+    /// Start-up warnings, one sentence each.
+    pub warnings: Vec<String>,
+}
+
+impl ConfigSource {
+    /// [`ConfigSource::load`], and the state file read as a start would read it (into a
+    /// scratch registry: nothing runs), so that a corrupt state file fails the check rather
+    /// than the start. Every problem is a [`RunError::Config`].
+    pub fn check(&self) -> Result<Checked, RunError> {
+        let config = self.load()?;
+        if let Some(path) = &config.restart.state {
+            StateFile::new(path.clone())
+                .load_into(&Registry::new(1))
+                .map_err(RunError::Config)?;
+        }
+        let workers = crate::cpus::worker_count(config.restart.workers);
+        let warnings = too_many_workers(workers, usable_cpus())
+            .into_iter()
+            .collect();
+        Ok(Checked { config, warnings })
     }
 }
 

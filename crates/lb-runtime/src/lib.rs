@@ -51,7 +51,7 @@ mod upgrade;
 mod worker_thread;
 mod workers;
 
-pub use config_source::ConfigSource;
+pub use config_source::{Checked, ConfigSource};
 pub use error::RunError;
 pub use supervisor::{run, run_from, start, Handle};
 pub use upgrade::request_upgrade;

@@ -69,9 +69,14 @@ pub(crate) fn too_many_workers(workers: usize, usable: usize) -> Option<String> 
     })
 }
 
+/// The CPUs this process may run on (affinity mask and cgroup quota respected).
+pub(crate) fn usable_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Logs [`too_many_workers`] for this process's usable CPUs.
 pub(crate) fn warn_if_too_many_workers(workers: usize) {
-    let usable = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let usable = usable_cpus();
     if let Some(why) = too_many_workers(workers, usable) {
         warn!(workers, usable_cpus = usable, "{why}");
     }

@@ -64,3 +64,37 @@ fn check_prints_what_would_run_and_binds_nothing() {
     assert_eq!(f.status.code(), Some(2), "{}", f.stderr);
     assert!(f.stderr.contains("no-such-host.invalid:1"), "{}", f.stderr);
 }
+
+#[test]
+fn check_reads_the_state_file_and_warns_as_a_start_would() {
+    let dir = ScratchDir::new("check-state");
+    let state = dir.join("state.json");
+    std::fs::write(&state, "{\"version\":1,\"routes\":[").unwrap();
+    let f = run_to_exit(
+        bin(),
+        &["check", "--state", state.to_str().expect("utf-8")],
+        WAIT,
+    );
+    assert_eq!(
+        f.status.code(),
+        Some(2),
+        "a corrupt state file fails the check: {}",
+        f.stderr
+    );
+    assert!(
+        f.stderr.contains(&state.display().to_string()),
+        "{}",
+        f.stderr
+    );
+
+    let many = (std::thread::available_parallelism().map_or(1, |n| n.get()) + 1).to_string();
+    let f = run_to_exit(bin(), &["check", "--workers", &many], WAIT);
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    assert!(
+        f.stdout
+            .iter()
+            .any(|l| l.starts_with(&format!("warning: {many} workers on"))),
+        "{:?}",
+        f.stdout
+    );
+}
