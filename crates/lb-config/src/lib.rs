@@ -8,8 +8,13 @@
 //! [`Layer`]; [`Config::layered`] stacks defaults, file and flags (flags win), and [`Config::validate`]
 //! reports every problem before a socket is bound, so a bad setting never half-starts lb.
 //!
+//! Targets are held as written ([`HostPort`]: an IP literal or a host name) until
+//! [`Config::layered`] resolves them through a [`Lookup`], so a [`LiveConfig`] holds addresses
+//! only. Durations, addresses and counts have one parser each, shared by the file and the
+//! flags, and every error names the value and what would be accepted.
+//!
 //! This crate must never do I/O: parsing and validating take values (the file's text) and return
-//! values.
+//! values; name resolution and the token file come in through [`Lookup`].
 
 #![forbid(unsafe_code)]
 
@@ -28,7 +33,9 @@ pub use file::parse_file;
 pub use host_port::{parse_bind_addr, HostPort, TARGET_FORMS};
 pub use layer::{Layer, Layered};
 pub use live::LiveConfig;
-pub use lookup::{LiteralsOnly, Lookup, Resolved};
+#[cfg(test)]
+pub(crate) use lookup::LiteralsOnly;
+pub use lookup::{Lookup, Resolved};
 pub use number::{parse_bytes, parse_count};
 pub use restart::RestartConfig;
 pub use summary::Summary;

@@ -19,11 +19,13 @@ pub trait Lookup {
     fn read_file(&mut self, path: &Path) -> Result<String, String>;
 }
 
-/// A [`Lookup`] for configurations that name no host names and no token file (tests, the
-/// demo): every lookup fails, saying so.
+/// A [`Lookup`] for test configurations that name no host names and no token file: every
+/// lookup fails, saying so.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LiteralsOnly;
+pub(crate) struct LiteralsOnly;
 
+#[cfg(test)]
 impl Lookup for LiteralsOnly {
     fn resolve(&mut self, host: &str, _port: u16) -> Result<Vec<SocketAddr>, String> {
         Err(format!("host names are not resolved here ({host})"))
