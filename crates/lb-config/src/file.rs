@@ -1,22 +1,30 @@
 //! The TOML config file (`--config lb.toml`) into a [`Layer`].
 //!
 //! Every table is `deny_unknown_fields`, so a typo is an error rather than a silently ignored
-//! setting, and every error names the file and the line (from the parser's span). Durations
-//! are strings with a unit (`"250ms"`, `"5s"`, `"2m"`) or integers in milliseconds. The shape is
-//! documented, with every key, in `docs/lb.example.toml`, which a test parses.
+//! setting, and every error names the file and the line (from the parser's span); a syntax
+//! error also names the column and says in plain words what is wrong. Durations are strings
+//! with a unit (`"250ms"`, `"5s"`, `"2m"`) or integers in milliseconds
+//! ([`crate::parse_duration`], shared with the flags). Two `[[route]]` entries for one prefix
+//! (`/a` and `/a/` are one) are an error naming both. The shape is documented, with every key,
+//! in `docs/lb.example.toml`, which a test parses.
 
 use crate::layer::Layer;
-use crate::{ConfigError, StaticRoute, Workers};
+use crate::{
+    parse_bind_addr, parse_duration, prefix_key, ConfigError, HostPort, StaticRoute, Workers,
+};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use toml::Spanned;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    #[serde(default, deserialize_with = "address")]
     listen: Option<SocketAddr>,
+    #[serde(default, deserialize_with = "address")]
     admin: Option<SocketAddr>,
     #[serde(default, deserialize_with = "workers")]
     workers: Option<Workers>,
@@ -27,6 +35,7 @@ struct FileConfig {
     access_log: Option<bool>,
     state: Option<PathBuf>,
     admin_token: Option<String>,
+    admin_token_file: Option<PathBuf>,
     upgrade_socket: Option<PathBuf>,
     #[serde(default)]
     timeouts: Timeouts,
@@ -70,8 +79,9 @@ struct Health {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Route {
-    prefix: String,
-    targets: Vec<SocketAddr>,
+    prefix: Spanned<String>,
+    #[serde(deserialize_with = "targets")]
+    targets: Vec<HostPort>,
     health_check: Option<String>,
     strip_prefix: Option<bool>,
     #[serde(default)]
@@ -91,11 +101,14 @@ struct RouteTimeouts {
 
 /// Parses the text of a config file; `origin` names it in errors (`"lb.toml line 3: ..."`).
 pub fn parse_file(text: &str, origin: &str) -> Result<Layer, ConfigError> {
+    if let Err(e) = toml::from_str::<toml::Table>(text) {
+        return Err(syntax_error(text, origin, &e));
+    }
     let file: FileConfig = toml::from_str(text).map_err(|e| {
         let message = e.message().trim_end().trim_end_matches('.');
         match e.span() {
             Some(span) => {
-                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                let line = line_of(text, span.start);
                 // A type error points at the value: name the key it belongs to as well.
                 let key = text
                     .lines()
@@ -113,6 +126,12 @@ pub fn parse_file(text: &str, origin: &str) -> Result<Layer, ConfigError> {
             None => ConfigError(format!("{origin}: {message}")),
         }
     })?;
+    check_duplicate_prefixes(&file.routes, text, origin)?;
+    if file.admin_token.is_some() && file.admin_token_file.is_some() {
+        return Err(ConfigError(format!(
+            "{origin}: admin_token and admin_token_file are both set (expected one of them)"
+        )));
+    }
     Ok(Layer {
         listen: file.listen,
         admin: file.admin,
@@ -124,7 +143,7 @@ pub fn parse_file(text: &str, origin: &str) -> Result<Layer, ConfigError> {
             .routes
             .into_iter()
             .map(|r| StaticRoute {
-                prefix: r.prefix,
+                prefix: r.prefix.into_inner(),
                 targets: r.targets,
                 health_check: r.health_check,
                 strip_prefix: r.strip_prefix.unwrap_or(true),
@@ -148,6 +167,7 @@ pub fn parse_file(text: &str, origin: &str) -> Result<Layer, ConfigError> {
         health_backoff: file.health.backoff,
         state: file.state,
         admin_token: file.admin_token,
+        admin_token_file: file.admin_token_file,
         upgrade_socket: file.upgrade_socket,
         takeover: false,
     })
@@ -184,32 +204,105 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Erro
     }
 }
 
-/// A number followed by `ms`, `s` or `m`.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-    let (number, unit) = s.split_at(digits);
-    let bad = || format!("`{s}` is not a duration like \"250ms\", \"5s\" or \"2m\"");
-    let n: u64 = number.parse().map_err(|_| bad())?;
-    match unit.trim() {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => n.checked_mul(60).map(Duration::from_secs).ok_or_else(bad),
-        _ => Err(bad()),
+/// A listening address: an IP literal and a port.
+fn address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_bind_addr(&text).map(Some).map_err(de::Error::custom)
+}
+
+/// `"HOST:PORT"` strings, each checked by [`HostPort`]'s parser (which names the value).
+fn targets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<HostPort>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|t| t.parse().map_err(de::Error::custom))
+        .collect()
+}
+
+/// The 1-based line of byte `offset` of `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// A TOML syntax error in plain words, with its line and column and the line itself.
+fn syntax_error(text: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim_end().trim_end_matches('.');
+    let Some(span) = e.span() else {
+        return ConfigError(format!("{origin}: not valid TOML: {message}"));
+    };
+    let start = span.start.min(text.len());
+    let line = line_of(text, start);
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..start].chars().count() + 1;
+    let source = text.lines().nth(line - 1).unwrap_or("").trim();
+    // The common slip: a text value (an address, a path, a duration) without its quotes.
+    let unquoted = source.split_once('=').and_then(|(key, value)| {
+        let value = value.trim();
+        let plain = !value.is_empty()
+            && !value.starts_with(['"', '\'', '[', '{'])
+            && value.parse::<f64>().is_err()
+            && !matches!(value, "true" | "false");
+        plain.then(|| format!("; text needs double quotes: {} = \"{value}\"", key.trim()))
+    });
+    ConfigError(format!(
+        "{origin} line {line}, column {column}: not valid TOML ({message}) in `{source}`{}",
+        unquoted.unwrap_or_default()
+    ))
+}
+
+/// Two `[[route]]` entries that stand for one prefix: an error naming both, by line.
+fn check_duplicate_prefixes(routes: &[Route], text: &str, origin: &str) -> Result<(), ConfigError> {
+    for (i, later) in routes.iter().enumerate() {
+        let key = prefix_key(later.prefix.get_ref());
+        if let Some(first) = routes[..i]
+            .iter()
+            .find(|r| prefix_key(r.prefix.get_ref()) == key)
+        {
+            return Err(ConfigError(format!(
+                "{origin} line {}: route prefix \"{}\" is the same prefix as \"{}\" of the route at line {} \
+                 (a trailing `/` is ignored); expected each prefix in one [[route]] only",
+                line_of(text, later.prefix.span().start),
+                later.prefix.get_ref(),
+                first.prefix.get_ref(),
+                line_of(text, first.prefix.span().start),
+            )));
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Config;
+    use crate::{Config, LiteralsOnly};
+
+    /// Resolves `localhost` only, as /etc/hosts does.
+    struct Localhost;
+
+    impl crate::Lookup for Localhost {
+        fn resolve(&mut self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+            match host {
+                "localhost" => Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))]),
+                _ => Err("unknown host".into()),
+            }
+        }
+
+        fn read_file(&mut self, path: &std::path::Path) -> Result<String, String> {
+            LiteralsOnly.read_file(path)
+        }
+    }
+
+    fn layered(layer: &Layer) -> Config {
+        Config::layered(Some(layer), &Layer::default(), &mut LiteralsOnly)
+            .unwrap()
+            .config
+    }
 
     #[test]
     fn route_timeouts_are_parsed_and_zero_is_refused() {
         let text = "[[route]]\nprefix = \"/a\"\ntargets = [\"127.0.0.1:1\"]\n\
                     [route.timeouts]\nconnect = \"250ms\"\nupstream = \"2s\"\n";
         let layer = parse_file(text, "t.toml").unwrap();
-        let config = Config::layered(Some(&layer), &Layer::default());
+        let config = layered(&layer);
         assert_eq!(
             config.live.routes[0].connect_timeout,
             Some(Duration::from_millis(250))
@@ -221,28 +314,17 @@ mod tests {
         assert!(config.validate().is_ok());
         let zero = text.replace("\"2s\"", "\"0ms\"");
         let layer = parse_file(&zero, "t.toml").unwrap();
-        let config = Config::layered(Some(&layer), &Layer::default());
+        let config = layered(&layer);
         assert!(config
             .validate()
             .unwrap_err()
             .0
-            .contains("upstream timeout"));
+            .contains("route /a: timeouts.upstream = 0: expected a duration greater than 0"));
         let unknown = text.replace("connect =", "conect =");
         assert!(parse_file(&unknown, "t.toml")
             .unwrap_err()
             .0
             .contains("conect"));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration(" 7 s "), Ok(Duration::from_secs(7)));
-        for bad in ["", "s", "5", "5h", "-1s", "1.5s"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
@@ -269,7 +351,7 @@ health_check = "/ping"
             "t.toml",
         )
         .unwrap();
-        let c = Config::layered(Some(&layer), &Layer::default());
+        let c = layered(&layer);
         assert_eq!(c.restart.workers, Workers::Count(3));
         assert_eq!(c.live.connect_timeout, Duration::from_millis(250));
         assert_eq!(c.restart.drain_timeout, Duration::from_millis(1500));
@@ -302,12 +384,49 @@ health_check = "/ping"
             ),
             (
                 "[[route]]\nprefix = \"/a\"\ntargets = [\"nope\"]\n",
-                "t.toml line 3",
-                "address",
+                "t.toml line 3, key `targets`: invalid target \"nope\" (expected HOST:PORT",
+                "",
+            ),
+            (
+                "[[route]]\nprefix = \"/a\"\ntargets = [\"localhost:80\", \"10.0.0.1\"]\n",
+                "t.toml line 3, key `targets`: invalid target \"10.0.0.1\"",
+                "",
+            ),
+            (
+                "listen = 127.0.0.1:8080\n",
+                "t.toml line 1, column 15: not valid TOML (invalid float, expected nothing) \
+                 in `listen = 127.0.0.1:8080`; text needs double quotes: listen = \"127.0.0.1:8080\"",
+                "",
+            ),
+            (
+                "listen = \"a\"\n[[route]\n",
+                "t.toml line 2, column 9: not valid TOML",
+                "[[route]",
+            ),
+            (
+                "[[route]]\nprefix = \"/a\"\ntargets = [\"10.0.0.1:1\"]\n\
+                 [[route]]\nprefix = \"/b\"\ntargets = [\"10.0.0.1:2\"]\n\
+                 [[route]]\nprefix = \"/a/\"\ntargets = [\"10.0.0.1:3\"]\n",
+                "t.toml line 8: route prefix \"/a/\" is the same prefix as \"/a\" of the route at line 2",
+                "",
+            ),
+            (
+                "admin_token = \"x\"\nadmin_token_file = \"/t\"\n",
+                "t.toml: admin_token and admin_token_file are both set",
+                "",
             ),
             ("[[route]]\nprefix = \"/a\"\n", "t.toml line 1", "targets"),
-            ("[timeouts]\nidle = \"5h\"\n", "t.toml line 2", "5h"),
+            (
+                "[timeouts]\nidle = \"5h\"\n",
+                "t.toml line 2, key `idle`: invalid duration \"5h\" (expected e.g. 250ms, 5s, 2m or milliseconds)",
+                "",
+            ),
             ("workers = 0\n", "t.toml line 1", "at least 1"),
+            (
+                "admin = \"localhost:1\"\n",
+                "t.toml line 1, key `admin`: invalid address \"localhost:1\" (expected IP:PORT",
+                "",
+            ),
             ("listen = \n", "t.toml line 1", ""),
         ];
         for (text, at, key) in cases {
@@ -321,7 +440,9 @@ health_check = "/ping"
     fn the_shipped_example_parses_and_validates() {
         let text = include_str!("../../../docs/lb.example.toml");
         let layer = parse_file(text, "docs/lb.example.toml").unwrap();
-        let c = Config::layered(Some(&layer), &Layer::default());
+        let c = Config::layered(Some(&layer), &Layer::default(), &mut Localhost)
+            .unwrap()
+            .config;
         c.validate().unwrap();
         assert!(!c.live.routes.is_empty(), "the example shows routes");
         assert!(

@@ -1,10 +1,14 @@
 //! Settings from one source (the config file, or the command line), every one optional, and the
 //! one function that stacks them: defaults, then the file, then the flags.
 //!
-//! Routes stack by prefix: a `--route` for a prefix the file also names replaces the file's
-//! route; every other route of either source is kept, file routes first.
+//! Routes stack by prefix: a `--route` for a prefix the file also names (`/a` and `/a/` are
+//! one prefix) replaces the file's route; every other route of either source is kept, file
+//! routes first. The admin token stacks as one setting: a token or a token file from the flags
+//! replaces either from the file. Stacking resolves host names and reads the token file
+//! through a [`Lookup`], so the result holds only addresses and the token itself.
 
-use crate::{Config, StaticRoute, Workers};
+use crate::lookup::{read_token, resolve_routes};
+use crate::{prefix_key, Config, ConfigError, HostPort, Lookup, Resolved, StaticRoute, Workers};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,8 +28,8 @@ pub struct Layer {
     pub backlog: Option<u32>,
     /// See [`crate::RestartConfig::defer_accept`].
     pub defer_accept: Option<Duration>,
-    /// See [`crate::LiveConfig::routes`].
-    pub routes: Vec<StaticRoute>,
+    /// See [`crate::LiveConfig::routes`]; targets as written.
+    pub routes: Vec<StaticRoute<HostPort>>,
     /// See [`crate::LiveConfig::connect_timeout`].
     pub connect_timeout: Option<Duration>,
     /// See [`crate::LiveConfig::upstream_timeout`].
@@ -58,25 +62,76 @@ pub struct Layer {
     pub state: Option<PathBuf>,
     /// See [`crate::RestartConfig::admin_token`].
     pub admin_token: Option<String>,
+    /// A file holding the admin token (kept out of `ps`); one of this and `admin_token`.
+    pub admin_token_file: Option<PathBuf>,
     /// See [`crate::RestartConfig::upgrade_socket`].
     pub upgrade_socket: Option<PathBuf>,
     /// See [`Config::takeover`] (command line only).
     pub takeover: bool,
 }
 
+/// A stacked configuration and how its host names resolved (for the log).
+#[derive(Debug, Clone)]
+pub struct Layered {
+    /// The configuration; not validated yet.
+    pub config: Config,
+    /// Each host name a route named, with its addresses.
+    pub resolved: Vec<Resolved>,
+}
+
 impl Config {
     /// The configuration from the defaults, overridden by `file` (if any), overridden by
-    /// `flags`. Not validated: call [`Config::validate`].
-    pub fn layered(file: Option<&Layer>, flags: &Layer) -> Config {
+    /// `flags`, with host names resolved and the token file read through `lookup`. Not
+    /// validated: call [`Config::validate`].
+    pub fn layered(
+        file: Option<&Layer>,
+        flags: &Layer,
+        lookup: &mut dyn Lookup,
+    ) -> Result<Layered, ConfigError> {
         let mut config = Config::default();
+        let mut routes: Vec<StaticRoute<HostPort>> = Vec::new();
+        let mut token_file = None;
         for layer in file.into_iter().chain([flags]) {
+            layer.check_duplicate_prefixes()?;
             layer.apply(&mut config);
+            for route in &layer.routes {
+                routes.retain(|r| prefix_key(&r.prefix) != prefix_key(&route.prefix));
+                routes.push(route.clone());
+            }
+            if layer.admin_token.is_some() || layer.admin_token_file.is_some() {
+                config.restart.admin_token.clone_from(&layer.admin_token);
+                token_file.clone_from(&layer.admin_token_file);
+            }
         }
-        config
+        if let Some(path) = token_file {
+            config.restart.admin_token = Some(read_token(&path, lookup)?);
+        }
+        let (routes, resolved) = resolve_routes(&routes, lookup)?;
+        config.live.routes = routes;
+        Ok(Layered { config, resolved })
     }
 }
 
 impl Layer {
+    /// One source naming a prefix twice is a mistake, not an override: which one was meant?
+    /// (The file reports its own, with lines, when it is parsed.)
+    fn check_duplicate_prefixes(&self) -> Result<(), ConfigError> {
+        for (i, later) in self.routes.iter().enumerate() {
+            let key = prefix_key(&later.prefix);
+            if let Some(first) = self.routes[..i]
+                .iter()
+                .find(|r| prefix_key(&r.prefix) == key)
+            {
+                return Err(ConfigError(format!(
+                    "--route {} and --route {} name the same prefix (a trailing `/` is ignored); \
+                     expected each prefix once, with all its targets",
+                    first.prefix, later.prefix
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn apply(&self, c: &mut Config) {
         fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
             if let Some(v) = value {
@@ -110,13 +165,8 @@ impl Layer {
         set(&mut live.health.fall, &self.health_fall);
         set(&mut live.health.backoff, &self.health_backoff);
         set_some(&mut restart.state, &self.state);
-        set_some(&mut restart.admin_token, &self.admin_token);
         set_some(&mut restart.upgrade_socket, &self.upgrade_socket);
         c.takeover |= self.takeover;
-        for route in &self.routes {
-            live.routes.retain(|r| r.prefix != route.prefix);
-            live.routes.push(route.clone());
-        }
     }
 }
 
@@ -134,14 +184,18 @@ mod tests {
                 "/a=10.0.0.1:1".parse().unwrap(),
                 "/b=10.0.0.1:2".parse().unwrap(),
             ],
+            admin_token_file: Some("token".into()),
             ..Layer::default()
         };
         let flags = Layer {
             workers: Some(Workers::Count(2)),
-            routes: vec!["/a=10.0.0.9:9".parse().unwrap()],
+            routes: vec!["/a/=10.0.0.9:9".parse().unwrap()],
+            admin_token: Some("flag".into()),
             ..Layer::default()
         };
-        let c = Config::layered(Some(&file), &flags);
+        let c = Config::layered(Some(&file), &flags, &mut crate::LiteralsOnly)
+            .unwrap()
+            .config;
         assert_eq!(c.restart.listen, "127.0.0.1:1".parse().unwrap());
         assert_eq!(c.restart.workers, Workers::Count(2));
         assert_eq!(c.live.connect_timeout, Duration::from_millis(7));
@@ -152,8 +206,34 @@ mod tests {
             .iter()
             .map(|r| format!("{}={}", r.prefix, r.targets[0]))
             .collect();
-        assert_eq!(routes, vec!["/b=10.0.0.1:2", "/a=10.0.0.9:9"]);
-        let c = Config::layered(None, &Layer::default());
+        assert_eq!(routes, vec!["/b=10.0.0.1:2", "/a/=10.0.0.9:9"]);
+        assert_eq!(
+            c.restart.admin_token.as_deref(),
+            Some("flag"),
+            "the flag's token replaces the file's token file, which is not read"
+        );
+        let c = Config::layered(None, &Layer::default(), &mut crate::LiteralsOnly)
+            .unwrap()
+            .config;
         assert_eq!(c.restart.workers, Workers::Auto);
+    }
+
+    #[test]
+    fn one_source_naming_a_prefix_twice_is_an_error() {
+        let flags = Layer {
+            routes: vec![
+                "/a=10.0.0.1:1".parse().unwrap(),
+                "/b=10.0.0.1:2".parse().unwrap(),
+                "/a/=10.0.0.1:3".parse().unwrap(),
+            ],
+            ..Layer::default()
+        };
+        let error = Config::layered(None, &flags, &mut crate::LiteralsOnly).unwrap_err();
+        assert!(
+            error
+                .0
+                .starts_with("--route /a and --route /a/ name the same prefix"),
+            "{error}"
+        );
     }
 }

@@ -8,20 +8,37 @@
 //! [`Layer`]; [`Config::layered`] stacks defaults, file and flags (flags win), and [`Config::validate`]
 //! reports every problem before a socket is bound, so a bad setting never half-starts lb.
 //!
+//! Targets are held as written ([`HostPort`]: an IP literal or a host name) until
+//! [`Config::layered`] resolves them through a [`Lookup`], so a [`LiveConfig`] holds addresses
+//! only. Durations, addresses and counts have one parser each, shared by the file and the
+//! flags, and every error names the value and what would be accepted.
+//!
 //! This crate must never do I/O: parsing and validating take values (the file's text) and return
-//! values.
+//! values; name resolution and the token file come in through [`Lookup`].
 
 #![forbid(unsafe_code)]
 
+mod duration;
 mod file;
+mod host_port;
 mod layer;
 mod live;
+mod lookup;
+mod number;
 mod restart;
+mod summary;
 
+pub use duration::{parse_duration, parse_positive_duration, DURATION_FORMS};
 pub use file::parse_file;
-pub use layer::Layer;
+pub use host_port::{parse_bind_addr, HostPort, TARGET_FORMS};
+pub use layer::{Layer, Layered};
 pub use live::LiveConfig;
+#[cfg(test)]
+pub(crate) use lookup::LiteralsOnly;
+pub use lookup::{Lookup, Resolved};
+pub use number::{parse_bytes, parse_count};
 pub use restart::RestartConfig;
+pub use summary::Summary;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -95,12 +112,15 @@ impl std::str::FromStr for Workers {
 }
 
 /// A route given at start-up: `PREFIX=HOST:PORT[,HOST:PORT...]`, or a `[[route]]` of the file.
+///
+/// `T` is how a target is held: [`HostPort`] as written (a [`Layer`]), [`SocketAddr`] once
+/// resolved (a [`LiveConfig`]), so a route that reaches the registry cannot hold a name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StaticRoute {
+pub struct StaticRoute<T = SocketAddr> {
     /// Path prefix, starting with `/`.
     pub prefix: String,
     /// Targets in the order they are registered (round-robin order).
-    pub targets: Vec<SocketAddr>,
+    pub targets: Vec<T>,
     /// Active health check path for this route's targets; `None` uses [`HealthConfig::check`].
     pub health_check: Option<String>,
     /// Strip the prefix before forwarding (the SPEC's default); `false` forwards the request
@@ -112,27 +132,40 @@ pub struct StaticRoute {
     pub upstream_timeout: Option<Duration>,
 }
 
-impl std::str::FromStr for StaticRoute {
+impl<T> StaticRoute<T> {
+    /// The same route with other targets (its resolution).
+    pub fn with_targets<U>(&self, targets: Vec<U>) -> StaticRoute<U> {
+        StaticRoute {
+            prefix: self.prefix.clone(),
+            targets,
+            health_check: self.health_check.clone(),
+            strip_prefix: self.strip_prefix,
+            connect_timeout: self.connect_timeout,
+            upstream_timeout: self.upstream_timeout,
+        }
+    }
+}
+
+impl<T: std::str::FromStr> std::str::FromStr for StaticRoute<T>
+where
+    T::Err: fmt::Display,
+{
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (prefix, list) = s.split_once('=').ok_or_else(|| {
-            format!("route `{s}` is not of the form PREFIX=HOST:PORT[,HOST:PORT...]")
+            format!("invalid route \"{s}\" (expected PREFIX=HOST:PORT[,HOST:PORT...], e.g. /api=10.0.0.5:9001)")
         })?;
         if !prefix.starts_with('/') {
-            return Err(format!("route prefix `{prefix}` must start with `/`"));
+            return Err(format!(
+                "invalid route \"{s}\": the prefix \"{prefix}\" must start with `/`"
+            ));
         }
-        let mut targets = Vec::new();
-        for item in list.split(',') {
-            let addr = item
-                .trim()
-                .parse::<SocketAddr>()
-                .map_err(|_| format!("route target `{item}` is not an IP:PORT address"))?;
-            if addr.port() == 0 {
-                return Err(format!("route target `{item}` has port 0"));
-            }
-            targets.push(addr);
-        }
+        let targets = list
+            .split(',')
+            .map(|item| item.trim().parse::<T>())
+            .collect::<Result<Vec<T>, _>>()
+            .map_err(|e| format!("route {prefix}: {e}"))?;
         Ok(StaticRoute {
             prefix: prefix.to_string(),
             targets,
@@ -141,6 +174,15 @@ impl std::str::FromStr for StaticRoute {
             connect_timeout: None,
             upstream_timeout: None,
         })
+    }
+}
+
+/// The prefix a route's `prefix` stands for, as the registry normalizes it: a trailing `/` is
+/// ignored (`/a/` is `/a`; `/` stays `/`). Two routes with the same key are the same route.
+pub fn prefix_key(prefix: &str) -> &str {
+    match prefix.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
     }
 }
 
@@ -217,55 +259,57 @@ impl Config {
             ] {
                 if d.is_some_and(|d| d.is_zero()) {
                     return Err(ConfigError(format!(
-                        "route {}: the {name} timeout must be greater than 0",
+                        "route {}: timeouts.{name} = 0: expected a duration greater than 0",
                         route.prefix
                     )));
                 }
             }
         }
-        if restart.max_connections == 0 {
-            return Err(ConfigError("max connections must be at least 1".into()));
-        }
-        if restart.backlog == 0 {
-            return Err(ConfigError("backlog must be at least 1".into()));
-        }
-        for (name, d) in [
-            ("connect timeout", live.connect_timeout),
-            ("upstream timeout", live.upstream_timeout),
-            ("header timeout", live.header_timeout),
-            ("idle timeout", live.idle_timeout),
-        ] {
-            if d.is_zero() {
-                return Err(ConfigError(format!("{name} must be greater than 0")));
-            }
-        }
         let health = &live.health;
-        for (name, d) in [
-            ("health interval", health.interval),
-            ("health timeout", health.timeout),
+        for (key, n) in [
+            (
+                "max_connections (--max-connections)",
+                restart.max_connections,
+            ),
+            ("backlog (--backlog)", restart.backlog as usize),
+            ("health.rise (--health-rise)", health.rise as usize),
+            ("health.fall (--health-fall)", health.fall as usize),
         ] {
-            if d.is_zero() {
-                return Err(ConfigError(format!("{name} must be greater than 0")));
+            if n == 0 {
+                return Err(ConfigError(format!("{key} = 0: expected at least 1")));
             }
         }
-        if health.rise == 0 || health.fall == 0 {
-            return Err(ConfigError(
-                "health rise and fall must be at least 1".into(),
-            ));
+        for (key, d) in [
+            ("timeouts.connect (--connect-timeout)", live.connect_timeout),
+            (
+                "timeouts.upstream (--upstream-timeout)",
+                live.upstream_timeout,
+            ),
+            ("timeouts.header (--header-timeout)", live.header_timeout),
+            ("timeouts.idle (--idle-timeout)", live.idle_timeout),
+            ("health.interval (--health-interval)", health.interval),
+            ("health.timeout (--health-timeout)", health.timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError(format!(
+                    "{key} = 0: expected a duration greater than 0"
+                )));
+            }
         }
         if let Some(path) = &health.check {
-            check_probe_path(path)?;
+            check_probe_path(path)
+                .map_err(|e| ConfigError(format!("health.check (--health-check): {e}")))?;
         }
         for route in &live.routes {
             if !route.prefix.starts_with('/') {
                 return Err(ConfigError(format!(
-                    "route prefix `{}` must start with `/`",
+                    "route prefix \"{}\": expected a path starting with `/`",
                     route.prefix
                 )));
             }
             if route.targets.is_empty() {
                 return Err(ConfigError(format!(
-                    "route {} has no targets",
+                    "route {} has no targets (expected at least one HOST:PORT)",
                     route.prefix
                 )));
             }
@@ -276,14 +320,17 @@ impl Config {
                 )));
             }
             if let Some(path) = &route.health_check {
-                check_probe_path(path)
-                    .map_err(|e| ConfigError(format!("route {}: {e}", route.prefix)))?;
+                check_probe_path(path).map_err(|e| {
+                    ConfigError(format!("route {}: health_check: {e}", route.prefix))
+                })?;
             }
         }
         if let Some(token) = &restart.admin_token {
             if token.is_empty() || token.bytes().any(|b| !b.is_ascii_graphic()) {
                 return Err(ConfigError(
-                    "the admin token must be non-empty printable ASCII without spaces".into(),
+                    "the admin token (admin_token, --admin-token or its file) must be non-empty \
+                     printable ASCII without spaces"
+                        .into(),
                 ));
             }
         }
@@ -294,7 +341,7 @@ impl Config {
         }
         if restart.listen == restart.admin && restart.listen.port() != 0 {
             return Err(ConfigError(format!(
-                "the data plane and the admin listener cannot share {}",
+                "listen and admin are both {}: expected two different addresses",
                 restart.listen
             )));
         }
@@ -306,7 +353,7 @@ impl Config {
 fn check_probe_path(path: &str) -> Result<(), ConfigError> {
     if !path.starts_with('/') || path.bytes().any(|b| !b.is_ascii_graphic()) {
         return Err(ConfigError(format!(
-            "health check path `{path}` must start with `/` and hold no spaces or control characters"
+            "invalid health check path \"{path}\" (expected a path starting with `/`, without spaces or control characters)"
         )));
     }
     Ok(())
@@ -339,13 +386,76 @@ mod tests {
 
     #[test]
     fn route_parse() {
-        let r: StaticRoute = "/api=127.0.0.1:9001,[::1]:9002".parse().unwrap();
+        let r: StaticRoute<HostPort> = "/api=127.0.0.1:9001,[::1]:9002,localhost:80"
+            .parse()
+            .unwrap();
         assert_eq!(r.prefix, "/api");
-        assert_eq!(r.targets.len(), 2);
-        assert!("api=127.0.0.1:1".parse::<StaticRoute>().is_err());
-        assert!("/api".parse::<StaticRoute>().is_err());
-        assert!("/api=localhost:80".parse::<StaticRoute>().is_err());
-        assert!("/api=127.0.0.1:0".parse::<StaticRoute>().is_err());
+        assert_eq!(r.targets.len(), 3);
+        let table = [
+            ("api=127.0.0.1:1", "invalid route \"api=127.0.0.1:1\": the prefix \"api\" must start with `/`"),
+            ("/api", "invalid route \"/api\" (expected PREFIX=HOST:PORT[,HOST:PORT...], e.g. /api=10.0.0.5:9001)"),
+            ("/api=127.0.0.1:0", "route /api: invalid target \"127.0.0.1:0\""),
+            ("/api=localhost", "route /api: invalid target \"localhost\""),
+        ];
+        for (text, want) in table {
+            let error = text.parse::<StaticRoute<HostPort>>().unwrap_err();
+            assert!(error.starts_with(want), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn prefix_keys() {
+        for (prefix, key) in [
+            ("/", "/"),
+            ("//", "/"),
+            ("/a", "/a"),
+            ("/a/", "/a"),
+            ("/a/b//", "/a/b"),
+        ] {
+            assert_eq!(prefix_key(prefix), key, "{prefix}");
+        }
+    }
+
+    #[test]
+    fn validation_errors_name_the_key_the_value_and_what_is_accepted() {
+        type Change = fn(&mut Config);
+        let table: [(Change, &str); 6] = [
+            (
+                |c| c.restart.max_connections = 0,
+                "max_connections (--max-connections) = 0: expected at least 1",
+            ),
+            (
+                |c| c.live.health.fall = 0,
+                "health.fall (--health-fall) = 0: expected at least 1",
+            ),
+            (
+                |c| c.live.idle_timeout = Duration::ZERO,
+                "timeouts.idle (--idle-timeout) = 0: expected a duration greater than 0",
+            ),
+            (
+                |c| c.live.health.check = Some("x".into()),
+                "health.check (--health-check): invalid health check path \"x\" (expected a path",
+            ),
+            (
+                |c| c.restart.admin = c.restart.listen,
+                "listen and admin are both 0.0.0.0:8080: expected two different addresses",
+            ),
+            (
+                |c| {
+                    c.live.routes = vec!["/a=10.0.0.1:1".parse().unwrap()]
+                        .into_iter()
+                        .map(|r: StaticRoute| r.with_targets(Vec::new()))
+                        .collect()
+                },
+                "route /a has no targets (expected at least one HOST:PORT)",
+            ),
+        ];
+        for (change, want) in table {
+            let mut c = Config::default();
+            change(&mut c);
+            let error = c.validate().unwrap_err().0;
+            assert!(error.starts_with(want), "{error}");
+        }
     }
 
     #[test]
@@ -354,7 +464,11 @@ mod tests {
         c.live.health.check = Some("/health?full=1".into());
         assert!(c.validate().is_ok());
         c.live.health.check = Some("health".into());
-        assert!(c.validate().unwrap_err().0.contains("must start with `/`"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .0
+            .contains("expected a path starting with `/`"));
         c.live.health.check = Some("/a b".into());
         assert!(c.validate().is_err());
         c.live.health.check = None;

@@ -47,7 +47,13 @@ pub fn run(addr: SocketAddr, name: &str) -> io::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = TcpListener::bind(addr).await?;
+        // The address goes into the error: "address already in use" alone does not say which.
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot listen on {addr}: {}", lb_socket::plain(&e)),
+            )
+        })?;
         let bound = listener.local_addr()?;
         // Handlers are installed before the line is printed: whoever reads it may signal at once.
         let stop = termination()?;

@@ -44,13 +44,14 @@ mod respawn;
 mod service_thread;
 mod settings;
 mod signals;
+mod startup;
 mod state;
 mod supervisor;
 mod upgrade;
 mod worker_thread;
 mod workers;
 
-pub use config_source::ConfigSource;
+pub use config_source::{Checked, ConfigSource};
 pub use error::RunError;
 pub use supervisor::{run, run_from, start, Handle};
 pub use upgrade::request_upgrade;

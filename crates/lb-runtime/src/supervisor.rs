@@ -25,6 +25,7 @@ use crate::handover::Upgrades;
 use crate::listeners::Listeners;
 use crate::proxy_settings::worker_settings;
 use crate::settings::LiveSettings;
+use crate::startup::{warn_if_too_many_workers, Startup};
 use crate::state::StateFile;
 use crate::upgrade::{self, Inherited};
 use crate::workers::WorkerSet;
@@ -168,7 +169,12 @@ impl Handle {
 
     /// Starts every worker, one by one, each reporting ready; `listen` names the address in the
     /// error.
-    fn start_workers(&mut self, pin: bool, listen: SocketAddr) -> Result<(), RunError> {
+    fn start_workers(
+        &mut self,
+        pin: bool,
+        listen: SocketAddr,
+        startup: &Startup,
+    ) -> Result<(), RunError> {
         let mut pinned_all = pin;
         for id in 0..self.workers.len() {
             self.workers.spawn(id)?;
@@ -189,16 +195,26 @@ impl Handle {
                 }
             }
         }
-        let workers = self.workers.len();
-        let cpus = self.workers.cpu_ids();
-        info!(workers, cpus = ?cpus, pinned = pinned_all, "workers started");
+        startup.log(
+            self.listen_addr(),
+            self.admin_addr(),
+            &self.workers.cpu_ids(),
+            pinned_all,
+            &self.registry,
+        );
         Ok(())
     }
 }
 
 /// Starts lb and returns once every worker is accepting.
 pub fn start(config: Config) -> Result<Handle, RunError> {
+    start_with(config, None)
+}
+
+/// [`start`], with the config file (if any) named in the start-up line.
+fn start_with(config: Config, file: Option<PathBuf>) -> Result<Handle, RunError> {
     config.validate()?;
+    let startup = Startup::new(file, &config.live.health);
     let Config {
         live,
         restart,
@@ -209,6 +225,7 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
         _ => None,
     };
     let mut workers = worker_count(restart.workers);
+    warn_if_too_many_workers(workers);
     if let Some(inherited) = &inherited {
         if inherited.workers.len() > workers {
             // Every inherited socket must keep being served: closing one would reset its queue.
@@ -278,7 +295,7 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
         events,
         events_tx,
     };
-    if let Err(e) = handle.start_workers(restart.pin, restart.listen) {
+    if let Err(e) = handle.start_workers(restart.pin, restart.listen, &startup) {
         handle.shutdown();
         return Err(e);
     }
@@ -363,7 +380,8 @@ pub fn run_from(source: ConfigSource) -> Result<(), RunError> {
 }
 
 fn run_with(config: Config, source: Option<ConfigSource>) -> Result<(), RunError> {
-    let mut handle = start(config)?;
+    let file = source.as_ref().and_then(|s| s.file.clone());
+    let mut handle = start_with(config, file)?;
     crate::signals::install(handle.events_tx.clone())?;
     println!("{}", handle.ready_line());
     let _ = std::io::stdout().flush();

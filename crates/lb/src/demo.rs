@@ -1,22 +1,38 @@
 //! `lb demo`: lb on 127.0.0.1:8080 in front of three built-in echo backends, for a first try.
+//!
+//! Invariant: both of the demo's ports are checked before anything is printed, so a taken port
+//! is one clear error rather than instructions for a demo that never started; port 0 is
+//! replaced by the free port the check found, so the printed commands work.
 
+use clap::Args;
 use lb_config::{Config, LiveConfig, RestartConfig, StaticRoute};
 use lb_runtime::{run, RunError};
-use std::net::SocketAddr;
+use lb_socket::plain;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
-/// Where the demo listens.
-const DEMO_LISTEN: &str = "127.0.0.1:8080";
-const DEMO_ADMIN: &str = "127.0.0.1:8081";
+/// `lb demo` flags.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Data-plane address.
+    #[arg(long, value_name = "ADDR", value_parser = lb_config::parse_bind_addr, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Control-plane address.
+    #[arg(long, value_name = "ADDR", value_parser = lb_config::parse_bind_addr, default_value = "127.0.0.1:8081")]
+    admin: SocketAddr,
+}
+
+/// `addr` if it is free, with port 0 made the port the kernel picked.
+fn free(addr: SocketAddr) -> Result<SocketAddr, RunError> {
+    TcpListener::bind(addr)
+        .and_then(|probe| probe.local_addr())
+        .map_err(|e| RunError::Runtime(format!("demo: cannot listen on {addr}: {}", plain(&e))))
+}
 
 /// Starts three echo backends on loopback ports, then runs lb in front of them until a signal.
-pub fn run_demo() -> Result<(), RunError> {
-    let listen: SocketAddr = DEMO_LISTEN
-        .parse()
-        .map_err(|_| RunError::Config("bad demo address".to_string()))?;
-    let admin: SocketAddr = DEMO_ADMIN
-        .parse()
-        .map_err(|_| RunError::Config("bad demo admin address".to_string()))?;
+pub fn run_demo(args: &DemoArgs) -> Result<(), RunError> {
+    let listen = free(args.listen)?;
+    let admin = free(args.admin)?;
     let mut backends = Vec::new();
     let mut listeners = Vec::new();
     for i in 1..=3 {

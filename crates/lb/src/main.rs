@@ -1,13 +1,21 @@
 //! The `lb` binary: parses the command line, sets up logging, and hands over to `lb_runtime`.
 //! No logic of its own beyond turning flags into a [`Layer`] (the file is read by `lb_runtime`)
-//! and wiring `lb demo` (`demo`: lb in front of built-in echo backends).
+//! and wiring `lb demo` (`demo`: lb in front of built-in echo backends) and `lb check`
+//! (`check`: load and show the configuration, start nothing).
+//!
+//! Every duration flag takes `250ms`, `5s`, `2m` or milliseconds, through the one parser the
+//! config file uses.
 
 #![forbid(unsafe_code)]
 
+mod check;
 mod demo;
 
 use clap::{Args, Parser, Subcommand};
-use lb_config::{Layer, StaticRoute, Workers};
+use lb_config::{
+    parse_bind_addr, parse_bytes, parse_count, parse_duration, parse_positive_duration, HostPort,
+    Layer, StaticRoute, Workers,
+};
 use lb_runtime::ConfigSource;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -31,8 +39,11 @@ enum Command {
     Run(Box<RunArgs>),
     /// Run the tiny built-in backend (demos, tests, benchmarks).
     Echo(EchoArgs),
+    /// Check the configuration (file and flags) as a start would, without binding a socket;
+    /// print what would run. Exit 0 when it is valid, 2 when not.
+    Check(Box<RunArgs>),
     /// Run lb on 127.0.0.1:8080 with three echo backends on "/".
-    Demo,
+    Demo(demo::DemoArgs),
     /// Zero-downtime upgrade: ask the running lb to start the lb binary now installed at its
     /// path, hand it its sockets and registry, and drain.
     Upgrade(UpgradeArgs),
@@ -43,12 +54,12 @@ struct UpgradeArgs {
     /// The running lb's upgrade socket (its --upgrade-socket).
     #[arg(long, value_name = "PATH")]
     upgrade_socket: PathBuf,
-    /// How long to wait for the new lb to take over, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 120_000)]
-    timeout: u64,
+    /// How long to wait for the new lb to take over (250ms, 5s, 2m or milliseconds).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_positive_duration)]
+    timeout: Duration,
 }
 
-/// `lb run` flags. Each is optional so that a flag left out leaves the config file's value (or
+/// `lb run` flags (DURATION: `250ms`, `5s`, `2m`, or milliseconds). Each is optional so that a flag left out leaves the config file's value (or
 /// the default, shown in the help) in force: flags override the file.
 #[derive(Debug, Args)]
 struct RunArgs {
@@ -56,10 +67,10 @@ struct RunArgs {
     #[arg(long, value_name = "FILE.toml")]
     config: Option<PathBuf>,
     /// Data-plane address [default: 0.0.0.0:8080].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind_addr)]
     listen: Option<SocketAddr>,
     /// Control-plane address [default: 127.0.0.1:8081].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind_addr)]
     admin: Option<SocketAddr>,
     /// Number of workers: `auto` (one per usable CPU) or a number [default: auto].
     #[arg(long, value_name = "auto|N")]
@@ -68,47 +79,52 @@ struct RunArgs {
     #[arg(long)]
     no_pin: bool,
     /// Targets registered at start-up: PREFIX=HOST:PORT[,HOST:PORT...] (repeatable).
+    /// HOST is an IP address or a host name, resolved at start and on every reload.
     #[arg(long = "route", value_name = "PREFIX=HOST:PORT[,HOST:PORT...]")]
-    routes: Vec<StaticRoute>,
+    routes: Vec<StaticRoute<HostPort>>,
     /// Listen backlog of each worker's socket [default: 4096].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", value_parser = parse_count::<u32>)]
     backlog: Option<u32>,
-    /// Hold a new connection in the kernel until its first bytes arrive, at most this many
-    /// milliseconds (TCP_DEFER_ACCEPT, rounded up to seconds); 0 turns it off [default: 1000].
-    #[arg(long, value_name = "MS")]
-    defer_accept: Option<u64>,
-    /// Upstream connect timeout in milliseconds (504 beyond) [default: 5000].
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
-    connect_timeout: Option<u64>,
-    /// Time to the upstream's response head in milliseconds (504 beyond) [default: 60000].
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
-    upstream_timeout: Option<u64>,
-    /// Time for a client to send a whole request head, in milliseconds (408 beyond) [default: 10000].
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
-    header_timeout: Option<u64>,
-    /// Idle keep-alive client connection timeout in milliseconds [default: 60000].
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
-    idle_timeout: Option<u64>,
+    /// Hold a new connection in the kernel until its first bytes arrive, at most this long
+    /// (TCP_DEFER_ACCEPT, rounded up to seconds); 0 turns it off [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    defer_accept: Option<Duration>,
+    /// Upstream connect timeout (504 beyond) [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    connect_timeout: Option<Duration>,
+    /// Time to the upstream's response head (504 beyond) [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    upstream_timeout: Option<Duration>,
+    /// Time for a client to send a whole request head (408 beyond) [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    header_timeout: Option<Duration>,
+    /// Idle keep-alive client connection timeout [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    idle_timeout: Option<Duration>,
     /// Largest request body in bytes (413 beyond); unlimited when not set.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     max_body: Option<u64>,
     /// Client connections each worker serves at once; beyond it the listen backlog holds them
     /// [default: 65536].
-    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, value_name = "N", value_parser = parse_count::<usize>)]
     max_connections: Option<usize>,
     /// Log one line per request to stderr (written by a thread of its own, never blocking a
     /// worker).
     #[arg(long)]
     access_log: bool,
-    /// How long shutdown waits for in-flight requests, in milliseconds [default: 30000].
-    #[arg(long, value_name = "MS")]
-    drain_timeout: Option<u64>,
+    /// How long shutdown waits for in-flight requests [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    drain_timeout: Option<Duration>,
     /// State file: the registry is saved there on every change and loaded at start.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
     /// Require `Authorization: Bearer TOKEN` on every control-plane call except /healthz.
+    /// The token shows in `ps`: prefer --admin-token-file.
     #[arg(long, value_name = "TOKEN")]
     admin_token: Option<String>,
+    /// Read the admin token from FILE (its content, trailing newline trimmed).
+    #[arg(long, value_name = "FILE", conflicts_with = "admin_token")]
+    admin_token_file: Option<PathBuf>,
     /// Unix socket on which this lb hands its sockets and registry to a successor (zero-downtime
     /// upgrade: `lb upgrade`, SIGUSR2, or a new `lb run ... --takeover`).
     #[arg(long, value_name = "PATH")]
@@ -120,28 +136,27 @@ struct RunArgs {
     /// Active health check: GET this path on every target (2xx/3xx is healthy).
     #[arg(long, value_name = "PATH")]
     health_check: Option<String>,
-    /// Time between two health probes of a target, in milliseconds [default: 2000].
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
-    health_interval: Option<u64>,
-    /// Time one health probe may take, in milliseconds [default: 1000].
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
-    health_timeout: Option<u64>,
+    /// Time between two health probes of a target [default: 2s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    health_interval: Option<Duration>,
+    /// Time one health probe may take [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    health_timeout: Option<Duration>,
     /// Consecutive good probes that bring a down target back [default: 2].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", value_parser = parse_count::<u32>)]
     health_rise: Option<u32>,
     /// Consecutive failed probes that take a target out of round robin [default: 3].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", value_parser = parse_count::<u32>)]
     health_fall: Option<u32>,
-    /// How long a target whose connect failed stays out of round robin, in milliseconds
-    /// [default: 5000].
-    #[arg(long, value_name = "MS")]
-    health_backoff: Option<u64>,
+    /// How long a target whose connect failed stays out of round robin [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    health_backoff: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
 struct EchoArgs {
     /// Address to listen on.
-    #[arg(long)]
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind_addr)]
     listen: SocketAddr,
     /// Name sent in `X-Backend` and the body.
     #[arg(long, default_value = "echo")]
@@ -151,31 +166,31 @@ struct EchoArgs {
 impl RunArgs {
     /// Where the configuration comes from: the file (if any) with these flags on top.
     fn into_source(self) -> ConfigSource {
-        let ms = |v: Option<u64>| v.map(Duration::from_millis);
         let flags = Layer {
             listen: self.listen,
             admin: self.admin,
             workers: self.workers,
             pin: self.no_pin.then_some(false),
             backlog: self.backlog,
-            defer_accept: ms(self.defer_accept),
+            defer_accept: self.defer_accept,
             routes: self.routes,
-            connect_timeout: ms(self.connect_timeout),
-            upstream_timeout: ms(self.upstream_timeout),
-            header_timeout: ms(self.header_timeout),
-            idle_timeout: ms(self.idle_timeout),
-            drain_timeout: ms(self.drain_timeout),
+            connect_timeout: self.connect_timeout,
+            upstream_timeout: self.upstream_timeout,
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            drain_timeout: self.drain_timeout,
             max_body: self.max_body,
             max_connections: self.max_connections,
             access_log: self.access_log.then_some(true),
             health_check: self.health_check,
-            health_interval: ms(self.health_interval),
-            health_timeout: ms(self.health_timeout),
+            health_interval: self.health_interval,
+            health_timeout: self.health_timeout,
             health_rise: self.health_rise,
             health_fall: self.health_fall,
-            health_backoff: ms(self.health_backoff),
+            health_backoff: self.health_backoff,
             state: self.state,
             admin_token: self.admin_token,
+            admin_token_file: self.admin_token_file,
             upgrade_socket: self.upgrade_socket,
             takeover: self.takeover,
         };
@@ -207,9 +222,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Run(args)) => lb_runtime::run_from((*args).into_source()),
         None => lb_runtime::run_from(cli.run.into_source()),
-        Some(Command::Demo) => demo::run_demo(),
+        Some(Command::Check(args)) => check::run_check(&(*args).into_source()),
+        Some(Command::Demo(args)) => demo::run_demo(&args),
         Some(Command::Upgrade(args)) => {
-            lb_runtime::request_upgrade(&args.upgrade_socket, Duration::from_millis(args.timeout))
+            lb_runtime::request_upgrade(&args.upgrade_socket, args.timeout)
                 .map(|pid| println!("upgraded: the new lb (pid {pid}) took over"))
                 .map_err(|e| lb_runtime::RunError::Runtime(format!("upgrade failed: {e}")))
         }

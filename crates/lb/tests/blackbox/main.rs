@@ -7,8 +7,7 @@
 //! binary (`bin`, `lb`) or the SPEC's answers (`served_by`, `assert_lb_error`). Tests
 //! assert exact counts and exact bytes as seen by recording backends (`lb_testkit::Backend`), and
 //! they synchronise on events (the ready line, a recorded request, a port that accepts), never on
-//! fixed sleeps. They run in parallel: everything binds port 0 except the demo test, which owns
-//! 127.0.0.1:8080/8081 and skips itself when those are taken.
+//! fixed sleeps. They run in parallel: everything binds port 0, the demo too.
 //!
 //! One test binary (this directory) rather than one per file: one link instead of ten, which
 //! matters on a 2-core CI machine.

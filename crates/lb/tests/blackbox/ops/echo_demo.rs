@@ -2,7 +2,7 @@
 
 use crate::{bin, lb, served_by, WAIT};
 use lb_testkit::{request, Conn, EchoProcess, Proc, START_TIMEOUT};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 
 #[test]
 fn echo_answers_with_its_name_path_and_body_size_on_one_connection() {
@@ -45,22 +45,14 @@ fn lb_in_front_of_two_echo_backends_alternates() {
     );
 }
 
-/// `lb demo` owns 127.0.0.1:8080 and :8081. When either is taken (another lb, a developer's
-/// server), the test says so and passes rather than fail for a reason that is not lb's.
+/// `lb demo --listen 127.0.0.1:0 --admin 127.0.0.1:0`: the printed commands carry the real
+/// ports, which are the ready line's.
 #[test]
 fn demo_serves_three_backends_round_robin() {
-    let data: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
-    let admin: SocketAddr = "127.0.0.1:8081".parse().expect("addr");
-    for addr in [data, admin] {
-        match TcpListener::bind(addr) {
-            Ok(probe) => drop(probe),
-            Err(e) => {
-                eprintln!("SKIPPED demo test: {addr} is not free ({e})");
-                return;
-            }
-        }
-    }
-    let mut demo = Proc::spawn(bin(), &["demo"]);
+    let mut demo = Proc::spawn(
+        bin(),
+        &["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"],
+    );
     let curls = demo.wait_for_lines(3, START_TIMEOUT, |l| l.contains("curl"));
     let curls = match curls {
         Ok(lines) => lines,
@@ -73,12 +65,6 @@ fn demo_serves_three_backends_round_robin() {
             );
         }
     };
-    assert!(
-        curls
-            .iter()
-            .any(|l| l.contains("127.0.0.1:8080") || l.contains("localhost:8080")),
-        "the curl lines should point at the demo's data port: {curls:?}"
-    );
     // The ready line comes after lb installed its signal handlers: SIGTERM is safe from then on.
     let ready = demo.wait_for_line(START_TIMEOUT, lb_testkit::parse_ready_line);
     let ready = ready.unwrap_or_else(|why| {
@@ -88,7 +74,18 @@ fn demo_serves_three_backends_round_robin() {
             demo.stderr()
         )
     });
-    assert_eq!((ready.listen, ready.admin), (data, admin));
+    let (data, admin) = (ready.listen, ready.admin);
+    assert_ne!(data.port(), 0);
+    assert!(
+        curls.iter().any(|l| l.contains(&format!("http://{data}/"))),
+        "the curl lines point at the demo's data port {data}: {curls:?}"
+    );
+    assert!(
+        curls
+            .iter()
+            .any(|l| l.contains(&format!("http://{admin}/targets"))),
+        "and at its admin port {admin}: {curls:?}"
+    );
     let mut c = Conn::open(data);
     let got: Vec<String> = (0..6).map(|_| served_by(&c.get("/"))).collect();
     let mut first_three = got[..3].to_vec();
@@ -109,6 +106,29 @@ fn demo_serves_three_backends_round_robin() {
         "lb demo exited with {status} after SIGTERM\nstderr:\n{}",
         demo.stderr()
     );
+}
+
+/// A taken port stops the demo before it prints anything: no instructions for a demo that
+/// never started.
+#[test]
+fn demo_on_a_taken_port_fails_before_printing() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    for args in [
+        ["demo", "--listen", addr.as_str(), "--admin", "127.0.0.1:0"],
+        ["demo", "--listen", "127.0.0.1:0", "--admin", addr.as_str()],
+    ] {
+        let f = lb_testkit::run_to_exit(bin(), &args, WAIT);
+        assert_eq!(f.status.code(), Some(1), "{args:?}: {}", f.stderr);
+        assert!(f.stdout.is_empty(), "{args:?}: printed {:?}", f.stdout);
+        assert!(
+            f.stderr.contains(&format!(
+                "demo: cannot listen on {addr}: address already in use"
+            )),
+            "{args:?}: {}",
+            f.stderr
+        );
+    }
 }
 
 /// The README's first command is `cargo run --release -- demo`, typed at the top of the
