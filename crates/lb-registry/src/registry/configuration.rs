@@ -78,7 +78,7 @@ impl Change for Reconfiguration {
 
         let mut done = Reconfigured::default();
         for (prefix, addr) in register {
-            if table.register(&prefix, addr, Holder::Config) == Registered::New {
+            if table.register(&prefix, addr, Holder::Config, None) == Registered::New {
                 done.added += 1;
             }
         }
