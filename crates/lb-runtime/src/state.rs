@@ -204,10 +204,7 @@ mod tests {
             .into_iter()
             .map(|r| (r.path, r.targets))
             .collect();
-        assert_eq!(
-            saved,
-            [("/both".to_string(), vec![at(3)])]
-        );
+        assert_eq!(saved, [("/both".to_string(), vec![at(3)])]);
         let _ = fs::remove_dir_all(&dir);
     }
 
