@@ -142,13 +142,14 @@ pub struct RouteInfo {
 pub struct RouteTargets {
     /// The normalized prefix.
     pub path: String,
-    /// Its targets, in round-robin order (may be empty: the prefix still answers 503).
+    /// Its targets, in round-robin order (may be empty: a prefix the configuration names
+    /// still answers 503).
     pub targets: Vec<SocketAddr>,
     /// Those of `targets` that only the configuration holds (see [`Holder`]): a state file
     /// leaves them out, the configuration brings them back.
     pub config_only: Vec<SocketAddr>,
-    /// The API holds the prefix: it registered a target there (it may have left since). A
-    /// state file keeps only these prefixes; one that only the configuration created would
+    /// The API holds the prefix: it holds a target there (its last one leaving withdraws the
+    /// claim). A state file keeps only these prefixes; one that only the configuration created would
     /// otherwise come back after a restart as an empty route answering 503, even when the
     /// configuration no longer names it.
     pub held_by_api: bool,
