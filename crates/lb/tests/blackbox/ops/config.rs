@@ -3,7 +3,7 @@
 //! and the timeouts without dropping a connection, while an invalid new file is rejected and the
 //! old one stays.
 
-use crate::{assert_lb_error, bin, served_by, WAIT};
+use crate::{bin, served_by, WAIT};
 use lb_testkit::{get, poll_until, run_to_exit, Backend, Conn, LbProcess, Reply, ScratchDir};
 use std::net::SocketAddr;
 use std::path::Path;
