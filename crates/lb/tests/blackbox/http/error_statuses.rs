@@ -98,7 +98,9 @@ fn a_dead_only_target_answers_its_request_once_and_the_next_requests_get_their_o
     for path in ["/y", "/z"] {
         let r = c.read_response(false).expect("an answer to /ok");
         assert_eq!(served_by(&r), "ok");
-        assert_eq!(ok.last_request().target, path);
+        // The answer's own echo of the path: the backend's last request may already be the
+        // next pipelined one by the time this answer is read.
+        assert_eq!(r.header("X-Path"), Some(path));
     }
     assert!(c.silent_for(Duration::from_millis(200)), "a stray answer");
     assert_eq!(ok.request_count(), 4);
