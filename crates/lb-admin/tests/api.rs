@@ -34,6 +34,15 @@ impl Admin {
         Admin { server, registry }
     }
 
+    /// Starts with `hook` as the persistence hook.
+    async fn start_saving(hook: PersistHook) -> Admin {
+        Admin::start_with(|mut plane| {
+            plane.persist = Some(hook);
+            plane
+        })
+        .await
+    }
+
     /// Stops the server and waits until `serve` has returned.
     async fn shutdown(self) {
         self.server.shutdown().await;
@@ -57,6 +66,27 @@ impl Admin {
     async fn get(&self, path: &str) -> AsyncReply {
         self.send(&get(path)).await
     }
+}
+
+/// A persistence hook that records how many targets each save held, and fails while `fail`
+/// is set.
+fn counting_hook(
+    fail: Arc<std::sync::atomic::AtomicBool>,
+) -> (PersistHook, Arc<parking_lot::Mutex<Vec<usize>>>) {
+    let saved: Arc<parking_lot::Mutex<Vec<usize>>> = Arc::default();
+    let hook: PersistHook = {
+        let saved = saved.clone();
+        Arc::new(move |export: &Export| {
+            if fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("disk full".to_string());
+            }
+            saved
+                .lock()
+                .push(export.routes.iter().map(|r| r.targets.len()).sum());
+            Ok(())
+        })
+    };
+    (hook, saved)
 }
 
 /// What the control plane's answers carry besides what [`AsyncReply`] reads.
@@ -561,25 +591,9 @@ async fn with_a_token_every_call_but_healthz_needs_it() {
 
 #[tokio::test]
 async fn a_change_is_saved_before_it_is_applied_and_not_applied_when_saving_fails() {
-    let saved: Arc<parking_lot::Mutex<Vec<usize>>> = Arc::default();
     let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let hook: PersistHook = {
-        let (saved, fail) = (saved.clone(), fail.clone());
-        Arc::new(move |export: &Export| {
-            if fail.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err("disk full".to_string());
-            }
-            saved
-                .lock()
-                .push(export.routes.iter().map(|r| r.targets.len()).sum());
-            Ok(())
-        })
-    };
-    let admin = Admin::start_with(|mut plane| {
-        plane.persist = Some(hook);
-        plane
-    })
-    .await;
+    let (hook, saved) = counting_hook(fail.clone());
+    let admin = Admin::start_saving(hook).await;
     let a = target("/a", "10.0.0.1", 80);
     let b = target("/a", "10.0.0.2", 80);
     assert_eq!(admin.post("/register", &a).await.status, 201);
@@ -622,11 +636,7 @@ async fn a_change_is_saved_before_it_is_applied_and_not_applied_when_saving_fail
 async fn a_deregistration_that_cannot_be_saved_leaves_the_target_to_its_holders() {
     use lb_registry::{Holder, Registered};
     let hook: PersistHook = Arc::new(|_: &Export| Err("read-only file system".to_string()));
-    let admin = Admin::start_with(|mut plane| {
-        plane.persist = Some(hook);
-        plane
-    })
-    .await;
+    let admin = Admin::start_saving(hook).await;
     let registry = &admin.registry;
     let ip = |last: u8| SocketAddr::from(([10, 0, 0, last], 80));
     // 1: the configuration and the API; 2: the configuration alone; 3: the API alone.
@@ -721,21 +731,8 @@ async fn only_row(admin: &Admin) -> Value {
 /// heartbeat came within the ttl the target is gone, and the removal is saved like any change.
 #[tokio::test]
 async fn a_ttl_expires_unless_registered_again() {
-    let saved: Arc<parking_lot::Mutex<Vec<usize>>> = Arc::default();
-    let hook: PersistHook = {
-        let saved = saved.clone();
-        Arc::new(move |export: &Export| {
-            saved
-                .lock()
-                .push(export.routes.iter().map(|r| r.targets.len()).sum());
-            Ok(())
-        })
-    };
-    let admin = Admin::start_with(|mut plane| {
-        plane.persist = Some(hook);
-        plane
-    })
-    .await;
+    let (hook, saved) = counting_hook(Arc::default());
+    let admin = Admin::start_saving(hook).await;
     let with = |extra: &str| format!(r#"{{"path":"/hb","ip":"10.0.0.7","port":80{extra}}}"#);
     assert_eq!(
         admin
