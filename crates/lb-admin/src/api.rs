@@ -13,9 +13,9 @@
 
 use crate::head::Head;
 use crate::response::Response;
-use crate::{auth, metrics, ControlPlane};
-use lb_registry::{Change, Deregistration, Refused, Registered, Registration, STATUS_CLASSES};
-use serde::Serialize;
+use crate::{auth, listing, metrics, ControlPlane};
+use lb_registry::{Change, Deregistration, Expiry, Refused, Registered, Registration, Terms};
+use std::time::SystemTime;
 use tracing::{debug, error, info, warn};
 
 /// Methods the read-only endpoints take (HEAD answers as GET would, without the body).
@@ -37,7 +37,8 @@ pub(crate) fn handle(head: &Head, body: &[u8], plane: &ControlPlane) -> Response
     match path {
         "/register" if method == "POST" => register(body, plane),
         "/deregister" if method == "POST" => deregister(body, plane),
-        "/targets" if read => targets(plane),
+        "/targets" if read => listing::targets(&plane.registry, SystemTime::now()),
+        "/routes" if read => listing::routes(&plane.registry),
         "/metrics" if read => Response::text(
             200,
             metrics::CONTENT_TYPE,
@@ -49,13 +50,13 @@ pub(crate) fn handle(head: &Head, body: &[u8], plane: &ControlPlane) -> Response
         "/register" | "/deregister" => {
             Response::error(405, &format!("{path} takes POST")).with_allow("POST")
         }
-        "/targets" | "/metrics" | "/healthz" => {
+        "/targets" | "/routes" | "/metrics" | "/healthz" => {
             Response::error(405, &format!("{path} takes GET")).with_allow(READ_METHODS)
         }
         _ => Response::error(
             404,
             "unknown endpoint; the control plane serves /register, /deregister, /targets, \
-             /metrics and /healthz",
+             /routes, /metrics and /healthz",
         ),
     }
 }
@@ -80,13 +81,15 @@ fn apply<C: Change>(plane: &ControlPlane, change: &C) -> Result<C::Outcome, Resp
     })
 }
 
-/// `POST /register`: 201 when the target is new, 200 when it was already there.
+/// `POST /register`: 201 when the target is new, 200 when it was already there (renewed: its
+/// lease starts afresh, and the weight or ttl the body gives replaces the stored one).
 fn register(body: &[u8], plane: &ControlPlane) -> Response {
     let spec = match crate::payload::parse(body) {
         Ok(spec) => spec,
         Err(message) => return Response::error(400, &message),
     };
-    match apply(plane, &Registration::api(&spec.path, spec.addr)) {
+    let change = Registration::api(&spec.path, spec.addr, spec.terms, SystemTime::now());
+    match apply(plane, &change) {
         Ok(Registered::New) => {
             info!(path = %spec.path, target = %spec.addr, "target registered");
             Response::json(201, &spec.reply("registered"))
@@ -95,6 +98,10 @@ fn register(body: &[u8], plane: &ControlPlane) -> Response {
             // Already served because of the configuration; the API now holds it too, which
             // the state file records, so that a reload dropping it from the file keeps it.
             info!(path = %spec.path, target = %spec.addr, "configured target registered");
+            Response::json(200, &spec.reply("already registered"))
+        }
+        Ok(Registered::Renewed) => {
+            debug!(path = %spec.path, target = %spec.addr, "registration renewed");
             Response::json(200, &spec.reply("already registered"))
         }
         Ok(Registered::Existing) => {
@@ -106,11 +113,16 @@ fn register(body: &[u8], plane: &ControlPlane) -> Response {
 }
 
 /// `POST /deregister`: 200 when the target was removed, 404 when it was not registered there.
+/// When it was the API's last target on a prefix the configuration does not name, the prefix
+/// goes too (the registry decides), and its requests fall through to a shorter one.
 fn deregister(body: &[u8], plane: &ControlPlane) -> Response {
     let spec = match crate::payload::parse(body) {
         Ok(spec) => spec,
         Err(message) => return Response::error(400, &message),
     };
+    if spec.terms != Terms::default() {
+        return Response::error(400, "weight and ttl belong to /register, not /deregister");
+    }
     let change = Deregistration {
         path: &spec.path,
         addr: spec.addr,
@@ -128,76 +140,22 @@ fn deregister(body: &[u8], plane: &ControlPlane) -> Response {
     }
 }
 
-/// One row of `GET /targets`, its fields in the SPEC's order (a derived `Serialize` keeps
-/// declaration order, where a `json!` map would sort the keys).
-#[derive(Serialize)]
-struct TargetRow<'a> {
-    path: &'a str,
-    ip: String,
-    port: u16,
-    healthy: bool,
-    requests: u64,
-    last_check: Option<CheckRow<'a>>,
-    responses: ClassRow,
-}
-
-/// Responses a target's requests got, by status class.
-#[derive(Serialize)]
-struct ClassRow {
-    #[serde(rename = "1xx")]
-    informational: u64,
-    #[serde(rename = "2xx")]
-    success: u64,
-    #[serde(rename = "3xx")]
-    redirection: u64,
-    #[serde(rename = "4xx")]
-    client_error: u64,
-    #[serde(rename = "5xx")]
-    server_error: u64,
-}
-
-impl From<[u64; STATUS_CLASSES]> for ClassRow {
-    fn from(
-        [informational, success, redirection, client_error, server_error]: [u64; STATUS_CLASSES],
-    ) -> Self {
-        ClassRow {
-            informational,
-            success,
-            redirection,
-            client_error,
-            server_error,
-        }
+/// Ends the leases that ran out by `now` (the expiry tick, see `expiry`): saved first like any
+/// change, so a target whose expiry cannot be saved keeps routing until a later tick saves it.
+pub(crate) fn expire(plane: &ControlPlane, now: SystemTime) {
+    if !plane.registry.expiry_due(now) {
+        return;
     }
-}
-
-/// The last active health check of a target.
-#[derive(Serialize)]
-struct CheckRow<'a> {
-    ok: bool,
-    detail: &'a str,
-}
-
-/// `GET /targets`: every target, ordered by prefix, then round-robin order.
-fn targets(plane: &ControlPlane) -> Response {
-    let targets = plane.registry.targets();
-    let rows: Vec<TargetRow<'_>> = targets
-        .iter()
-        .map(|t| TargetRow {
-            path: &t.path,
-            ip: t.addr.ip().to_string(),
-            port: t.addr.port(),
-            healthy: t.healthy,
-            requests: t.requests,
-            last_check: t.last_check.as_ref().map(|c| CheckRow {
-                ok: c.ok,
-                detail: &c.detail,
-            }),
-            responses: t.responses.into(),
-        })
-        .collect();
-    match serde_json::to_string(&rows) {
-        Ok(body) => Response::text(200, "application/json", body),
-        Err(e) => Response::error(500, &format!("cannot encode the target list: {e}")),
+    match apply(plane, &Expiry { now }) {
+        Ok(expired) => {
+            for (path, target) in expired {
+                info!(%path, %target, "registration expired (no heartbeat within its ttl), target removed");
+            }
+        }
+        Err(refused) => debug!(
+            status = refused.status(),
+            "expiry not applied, retried next tick"
+        ),
     }
 }
 

@@ -1,12 +1,14 @@
-//! lb's control plane: `POST /register`, `POST /deregister`, `GET /targets`, `GET /metrics` and
-//! `GET /healthz` on the admin listener (see SPEC.md, "Control plane").
+//! lb's control plane: `POST /register`, `POST /deregister`, `GET /targets`, `GET /routes`,
+//! `GET /metrics` and `GET /healthz` on the admin listener (see SPEC.md, "Control plane" and
+//! "Control plane additions").
 //!
 //! Layout: [`serve`] accepts connections and drains them on shutdown (the loop lives in
 //! `lb-socket`, shared with lb's echo backend); `connection` runs one HTTP/1.1 keep-alive
 //! connection; `head` parses and frames a request head; `api` maps a request
 //! to a [`Registry`] call and a response; `payload` validates the JSON body of `/register` and
-//! `/deregister`; `metrics` renders the Prometheus text; `response` writes responses; `auth`
-//! checks the bearer token.
+//! `/deregister`; `listing` renders `/targets` and `/routes`; `expiry` is the tick that ends
+//! registrations whose ttl ran out; `metrics` renders the Prometheus text; `response` writes
+//! responses; `auth` checks the bearer token.
 //!
 //! What the runtime plugs in is one [`ControlPlane`] value: the registry, the extra metrics, and
 //! optionally a persistence hook (the state file: a change is saved before it is applied, and
@@ -22,7 +24,9 @@
 mod api;
 mod auth;
 mod connection;
+mod expiry;
 mod head;
+mod listing;
 mod metrics;
 mod payload;
 mod response;
@@ -91,7 +95,8 @@ impl std::fmt::Debug for ControlPlane {
 /// connection is a `tokio::spawn`ed (`Send`) task. When `shutdown` resolves, no new connection is
 /// accepted, idle connections close at once, a request being answered is finished (with
 /// `Connection: close`) within a grace period (2 s), and then `serve` returns with no task left
-/// behind.
+/// behind. Meanwhile a tick ends the registrations whose ttl ran out (see `expiry`); it stops
+/// with the listener.
 pub async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
@@ -108,9 +113,13 @@ pub async fn serve_plane(
     shutdown: impl Future<Output = ()>,
 ) {
     let plane = Arc::new(plane);
+    let ticker = tokio::spawn(expiry::run(plane.clone()));
     lb_socket::serve("admin", listener, shutdown, |stream, peer, stop| {
         debug!(%peer, "admin connection accepted");
         connection::serve_connection(stream, plane.clone(), stop)
     })
     .await;
+    ticker.abort();
+    // Wait for it, so that no expiry runs once `serve_plane` returned (the pause invariant).
+    let _cancelled = ticker.await;
 }

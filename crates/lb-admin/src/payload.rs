@@ -1,10 +1,12 @@
-//! The JSON body of `/register` and `/deregister`: `{"path":"/test","ip":"10.0.0.5","port":9001}`.
+//! The JSON body of `/register` and `/deregister`: `{"path":"/test","ip":"10.0.0.5","port":9001}`,
+//! and for `/register` optionally `"weight"` (1 to 1000) and `"ttl"` (seconds, 1 to 86400).
 //!
 //! Validation is complete before the registry is touched, and every refusal is one plain sentence
 //! for the `400` body. Fields are typed loosely on purpose (`ip` a string, `port` any JSON
-//! number) so that a wrong value gets a message about that field rather than a generic type error.
+//! number, `weight` and `ttl` any JSON value) so that a wrong value gets a message naming that
+//! field rather than a generic type error.
 
-use lb_registry::normalize_prefix;
+use lb_registry::{check_ttl, check_weight, normalize_prefix, RegistryError, Terms};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +18,10 @@ struct TargetBody {
     path: String,
     ip: String,
     port: serde_json::Number,
+    #[serde(default)]
+    weight: Option<Value>,
+    #[serde(default)]
+    ttl: Option<Value>,
 }
 
 /// A validated target: a normalized route prefix and the address to send its traffic to.
@@ -25,6 +31,8 @@ pub(crate) struct TargetSpec {
     pub(crate) path: String,
     /// The target address.
     pub(crate) addr: SocketAddr,
+    /// The weight and ttl the body gave (a JSON `null` counts as not given).
+    pub(crate) terms: Terms,
 }
 
 impl TargetSpec {
@@ -62,10 +70,23 @@ pub(crate) fn parse(body: &[u8]) -> Result<TargetSpec, String> {
         .and_then(|p| u16::try_from(p).ok())
         .filter(|&p| p != 0)
         .ok_or_else(|| "port must be an integer between 1 and 65535".to_string())?;
+    let terms = Terms {
+        weight: body.weight.map(|w| integer(&w, check_weight)).transpose()?,
+        ttl: body.ttl.map(|t| integer(&t, check_ttl)).transpose()?,
+    };
     Ok(TargetSpec {
         path,
         addr: SocketAddr::new(ip, port),
+        terms,
     })
+}
+
+/// `value` as a non-negative JSON integer checked by `check`; any other JSON value (a string,
+/// a fraction, a negative number) gets the sentence `check` gives for an out-of-range one,
+/// which names the field and its bounds.
+fn integer<T>(value: &Value, check: fn(u64) -> Result<T, RegistryError>) -> Result<T, String> {
+    // u64::MAX is out of range for every field, so `check` words the refusal.
+    check(value.as_u64().unwrap_or(u64::MAX)).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -83,6 +104,28 @@ mod tests {
             spec.reply("registered"),
             json!({"path":"/","ip":"::1","port":1,"status":"registered"})
         );
+        assert_eq!(spec.terms, Terms::default());
+    }
+
+    /// Each row: the optional fields sent, the terms they make (`null` is not given).
+    #[test]
+    fn takes_weight_and_ttl_when_given() {
+        let table = [
+            ("", None, None),
+            (r#","weight":1"#, Some(1), None),
+            (r#","weight":1000,"ttl":86400"#, Some(1000), Some(86_400)),
+            (r#","ttl":1"#, None, Some(1)),
+            (r#","weight":null,"ttl":null"#, None, None),
+        ];
+        for (extra, weight, ttl) in table {
+            let body = format!(r#"{{"path":"/a","ip":"10.0.0.1","port":80{extra}}}"#);
+            let spec = parse(body.as_bytes()).unwrap();
+            let want = Terms {
+                weight,
+                ttl: ttl.map(std::time::Duration::from_secs),
+            };
+            assert_eq!(spec.terms, want, "{body}");
+        }
     }
 
     #[test]
@@ -135,6 +178,34 @@ mod tests {
                 "must not contain",
             ),
         ];
+        let terms = [
+            (
+                r#""weight":0"#,
+                "weight must be an integer between 1 and 1000",
+            ),
+            (r#""weight":1001"#, "weight must be"),
+            (r#""weight":2.5"#, "weight must be"),
+            (r#""weight":-1"#, "weight must be"),
+            (r#""weight":"5""#, "weight must be"),
+            (r#""weight":[5]"#, "weight must be"),
+            (
+                r#""ttl":0"#,
+                "ttl must be an integer number of seconds between 1 and 86400",
+            ),
+            (r#""ttl":86401"#, "ttl must be"),
+            (r#""ttl":1.5"#, "ttl must be"),
+            (r#""ttl":"30s""#, "ttl must be"),
+            (r#""ttl":true"#, "ttl must be"),
+        ];
+        let cases = cases
+            .iter()
+            .map(|&(b, e)| (b.to_string(), e))
+            .chain(terms.iter().map(|&(t, e)| {
+                (
+                    format!(r#"{{"path":"/a","ip":"10.0.0.1","port":80,{t}}}"#),
+                    e,
+                )
+            }));
         for (body, expected) in cases {
             let error = parse(body.as_bytes()).unwrap_err();
             assert!(error.contains(expected), "{body}: {error}");

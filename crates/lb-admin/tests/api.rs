@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use lb_admin::{ControlPlane, MetricsSource, PersistHook};
-use lb_registry::{Export, Registry, TargetInfo};
+use lb_registry::{Export, Reconfiguration, Registry, RouteOptions, TargetInfo};
 use lb_testkit::tokio_conn::{AsyncConn, AsyncReply, ServerTask};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -34,6 +34,15 @@ impl Admin {
         Admin { server, registry }
     }
 
+    /// Starts with `hook` as the persistence hook.
+    async fn start_saving(hook: PersistHook) -> Admin {
+        Admin::start_with(|mut plane| {
+            plane.persist = Some(hook);
+            plane
+        })
+        .await
+    }
+
     /// Stops the server and waits until `serve` has returned.
     async fn shutdown(self) {
         self.server.shutdown().await;
@@ -57,6 +66,27 @@ impl Admin {
     async fn get(&self, path: &str) -> AsyncReply {
         self.send(&get(path)).await
     }
+}
+
+/// A persistence hook that records how many targets each save held, and fails while `fail`
+/// is set.
+fn counting_hook(
+    fail: Arc<std::sync::atomic::AtomicBool>,
+) -> (PersistHook, Arc<parking_lot::Mutex<Vec<usize>>>) {
+    let saved: Arc<parking_lot::Mutex<Vec<usize>>> = Arc::default();
+    let hook: PersistHook = {
+        let saved = saved.clone();
+        Arc::new(move |export: &Export| {
+            if fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("disk full".to_string());
+            }
+            saved
+                .lock()
+                .push(export.routes.iter().map(|r| r.targets.len()).sum());
+            Ok(())
+        })
+    };
+    (hook, saved)
 }
 
 /// What the control plane's answers carry besides what [`AsyncReply`] reads.
@@ -129,6 +159,8 @@ async fn register_deregister_round_trip() {
             responses: [0; 5],
             healthy: true,
             last_check: None,
+            weight: 1,
+            lease: None,
         }]
     );
 
@@ -180,7 +212,15 @@ async fn invalid_bodies_are_400_and_change_nothing() {
         r#"{"ip":"10.0.0.9","port":80}"#,
         r#"{"path":"/a","port":80}"#,
         r#"{"path":"/a","ip":"10.0.0.9"}"#,
-        r#"{"path":"/a","ip":"10.0.0.9","port":80,"weight":1}"#,
+        r#"{"path":"/a","ip":"10.0.0.9","port":80,"weight":0}"#,
+        r#"{"path":"/a","ip":"10.0.0.9","port":80,"weight":1001}"#,
+        r#"{"path":"/a","ip":"10.0.0.9","port":80,"weight":2.5}"#,
+        r#"{"path":"/a","ip":"10.0.0.9","port":80,"weight":"5"}"#,
+        r#"{"path":"/a","ip":"10.0.0.9","port":80,"ttl":0}"#,
+        r#"{"path":"/a","ip":"10.0.0.9","port":80,"ttl":86401}"#,
+        r#"{"path":"/a","ip":"10.0.0.9","port":80,"ttl":"30s"}"#,
+        r#"{"path":"/a","ip":"10.0.0.9","port":80,"ttl":-5}"#,
+        r#"{"path":"/a","ip":"10.0.0.9","port":80,"wieght":5}"#,
         r#"{"path":"/a","ip":"10.0.0.300","port":80}"#,
         r#"{"path":"/a","ip":"example.com","port":80}"#,
         r#"{"path":"/a","ip":"10.0.0.9:80","port":80}"#,
@@ -312,18 +352,21 @@ async fn targets_lists_every_target_in_order() {
     assert_eq!(
         reply.json(),
         json!([
-            {"path":"/a","ip":"10.0.0.1","port":1,"healthy":true,"last_check":null,"requests":0,
-             "responses":{"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0}},
-            {"path":"/b","ip":"10.0.0.2","port":2,"healthy":true,"last_check":null,"requests":0,
-             "responses":{"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0}},
-            {"path":"/b","ip":"::1","port":3,"healthy":true,"last_check":null,"requests":0,
-             "responses":{"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0}},
+            {"path":"/a","host":null,"ip":"10.0.0.1","port":1,"weight":1,"healthy":true,
+             "last_check":null,"requests":0,"responses":{"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0},
+             "ttl_s":null,"ttl_left_s":null},
+            {"path":"/b","host":null,"ip":"10.0.0.2","port":2,"weight":1,"healthy":true,
+             "last_check":null,"requests":0,"responses":{"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0},
+             "ttl_s":null,"ttl_left_s":null},
+            {"path":"/b","host":null,"ip":"::1","port":3,"weight":1,"healthy":true,
+             "last_check":null,"requests":0,"responses":{"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0},
+             "ttl_s":null,"ttl_left_s":null},
         ])
     );
     // Keys come in the SPEC's order, not sorted.
     assert!(
         String::from_utf8_lossy(&reply.body).starts_with(
-            r#"[{"path":"/a","ip":"10.0.0.1","port":1,"healthy":true,"requests":0,"last_check":null,"responses":{"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0}},"#
+            r#"[{"path":"/a","host":null,"ip":"10.0.0.1","port":1,"weight":1,"healthy":true,"requests":0,"last_check":null,"responses":{"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0},"ttl_s":null,"ttl_left_s":null},"#
         ),
         "{}",
         String::from_utf8_lossy(&reply.body)
@@ -387,7 +430,7 @@ async fn unknown_endpoints_and_wrong_methods() {
         assert_eq!(reply.header("allow"), Some("POST"));
         reply.error();
     }
-    for path in ["/targets", "/metrics", "/healthz"] {
+    for path in ["/targets", "/routes", "/metrics", "/healthz"] {
         let reply = admin.post(path, "{}").await;
         assert_eq!(reply.status, 405, "{path}");
         assert_eq!(reply.header("allow"), Some("GET, HEAD"));
@@ -548,25 +591,9 @@ async fn with_a_token_every_call_but_healthz_needs_it() {
 
 #[tokio::test]
 async fn a_change_is_saved_before_it_is_applied_and_not_applied_when_saving_fails() {
-    let saved: Arc<parking_lot::Mutex<Vec<usize>>> = Arc::default();
     let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let hook: PersistHook = {
-        let (saved, fail) = (saved.clone(), fail.clone());
-        Arc::new(move |export: &Export| {
-            if fail.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err("disk full".to_string());
-            }
-            saved
-                .lock()
-                .push(export.routes.iter().map(|r| r.targets.len()).sum());
-            Ok(())
-        })
-    };
-    let admin = Admin::start_with(|mut plane| {
-        plane.persist = Some(hook);
-        plane
-    })
-    .await;
+    let (hook, saved) = counting_hook(fail.clone());
+    let admin = Admin::start_saving(hook).await;
     let a = target("/a", "10.0.0.1", 80);
     let b = target("/a", "10.0.0.2", 80);
     assert_eq!(admin.post("/register", &a).await.status, 201);
@@ -609,11 +636,7 @@ async fn a_change_is_saved_before_it_is_applied_and_not_applied_when_saving_fail
 async fn a_deregistration_that_cannot_be_saved_leaves_the_target_to_its_holders() {
     use lb_registry::{Holder, Registered};
     let hook: PersistHook = Arc::new(|_: &Export| Err("read-only file system".to_string()));
-    let admin = Admin::start_with(|mut plane| {
-        plane.persist = Some(hook);
-        plane
-    })
-    .await;
+    let admin = Admin::start_saving(hook).await;
     let registry = &admin.registry;
     let ip = |last: u8| SocketAddr::from(([10, 0, 0, last], 80));
     // 1: the configuration and the API; 2: the configuration alone; 3: the API alone.
@@ -646,5 +669,117 @@ async fn a_deregistration_that_cannot_be_saved_leaves_the_target_to_its_holders(
         before,
         "the same order; 2 the configuration's alone, 3 the API's alone"
     );
+    admin.shutdown().await;
+}
+
+/// `GET /routes`: every prefix in order, the configured empty one included, with its options
+/// and its targets' weights; keys in the SPEC's order.
+#[tokio::test]
+async fn routes_lists_every_prefix_with_its_options_and_targets() {
+    let admin = Admin::start().await;
+    assert_eq!(admin.get("/routes").await.json(), json!([]));
+    let kept = RouteOptions {
+        strip_prefix: false,
+        ..RouteOptions::default()
+    };
+    admin
+        .registry
+        .reconfigure(&Reconfiguration {
+            routes: vec![("/empty".into(), kept)],
+            ..Reconfiguration::default()
+        })
+        .unwrap();
+    let weighted = json!({"path":"/b","ip":"10.0.0.2","port":2,"weight":3}).to_string();
+    assert_eq!(admin.post("/register", &weighted).await.status, 201);
+    assert_eq!(
+        admin
+            .post("/register", &target("/b", "::1", 3))
+            .await
+            .status,
+        201
+    );
+    let reply = admin.get("/routes").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json(),
+        json!([
+            {"host":null,"path":"/b","strip_prefix":true,"balance":"round_robin","hash_key":null,
+             "targets":[{"ip":"10.0.0.2","port":2,"weight":3,"healthy":true},
+                        {"ip":"::1","port":3,"weight":1,"healthy":true}]},
+            {"host":null,"path":"/empty","strip_prefix":false,"balance":"round_robin",
+             "hash_key":null,"targets":[]},
+        ])
+    );
+    assert!(
+        String::from_utf8_lossy(&reply.body).starts_with(
+            r#"[{"host":null,"path":"/b","strip_prefix":true,"balance":"round_robin","hash_key":null,"targets":[{"ip":"10.0.0.2","port":2,"weight":3,"healthy":true},"#
+        ),
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    admin.shutdown().await;
+}
+
+/// The row of `GET /targets` for the one target registered.
+async fn only_row(admin: &Admin) -> Value {
+    let rows = admin.get("/targets").await.json();
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    rows[0].clone()
+}
+
+/// Re-registering answers 200 and keeps what it omits; a ttl shows its time left; once no
+/// heartbeat came within the ttl the target is gone, and the removal is saved like any change.
+#[tokio::test]
+async fn a_ttl_expires_unless_registered_again() {
+    let (hook, saved) = counting_hook(Arc::default());
+    let admin = Admin::start_saving(hook).await;
+    let with = |extra: &str| format!(r#"{{"path":"/hb","ip":"10.0.0.7","port":80{extra}}}"#);
+    assert_eq!(
+        admin
+            .post("/register", &with(r#","ttl":2,"weight":4"#))
+            .await
+            .status,
+        201
+    );
+    let row = only_row(&admin).await;
+    assert_eq!((&row["weight"], &row["ttl_s"]), (&json!(4), &json!(2)));
+    assert!(matches!(row["ttl_left_s"].as_u64(), Some(1 | 2)), "{row}");
+
+    // A field it omits keeps its value, one it carries replaces it.
+    let reply = admin.post("/register", &with("")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["status"], "already registered");
+    let row = only_row(&admin).await;
+    assert_eq!((&row["weight"], &row["ttl_s"]), (&json!(4), &json!(2)));
+    assert_eq!(
+        admin.post("/register", &with(r#","ttl":1"#)).await.status,
+        200
+    );
+    assert_eq!(only_row(&admin).await["ttl_s"], 1);
+
+    // A bad value changes nothing, on /register and /deregister alike.
+    for bad in [r#","ttl":0"#, r#","weight":1001"#] {
+        let reply = admin.post("/register", &with(bad)).await;
+        assert_eq!(reply.status, 400, "{bad}");
+    }
+    let reply = admin.post("/deregister", &with(r#","ttl":5"#)).await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.error().contains("ttl"), "{}", reply.error());
+    assert_eq!(only_row(&admin).await["weight"], 4);
+
+    // The server runs on this test's runtime: wait without blocking it.
+    let deadline = tokio::time::Instant::now() + lb_testkit::WAIT;
+    while !admin.registry.targets().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the target outlived its ttl"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        admin.registry.routes().is_empty(),
+        "its prefix went with it"
+    );
+    assert_eq!(saved.lock().last(), Some(&0), "the expiry was saved");
     admin.shutdown().await;
 }

@@ -19,11 +19,17 @@
 //! ([`InitialConfiguration`]) and on every reload ([`Reconfiguration`]); a prefix only the
 //! configuration held leaves when it stops naming it.
 //!
+//! A registration may carry a weight and a ttl ([`Terms`]): a target with a ttl holds a
+//! [`Lease`] and leaves routing when nobody registers it again in time ([`Expiry`], driven by
+//! the caller's clock). The API's last target leaving a prefix takes the prefix with it unless
+//! the configuration names it.
+//!
 //! The state file and a zero-downtime upgrade use one versioned shape, [`Export`] (see
 //! [`Scope`]); an upgrade carries cursors, request counts and health to the next lb process.
 //!
 //! This crate is pure: no tokio, no sockets, and no clock except in [`Registry::mark_down`],
-//! which reads it once so the data path can call it with just an address.
+//! which reads it once so the data path can call it with just an address, and in the
+//! conveniences [`Registry::register`], [`Registry::register_as`] and [`Registry::import`].
 
 #![forbid(unsafe_code)]
 
@@ -37,17 +43,19 @@ pub use cursor::Cursor;
 pub use health::{
     CarriedHealth, CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFAULT_RISE,
 };
-pub use registry::change::{
-    Change, Deregistration, Import, PrefixClaim, Refused, Registration, Release,
-};
+pub use registry::change::{Change, Deregistration, Import, Refused, Registration, Release};
 pub use registry::configuration::{InitialConfiguration, Reconfiguration, Reconfigured};
 pub use registry::export::{
-    CarriedTarget, Export, ExportedRoute, ExportedTarget, ListedRoute, Scope, EXPORT_VERSION,
+    CarriedTarget, Export, ExportedRoute, ExportedTarget, ListedRoute, RegisteredTarget, Scope,
+    StoredLease, EXPORT_VERSION,
+};
+pub use registry::lease::{
+    check_ttl, check_weight, Expiry, Lease, Terms, DEFAULT_WEIGHT, MAX_TTL, MAX_WEIGHT,
 };
 pub use registry::table::Table;
 pub use registry::{
-    normalize_prefix, Holder, PinnedSnapshot, Registered, Registry, RegistryError, RouteTargets,
-    SnapshotCache, TargetInfo,
+    normalize_prefix, Holder, PinnedSnapshot, Registered, Registry, RegistryError, RouteInfo,
+    RouteTargets, SnapshotCache, TargetInfo,
 };
 pub use router::{Match, Route, RouteOptions, Slot, Snapshot};
 pub use target::{status_class, Target, STATUS_CLASSES};

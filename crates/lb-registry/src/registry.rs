@@ -28,22 +28,24 @@ pub(crate) mod change;
 pub(crate) mod configuration;
 pub(crate) mod export;
 pub(crate) mod holders;
+pub(crate) mod lease;
 pub(crate) mod table;
 
 use crate::health::{CheckOutcome, HealthPolicy};
-use crate::router::{Route, Snapshot};
+use crate::router::{Route, RouteOptions, Snapshot};
 use crate::target::STATUS_CLASSES;
-use change::{Deregistration, Import, PrefixClaim, Registration, Release};
+use change::{Deregistration, Import, Registration, Release};
 use crossbeam_utils::CachePadded;
 use export::{Export, Scope};
 pub use holders::Holder;
+use lease::{Lease, Terms};
 use parking_lot::{Mutex, RwLock};
 use std::fmt;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 use table::Table;
 
 /// Why a registry change was refused. The registry is unchanged when this is returned.
@@ -53,12 +55,16 @@ pub enum RegistryError {
     InvalidPath(String),
     /// The target address cannot be used (port 0, unspecified address).
     InvalidTarget(String),
+    /// A registration's weight or ttl is out of bounds; the text names the field.
+    InvalidValue(String),
 }
 
 impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RegistryError::InvalidPath(m) | RegistryError::InvalidTarget(m) => f.write_str(m),
+            RegistryError::InvalidPath(m)
+            | RegistryError::InvalidTarget(m)
+            | RegistryError::InvalidValue(m) => f.write_str(m),
         }
     }
 }
@@ -73,6 +79,9 @@ impl RegistryError {
             RegistryError::InvalidTarget(m) => {
                 RegistryError::InvalidTarget(format!("{context}: {m}"))
             }
+            RegistryError::InvalidValue(m) => {
+                RegistryError::InvalidValue(format!("{context}: {m}"))
+            }
         }
     }
 }
@@ -84,6 +93,10 @@ pub enum Registered {
     New,
     /// The target was already registered on that prefix by the same holder; nothing changed.
     Existing,
+    /// The target was already registered on that prefix by the API, which registered it again:
+    /// its lease started afresh, or its weight or ttl changed (what a state file saves
+    /// changes; routing does not).
+    Renewed,
     /// The target was already served on that prefix because of the other holder; routing is
     /// unchanged, but it is now held by this one too (what a state file saves changes).
     Adopted,
@@ -104,6 +117,23 @@ pub struct TargetInfo {
     pub healthy: bool,
     /// The last active probe's result, if any probe ran.
     pub last_check: Option<CheckOutcome>,
+    /// Its weight (stored for weighted balancing; round robin ignores it).
+    pub weight: u16,
+    /// Its lease when it was registered with a ttl: it leaves routing unless registered again
+    /// before the lease ends.
+    pub lease: Option<Lease>,
+}
+
+/// One prefix with its options and every target, healthy or not, in round-robin order: what
+/// `GET /routes` lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// The normalized prefix.
+    pub path: String,
+    /// Its settings.
+    pub options: RouteOptions,
+    /// Its targets (may be empty: a prefix the configuration names answers 503 then).
+    pub targets: Vec<TargetInfo>,
 }
 
 /// One prefix and its targets in round-robin order, with who holds them: a read-only view (what
@@ -112,13 +142,14 @@ pub struct TargetInfo {
 pub struct RouteTargets {
     /// The normalized prefix.
     pub path: String,
-    /// Its targets, in round-robin order (may be empty: the prefix still answers 503).
+    /// Its targets, in round-robin order (may be empty: a prefix the configuration names
+    /// still answers 503).
     pub targets: Vec<SocketAddr>,
     /// Those of `targets` that only the configuration holds (see [`Holder`]): a state file
     /// leaves them out, the configuration brings them back.
     pub config_only: Vec<SocketAddr>,
-    /// The API holds the prefix: it registered a target there (it may have left since). A
-    /// state file keeps only these prefixes; one that only the configuration created would
+    /// The API holds the prefix: it holds a target there (its last one leaving withdraws the
+    /// claim). A state file keeps only these prefixes; one that only the configuration created would
     /// otherwise come back after a restart as an empty route answering 503, even when the
     /// configuration no longer names it.
     pub held_by_api: bool,
@@ -223,9 +254,15 @@ impl Registry {
         self.state.read().snapshot.clone()
     }
 
-    /// [`Registry::apply`] of a control-plane [`Registration`].
+    /// [`Registry::apply`] of a control-plane [`Registration`] without weight or ttl, as of
+    /// the wall clock now (a convenience: the control plane passes its own time).
     pub fn register(&self, path: &str, addr: SocketAddr) -> Result<Registered, RegistryError> {
-        self.apply(&Registration::api(path, addr))
+        self.apply(&Registration::api(
+            path,
+            addr,
+            Terms::default(),
+            SystemTime::now(),
+        ))
     }
 
     /// [`Registry::apply`] of a [`Registration`] by `holder`.
@@ -235,12 +272,13 @@ impl Registry {
         addr: SocketAddr,
         holder: Holder,
     ) -> Result<Registered, RegistryError> {
-        self.apply(&Registration { path, addr, holder })
-    }
-
-    /// [`Registry::apply`] of a [`PrefixClaim`]: `Ok(true)` when the route was created.
-    pub fn ensure_route(&self, path: &str) -> Result<bool, RegistryError> {
-        self.apply(&PrefixClaim { path })
+        self.apply(&Registration {
+            path,
+            addr,
+            holder,
+            terms: Terms::default(),
+            now: SystemTime::now(),
+        })
     }
 
     /// [`Registry::apply`] of a [`Deregistration`]: `Ok(false)` when `addr` was not registered
@@ -269,8 +307,15 @@ impl Registry {
         self.apply(&Import {
             export,
             now,
+            wall: SystemTime::now(),
             probed: &probed,
         })
+    }
+
+    /// Whether some lease ended by `now`, so that an [`crate::Expiry`] would change something. Takes
+    /// the read lock only, so a periodic tick costs nothing while no lease runs out.
+    pub fn expiry_due(&self, now: SystemTime) -> bool {
+        self.state.read().table.expiry_due(now)
     }
 
     /// The registry as `scope` exports it: what a state file keeps, or what an upgrade hands
@@ -282,19 +327,32 @@ impl Registry {
 
     /// Every registered target, ordered by prefix, then round-robin order.
     pub fn targets(&self) -> Vec<TargetInfo> {
+        self.listing().into_iter().flat_map(|r| r.targets).collect()
+    }
+
+    /// Every prefix, those without targets included, in order, with its options and targets.
+    pub fn listing(&self) -> Vec<RouteInfo> {
         let state = self.state.read();
         state
             .table
             .entries()
-            .flat_map(|e| {
-                e.members().iter().map(|m| TargetInfo {
-                    path: e.prefix().to_string(),
-                    addr: m.target().addr(),
-                    requests: m.target().requests(),
-                    responses: m.target().responses(),
-                    healthy: m.health().healthy(),
-                    last_check: m.health().last_check().cloned(),
-                })
+            .map(|e| RouteInfo {
+                path: e.prefix().to_string(),
+                options: e.options(),
+                targets: e
+                    .members()
+                    .iter()
+                    .map(|m| TargetInfo {
+                        path: e.prefix().to_string(),
+                        addr: m.target().addr(),
+                        requests: m.target().requests(),
+                        responses: m.target().responses(),
+                        healthy: m.health().healthy(),
+                        last_check: m.health().last_check().cloned(),
+                        weight: m.weight(),
+                        lease: m.lease(),
+                    })
+                    .collect(),
             })
             .collect()
     }

@@ -24,7 +24,7 @@ fn picks(registry: &Registry, path: &str, n: usize) -> Vec<u16> {
 }
 
 /// A registry with "/a" -> [1, 2, 3] after four picks, target 2 down by its probes, target 3
-/// in a passive back-off, and an empty "/gone".
+/// in a passive back-off.
 fn old_registry(t0: Instant) -> Registry {
     let old = Registry::with_policy(
         2,
@@ -37,7 +37,6 @@ fn old_registry(t0: Instant) -> Registry {
     for port in [1, 2, 3] {
         old.register("/a", addr(port)).expect("a valid target");
     }
-    old.ensure_route("/gone").expect("a valid prefix");
     assert_eq!(picks(&old, "/a", 4), [1, 2, 3, 1]);
     for target in old.snapshot().lookup("/a").expect("route").route.targets() {
         target.record_request(1);
@@ -53,7 +52,7 @@ fn the_next_process_continues_the_order_counts_and_health() {
     let t0 = Instant::now();
     let old = old_registry(t0);
     let carried = old.export(Scope::Carried(t0 + Duration::from_secs(4)));
-    assert_eq!(carried.routes.len(), 2);
+    assert_eq!(carried.routes.len(), 1);
     assert_eq!(carried.routes[0].next_pick, Some(4));
     // Through the wire format, as an upgrade sends it.
     let json = serde_json::to_vec(&carried).unwrap();
@@ -136,7 +135,6 @@ fn which_prefixes_the_api_holds_goes_across() {
     old.register_as("/emptied", addr(3), Holder::Config)
         .unwrap();
     old.release("/emptied", addr(3), Holder::Config).unwrap();
-    old.ensure_route("/restored").unwrap();
     old.register_as("/was-api", addr(4), Holder::Config)
         .unwrap();
     old.register("/was-api", addr(5)).unwrap();
@@ -153,15 +151,20 @@ fn which_prefixes_the_api_holds_goes_across() {
             ("/api", None),
             ("/config", None),
             ("/emptied", Some(false)),
-            ("/restored", None),
-            ("/was-api", Some(true)),
+            ("/was-api", None),
         ]
     );
     let new = Registry::new(1);
     new.import(carried, Instant::now(), |_| false).unwrap();
-    assert_eq!(new.routes(), old.routes());
+    let mut kept = old.routes();
+    kept.retain(|r| r.path != "/emptied");
+    assert_eq!(
+        new.routes(),
+        kept,
+        "an empty prefix only the old configuration named comes back only if this one names it"
+    );
     let held: Vec<_> = new.routes().iter().map(|r| r.held_by_api).collect();
-    assert_eq!(held, [true, false, false, true, true]);
+    assert_eq!(held, [true, false, false]);
 }
 
 #[test]
@@ -240,19 +243,13 @@ fn older_shapes_still_read() {
             r#"{"version":1,"routes":[{"path":"/a","targets":["10.0.0.1:1","10.0.0.1:2"]},
                {"path":"/gone","targets":[]}]}"#,
             state_file,
-            vec![
-                route("/a", &[1, 2], &[], true),
-                route("/gone", &[], &[], true),
-            ],
+            vec![route("/a", &[1, 2], &[], true)],
             1,
         ),
         (
             &carried_2,
             manifest_2,
-            vec![
-                route("/a", &[1, 2], &[2], true),
-                route("/emptied", &[], &[], false),
-            ],
+            vec![route("/a", &[1, 2], &[2], true)],
             1,
         ),
         (
@@ -263,7 +260,6 @@ fn older_shapes_still_read() {
             vec![
                 route("/a", &[1, 2], &[2], true),
                 route("/c", &[3], &[3], false),
-                route("/e", &[], &[], true),
             ],
             1,
         ),

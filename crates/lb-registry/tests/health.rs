@@ -108,32 +108,25 @@ fn active_checks_use_rise_and_fall() {
     );
 }
 
+/// Down targets stay listed; a prefix only the API created leaves with its last target, so its
+/// requests fall through to a shorter prefix.
 #[test]
-fn routes_lists_empty_prefixes_and_ensure_route_restores_them() {
+fn routes_lists_down_targets_and_an_emptied_api_prefix_leaves() {
     let reg = Registry::new(1);
     reg.register("/a", addr(1)).unwrap();
     reg.register("/a", addr(2)).unwrap();
-    reg.register("/gone", addr(3)).unwrap();
-    reg.deregister("/gone", addr(3)).unwrap();
+    reg.register("/a/gone", addr(3)).unwrap();
+    reg.deregister("/a/gone", addr(3)).unwrap();
     reg.mark_down(addr(1));
     let routes = reg.routes();
-    assert_eq!(routes.len(), 2);
+    assert_eq!(routes.len(), 1);
     assert_eq!(routes[0].path, "/a");
     assert_eq!(
         routes[0].targets,
         vec![addr(1), addr(2)],
         "down targets are kept"
     );
-    assert_eq!(routes[1].path, "/gone");
-    assert!(routes[1].targets.is_empty());
-
-    let copy = Registry::new(1);
-    assert!(copy.ensure_route("/gone/").unwrap());
-    assert!(!copy.ensure_route("/gone").unwrap());
-    assert!(copy.ensure_route("no-slash").is_err());
-    let snap = copy.snapshot();
-    let m = snap
-        .lookup("/gone/x")
-        .expect("the empty route still matches");
-    assert!(m.route.pick().is_none());
+    let snap = reg.snapshot();
+    let m = snap.lookup("/a/gone/x").expect("falls through to /a");
+    assert_eq!(m.route.prefix(), "/a");
 }

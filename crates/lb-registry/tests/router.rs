@@ -98,16 +98,33 @@ fn register_is_idempotent_and_validated() {
     assert!(reg.targets().is_empty());
 }
 
+/// Each row: whether the configuration names "/api", the prefix that "/api/x" then matches once
+/// its last target is deregistered, and whether that route has a target. A prefix only the API
+/// created leaves with its last target (requests fall through); a configured one answers 503.
 #[test]
-fn emptied_route_answers_no_target_instead_of_falling_through() {
-    let reg = Registry::new(1);
-    reg.register("/", addr(1)).unwrap();
-    reg.register("/api", addr(2)).unwrap();
-    reg.deregister("/api", addr(2)).unwrap();
-    let snap = reg.snapshot();
-    let m = snap.lookup("/api/x").unwrap();
-    assert_eq!(m.route.prefix(), "/api");
-    assert!(m.route.pick().is_none());
+fn an_emptied_route_falls_through_unless_the_configuration_names_it() {
+    let table = [(false, "/", true), (true, "/api", false)];
+    for (configured, prefix, has_target) in table {
+        let reg = Registry::new(1);
+        reg.register("/", addr(1)).unwrap();
+        if configured {
+            reg.reconfigure(&Reconfiguration {
+                routes: vec![("/api".into(), RouteOptions::default())],
+                ..Reconfiguration::default()
+            })
+            .unwrap();
+        }
+        reg.register("/api", addr(2)).unwrap();
+        reg.deregister("/api", addr(2)).unwrap();
+        let snap = reg.snapshot();
+        let m = snap.lookup("/api/x").unwrap();
+        assert_eq!(m.route.prefix(), prefix, "configured: {configured}");
+        assert_eq!(
+            m.route.pick().is_some(),
+            has_target,
+            "configured: {configured}"
+        );
+    }
 }
 
 #[test]

@@ -5,10 +5,10 @@
 
 use lb_registry::{
     Deregistration, Export, Holder, Reconfiguration, Refused, Registered, Registration, Registry,
-    RouteOptions,
+    RouteOptions, Terms,
 };
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -105,7 +105,7 @@ fn a_deregistration_that_cannot_be_saved_leaves_the_target_its_holders_and_its_p
 #[test]
 fn a_registration_that_cannot_be_saved_adds_no_claim() {
     let reg = mixed();
-    let adopt = Registration::api("/a", addr(2));
+    let adopt = Registration::api("/a", addr(2), Terms::default(), SystemTime::now());
     assert_eq!(reg.plan(&adopt).unwrap().0, Registered::Adopted);
     assert_eq!(
         reg.apply_saved(&adopt, disk_full),
@@ -117,12 +117,12 @@ fn a_registration_that_cannot_be_saved_adds_no_claim() {
         "configured only"
     );
 
-    let new = Registration::api("/a", addr(4));
+    let new = Registration::api("/a", addr(4), Terms::default(), SystemTime::now());
     assert_eq!(reg.plan(&new).unwrap().0, Registered::New);
     assert!(reg.apply_saved(&new, disk_full).is_err());
     assert_eq!(route(&reg, "/a"), (vec![1, 2, 3], vec![2]), "4 never came");
 
-    let existing = Registration::api("/a", addr(3));
+    let existing = Registration::api("/a", addr(3), Terms::default(), SystemTime::now());
     assert_eq!(
         reg.apply_saved(&existing, no_save),
         Ok(Registered::Existing)
@@ -140,7 +140,7 @@ fn a_registration_that_cannot_be_saved_leaves_no_prefix_behind() {
     reg.register_as("/c", addr(1), Holder::Config).unwrap();
     assert_eq!(held_by_api(&reg, "/c"), Some(false));
 
-    let claim = Registration::api("/c", addr(2));
+    let claim = Registration::api("/c", addr(2), Terms::default(), SystemTime::now());
     let (_, would_be) = reg.plan(&claim).unwrap();
     let saved: Vec<&str> = would_be.routes.iter().map(|r| r.path.as_str()).collect();
     assert_eq!(saved, ["/c"], "the file would hold /c as the API's");
@@ -152,7 +152,10 @@ fn a_registration_that_cannot_be_saved_leaves_no_prefix_behind() {
     );
 
     assert!(reg
-        .apply_saved(&Registration::api("/new", addr(3)), disk_full)
+        .apply_saved(
+            &Registration::api("/new", addr(3), Terms::default(), SystemTime::now()),
+            disk_full
+        )
         .is_err());
     assert_eq!(held_by_api(&reg, "/new"), None, "no route was created");
     assert!(
@@ -174,7 +177,10 @@ fn a_reload_after_a_refused_change_sees_the_registry_as_it_was() {
     assert_eq!(route(&reg, "/a"), (vec![1, 2, 3], vec![2]));
 
     assert!(reg
-        .apply_saved(&Registration::api("/b", addr(5)), disk_full)
+        .apply_saved(
+            &Registration::api("/b", addr(5), Terms::default(), SystemTime::now()),
+            disk_full
+        )
         .is_err());
     reg.register_as("/b", addr(6), Holder::Config).unwrap();
     assert_eq!(route(&reg, "/b"), (vec![6], vec![6]));
@@ -208,7 +214,10 @@ fn drop_c() -> Reconfiguration {
 fn a_refused_registration_does_not_keep_a_prefix_the_configuration_drops() {
     let reg = configured_c();
     assert!(reg
-        .apply_saved(&Registration::api("/c", addr(2)), disk_full)
+        .apply_saved(
+            &Registration::api("/c", addr(2), Terms::default(), SystemTime::now()),
+            disk_full
+        )
         .is_err());
     let done = reg.reconfigure(&drop_c()).unwrap();
     assert_eq!(done.routes_removed, ["/c"], "the API does not hold it");
@@ -241,16 +250,19 @@ fn a_refused_deregistration_leaves_the_target_to_the_configuration() {
 fn the_change_is_saved_before_it_is_applied() {
     let reg = mixed();
     let saved = std::cell::RefCell::new(Vec::new());
-    let outcome = reg.apply_saved(&Registration::api("/a", addr(4)), |export| {
-        let ports: Vec<u16> = export.routes[0]
-            .targets
-            .iter()
-            .map(|t| t.addr().port())
-            .collect();
-        saved.borrow_mut().push(ports);
-        assert_eq!(route(&reg, "/a").0, [1, 2, 3], "not applied yet");
-        Ok::<(), &str>(())
-    });
+    let outcome = reg.apply_saved(
+        &Registration::api("/a", addr(4), Terms::default(), SystemTime::now()),
+        |export| {
+            let ports: Vec<u16> = export.routes[0]
+                .targets
+                .iter()
+                .map(|t| t.addr().port())
+                .collect();
+            saved.borrow_mut().push(ports);
+            assert_eq!(route(&reg, "/a").0, [1, 2, 3], "not applied yet");
+            Ok::<(), &str>(())
+        },
+    );
     assert_eq!(outcome, Ok(Registered::New));
     assert_eq!(
         *saved.borrow(),
@@ -266,13 +278,16 @@ fn the_change_is_saved_before_it_is_applied() {
 fn a_change_waits_for_the_one_being_saved_and_health_does_not() {
     let reg = mixed();
     std::thread::scope(|scope| {
-        let outcome = reg.apply_saved(&Registration::api("/a", addr(4)), |_| {
-            scope.spawn(|| reg.register("/a", addr(5)));
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            assert_eq!(route(&reg, "/a").0, [1, 2, 3], "5 waits for 4");
-            assert!(reg.mark_down_at(addr(3), Instant::now()), "health goes on");
-            Ok::<(), &str>(())
-        });
+        let outcome = reg.apply_saved(
+            &Registration::api("/a", addr(4), Terms::default(), SystemTime::now()),
+            |_| {
+                scope.spawn(|| reg.register("/a", addr(5)));
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                assert_eq!(route(&reg, "/a").0, [1, 2, 3], "5 waits for 4");
+                assert!(reg.mark_down_at(addr(3), Instant::now()), "health goes on");
+                Ok::<(), &str>(())
+            },
+        );
         assert_eq!(outcome, Ok(Registered::New));
     });
     assert_eq!(route(&reg, "/a").0, [1, 2, 3, 4, 5], "4, then 5");

@@ -8,9 +8,17 @@
 //! {"version":1,"routes":[{"path":"/api","targets":["10.0.0.5:9001","10.0.0.6:9001"]}]}
 //! ```
 //!
-//! It holds what the API holds: every prefix the API registered a target on, also one whose
-//! targets all left since (it answers 503 rather than letting its traffic fall through), with
-//! the API's targets in round-robin order, healthy or not. What only the configuration holds is
+//! A target registered with a weight or a ttl is an object, its lease's end as wall-clock time,
+//! so that a lease that ran out while lb was down is honoured at start (the target is not
+//! loaded); files with plain addresses only, as older lbs wrote, read as before:
+//!
+//! ```json
+//! {"addr":"10.0.0.7:9001","weight":5,"lease":{"ttl_s":30,"expires_unix_ms":1796400000000}}
+//! ```
+//!
+//! It holds what the API holds: every prefix the API holds a target on, with the API's targets
+//! in round-robin order, healthy or not (a prefix leaves with the API's last target; an empty
+//! one an older file holds is not loaded). What only the configuration holds is
 //! left out, targets and prefixes: the configuration brings them back at start, saving a target
 //! would turn it into a registration that a reload could no longer remove, and saving a prefix
 //! would bring it back as an empty route answering 503 after a restart with a configuration
@@ -29,7 +37,7 @@ use parking_lot::Mutex;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// The state file of one lb process.
 #[derive(Debug)]
@@ -69,6 +77,7 @@ impl StateFile {
         let load = Import {
             export,
             now: Instant::now(),
+            wall: SystemTime::now(),
             probed: &|_| false,
         };
         registry.apply(&load).map_err(|e| corrupt(e.to_string()))?;
@@ -142,7 +151,7 @@ mod tests {
     }
 
     #[test]
-    fn round_trip_keeps_order_and_empty_routes() {
+    fn round_trip_keeps_order_and_not_an_emptied_prefix() {
         let dir = scratch("round-trip");
         let file = StateFile::new(dir.join("state.json"));
         let registry = Registry::new(1);
@@ -163,13 +172,14 @@ mod tests {
         let copy = Registry::new(1);
         assert!(file.load_into(&copy).unwrap());
         assert_eq!(copy.routes(), registry.routes());
+        assert_eq!(copy.routes().len(), 1, "/gone left with its last target");
         let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left behind");
         let _ = fs::remove_dir_all(&dir);
     }
 
-    /// Prefixes and targets the configuration alone holds are left out; a prefix the API
-    /// emptied is kept (it answers 503 after a restart too).
+    /// Prefixes and targets the configuration alone holds are left out, and so is a prefix the
+    /// API emptied (it left with its last target).
     #[test]
     fn only_what_the_api_holds_is_saved() {
         let dir = scratch("api-only");
@@ -194,13 +204,7 @@ mod tests {
             .into_iter()
             .map(|r| (r.path, r.targets))
             .collect();
-        assert_eq!(
-            saved,
-            [
-                ("/both".to_string(), vec![at(3)]),
-                ("/gone".to_string(), vec![])
-            ]
-        );
+        assert_eq!(saved, [("/both".to_string(), vec![at(3)])]);
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -47,7 +47,7 @@ use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::io::AsyncReadExt;
 use tracing::{debug, error, warn};
 
@@ -100,6 +100,7 @@ impl Inherited {
         let carried = Import {
             export: std::mem::take(&mut self.registry),
             now: Instant::now(),
+            wall: SystemTime::now(),
             probed: &|prefix| plan.path_for(prefix).is_some(),
         };
         registry.apply(&carried).map_err(|e| e.to_string())

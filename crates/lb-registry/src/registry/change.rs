@@ -1,6 +1,6 @@
 //! Changes to the registry, and the one door they go through.
 //!
-//! A change is a value ([`Registration`], [`Deregistration`], [`Release`], [`PrefixClaim`],
+//! A change is a value ([`Registration`], [`Deregistration`], [`Release`], [`crate::Expiry`],
 //! [`crate::Reconfiguration`], [`crate::InitialConfiguration`], [`Import`]) whose
 //! [`Change::apply`] is a pure function of the table. [`Registry::apply`] runs it under the
 //! write lock and publishes one snapshot when routing changed; [`Registry::apply_saved`] first
@@ -16,11 +16,12 @@
 
 use super::export::{Export, Scope};
 use super::holders::Holder;
+use super::lease::Terms;
 use super::table::Table;
 use super::{check_target, normalize_prefix, Registered, Registry, RegistryError};
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// A change to the registry's table (see the module docs).
 pub trait Change {
@@ -87,7 +88,9 @@ impl Registry {
 }
 
 /// `holder` asks for `addr` to serve `path` (appended: last in round-robin order), or, when it
-/// is already there, holds it too.
+/// is already there, holds it too. An API registration of a target it already holds renews it:
+/// the given [`Terms`] replace the stored ones, the omitted ones stay, and a lease starts
+/// afresh at `now` (a heartbeat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Registration<'a> {
     /// The route prefix (normalized here).
@@ -96,15 +99,21 @@ pub struct Registration<'a> {
     pub addr: SocketAddr,
     /// Who asks.
     pub holder: Holder,
+    /// Weight and ttl, when given.
+    pub terms: Terms,
+    /// The wall-clock time a lease starts at.
+    pub now: SystemTime,
 }
 
 impl<'a> Registration<'a> {
-    /// A control-plane registration (`POST /register`).
-    pub fn api(path: &'a str, addr: SocketAddr) -> Self {
+    /// A control-plane registration (`POST /register`) at `now`.
+    pub fn api(path: &'a str, addr: SocketAddr, terms: Terms, now: SystemTime) -> Self {
         Registration {
             path,
             addr,
             holder: Holder::Api,
+            terms,
+            now,
         }
     }
 }
@@ -115,7 +124,9 @@ impl Change for Registration<'_> {
     fn apply(&self, table: &mut Table) -> Result<Registered, RegistryError> {
         let prefix = normalize_prefix(self.path)?;
         check_target(self.addr)?;
-        Ok(table.register(&prefix, self.addr, self.holder))
+        self.terms.check()?;
+        let renewal = (self.holder == Holder::Api).then_some((self.terms, self.now));
+        Ok(table.register(&prefix, self.addr, self.holder, renewal))
     }
 
     fn changed(outcome: &Registered) -> bool {
@@ -124,7 +135,9 @@ impl Change for Registration<'_> {
 }
 
 /// Removes `addr` from `path` whoever holds it (`POST /deregister`: the operator's explicit word
-/// beats the configuration's). Outcome: whether it was there.
+/// beats the configuration's). When no target of the API's is left there, the API's claim on the
+/// prefix goes too: a prefix the configuration does not name then leaves, and its requests fall
+/// through to the next shorter prefix. Outcome: whether it was there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deregistration<'a> {
     /// The route prefix (normalized here).
@@ -171,37 +184,20 @@ impl Change for Release<'_> {
     }
 }
 
-/// The API holds `path`, created without targets (it answers 503) when missing. Outcome:
-/// whether it was created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PrefixClaim<'a> {
-    /// The route prefix (normalized here).
-    pub path: &'a str,
-}
-
-impl Change for PrefixClaim<'_> {
-    type Outcome = bool;
-
-    fn apply(&self, table: &mut Table) -> Result<bool, RegistryError> {
-        let prefix = normalize_prefix(self.path)?;
-        Ok(table.claim(&prefix))
-    }
-
-    fn changed(created: &bool) -> bool {
-        *created
-    }
-}
-
 /// Installs an export: a state file at start, or what the old lb of an upgrade carried, as of
 /// `now` here. `probed(prefix)` tells whether this process probes that route (where it does
 /// not, carried active health is dropped: no probe here would ever bring the target back).
 /// Meant for a new registry, before workers use it: a route's cursor is replaced where the
-/// export gives one, and a target already registered keeps its own counts and health.
+/// export gives one, and a target already registered keeps its own counts and health. A target
+/// whose lease ended by `wall` is left out (its heartbeat stopped while lb was down), and a
+/// route left with no target and that nobody else wants is not installed.
 pub struct Import<'a> {
     /// What to install.
     pub export: Export,
     /// This process's time, for the back-offs the export carries.
     pub now: Instant,
+    /// The wall-clock time: a lease the export holds that ended by then is not installed.
+    pub wall: SystemTime,
     /// Whether this process probes a prefix.
     pub probed: &'a dyn Fn(&str) -> bool,
 }
@@ -211,6 +207,7 @@ impl fmt::Debug for Import<'_> {
         f.debug_struct("Import")
             .field("export", &self.export)
             .field("now", &self.now)
+            .field("wall", &self.wall)
             .finish_non_exhaustive()
     }
 }
@@ -233,7 +230,7 @@ impl Change for Import<'_> {
         }
         for (prefix, route) in checked {
             let probed = (self.probed)(&prefix);
-            table.install(&prefix, route, self.now, probed);
+            table.install(&prefix, route, (self.now, self.wall), probed);
         }
         Ok(())
     }

@@ -9,8 +9,8 @@
 //! removed.
 //!
 //! A prefix the configuration no longer names goes back to the default options, and goes
-//! altogether when nobody else wants it: no target left (the API's stay) and not held by the API
-//! (a prefix the API registered on keeps answering 503, see [`crate::RouteTargets::held_by_api`]).
+//! altogether when nobody else wants it: no target left (the API's stay, and with them the API's
+//! claim on the prefix, see [`crate::RouteTargets::held_by_api`]).
 //! Its requests then fall through to the longest remaining prefix, as after an nginx `location`
 //! or HAProxy backend is removed and the proxy reloaded.
 //!
@@ -78,7 +78,7 @@ impl Change for Reconfiguration {
 
         let mut done = Reconfigured::default();
         for (prefix, addr) in register {
-            if table.register(&prefix, addr, Holder::Config) == Registered::New {
+            if table.register(&prefix, addr, Holder::Config, None) == Registered::New {
                 done.added += 1;
             }
         }

@@ -5,8 +5,11 @@
 //! route is its prefix and its targets in round-robin order; what else is known is optional, so
 //! that what a state file keeps is exactly the file lb has always written:
 //!
-//! - a target is its address (`"10.0.0.5:9001"`: held by the API, fresh counts and health), or
-//!   an object with its counts, health and whether only the configuration holds it
+//! - a target is its address (`"10.0.0.5:9001"`: held by the API, fresh counts and health, weight
+//!   1, no ttl); or, when the API gave it a weight or a ttl, an object with these
+//!   ([`RegisteredTarget`]: `{"addr":"10.0.0.5:9001","weight":5,"lease":{"ttl_s":30,
+//!   "expires_unix_ms":...}}`, the lease's end as wall-clock time so that a restart honours it);
+//!   or an object with its counts, health and whether only the configuration holds it
 //!   ([`CarriedTarget`]);
 //! - `next_pick` is the route's round-robin position (absent: the order starts at the first
 //!   target);
@@ -24,6 +27,7 @@
 //! `From`). An export is installed through [`crate::Import`], which checks it all first.
 
 use super::holders::Holder;
+use super::lease::Lease;
 use crate::health::CarriedHealth;
 use crate::target::STATUS_CLASSES;
 use serde::{Deserialize, Serialize, Serializer};
@@ -117,6 +121,8 @@ pub enum ExportedTarget {
     Address(SocketAddr),
     /// With its counts, health and holders (what an upgrade carries).
     Carried(CarriedTarget),
+    /// Held by the API with a weight or a lease (what a state file keeps of such a target).
+    Registered(RegisteredTarget),
 }
 
 impl ExportedTarget {
@@ -125,7 +131,21 @@ impl ExportedTarget {
         match self {
             ExportedTarget::Address(addr) => *addr,
             ExportedTarget::Carried(carried) => carried.addr,
+            ExportedTarget::Registered(registered) => registered.addr,
         }
+    }
+
+    /// Its weight and lease, when it has other than the defaults.
+    pub fn terms(&self) -> (Option<u16>, Option<Lease>) {
+        let (weight, lease) = match self {
+            ExportedTarget::Address(_) => (None, None),
+            ExportedTarget::Carried(c) => (c.weight, c.lease),
+            ExportedTarget::Registered(r) => (r.weight, r.lease),
+        };
+        (
+            weight,
+            lease.map(|l| Lease::from_unix_ms(l.ttl_s, l.expires_unix_ms)),
+        )
     }
 
     /// Who holds it once installed.
@@ -155,6 +175,36 @@ pub struct CarriedTarget {
     /// from an lb that did not track holders, which makes it a registration: nothing is lost.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub config_only: bool,
+    /// Its weight, when not 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u16>,
+    /// Its lease, when registered with a ttl.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<StoredLease>,
+}
+
+/// One target the API registered with a weight or a ttl, as a state file keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisteredTarget {
+    /// The target address.
+    pub addr: SocketAddr,
+    /// Its weight, when not 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u16>,
+    /// Its lease, when registered with a ttl.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<StoredLease>,
+}
+
+/// A lease as exported: its length, and its end as wall-clock time (a restart honours it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredLease {
+    /// The ttl, in seconds.
+    pub ttl_s: u64,
+    /// When the lease ends unless renewed, in milliseconds since the Unix epoch.
+    pub expires_unix_ms: u64,
 }
 
 /// One route as an upgrade manifest of version 1 lists it: its targets in round-robin order,
@@ -186,6 +236,8 @@ impl From<ListedRoute> for ExportedRoute {
                         responses: [0; STATUS_CLASSES],
                         health: CarriedHealth::default(),
                         config_only: true,
+                        weight: None,
+                        lease: None,
                     })
                 } else {
                     ExportedTarget::Address(addr)

@@ -5,8 +5,9 @@
 //! configuration reload withdraws only the configuration's claim; an API deregistration removes
 //! the target whoever holds it.
 //!
-//! A prefix is held by the API once the API registered a target there (it stays the API's after
-//! its targets left), and by the configuration while the configuration names it. What a state
+//! A prefix is held by the API while the API holds a target there (the API's last target
+//! leaving, by a deregistration or an expired lease, withdraws the claim), and by the
+//! configuration while the configuration names it. What a state
 //! file keeps follows from these: the prefixes the API holds, with the targets the API holds.
 //!
 //! Invariant: these two types are the only place where a claim is added or withdrawn; the
@@ -71,8 +72,9 @@ impl Holders {
 /// The holders of one prefix, besides its targets' (see [`RouteHolders::held_by_api`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct RouteHolders {
-    /// The API registered here (or a state file or an upgrade said so). Never withdrawn: the
-    /// operator registered on this prefix, so its traffic does not silently move elsewhere.
+    /// The API registered here (or a state file or an upgrade said so). Withdrawn when the
+    /// API's last target here leaves: a prefix nobody serves and nobody configured would
+    /// otherwise answer 503 forever.
     api_claimed: bool,
     /// The configuration names this prefix. Withdrawn by a reconfiguration that no longer
     /// names it.
@@ -88,9 +90,16 @@ impl RouteHolders {
         }
     }
 
-    /// The configuration no longer names the prefix (the API's claim is never withdrawn).
+    /// The configuration no longer names the prefix.
     pub(crate) fn unname(&mut self) {
         self.config_named = false;
+    }
+
+    /// The API's claim goes when none of `targets` is the API's any more (its last one left).
+    pub(crate) fn withdraw_api_unless(&mut self, mut targets: impl Iterator<Item = Holders>) {
+        if !targets.any(|t| t.is_held_by(Holder::Api)) {
+            self.api_claimed = false;
+        }
     }
 
     /// The API holds the prefix: it claimed it, or holds one of `targets`.

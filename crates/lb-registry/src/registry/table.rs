@@ -7,15 +7,18 @@
 //! ([`crate::Registry::apply_saved`]), then on the registry's own table.
 //!
 //! Invariants: a route that nobody wants any more (no target, not the API's, not named by the
-//! configuration) is removed by the step that left it so, its options and cursor with it. Every
+//! configuration) is removed by the step that left it so, its options and cursor with it; the
+//! API's claim on a prefix goes with the API's last target there. Every
 //! step that changes what workers route with sets the `republish` mark, which the registry's
 //! one write path reads to publish a snapshot once per change; a step that changes only holders
 //! (who would keep a target, not where requests go) does not.
 
 use super::export::{
-    held_by_api_from, CarriedTarget, Export, ExportedRoute, ExportedTarget, Scope,
+    held_by_api_from, CarriedTarget, Export, ExportedRoute, ExportedTarget, RegisteredTarget,
+    Scope, StoredLease,
 };
 use super::holders::{Holder, Holders, RouteHolders};
+use super::lease::{Lease, Terms, DEFAULT_WEIGHT};
 use crate::cursor::Cursor;
 use crate::health::{CheckOutcome, Health, HealthPolicy};
 use crate::router::RouteOptions;
@@ -24,7 +27,7 @@ use crate::Registered;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The mutable registry table; opaque outside this crate (see the module docs).
 #[derive(Debug, Clone)]
@@ -56,6 +59,9 @@ pub(crate) struct Member {
     target: Arc<Target>,
     health: Health,
     holders: Holders,
+    weight: u16,
+    /// Set while the API holds it with a ttl.
+    lease: Option<Lease>,
 }
 
 impl RouteEntry {
@@ -86,6 +92,12 @@ impl RouteEntry {
         self.holders.abandoned(self.targets.len())
     }
 
+    /// The API's claim on the prefix goes when it holds none of its targets any more.
+    fn withdraw_api_if_unserved(&mut self) {
+        self.holders
+            .withdraw_api_unless(self.targets.iter().map(|m| m.holders));
+    }
+
     fn position(&self, addr: SocketAddr) -> Option<usize> {
         self.targets.iter().position(|m| m.target.addr() == addr)
     }
@@ -104,6 +116,49 @@ impl Member {
     /// leaves it out.
     pub(crate) fn config_only(&self) -> bool {
         self.holders.only(Holder::Config)
+    }
+
+    pub(crate) fn weight(&self) -> u16 {
+        self.weight
+    }
+
+    pub(crate) fn lease(&self) -> Option<Lease> {
+        self.lease
+    }
+
+    fn new(target: Target, health: Health, holders: Holders) -> Self {
+        Member {
+            target: Arc::new(target),
+            health,
+            holders,
+            weight: DEFAULT_WEIGHT,
+            lease: None,
+        }
+    }
+
+    /// The API registered it again at `now`: given terms replace the stored ones, and the
+    /// lease (given or stored) starts afresh. `true` when anything stored changed.
+    fn renew(&mut self, terms: Terms, now: SystemTime) -> bool {
+        let weight = terms.weight.unwrap_or(self.weight);
+        let lease = terms
+            .ttl
+            .or(self.lease.map(|l| l.ttl))
+            .map(|ttl| Lease::starting(ttl, now));
+        let changed = weight != self.weight || lease != self.lease;
+        self.weight = weight;
+        self.lease = lease;
+        changed
+    }
+
+    /// The terms as a state file keeps them: `None` when they are the defaults.
+    fn stored(&self) -> (Option<u16>, Option<StoredLease>) {
+        (
+            (self.weight != DEFAULT_WEIGHT).then_some(self.weight),
+            self.lease.map(|l| StoredLease {
+                ttl_s: l.ttl.as_secs(),
+                expires_unix_ms: l.expires_unix_ms(),
+            }),
+        )
     }
 }
 
@@ -159,28 +214,39 @@ impl Table {
     }
 
     /// `holder` asks for `addr` on the normalized `prefix`: appended (last in round-robin
-    /// order) when new, else `holder` holds it too. Either way `holder` holds the prefix.
+    /// order) when new, else `holder` holds it too. Either way `holder` holds the prefix. An API
+    /// registration brings its `renewal` (terms checked by the caller, and the time): it renews
+    /// the target ([`Member::renew`]). The configuration's registrations bring none, so they
+    /// never touch a weight or lease the API gave.
     pub(crate) fn register(
         &mut self,
         prefix: &str,
         addr: SocketAddr,
         holder: Holder,
+        renewal: Option<(Terms, SystemTime)>,
     ) -> Registered {
         let workers = self.workers;
         let entry = self.entry(prefix);
         entry.holders.hold(holder);
         if let Some(at) = entry.position(addr) {
-            return if entry.targets[at].holders.hold(holder) {
-                Registered::Adopted
-            } else {
-                Registered::Existing
+            let member = &mut entry.targets[at];
+            let adopted = member.holders.hold(holder);
+            let renewed = renewal.is_some_and(|(terms, now)| member.renew(terms, now));
+            return match (adopted, renewed) {
+                (true, _) => Registered::Adopted,
+                (false, true) => Registered::Renewed,
+                (false, false) => Registered::Existing,
             };
         }
-        entry.targets.push(Member {
-            target: Arc::new(Target::new(addr, workers)),
-            health: Health::default(),
-            holders: Holders::of(holder),
-        });
+        let mut member = Member::new(
+            Target::new(addr, workers),
+            Health::default(),
+            Holders::of(holder),
+        );
+        if let Some((terms, now)) = renewal {
+            member.renew(terms, now);
+        }
+        entry.targets.push(member);
         self.republish = true;
         Registered::New
     }
@@ -198,6 +264,7 @@ impl Table {
             return false;
         }
         entry.targets.remove(at);
+        entry.withdraw_api_if_unserved();
         self.republish = true;
         self.remove_if_abandoned(prefix);
         true
@@ -213,19 +280,51 @@ impl Table {
             return false;
         };
         entry.targets.remove(at);
+        entry.withdraw_api_if_unserved();
         self.republish = true;
-        // As after every step, a route nobody wants goes. Rare here: a route with targets is
-        // named by the configuration or held by the API, unless an import just installed it.
         self.remove_if_abandoned(prefix);
         true
     }
 
-    /// The API holds `prefix`, created without targets (it answers 503) when missing; `true`
-    /// when it was created.
-    pub(crate) fn claim(&mut self, prefix: &str) -> bool {
-        let created = !self.routes.contains_key(prefix);
-        self.entry(prefix).holders.hold(Holder::Api);
-        created
+    /// Whether some lease ended by `now`.
+    pub(crate) fn expiry_due(&self, now: SystemTime) -> bool {
+        self.routes
+            .values()
+            .flat_map(|e| e.targets.iter())
+            .any(|m| m.lease.is_some_and(|l| l.expired(now)))
+    }
+
+    /// Ends every lease that ran out by `now`: the API's claim on that target is withdrawn (it
+    /// leaves unless the configuration names it too, then without a lease), and the route
+    /// follows the deregistration rules. Returns the pairs that left, in order.
+    pub(crate) fn expire(&mut self, now: SystemTime) -> Vec<(String, SocketAddr)> {
+        let mut left = Vec::new();
+        let mut ended_in = Vec::new();
+        for entry in self.routes.values_mut() {
+            let prefix = entry.prefix.clone();
+            let mut ended = false;
+            entry.targets.retain_mut(|m| {
+                if !m.lease.is_some_and(|l| l.expired(now)) {
+                    return true;
+                }
+                ended = true;
+                m.lease = None;
+                let leaves = m.holders.release(Holder::Api);
+                if leaves {
+                    left.push((prefix.to_string(), m.target.addr()));
+                }
+                !leaves
+            });
+            if ended {
+                entry.withdraw_api_if_unserved();
+                ended_in.push(prefix);
+            }
+        }
+        for prefix in &ended_in {
+            self.remove_if_abandoned(prefix);
+        }
+        self.republish |= !left.is_empty();
+        left
     }
 
     /// The configuration names exactly the prefixes of `named`, with these options: each is
@@ -291,7 +390,7 @@ impl Table {
         &mut self,
         prefix: &str,
         route: &ExportedRoute,
-        now: Instant,
+        (now, wall): (Instant, SystemTime),
         probed: bool,
     ) {
         let workers = self.workers;
@@ -299,34 +398,47 @@ impl Table {
         if let Some(next) = route.next_pick {
             entry.cursor = Arc::new(Cursor::starting_at(next));
         }
-        if route.held_by_api() {
-            entry.holders.hold(Holder::Api);
-        }
         let mut passive_down = false;
         for exported in &route.targets {
             let addr = exported.addr();
+            let (weight, lease) = exported.terms();
+            if lease.is_some_and(|l| l.expired(wall)) {
+                continue;
+            }
             if let Some(at) = entry.position(addr) {
                 entry.targets[at].holders.hold(exported.holder());
                 continue;
             }
             let (target, health) = match exported {
-                ExportedTarget::Address(_) => (Target::new(addr, workers), Health::default()),
+                ExportedTarget::Address(_) | ExportedTarget::Registered(_) => {
+                    (Target::new(addr, workers), Health::default())
+                }
                 ExportedTarget::Carried(carried) => (
                     Target::with_counts(addr, workers, carried.requests, carried.responses),
                     Health::from_carried(carried.health.clone(), now, probed),
                 ),
             };
             passive_down |= health.passive_down();
-            entry.targets.push(Member {
-                target: Arc::new(target),
-                health,
-                holders: Holders::of(exported.holder()),
-            });
+            let mut member = Member::new(target, health, Holders::of(exported.holder()));
+            member.weight = weight.unwrap_or(DEFAULT_WEIGHT);
+            member.lease = lease;
+            entry.targets.push(member);
+        }
+        // The API holds the prefix only through a target of its own: an empty route from an
+        // older state file, or one whose leases all ended, does not come back as a 503.
+        if route.held_by_api()
+            && entry
+                .targets
+                .iter()
+                .any(|m| m.holders.is_held_by(Holder::Api))
+        {
+            entry.holders.hold(Holder::Api);
         }
         if passive_down {
             self.passive_down = Some(true);
         }
         self.republish = true;
+        self.remove_if_abandoned(prefix);
     }
 
     /// Whether a passive failure of `addr` would change anything: some route has it and it is
@@ -407,18 +519,28 @@ impl Table {
                         .members()
                         .iter()
                         .filter(|m| !m.config_only())
-                        .map(|m| ExportedTarget::Address(m.target().addr()))
+                        .map(|m| match m.stored() {
+                            (None, None) => ExportedTarget::Address(m.target().addr()),
+                            (weight, lease) => ExportedTarget::Registered(RegisteredTarget {
+                                addr: m.target().addr(),
+                                weight,
+                                lease,
+                            }),
+                        })
                         .collect(),
                     Scope::Carried(now) => e
                         .members()
                         .iter()
                         .map(|m| {
+                            let (weight, lease) = m.stored();
                             ExportedTarget::Carried(CarriedTarget {
                                 addr: m.target().addr(),
                                 requests: m.target().requests(),
                                 responses: m.target().responses(),
                                 health: m.health().carry(now),
                                 config_only: m.config_only(),
+                                weight,
+                                lease,
                             })
                         })
                         .collect(),

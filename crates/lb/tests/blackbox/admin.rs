@@ -1,5 +1,8 @@
-//! The control plane: registration and the rest of the admin API, its token, and `/metrics`.
+//! The control plane: registration and the rest of the admin API (`/routes`, ttls), its token,
+//! and `/metrics`.
 
 mod api;
 mod metrics;
+mod routes;
 mod token;
+mod ttl;

@@ -18,6 +18,9 @@ fn no_route_is_503() {
     assert_lb_error(&r, 503);
 }
 
+/// `/gone` is named by the configuration (`--route`), so it stays when its targets are all
+/// deregistered, and answers 503 (SPEC part B); a prefix only the API created would leave
+/// instead (`admin::routes::the_api_s_last_target_takes_its_prefix_along`).
 #[test]
 fn prefix_whose_targets_were_all_deregistered_is_503() {
     let a = Backend::start("gone-a");
@@ -32,8 +35,9 @@ fn prefix_whose_targets_were_all_deregistered_is_503() {
     assert_eq!((a.request_count(), b.request_count()), (1, 0));
 }
 
-/// A prefix whose last target left keeps answering 503 rather than letting its traffic fall
-/// through to a shorter prefix's service (which would receive paths it was never meant to see).
+/// A configured prefix whose last target left keeps answering 503 rather than letting its
+/// traffic fall through to a shorter prefix's service (which would receive paths it was never
+/// meant to see): the configuration (`--route /api=...`) names it, so it stays.
 #[test]
 fn emptied_prefix_does_not_fall_through_to_a_shorter_one() {
     let api = Backend::start("api");

@@ -1,0 +1,153 @@
+//! The read-only listings of the registry: `GET /targets` (one row per target) and `GET /routes`
+//! (one row per prefix, those without targets included, with its options and targets).
+//!
+//! Rows are derived `Serialize` structs so that the JSON keeps the SPEC's field order (a
+//! `json!` map would sort the keys). The time a lease has left is computed here, at the edge,
+//! from the wall clock the caller passes; the registry only stores the lease's end.
+//!
+//! Fields that later features fill are present now with the value they mean today: `host` is
+//! null (no virtual hosts), `balance` is `"round_robin"` and `hash_key` null (one policy).
+
+use crate::response::Response;
+use lb_registry::{Registry, TargetInfo, STATUS_CLASSES};
+use serde::Serialize;
+use std::time::SystemTime;
+
+/// The one balancing policy a route has today.
+const ROUND_ROBIN: &str = "round_robin";
+
+/// One row of `GET /targets`, its fields in the SPEC's order.
+#[derive(Serialize)]
+struct TargetRow<'a> {
+    path: &'a str,
+    host: Option<&'a str>,
+    ip: String,
+    port: u16,
+    weight: u16,
+    healthy: bool,
+    requests: u64,
+    last_check: Option<CheckRow<'a>>,
+    responses: ClassRow,
+    /// The registration's ttl in seconds; null without one.
+    ttl_s: Option<u64>,
+    /// Whole seconds left (rounded up) before the target leaves unless registered again; null
+    /// without a ttl.
+    ttl_left_s: Option<u64>,
+}
+
+/// Responses a target's requests got, by status class.
+#[derive(Serialize)]
+struct ClassRow {
+    #[serde(rename = "1xx")]
+    informational: u64,
+    #[serde(rename = "2xx")]
+    success: u64,
+    #[serde(rename = "3xx")]
+    redirection: u64,
+    #[serde(rename = "4xx")]
+    client_error: u64,
+    #[serde(rename = "5xx")]
+    server_error: u64,
+}
+
+impl From<[u64; STATUS_CLASSES]> for ClassRow {
+    fn from(
+        [informational, success, redirection, client_error, server_error]: [u64; STATUS_CLASSES],
+    ) -> Self {
+        ClassRow {
+            informational,
+            success,
+            redirection,
+            client_error,
+            server_error,
+        }
+    }
+}
+
+/// The last active health check of a target.
+#[derive(Serialize)]
+struct CheckRow<'a> {
+    ok: bool,
+    detail: &'a str,
+}
+
+/// One row of `GET /routes`.
+#[derive(Serialize)]
+struct RouteRow<'a> {
+    host: Option<&'a str>,
+    path: &'a str,
+    strip_prefix: bool,
+    balance: &'static str,
+    hash_key: Option<&'a str>,
+    targets: Vec<RouteTargetRow>,
+}
+
+/// One target of a `GET /routes` row.
+#[derive(Serialize)]
+struct RouteTargetRow {
+    ip: String,
+    port: u16,
+    weight: u16,
+    healthy: bool,
+}
+
+fn target_row(t: &TargetInfo, now: SystemTime) -> TargetRow<'_> {
+    TargetRow {
+        path: &t.path,
+        host: None,
+        ip: t.addr.ip().to_string(),
+        port: t.addr.port(),
+        weight: t.weight,
+        healthy: t.healthy,
+        requests: t.requests,
+        last_check: t.last_check.as_ref().map(|c| CheckRow {
+            ok: c.ok,
+            detail: &c.detail,
+        }),
+        responses: t.responses.into(),
+        ttl_s: t.lease.map(|l| l.ttl.as_secs()),
+        ttl_left_s: t
+            .lease
+            .map(|l| u64::try_from(l.left(now).as_millis().div_ceil(1000)).unwrap_or(u64::MAX)),
+    }
+}
+
+/// `GET /targets`: every target, ordered by prefix, then round-robin order, as of `now`.
+pub(crate) fn targets(registry: &Registry, now: SystemTime) -> Response {
+    let targets = registry.targets();
+    let rows: Vec<TargetRow<'_>> = targets.iter().map(|t| target_row(t, now)).collect();
+    encode(&rows, "target")
+}
+
+/// `GET /routes`: every prefix in order, empty ones included.
+pub(crate) fn routes(registry: &Registry) -> Response {
+    let routes = registry.listing();
+    let rows: Vec<RouteRow<'_>> = routes
+        .iter()
+        .map(|r| RouteRow {
+            host: None,
+            path: &r.path,
+            strip_prefix: r.options.strip_prefix,
+            balance: ROUND_ROBIN,
+            hash_key: None,
+            targets: r
+                .targets
+                .iter()
+                .map(|t| RouteTargetRow {
+                    ip: t.addr.ip().to_string(),
+                    port: t.addr.port(),
+                    weight: t.weight,
+                    healthy: t.healthy,
+                })
+                .collect(),
+        })
+        .collect();
+    encode(&rows, "route")
+}
+
+fn encode(rows: &impl Serialize, what: &str) -> Response {
+    match serde_json::to_string(rows) {
+        Ok(body) => Response::text(200, "application/json", body),
+        Err(e) => Response::error(500, &format!("cannot encode the {what} list: {e}")),
+    }
+}
