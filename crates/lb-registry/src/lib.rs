@@ -43,14 +43,16 @@ pub use cursor::Cursor;
 pub use health::{
     CarriedHealth, CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFAULT_RISE,
 };
-pub use registry::change::{Change, Deregistration, Import, Refused, Registration, Release};
+pub use registry::change::{
+    Change, Deregistration, Expiry, Import, Refused, Registration, Release,
+};
 pub use registry::configuration::{InitialConfiguration, Reconfiguration, Reconfigured};
 pub use registry::export::{
     CarriedTarget, Export, ExportedRoute, ExportedTarget, ListedRoute, RegisteredTarget, Scope,
     StoredLease, EXPORT_VERSION,
 };
 pub use registry::lease::{
-    check_ttl, check_weight, Expiry, Lease, Terms, DEFAULT_WEIGHT, MAX_TTL, MAX_WEIGHT,
+    check_ttl, check_weight, Lease, Terms, DEFAULT_WEIGHT, MAX_TTL, MAX_WEIGHT,
 };
 pub use registry::table::Table;
 pub use registry::{

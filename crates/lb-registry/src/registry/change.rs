@@ -239,3 +239,23 @@ impl Change for Import<'_> {
         true
     }
 }
+
+/// Removes every API registration whose lease ended by `now` (see the module docs). Outcome:
+/// the `(prefix, target)` pairs that left routing, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    /// The wall-clock time to expire at.
+    pub now: SystemTime,
+}
+
+impl Change for Expiry {
+    type Outcome = Vec<(String, SocketAddr)>;
+
+    fn apply(&self, table: &mut Table) -> Result<Self::Outcome, RegistryError> {
+        Ok(table.expire(self.now))
+    }
+
+    fn changed(expired: &Self::Outcome) -> bool {
+        !expired.is_empty()
+    }
+}

@@ -13,10 +13,7 @@
 //! leaves routing (a target the configuration also names stays, without its lease), and a
 //! prefix left with no one wanting it goes with it, as a deregistration would take it.
 
-use super::change::Change;
-use super::table::Table;
 use super::RegistryError;
-use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A target's weight when the registration gives none.
@@ -125,26 +122,6 @@ impl Lease {
             ttl: Duration::from_secs(ttl_s),
             expires: UNIX_EPOCH + Duration::from_millis(expires_unix_ms),
         }
-    }
-}
-
-/// Removes every API registration whose lease ended by `now` (see the module docs). Outcome:
-/// the `(prefix, target)` pairs that left routing, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Expiry {
-    /// The wall-clock time to expire at.
-    pub now: SystemTime,
-}
-
-impl Change for Expiry {
-    type Outcome = Vec<(String, SocketAddr)>;
-
-    fn apply(&self, table: &mut Table) -> Result<Self::Outcome, RegistryError> {
-        Ok(table.expire(self.now))
-    }
-
-    fn changed(expired: &Self::Outcome) -> bool {
-        !expired.is_empty()
     }
 }
 
