@@ -20,6 +20,7 @@ mod exchange;
 mod h1;
 mod policy;
 mod relay;
+mod request_id;
 mod route;
 mod stats;
 mod timer;

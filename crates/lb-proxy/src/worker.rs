@@ -6,6 +6,7 @@
 use crate::access_log::AccessLog;
 use crate::buffers::BufferPool;
 use crate::drain::Drain;
+use crate::request_id::RequestIds;
 use crate::stats::WorkerStats;
 use crate::tuning::Tuning;
 use crate::upstream_pool::UpstreamPool;
@@ -91,4 +92,6 @@ pub(crate) struct Worker {
     pub(crate) buffers: BufferPool,
     pub(crate) drain: Drain,
     pub(crate) stats: Arc<WorkerStats>,
+    /// Where this run's own `X-Request-ID`s come from.
+    pub(crate) ids: RequestIds,
 }

@@ -34,6 +34,13 @@ pub fn lb(workers: usize, routes: &[(&str, &[SocketAddr])], extra: &[&str]) -> L
     LbProcess::run(bin(), workers, routes, extra)
 }
 
+/// The value of `key=` in a text log line (up to the next space; quotes kept), if it has one.
+pub fn log_field<'l>(line: &'l str, key: &str) -> Option<&'l str> {
+    let needle = format!(" {key}=");
+    let at = line.find(&needle)? + needle.len();
+    line[at..].split(' ').next()
+}
+
 /// Starts one recording backend per name.
 pub fn backends(names: &[&str]) -> Vec<Backend> {
     names.iter().map(|n| Backend::start(n)).collect()

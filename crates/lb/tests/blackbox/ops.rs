@@ -5,6 +5,7 @@ mod access_log;
 mod config;
 mod echo_demo;
 mod lifecycle;
+mod logs;
 mod respawn;
 mod state;
 mod upgrade;
