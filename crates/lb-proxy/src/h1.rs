@@ -436,15 +436,14 @@ impl Connection<'_> {
     /// pick, when it was routed); false when the client could not take it.
     async fn answer(&mut self, error: HttpError, upstream: Option<SocketAddr>, next: Next) -> bool {
         let worker = self.worker.cfg.id;
-        let status = error.kind.status();
         // `-` like the access log when no upstream was picked (no route, a client fault).
         let upstream = Upstream(upstream);
         match policy::loudness(error.kind) {
             Loudness::Quiet => {
-                debug!(worker, peer = %self.peer, %upstream, status, %error, "request refused")
+                debug!(worker, peer = %self.peer, %upstream, %error, "request refused")
             }
             Loudness::Loud => {
-                info!(worker, peer = %self.peer, %upstream, status, %error, "request failed")
+                info!(worker, peer = %self.peer, %upstream, %error, "request failed")
             }
         }
         let out = &mut self.lane.out;

@@ -6,6 +6,7 @@ mod config;
 mod echo_demo;
 mod lifecycle;
 mod logs;
+mod request_id;
 mod respawn;
 mod state;
 mod upgrade;
