@@ -5,7 +5,7 @@
 //! `lb-socket`, shared with lb's echo backend); `connection` runs one HTTP/1.1 keep-alive
 //! connection; `head` parses and frames a request head; `api` maps a request
 //! to a [`Registry`] call and a response; `payload` validates the JSON body of `/register` and
-//! `/deregister`; `metrics` renders the Prometheus text; `response` writes responses; `auth`
+//! `/deregister`; `metrics` renders the Prometheus text (`process`: the `process_*` series and `lb_build_info`); `response` writes responses; `auth`
 //! checks the bearer token.
 //!
 //! What the runtime plugs in is one [`ControlPlane`] value: the registry, the extra metrics, and
@@ -25,6 +25,7 @@ mod connection;
 mod head;
 mod metrics;
 mod payload;
+mod process;
 mod response;
 
 use lb_registry::{Export, Registry};

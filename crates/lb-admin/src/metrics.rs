@@ -4,7 +4,7 @@
 //! [`MetricsSource`] and are appended verbatim. Label values are escaped as the format requires,
 //! because a route prefix may contain `"` or `\`.
 
-use crate::MetricsSource;
+use crate::{process, MetricsSource};
 use lb_registry::Registry;
 use std::fmt::Write;
 
@@ -66,6 +66,7 @@ pub(crate) fn render(registry: &Registry, extra: &MetricsSource) -> String {
         );
     }
     extra(&mut out);
+    process::render(&mut out);
     out
 }
 
@@ -110,6 +111,9 @@ mod tests {
         registry.mark_down("[::1]:80".parse().unwrap());
         let text = render(&registry, &extra);
         assert!(text.contains("\nlb_target_healthy{path=\"/v6\",target=\"[::1]:80\"} 0\n"));
-        assert!(text.ends_with("} 0\nlb_extra 1\n"), "{text}");
+        assert!(
+            text.contains("} 0\nlb_extra 1\n# HELP lb_build_info "),
+            "{text}"
+        );
     }
 }

@@ -115,24 +115,46 @@ impl WorkerStats {
     /// (the format wants each family's samples together), labelled by worker.
     pub fn render_all(workers: &[std::sync::Arc<WorkerStats>], out: &mut String) {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let simple: [(&str, &str, Field); 6] = [
-            ("lb_worker_connections_accepted_total", "counter", |c| {
-                &c.accepted
-            }),
-            ("lb_worker_connections_active", "gauge", |c| &c.active),
-            ("lb_worker_requests_total", "counter", |c| &c.requests),
-            ("lb_worker_upstream_pool_hits_total", "counter", |c| {
-                &c.pool_hits
-            }),
-            ("lb_worker_upstream_pool_misses_total", "counter", |c| {
-                &c.pool_misses
-            }),
-            ("lb_worker_upstream_connections_open", "gauge", |c| {
-                &c.upstream_open
-            }),
+        let simple: [(&str, &str, &str, Field); 6] = [
+            (
+                "lb_worker_connections_accepted_total",
+                "counter",
+                "Client connections a worker accepted.",
+                |c| &c.accepted,
+            ),
+            (
+                "lb_worker_connections_active",
+                "gauge",
+                "Client connections a worker serves now.",
+                |c| &c.active,
+            ),
+            (
+                "lb_worker_requests_total",
+                "counter",
+                "Requests a worker read.",
+                |c| &c.requests,
+            ),
+            (
+                "lb_worker_upstream_pool_hits_total",
+                "counter",
+                "Upstream requests sent on a pooled connection.",
+                |c| &c.pool_hits,
+            ),
+            (
+                "lb_worker_upstream_pool_misses_total",
+                "counter",
+                "Upstream requests that needed a new connection.",
+                |c| &c.pool_misses,
+            ),
+            (
+                "lb_worker_upstream_connections_open",
+                "gauge",
+                "Upstream connections a worker holds open (busy or pooled).",
+                |c| &c.upstream_open,
+            ),
         ];
-        for (name, kind, field) in simple {
-            let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (name, kind, help, field) in simple {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for (w, stats) in workers.iter().enumerate() {
                 let _ = writeln!(
                     out,
@@ -141,7 +163,10 @@ impl WorkerStats {
                 );
             }
         }
-        out.push_str("# TYPE lb_worker_responses_total counter\n");
+        out.push_str(
+            "# HELP lb_worker_responses_total Responses a worker sent, by status class.\n\
+             # TYPE lb_worker_responses_total counter\n",
+        );
         for (w, stats) in workers.iter().enumerate() {
             for (i, count) in stats.inner.status.iter().enumerate() {
                 let _ = writeln!(
@@ -152,7 +177,11 @@ impl WorkerStats {
                 );
             }
         }
-        out.push_str("# TYPE lb_request_duration_seconds histogram\n");
+        out.push_str(
+            "# HELP lb_request_duration_seconds Time from a complete request head to the end \
+             of its response, per worker.\n\
+             # TYPE lb_request_duration_seconds histogram\n",
+        );
         for (w, stats) in workers.iter().enumerate() {
             let c = &stats.inner;
             let mut cumulative = 0;

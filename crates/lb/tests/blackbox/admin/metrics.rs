@@ -147,3 +147,66 @@ fn responses_are_counted_by_route_target_and_status_class() {
     assert_eq!(a_missing["responses"]["2xx"], 0, "{a_missing}");
     assert_eq!(row("/dead", dead.port())["responses"]["5xx"], 1);
 }
+
+/// `promtool check metrics` (Debian package `prometheus`) finds nothing to say about what lb
+/// serves: every family has HELP and TYPE, names and units follow the conventions. Without
+/// promtool the test fails under `CI=true` (`scripts/test.sh` installs it) and says it did not
+/// run otherwise.
+#[test]
+fn promtool_finds_the_metrics_clean_and_the_standard_series_are_there() {
+    let backend = Backend::start("p");
+    let lb = lb(2, &[("/", &[backend.addr()])], &[]);
+    assert_eq!(served_by(&lb_testkit::get(lb.addr(), "/x")), "p");
+    let text = lb.admin().call("GET", "/metrics", b"").text();
+    for series in [
+        "lb_build_info{version=\"",
+        "process_cpu_seconds_total ",
+        "process_start_time_seconds ",
+        "process_resident_memory_bytes ",
+        "process_virtual_memory_bytes ",
+        "process_open_fds ",
+        "process_max_fds ",
+    ] {
+        assert!(text.contains(series), "{series} missing from\n{text}");
+    }
+    let started = metric_sample(&text, "process_start_time_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    assert!(
+        (now - 600.0..=now + 1.0).contains(&started),
+        "started at {started}, now {now}"
+    );
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut promtool = match promtool {
+        Ok(child) => child,
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("promtool is missing under CI ({e}): scripts/test.sh installs it")
+        }
+        Err(e) => {
+            eprintln!("NOT RUN: promtool check metrics ({e}); scripts/test.sh installs promtool");
+            return;
+        }
+    };
+    {
+        use std::io::Write as _;
+        let mut stdin = promtool.stdin.take().expect("piped stdin");
+        stdin.write_all(text.as_bytes()).expect("feed promtool");
+    }
+    let out = promtool.wait_with_output().expect("promtool ran");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{text}"
+    );
+}
