@@ -16,11 +16,13 @@
 mod file;
 mod layer;
 mod live;
+mod log_format;
 mod restart;
 
 pub use file::parse_file;
 pub use layer::Layer;
 pub use live::LiveConfig;
+pub use log_format::LogFormat;
 pub use restart::RestartConfig;
 
 use std::fmt;

@@ -4,7 +4,7 @@
 //! many connections it cut.
 
 use crate::{lb, log_field, served_by, WAIT};
-use lb_testkit::{get, refused_addr, Backend, Conn, Reply, Scripted};
+use lb_testkit::{get, refused_addr, serde_json, Backend, Conn, Reply, Scripted};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
@@ -182,4 +182,48 @@ fn a_drain_that_times_out_says_how_many_connections_it_cut() {
         total.contains(" WARN ") && total.contains("1 connections cut"),
         "{total}"
     );
+}
+
+/// `--log-format json`: every stderr line is one JSON object with time, level, target and
+/// fields, and the access log's fields are JSON fields (numbers as numbers), not one string.
+#[test]
+fn json_logs_are_one_object_per_line_with_the_access_fields_as_fields() {
+    let backend = Backend::start("j");
+    let dead = refused_addr();
+    let lb = lb(
+        1,
+        &[("/", &[backend.addr()]), ("/dead", &[dead])],
+        &["--access-log", "--log-format", "json"],
+    );
+    assert_eq!(served_by(&get(lb.addr(), "/x?q=\"1\"")), "j");
+    assert_eq!(get(lb.addr(), "/dead").status, 502);
+    lb.wait_for_stderr(WAIT, &["GET /dead"]);
+    let log = lb.stderr();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    for event in &events {
+        for key in ["timestamp", "level", "target", "fields"] {
+            assert!(event.get(key).is_some(), "no {key} in {event}");
+        }
+    }
+    let access: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["target"] == "lb::access")
+        .collect();
+    assert_eq!(access.len(), 2, "{log}");
+    let ok = &access[0]["fields"];
+    assert_eq!(ok["request"], "GET /x?q=\"1\"", "{ok}");
+    assert_eq!(ok["status"], 200, "{ok}");
+    assert_eq!(ok["target"], backend.addr().to_string(), "{ok}");
+    assert_eq!(ok["bytes"], 1, "the body \"j\": {ok}");
+    assert!(ok["duration_ms"].is_f64(), "{ok}");
+    assert!(ok["request_id"].is_string(), "{ok}");
+    let failed = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "request failed")
+        .unwrap_or_else(|| panic!("no failure event in {log}"));
+    assert_eq!(failed["level"], "INFO", "{failed}");
+    assert_eq!(failed["fields"]["upstream"], dead.to_string(), "{failed}");
 }
