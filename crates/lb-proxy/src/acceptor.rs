@@ -7,6 +7,7 @@ use crate::buffers::BufferPool;
 use crate::drain::Drain;
 use crate::h1;
 use crate::request_id::RequestIds;
+use crate::route_latency::RouteClock;
 use crate::stats::WorkerStats;
 use crate::upstream_pool::UpstreamPool;
 use crate::worker::{Worker, WorkerConfig};
@@ -55,6 +56,7 @@ pub async fn serve(
         drain: Drain::default(),
         stats,
         ids: RequestIds::start(),
+        route_clock: RouteClock::default(),
         cfg,
     });
     let local = LocalSet::new();

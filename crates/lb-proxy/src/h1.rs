@@ -400,7 +400,12 @@ impl Connection<'_> {
             Outcome::Tunnel { to_upstream, .. } => to_upstream,
             _ => end.sent,
         };
-        self.log(status, target, (bytes, sent), end.started);
+        let elapsed = end.started.elapsed();
+        if let Some(prefix) = end.routed.and_then(|r| r.picked.prefix()) {
+            let stats = &self.worker.stats.routes;
+            (self.worker.route_clock).observe(stats, prefix, status, elapsed);
+        }
+        self.log(status, target, (bytes, sent), elapsed);
         if policy::lingers(ending, !self.client.inbuf.is_empty()) {
             self.linger().await;
         }
@@ -455,7 +460,7 @@ impl Connection<'_> {
 
     /// Writes the access log line of the current request, when the access log is on; `bytes`
     /// are (to the client, to the upstream).
-    fn log(&self, status: u16, target: Option<SocketAddr>, bytes: (u64, u64), started: Instant) {
+    fn log(&self, status: u16, target: Option<SocketAddr>, bytes: (u64, u64), elapsed: Duration) {
         if let Some(log) = &self.worker.cfg.access_log {
             log.log(Entry {
                 worker: self.worker.cfg.id,
@@ -465,7 +470,7 @@ impl Connection<'_> {
                 target,
                 bytes: bytes.0,
                 bytes_up: bytes.1,
-                elapsed: started.elapsed(),
+                elapsed,
                 request_id: &self.request_id,
             });
         }
@@ -641,6 +646,7 @@ mod tests {
                 drain: Drain::default(),
                 stats: Arc::default(),
                 ids: RequestIds::new(1, 0),
+                route_clock: Default::default(),
                 cfg: WorkerConfig::new(0, settings, Arc::new(tuning)),
             };
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -210,3 +210,40 @@ fn promtool_finds_the_metrics_clean_and_the_standard_series_are_there() {
         "promtool: {said}\n{text}"
     );
 }
+
+/// Request durations by route prefix and status class, summed over workers: the label is the
+/// prefix, never the path, and a request no prefix matched has no route series.
+#[test]
+fn request_durations_are_counted_by_route_and_status_class() {
+    let backend = Backend::start("r");
+    let dead = refused_addr();
+    let lb = lb(2, &[("/api", &[backend.addr()]), ("/dead", &[dead])], &[]);
+    for path in ["/api/a", "/api/b?q=1", "/api"] {
+        assert_eq!(served_by(&lb_testkit::get(lb.addr(), path)), "r");
+    }
+    assert_eq!(lb_testkit::get(lb.addr(), "/dead/x").status, 502);
+    assert_eq!(lb_testkit::get(lb.addr(), "/nowhere").status, 503);
+    let family = "lb_route_request_duration_seconds";
+    let api = format!("{family}_count{{route=\"/api\",class=\"2xx\"}}");
+    // Counted when the answer has been written, a moment after the client may have read it.
+    let text = poll_until(WAIT, "the /api requests counted", || {
+        let text = lb.admin().call("GET", "/metrics", b"").text();
+        match metric_sample(&text, &api) {
+            3.0 => Ok(text),
+            n => Err(n),
+        }
+    });
+    let dead_5xx = format!("{family}_count{{route=\"/dead\",class=\"5xx\"}}");
+    assert_eq!(metric_sample(&text, &dead_5xx), 1.0, "{text}");
+    let inf = format!("{family}_bucket{{route=\"/api\",class=\"2xx\",le=\"+Inf\"}}");
+    assert_eq!(metric_sample(&text, &inf), 3.0, "{text}");
+    let routes: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{family}_count")))
+        .collect();
+    assert_eq!(
+        routes.len(),
+        2,
+        "only the two prefixes that answered: {routes:#?}"
+    );
+}
