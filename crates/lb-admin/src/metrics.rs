@@ -5,7 +5,7 @@
 //! because a route prefix may contain `"` or `\`.
 
 use crate::{process, MetricsSource};
-use lb_registry::Registry;
+use lb_registry::{escape_label, Registry};
 use std::fmt::Write;
 
 /// The content type Prometheus expects for the text format.
@@ -68,18 +68,6 @@ pub(crate) fn render(registry: &Registry, extra: &MetricsSource) -> String {
     extra(&mut out);
     process::render(&mut out);
     out
-}
-
-/// Appends `value` escaped for a label value: `\` -> `\\`, `"` -> `\"`, newline -> `\n`.
-fn escape_label(value: &str, out: &mut String) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -94,18 +94,6 @@ impl Values {
     }
 }
 
-/// Appends `value` escaped for a label value: `\` -> `\\`, `"` -> `\"`, newline -> `\n`.
-pub(crate) fn escape_label(value: &str, out: &mut String) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,12 +132,5 @@ mod tests {
         let mut out = String::new();
         Values::default().render("h", "", &mut out);
         assert!(out.ends_with("h_sum{} 0\nh_count{} 0\n"), "{out}");
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        let mut out = String::new();
-        escape_label("/a\"b\\c\nd", &mut out);
-        assert_eq!(out, "/a\\\"b\\\\c\\nd");
     }
 }

@@ -8,8 +8,8 @@
 //! for the first time, and at scrape. Prefixes stay listed once seen, as a Prometheus client's
 //! series do, until the process ends.
 
-use crate::histogram::{escape_label, Histogram, Values};
-use lb_registry::{status_class, STATUS_CLASSES};
+use crate::histogram::{Histogram, Values};
+use lb_registry::{escape_label, status_class, STATUS_CLASSES};
 use parking_lot::Mutex;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};

@@ -29,6 +29,7 @@
 
 mod cursor;
 mod health;
+mod label;
 mod registry;
 mod router;
 mod target;
@@ -37,6 +38,7 @@ pub use cursor::Cursor;
 pub use health::{
     CarriedHealth, CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFAULT_RISE,
 };
+pub use label::escape_label;
 pub use registry::change::{
     Change, Deregistration, Import, PrefixClaim, Refused, Registration, Release,
 };
