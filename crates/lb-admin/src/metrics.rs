@@ -65,8 +65,8 @@ pub(crate) fn render(registry: &Registry, extra: &MetricsSource) -> String {
             u8::from(target.healthy)
         );
     }
-    extra(&mut out);
     process::render(&mut out);
+    extra(&mut out);
     out
 }
 
@@ -99,9 +99,7 @@ mod tests {
         registry.mark_down("[::1]:80".parse().unwrap());
         let text = render(&registry, &extra);
         assert!(text.contains("\nlb_target_healthy{path=\"/v6\",target=\"[::1]:80\"} 0\n"));
-        assert!(
-            text.contains("} 0\nlb_extra 1\n# HELP lb_build_info "),
-            "{text}"
-        );
+        assert!(text.contains("\nlb_build_info{version=\""), "{text}");
+        assert!(text.ends_with("\nlb_extra 1\n"), "{text}");
     }
 }
