@@ -53,7 +53,14 @@ fn request_head(c: &mut Criterion) {
                 .expect("valid")
                 .expect("complete");
             out.clear();
-            write_request_head(&req, "", "/users/42?verbose=1", &client, &mut out);
+            write_request_head(
+                &req,
+                "",
+                "/users/42?verbose=1",
+                &client,
+                b"0123456789abcdef-0-2a",
+                &mut out,
+            );
             black_box(out.len())
         })
     });

@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
 
     let mut out = Vec::new();
     let client = ClientAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
-    write_request_head(&req, "", req.target, &client, &mut out);
+    write_request_head(&req, "", req.target, &client, b"fuzz-1", &mut out);
     // lb adds a few fields (Host, X-Forwarded-*, Via, framing) and may outgrow the limit.
     if out.len() > MAX_HEAD_BYTES {
         return;

@@ -7,8 +7,9 @@
 //! connection; `head` parses and frames a request head; `api` maps a request
 //! to a [`Registry`] call and a response; `payload` validates the JSON body of `/register` and
 //! `/deregister`; `listing` renders `/targets` and `/routes`; `expiry` is the tick that ends
-//! registrations whose ttl ran out; `metrics` renders the Prometheus text; `response` writes
-//! responses; `auth` checks the bearer token.
+//! registrations whose ttl ran out; `metrics` renders the Prometheus text (`process`: the
+//! `process_*` series and `lb_build_info`); `response` writes responses; `auth` checks the bearer
+//! token.
 //!
 //! What the runtime plugs in is one [`ControlPlane`] value: the registry, the extra metrics, and
 //! optionally a persistence hook (the state file: a change is saved before it is applied, and
@@ -29,6 +30,7 @@ mod head;
 mod listing;
 mod metrics;
 mod payload;
+mod process;
 mod response;
 
 use lb_registry::{Export, Registry};

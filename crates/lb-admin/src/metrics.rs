@@ -4,8 +4,8 @@
 //! [`MetricsSource`] and are appended verbatim. Label values are escaped as the format requires,
 //! because a route prefix may contain `"` or `\`.
 
-use crate::MetricsSource;
-use lb_registry::Registry;
+use crate::{process, MetricsSource};
+use lb_registry::{escape_label, Registry};
 use std::fmt::Write;
 
 /// The content type Prometheus expects for the text format.
@@ -65,20 +65,9 @@ pub(crate) fn render(registry: &Registry, extra: &MetricsSource) -> String {
             u8::from(target.healthy)
         );
     }
+    process::render(&mut out);
     extra(&mut out);
     out
-}
-
-/// Appends `value` escaped for a label value: `\` -> `\\`, `"` -> `\"`, newline -> `\n`.
-fn escape_label(value: &str, out: &mut String) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -110,6 +99,7 @@ mod tests {
         registry.mark_down("[::1]:80".parse().unwrap());
         let text = render(&registry, &extra);
         assert!(text.contains("\nlb_target_healthy{path=\"/v6\",target=\"[::1]:80\"} 0\n"));
-        assert!(text.ends_with("} 0\nlb_extra 1\n"), "{text}");
+        assert!(text.contains("\nlb_build_info{version=\""), "{text}");
+        assert!(text.ends_with("\nlb_extra 1\n"), "{text}");
     }
 }

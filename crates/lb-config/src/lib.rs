@@ -23,6 +23,7 @@ mod file;
 mod host_port;
 mod layer;
 mod live;
+mod log_format;
 mod lookup;
 mod number;
 mod restart;
@@ -33,6 +34,7 @@ pub use file::parse_file;
 pub use host_port::{parse_bind_addr, HostPort, TARGET_FORMS};
 pub use layer::{Layer, Layered};
 pub use live::LiveConfig;
+pub use log_format::LogFormat;
 #[cfg(test)]
 pub(crate) use lookup::LiteralsOnly;
 pub use lookup::{Lookup, Resolved};

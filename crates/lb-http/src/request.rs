@@ -208,6 +208,8 @@ fn body(version: Version, headers: &[Header<'_>]) -> Result<BodyKind, HttpError>
 /// 3. `X-Forwarded-For` (earlier values, then `client`), `X-Forwarded-Proto: http`,
 ///    `X-Forwarded-Host` from the effective host;
 /// 4. `Via: 1.1 lb` (`1.0` for an HTTP/1.0 request), after any Via fields received;
+///    `X-Request-ID: request_id` (the caller decides whether that is the client's or a new one;
+///    any `X-Request-ID` the client sent is dropped);
 /// 5. `Connection: upgrade` when upgrading;
 /// 6. the body framing field, re-emitted from the validated [`BodyKind`] (a `Content-Length: 0`
 ///    the client sent is kept, for servers that require a length on POST and PUT);
@@ -219,6 +221,7 @@ pub fn write_request_head(
     lead: &str,
     rest: &str,
     client: &ClientAddr,
+    request_id: &[u8],
     out: &mut Vec<u8>,
 ) {
     out.extend_from_slice(req.method.as_bytes());
@@ -261,6 +264,7 @@ pub fn write_request_head(
         put_field(out, b"X-Forwarded-Host", host);
     }
     put_via(out, req.version);
+    put_field(out, b"X-Request-ID", request_id);
     if req.upgrade {
         out.extend_from_slice(b"Connection: upgrade\r\n");
     }
@@ -286,11 +290,16 @@ fn is_dropped(version: Version, name: &str) -> bool {
     is_forwarded_field(name) || (version == Version::Http10 && name.eq_ignore_ascii_case("expect"))
 }
 
-/// The X-Forwarded-* fields lb replaces with its own.
+/// The X-Forwarded-* fields and the request id, which lb replaces with its own.
 fn is_forwarded_field(name: &str) -> bool {
-    ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]
-        .iter()
-        .any(|f| name.eq_ignore_ascii_case(f))
+    [
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-request-id",
+    ]
+    .iter()
+    .any(|f| name.eq_ignore_ascii_case(f))
 }
 
 #[cfg(test)]

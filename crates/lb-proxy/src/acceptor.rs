@@ -6,6 +6,8 @@
 use crate::buffers::BufferPool;
 use crate::drain::Drain;
 use crate::h1;
+use crate::request_id::RequestIds;
+use crate::route_latency::RouteClock;
 use crate::stats::WorkerStats;
 use crate::upstream_pool::UpstreamPool;
 use crate::worker::{Worker, WorkerConfig};
@@ -36,14 +38,15 @@ impl Drop for Active {
 /// and drains: idle connections close, busy ones finish their exchange, bounded by the drain
 /// timeout. Must run on a current-thread runtime (it creates its own `LocalSet`). Set
 /// `TCP_NODELAY` on `listener`: accepted connections inherit it, so the worker does not pay a
-/// system call per connection for it.
+/// system call per connection for it. Returns how many connections the drain timeout cut (the
+/// supervisor logs the total over all workers).
 pub async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
     cfg: WorkerConfig,
     stats: Arc<WorkerStats>,
     shutdown: impl Future<Output = ()>,
-) {
+) -> usize {
     let id = cfg.id;
     let drain_timeout = cfg.drain_timeout;
     let worker = Rc::new(Worker {
@@ -52,6 +55,8 @@ pub async fn serve(
         buffers: BufferPool::default(),
         drain: Drain::default(),
         stats,
+        ids: RequestIds::start(),
+        route_clock: RouteClock::default(),
         cfg,
     });
     let local = LocalSet::new();
@@ -92,13 +97,20 @@ pub async fn serve(
             drop(listener);
             debug!(worker = id, "stopped accepting; draining");
             if timeout(drain_timeout, worker.drain.drain()).await.is_err() {
+                // The connections still active are dropped with the LocalSet: their requests
+                // are cut, and the operator should know how many.
+                let cut = worker.drain.active();
                 warn!(
                     worker = id,
-                    "drain timeout reached; closing remaining connections"
+                    cut,
+                    drain_timeout_ms = drain_timeout.as_millis(),
+                    "drain timeout reached; closing {cut} remaining connections"
                 );
+                cut
             } else {
                 info!(worker = id, "drained");
+                0
             }
         })
-        .await;
+        .await
 }

@@ -85,13 +85,14 @@ pub(crate) trait Client {
     ) -> Result<u64, RelayError>;
 
     /// After a `101`: sends `to_client` (the `101` head and whatever the upstream already sent
-    /// in the new protocol), then carries bytes both ways until either side closes.
+    /// in the new protocol), then carries bytes both ways until either side closes. Returns the
+    /// bytes carried (to the client, to the upstream).
     async fn tunnel(
         &mut self,
         upstream: &mut TcpStream,
         to_client: &[u8],
         write_timeout: Duration,
-    ) -> io::Result<()>;
+    ) -> io::Result<(u64, u64)>;
 }
 
 /// What an exchange borrows from the connection that drives it.
@@ -139,8 +140,9 @@ pub(crate) enum Outcome {
         /// The response body's framing, as the upstream sent it.
         body: BodyKind,
     },
-    /// A `101` turned the connection into a tunnel, now closed.
-    Tunnel,
+    /// A `101` turned the connection into a tunnel, now closed, after carrying these bytes
+    /// (0 both ways when it ended in an error).
+    Tunnel { to_client: u64, to_upstream: u64 },
     /// lb answers with its own response: nothing of a response has reached the client.
     Own(HttpError),
     /// The client went away; nobody to answer.
@@ -153,6 +155,8 @@ pub(crate) enum Outcome {
 pub(crate) struct Served {
     pub(crate) outcome: Outcome,
     pub(crate) body: Body,
+    /// Request body bytes that went upstream.
+    pub(crate) sent: u64,
 }
 
 /// One parse of the upstream's bytes.
@@ -217,11 +221,13 @@ pub(crate) async fn serve<C: Client>(
         lane,
         req,
         body,
+        sent: 0,
     };
     let outcome = exchange.run(client).await;
     Served {
         outcome,
         body: exchange.body,
+        sent: exchange.sent,
     }
 }
 
@@ -231,6 +237,8 @@ struct Exchange<'e, 't> {
     req: &'e mut Request,
     /// What became of the request body: read whole once `send_body` succeeded.
     body: Body,
+    /// Request body bytes sent upstream.
+    sent: u64,
 }
 
 impl Exchange<'_, '_> {
@@ -247,11 +255,16 @@ impl Exchange<'_, '_> {
         if resp.status == 101 {
             // The 101 head is in `out`, followed by whatever the upstream already sent in the
             // new protocol; from here on bytes flow both ways untouched.
+            let head_len = self.lane.out.len() as u64;
             self.lane.out.extend_from_slice(&self.lane.up);
             let write = self.req.routed.upstream_timeout;
             let result = client.tunnel(&mut upstream, &self.lane.out, write).await;
             debug!(worker = self.worker.cfg.id, upstream = %picked.addr, ?result, "tunnel closed");
-            return Outcome::Tunnel;
+            let (to_client, to_upstream) = result.unwrap_or_default();
+            return Outcome::Tunnel {
+                to_client: to_client.saturating_sub(head_len),
+                to_upstream,
+            };
         }
         let relayed = client
             .relay_response(
@@ -287,6 +300,9 @@ impl Exchange<'_, '_> {
     ) -> Result<(Upstream, Response), HeadError> {
         let mut moved = false;
         let mut fresh = false;
+        // The target that failed before the request moved on, and why: named once the next
+        // one answered, so the log says what happened rather than what was about to be tried.
+        let mut failed = None;
         self.lane.up.clear();
         loop {
             let req = &self.req;
@@ -309,7 +325,8 @@ impl Exchange<'_, '_> {
                 Err(error) => match policy::retry(Failure::Connect, attempt(false)) {
                     Retry::Reroute => match req.routed.picked.reroute(self.worker) {
                         Some(next) => {
-                            info!(worker = self.worker.cfg.id, upstream = %req.routed.picked.addr, next = %next.addr, %error, "target marked down; trying the next one");
+                            debug!(worker = self.worker.cfg.id, upstream = %req.routed.picked.addr, next = %next.addr, %error, "target marked down; trying the next one");
+                            failed = Some((req.routed.picked.addr, error.detail));
                             self.req.routed.picked = next;
                             moved = true;
                             fresh = false;
@@ -322,7 +339,12 @@ impl Exchange<'_, '_> {
                 },
             };
             match self.send_and_answer(client, &mut upstream).await {
-                Ok(resp) => return Ok((upstream, resp)),
+                Ok(resp) => {
+                    if let Some((addr, why)) = failed {
+                        info!(worker = self.worker.cfg.id, failed = %addr, reason = why, upstream = %self.req.routed.picked.addr, status = resp.status, "retry succeeded");
+                    }
+                    return Ok((upstream, resp));
+                }
                 Err(HeadError::ClosedEarly) => {
                     match policy::retry(Failure::ClosedEarly, attempt(reused)) {
                         Retry::Fresh => fresh = true,
@@ -330,7 +352,8 @@ impl Exchange<'_, '_> {
                             let Some(next) = self.req.routed.picked.repick() else {
                                 return Err(HeadError::ClosedEarly);
                             };
-                            info!(worker = self.worker.cfg.id, upstream = %self.req.routed.picked.addr, next = %next.addr, "the upstream closed without a response; retrying on the next target");
+                            debug!(worker = self.worker.cfg.id, upstream = %self.req.routed.picked.addr, next = %next.addr, "the upstream closed without a response; retrying on the next target");
+                            failed = Some((self.req.routed.picked.addr, CLOSED_EARLY.detail));
                             self.req.routed.picked = next;
                             moved = true;
                             fresh = false;
@@ -388,7 +411,7 @@ impl Exchange<'_, '_> {
                 }
             }
         }
-        client
+        self.sent = client
             .send_body(upstream, &mut self.lane.out, self.req.body, upstream_write)
             .await
             .map_err(|e| match e {

@@ -12,16 +12,17 @@
 
 use crate::access_log::Entry;
 use crate::exchange::{self, Client, Lane, Outcome, Request, BODY_TOO_LARGE};
-use crate::policy::{self, Answer, Body, Consumed, End, Next};
+use crate::policy::{self, Answer, Body, Consumed, End, Loudness, Next};
 use crate::relay::{
     fill, read_waiting, readable, relay_body, tunnel, write_all, Limits, RelayError,
 };
+use crate::request_id;
 use crate::route::{self, Routed};
 use crate::timer::within;
 use crate::worker::Worker;
 use lb_http::{
     dechunk_for, error_response, parse_request, write_request_head, write_response_head, BodyKind,
-    ChunkedDecoder, ClientAddr, ClientSide, ErrorKind, HttpError, ResponseHead, Source, Version,
+    ChunkedDecoder, ClientAddr, ClientSide, ErrorKind, HttpError, ResponseHead, Version,
     EMPTY_HEADER, MAX_HEADERS,
 };
 use std::io;
@@ -77,6 +78,7 @@ pub(crate) async fn serve(worker: &Worker, socket: TcpStream, peer: SocketAddr) 
         peer: peer.ip(),
         peer_text: ClientAddr::new(peer.ip()),
         request_line: String::new(),
+        request_id: String::new(),
     };
     conn.run().await;
     conn.release_buffers();
@@ -104,6 +106,8 @@ struct Connection<'w> {
     peer_text: ClientAddr,
     /// `METHOD target` of the current request, kept only when the access log is on.
     request_line: String,
+    /// The current request's `X-Request-ID`, kept only when the access log is on.
+    request_id: String,
 }
 
 /// A request head read off the connection, and what became of it before any upstream I/O.
@@ -129,6 +133,8 @@ struct Refused {
 struct Finished<'r> {
     head: Consumed,
     body: Body,
+    /// Request body bytes that went upstream.
+    sent: u64,
     keep_alive: bool,
     outcome: Outcome,
     /// Where the request went (its last pick), when it was routed.
@@ -195,6 +201,7 @@ impl Connection<'_> {
                 Finished {
                     head: head.consumed,
                     body: served.body,
+                    sent: served.sent,
                     keep_alive: head.keep_alive,
                     outcome: served.outcome,
                     routed: Some(&req.routed),
@@ -204,6 +211,7 @@ impl Connection<'_> {
             Err(refused) => Finished {
                 head: head.consumed,
                 body: Body::unread(head.body),
+                sent: 0,
                 keep_alive: head.keep_alive,
                 outcome: Outcome::Own(refused.error),
                 routed: None,
@@ -224,6 +232,7 @@ impl Connection<'_> {
     /// away (or stayed silent) before sending a full head.
     async fn read_head(&mut self) -> Option<Head> {
         self.request_line.clear();
+        self.request_id.clear();
         // One deadline for the whole head (slowloris), fixed when the first read has to wait.
         let mut deadline = None;
         let header = self.worker.cfg.tuning.header();
@@ -308,11 +317,23 @@ impl Connection<'_> {
             local = self.client.socket.local_addr().map(|a| a.to_string());
             req.host = local.as_deref().ok().map(str::as_bytes);
         }
+        let own;
+        let id = match request_id::kept(req.headers) {
+            Some(id) => id,
+            None => {
+                own = self.worker.ids.next();
+                own.as_bytes()
+            }
+        };
+        if self.worker.cfg.access_log.is_some() {
+            // Visible ASCII only (`request_id`), so this is the id byte for byte.
+            self.request_id.push_str(&String::from_utf8_lossy(id));
+        }
         let out = &mut self.lane.out;
         let peer = &self.peer_text;
         let routed = route::route(self.worker, req.target, |lead, rest| {
             out.clear();
-            write_request_head(&req, lead, rest, peer, out);
+            write_request_head(&req, lead, rest, peer, id, out);
         });
         let routed = match routed {
             Ok(routed) => routed,
@@ -355,7 +376,7 @@ impl Connection<'_> {
                 close_delimited: body == BodyKind::CloseDelimited
                     || dechunk_for(self.client.side, body),
             },
-            Outcome::Tunnel => Answer::Tunnel,
+            Outcome::Tunnel { .. } => Answer::Tunnel,
             Outcome::ClientGone => Answer::ClientGone,
         };
         let ending = End {
@@ -374,16 +395,25 @@ impl Connection<'_> {
                 if let Some(routed) = end.routed {
                     routed.picked.answered(status);
                 }
-                if !self.answer(error, next).await {
+                if !self.answer(error, target, next).await {
                     next = Next::Close;
                 }
                 (status, error.detail.len() as u64 + 1)
             }
             Outcome::Relayed { status, bytes, .. } => (status, bytes),
-            Outcome::Tunnel => (101, 0),
+            Outcome::Tunnel { to_client, .. } => (101, to_client),
             Outcome::ClientGone => return Next::Close,
         };
-        self.log(status, target, bytes, end.started);
+        let sent = match end.outcome {
+            Outcome::Tunnel { to_upstream, .. } => to_upstream,
+            _ => end.sent,
+        };
+        let elapsed = end.started.elapsed();
+        if let Some(prefix) = end.routed.and_then(|r| r.picked.prefix()) {
+            let stats = &self.worker.stats.routes;
+            (self.worker.route_clock).observe(stats, prefix, status, elapsed);
+        }
+        self.log(status, target, (bytes, sent), elapsed);
         if policy::lingers(ending, !self.client.inbuf.is_empty()) {
             self.linger().await;
         }
@@ -415,14 +445,18 @@ impl Connection<'_> {
         client.inbuf.clear();
     }
 
-    /// Writes lb's own answer to `error`; false when the client could not take it.
-    async fn answer(&mut self, error: HttpError, next: Next) -> bool {
-        match error.kind.source() {
-            Source::Client => {
-                debug!(worker = self.worker.cfg.id, peer = %self.peer, %error, "client fault")
+    /// Writes lb's own answer to `error` for a request that went to `upstream` (its last
+    /// pick, when it was routed); false when the client could not take it.
+    async fn answer(&mut self, error: HttpError, upstream: Option<SocketAddr>, next: Next) -> bool {
+        let worker = self.worker.cfg.id;
+        // `-` like the access log when no upstream was picked (no route, a client fault).
+        let upstream = Upstream(upstream);
+        match policy::loudness(error.kind) {
+            Loudness::Quiet => {
+                debug!(worker, peer = %self.peer, %upstream, %error, "request refused")
             }
-            Source::Upstream | Source::Routing => {
-                info!(worker = self.worker.cfg.id, peer = %self.peer, %error, "request failed")
+            Loudness::Loud => {
+                info!(worker, peer = %self.peer, %upstream, %error, "request failed")
             }
         }
         let out = &mut self.lane.out;
@@ -432,8 +466,9 @@ impl Connection<'_> {
         write_all(&mut self.client.socket, out, idle).await.is_ok()
     }
 
-    /// Writes the access log line of the current request, when the access log is on.
-    fn log(&self, status: u16, target: Option<SocketAddr>, bytes: u64, started: Instant) {
+    /// Writes the access log line of the current request, when the access log is on; `bytes`
+    /// are (to the client, to the upstream).
+    fn log(&self, status: u16, target: Option<SocketAddr>, bytes: (u64, u64), elapsed: Duration) {
         if let Some(log) = &self.worker.cfg.access_log {
             log.log(Entry {
                 worker: self.worker.cfg.id,
@@ -441,8 +476,10 @@ impl Connection<'_> {
                 request: &self.request_line,
                 status,
                 target,
-                bytes,
-                elapsed: started.elapsed(),
+                bytes: bytes.0,
+                bytes_up: bytes.1,
+                elapsed,
+                request_id: &self.request_id,
             });
         }
     }
@@ -468,6 +505,18 @@ impl Connection<'_> {
         ];
         for buf in bufs {
             self.worker.buffers.give(std::mem::take(buf));
+        }
+    }
+}
+
+/// An upstream address in a log line, `-` when there is none.
+struct Upstream(Option<SocketAddr>);
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("-"),
         }
     }
 }
@@ -550,7 +599,7 @@ impl Client for H1Client<'_> {
         upstream: &mut TcpStream,
         to_client: &[u8],
         write_timeout: Duration,
-    ) -> io::Result<()> {
+    ) -> io::Result<(u64, u64)> {
         let limits = Limits {
             read: self.worker.cfg.tuning.idle(),
             write: write_timeout,
@@ -565,6 +614,7 @@ mod tests {
     use super::*;
     use crate::buffers::BufferPool;
     use crate::drain::Drain;
+    use crate::request_id::RequestIds;
     use crate::tuning::{Tuning, TuningValues};
     use crate::upstream_pool::UpstreamPool;
     use crate::worker::{WorkerConfig, WorkerSettings};
@@ -603,6 +653,8 @@ mod tests {
                 buffers: BufferPool::default(),
                 drain: Drain::default(),
                 stats: Arc::default(),
+                ids: RequestIds::new(1, 0),
+                route_clock: Default::default(),
                 cfg: WorkerConfig::new(0, settings, Arc::new(tuning)),
             };
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -7,7 +7,7 @@
 //! (`h1`) calls these functions at one place each and does what they say; nothing else decides.
 //! Nothing here does I/O or reads a clock, so every rule is pinned down by a table test.
 
-use lb_http::{BodyKind, ErrorKind};
+use lb_http::{BodyKind, ErrorKind, Source};
 
 /// How far an upstream attempt got before it failed, for [`retry`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +181,25 @@ pub(crate) fn lingers(end: End, buffered: bool) -> bool {
 /// is unknown on the connection).
 pub(crate) fn response_keeps_alive(keep_alive: bool, draining: bool, before_body: bool) -> bool {
     keep_alive && !draining && !before_body
+}
+
+/// How loudly lb's own answer is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Loudness {
+    /// DEBUG: the client's doing, or a path nobody routes (a scanner's probe, a typo). The
+    /// access log still has the request; an INFO line each would drown the faults that matter.
+    Quiet,
+    /// INFO: an upstream failed, or a routed prefix has no target: an operator wants to see it.
+    Loud,
+}
+
+/// How loudly lb's own answer of kind `kind` is logged.
+pub(crate) fn loudness(kind: ErrorKind) -> Loudness {
+    match kind.source() {
+        Source::Client => Loudness::Quiet,
+        Source::Routing if kind == ErrorKind::NoRoute => Loudness::Quiet,
+        Source::Routing | Source::Upstream => Loudness::Loud,
+    }
 }
 
 #[cfg(test)]
@@ -473,6 +492,27 @@ mod tests {
                 !response_keeps_alive(keep_alive, draining, before_body),
                 "{keep_alive} {draining} {before_body}"
             );
+        }
+    }
+
+    #[test]
+    fn loudness_table() {
+        use ErrorKind::*;
+        let table = [
+            (BadRequest, Loudness::Quiet),
+            (HeaderTimeout, Loudness::Quiet),
+            (BodyTooLarge, Loudness::Quiet),
+            (NotImplemented, Loudness::Quiet),
+            (NoRoute, Loudness::Quiet),
+            (NoTarget, Loudness::Loud),
+            (UpstreamConnect, Loudness::Loud),
+            (UpstreamReset, Loudness::Loud),
+            (UpstreamInvalid, Loudness::Loud),
+            (ConnectTimeout, Loudness::Loud),
+            (UpstreamTimeout, Loudness::Loud),
+        ];
+        for (kind, loudness) in table {
+            assert_eq!(super::loudness(kind), loudness, "{kind:?}");
         }
     }
 }

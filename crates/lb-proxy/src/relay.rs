@@ -193,17 +193,17 @@ pub(crate) async fn relay_body(
 }
 
 /// Joins two connections into a byte tunnel after a `101 Switching Protocols`, until either side
-/// closes. Bytes each side sent early (already buffered) are delivered first.
+/// closes. Bytes each side sent early (already buffered) are delivered first. Returns the bytes
+/// carried (to the client, to the upstream), the early ones included, for the access log.
 pub(crate) async fn tunnel(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
     to_client: &[u8],
     to_upstream: &[u8],
     limits: Limits,
-) -> io::Result<()> {
+) -> io::Result<(u64, u64)> {
     write_all(client, to_client, limits.write).await?;
     write_all(upstream, to_upstream, limits.write).await?;
-    tokio::io::copy_bidirectional(client, upstream)
-        .await
-        .map(|_| ())
+    let (up, down) = tokio::io::copy_bidirectional(client, upstream).await?;
+    Ok((down + to_client.len() as u64, up + to_upstream.len() as u64))
 }

@@ -70,6 +70,11 @@ impl Picked {
         })
     }
 
+    /// The prefix of the route this target was picked from (the route label of its metrics).
+    pub(crate) fn prefix(&self) -> Option<&str> {
+        Some(self.snapshot.route_of(self.slot)?.prefix())
+    }
+
     /// Counts the status the client gets for this request on the picked target.
     pub(crate) fn answered(&self, status: u16) {
         if let Some(target) = self.snapshot.target(self.slot) {

@@ -2,7 +2,10 @@
 //!
 //! Each worker owns one `WorkerStats` (its own cache lines) and is its only writer, so a relaxed
 //! load + store replaces a locked RMW: no shared write on the hot path besides the route cursor.
+//! The same holds for its histograms by route ([`crate::route_latency`]).
 
+use crate::histogram::{add, Histogram};
+use crate::route_latency::RouteLatencies;
 use crossbeam_utils::CachePadded;
 use lb_registry::{status_class, STATUS_CLASSES};
 use std::fmt::Write as _;
@@ -12,12 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct WorkerStats {
     inner: CachePadded<Counters>,
+    /// Request durations by route prefix and status class.
+    pub(crate) routes: RouteLatencies,
 }
-
-/// Upper bounds (seconds) of the request latency histogram buckets; `+Inf` is implied.
-const LATENCY_BOUNDS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -28,21 +28,11 @@ struct Counters {
     pool_hits: AtomicU64,
     pool_misses: AtomicU64,
     upstream_open: AtomicU64,
-    /// Non-cumulative bucket counts (the last one is `+Inf`); made cumulative at scrape.
-    latency: [AtomicU64; LATENCY_BOUNDS.len() + 1],
-    /// Sum of latencies in microseconds.
-    latency_sum_us: AtomicU64,
+    latency: Histogram,
 }
 
 /// Picks one counter out of a worker's counters.
 type Field = fn(&Counters) -> &AtomicU64;
-
-/// Adds `n` to a counter that only the calling worker writes. Relaxed: readers want a recent
-/// value, not an ordering with other memory.
-#[inline]
-fn add(c: &AtomicU64, n: u64) {
-    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-}
 
 impl WorkerStats {
     pub(crate) fn accepted(&self) {
@@ -83,16 +73,7 @@ impl WorkerStats {
 
     /// Records the time from a complete request head to the end of its response.
     pub(crate) fn latency(&self, elapsed: std::time::Duration) {
-        let secs = elapsed.as_secs_f64();
-        let bucket = LATENCY_BOUNDS
-            .iter()
-            .position(|&bound| secs <= bound)
-            .unwrap_or(LATENCY_BOUNDS.len());
-        add(&self.inner.latency[bucket], 1);
-        add(
-            &self.inner.latency_sum_us,
-            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-        );
+        self.inner.latency.observe(elapsed);
     }
 
     /// Forgets the connections of a worker that died: the supervisor calls this before a
@@ -115,24 +96,46 @@ impl WorkerStats {
     /// (the format wants each family's samples together), labelled by worker.
     pub fn render_all(workers: &[std::sync::Arc<WorkerStats>], out: &mut String) {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let simple: [(&str, &str, Field); 6] = [
-            ("lb_worker_connections_accepted_total", "counter", |c| {
-                &c.accepted
-            }),
-            ("lb_worker_connections_active", "gauge", |c| &c.active),
-            ("lb_worker_requests_total", "counter", |c| &c.requests),
-            ("lb_worker_upstream_pool_hits_total", "counter", |c| {
-                &c.pool_hits
-            }),
-            ("lb_worker_upstream_pool_misses_total", "counter", |c| {
-                &c.pool_misses
-            }),
-            ("lb_worker_upstream_connections_open", "gauge", |c| {
-                &c.upstream_open
-            }),
+        let simple: [(&str, &str, &str, Field); 6] = [
+            (
+                "lb_worker_connections_accepted_total",
+                "counter",
+                "Client connections a worker accepted.",
+                |c| &c.accepted,
+            ),
+            (
+                "lb_worker_connections_active",
+                "gauge",
+                "Client connections a worker serves now.",
+                |c| &c.active,
+            ),
+            (
+                "lb_worker_requests_total",
+                "counter",
+                "Requests a worker read.",
+                |c| &c.requests,
+            ),
+            (
+                "lb_worker_upstream_pool_hits_total",
+                "counter",
+                "Upstream requests sent on a pooled connection.",
+                |c| &c.pool_hits,
+            ),
+            (
+                "lb_worker_upstream_pool_misses_total",
+                "counter",
+                "Upstream requests that needed a new connection.",
+                |c| &c.pool_misses,
+            ),
+            (
+                "lb_worker_upstream_connections_open",
+                "gauge",
+                "Upstream connections a worker holds open (busy or pooled).",
+                |c| &c.upstream_open,
+            ),
         ];
-        for (name, kind, field) in simple {
-            let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (name, kind, help, field) in simple {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for (w, stats) in workers.iter().enumerate() {
                 let _ = writeln!(
                     out,
@@ -141,7 +144,10 @@ impl WorkerStats {
                 );
             }
         }
-        out.push_str("# TYPE lb_worker_responses_total counter\n");
+        out.push_str(
+            "# HELP lb_worker_responses_total Responses a worker sent, by status class.\n\
+             # TYPE lb_worker_responses_total counter\n",
+        );
         for (w, stats) in workers.iter().enumerate() {
             for (i, count) in stats.inner.status.iter().enumerate() {
                 let _ = writeln!(
@@ -152,30 +158,20 @@ impl WorkerStats {
                 );
             }
         }
-        out.push_str("# TYPE lb_request_duration_seconds histogram\n");
+        out.push_str(
+            "# HELP lb_request_duration_seconds Time from a complete request head to the end \
+             of its response, per worker.\n\
+             # TYPE lb_request_duration_seconds histogram\n",
+        );
         for (w, stats) in workers.iter().enumerate() {
-            let c = &stats.inner;
-            let mut cumulative = 0;
-            for (i, bucket) in c.latency.iter().enumerate() {
-                cumulative += load(bucket);
-                let le = LATENCY_BOUNDS
-                    .get(i)
-                    .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
-                let _ = writeln!(
-                    out,
-                    "lb_request_duration_seconds_bucket{{worker=\"{w}\",le=\"{le}\"}} {cumulative}"
-                );
-            }
-            let sum = load(&c.latency_sum_us) as f64 / 1e6;
-            let _ = writeln!(
-                out,
-                "lb_request_duration_seconds_sum{{worker=\"{w}\"}} {sum}"
-            );
-            let _ = writeln!(
-                out,
-                "lb_request_duration_seconds_count{{worker=\"{w}\"}} {cumulative}"
-            );
+            let labels = format!("worker=\"{w}\",");
+            stats
+                .inner
+                .latency
+                .values()
+                .render("lb_request_duration_seconds", &labels, out);
         }
+        RouteLatencies::render_all(workers.iter().map(|w| &w.routes), out);
     }
 }
 

@@ -6,6 +6,8 @@
 use crate::access_log::AccessLog;
 use crate::buffers::BufferPool;
 use crate::drain::Drain;
+use crate::request_id::RequestIds;
+use crate::route_latency::RouteClock;
 use crate::stats::WorkerStats;
 use crate::tuning::Tuning;
 use crate::upstream_pool::UpstreamPool;
@@ -93,4 +95,8 @@ pub(crate) struct Worker {
     pub(crate) buffers: BufferPool,
     pub(crate) drain: Drain,
     pub(crate) stats: Arc<WorkerStats>,
+    /// Where this run's own `X-Request-ID`s come from.
+    pub(crate) ids: RequestIds,
+    /// This worker's way to its histograms by route (in `stats`).
+    pub(crate) route_clock: RouteClock,
 }

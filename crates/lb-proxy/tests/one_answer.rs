@@ -416,6 +416,7 @@ async fn log_lines(lb: &Lb, n: usize) -> Vec<String> {
 fn duration_ms(line: &str) -> f64 {
     line.rsplit("duration_ms=")
         .next()
+        .and_then(|rest| rest.split_whitespace().next())
         .and_then(|ms| ms.parse().ok())
         .unwrap_or_else(|| panic!("no duration in {line}"))
 }

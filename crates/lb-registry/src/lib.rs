@@ -35,6 +35,7 @@
 
 mod cursor;
 mod health;
+mod label;
 mod registry;
 mod router;
 mod target;
@@ -43,6 +44,7 @@ pub use cursor::Cursor;
 pub use health::{
     CarriedHealth, CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFAULT_RISE,
 };
+pub use label::escape_label;
 pub use registry::change::{
     Change, Deregistration, Expiry, Import, Refused, Registration, Release,
 };

@@ -50,7 +50,8 @@ impl Drop for ExitNotice {
 }
 
 /// Starts the worker thread.
-pub(crate) fn spawn(launch: Launch) -> std::io::Result<JoinHandle<()>> {
+/// The thread returns how many connections its drain timeout cut.
+pub(crate) fn spawn(launch: Launch) -> std::io::Result<JoinHandle<usize>> {
     let Launch {
         id,
         listener,
@@ -91,7 +92,7 @@ pub(crate) fn spawn(launch: Launch) -> std::io::Result<JoinHandle<()>> {
                         worker: id,
                         error: e.to_string(),
                     });
-                    return;
+                    return 0;
                 }
             };
             runtime.block_on(async {
@@ -102,7 +103,7 @@ pub(crate) fn spawn(launch: Launch) -> std::io::Result<JoinHandle<()>> {
                             worker: id,
                             error: lb_socket::plain(&e),
                         });
-                        return;
+                        return 0;
                     }
                 };
                 let _ = events.send(Event::Ready { worker: id, pinned });
@@ -120,7 +121,7 @@ pub(crate) fn spawn(launch: Launch) -> std::io::Result<JoinHandle<()>> {
                         let _ = stop.wait_for(|stopped| *stopped).await;
                     }
                 };
-                lb_proxy::serve(listener, registry, cfg, stats, shutdown).await;
-            });
+                lb_proxy::serve(listener, registry, cfg, stats, shutdown).await
+            })
         })
 }

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 use tokio::sync::{watch, Notify};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// The workers of one lb process.
 #[derive(Debug)]
@@ -41,7 +41,8 @@ pub(crate) struct WorkerSet {
     stop: watch::Sender<bool>,
     stop_rx: watch::Receiver<bool>,
     events: Sender<Event>,
-    threads: Vec<Option<JoinHandle<()>>>,
+    /// Each returns how many connections its drain timeout cut.
+    threads: Vec<Option<JoinHandle<usize>>>,
     stats: Vec<Arc<WorkerStats>>,
     panics: Arc<Vec<Arc<Notify>>>,
     restarts: Arc<Vec<AtomicU64>>,
@@ -220,11 +221,20 @@ impl WorkerSet {
     }
 
     /// Waits for every worker (each bounded by its drain timeout), then for the access log.
+    /// Logs the connections the drain timeout cut over all workers, when it cut any.
     pub(crate) fn join(&mut self) {
+        let mut cut = 0;
         for thread in self.threads.drain(..).flatten() {
-            if thread.join().is_err() {
-                error!("a worker thread panicked during shutdown");
+            match thread.join() {
+                Ok(n) => cut += n,
+                Err(_) => error!("a worker thread panicked during shutdown"),
             }
+        }
+        if cut > 0 {
+            warn!(
+                cut,
+                "drain timeout reached: {cut} connections cut over all workers"
+            );
         }
         if let Some(writer) = self.access_log_writer.take() {
             // The writer ends once the last sender is dropped: the workers' went with them.

@@ -14,7 +14,7 @@ mod demo;
 use clap::{Args, Parser, Subcommand};
 use lb_config::{
     parse_bind_addr, parse_bytes, parse_count, parse_duration, parse_positive_duration, HostPort,
-    Layer, StaticRoute, Workers,
+    Layer, LogFormat, StaticRoute, Workers,
 };
 use lb_runtime::ConfigSource;
 use std::io::IsTerminal;
@@ -112,6 +112,10 @@ struct RunArgs {
     /// worker).
     #[arg(long)]
     access_log: bool,
+    /// Log line format on stderr: `text`, or `json` (one object per line, for journald, Loki or
+    /// ELK) [default: text].
+    #[arg(long, value_name = "text|json")]
+    log_format: Option<LogFormat>,
     /// How long shutdown waits for in-flight requests [default: 30s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     drain_timeout: Option<Duration>,
@@ -201,24 +205,34 @@ impl RunArgs {
     }
 }
 
-/// Logs go to stderr (stdout carries the ready line); the level comes from `LB_LOG`
-/// (error, warn, info, debug, trace; default info).
-fn init_logging() {
+/// Logs go to stderr (stdout carries the ready line) in `format`; the level comes from `LB_LOG`
+/// (error, warn, info, debug, trace; default info). JSON lines carry the event's target (the
+/// access log's is `lb::access`), which text lines leave out.
+fn init_logging(format: LogFormat) {
     let level = std::env::var("LB_LOG")
         .ok()
         .and_then(|v| v.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .init(),
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let format = match &cli.command {
+        Some(Command::Run(args)) => args.log_format,
+        None => cli.run.log_format,
+        Some(_) => None,
+    };
+    init_logging(format.unwrap_or_default());
     let result = match cli.command {
         Some(Command::Run(args)) => lb_runtime::run_from((*args).into_source()),
         None => lb_runtime::run_from(cli.run.into_source()),

@@ -63,6 +63,7 @@ fn forward(raw: &[u8], lead: &str, rest: &str, client: &str) -> String {
         lead,
         rest,
         &ClientAddr::new(client.parse().unwrap()),
+        b"id-1",
         &mut out,
     );
     String::from_utf8(out).unwrap()

@@ -33,6 +33,22 @@ pub fn lb(workers: usize, routes: &[(&str, &[SocketAddr])], extra: &[&str]) -> L
     LbProcess::run(bin(), workers, routes, extra)
 }
 
+/// The value of `key=` in a text log line (up to the next space; quotes kept), if it has one.
+pub fn log_field<'l>(line: &'l str, key: &str) -> Option<&'l str> {
+    let needle = format!(" {key}=");
+    let at = line.find(&needle)? + needle.len();
+    line[at..].split(' ').next()
+}
+
+/// A head as text, less any `X-Request-ID` line (lb writes a new id on every request it
+/// forwards; `ops/request_id.rs` tests them), so tests can compare the rest byte for byte.
+pub fn head_without_request_id(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw)
+        .split_inclusive("\r\n")
+        .filter(|l| !l.starts_with("X-Request-ID: "))
+        .collect()
+}
+
 /// Starts one recording backend per name.
 pub fn backends(names: &[&str]) -> Vec<Backend> {
     names.iter().map(|n| Backend::start(n)).collect()

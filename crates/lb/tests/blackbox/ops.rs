@@ -8,6 +8,8 @@ mod config_errors;
 mod echo_demo;
 mod host_names;
 mod lifecycle;
+mod logs;
+mod request_id;
 mod respawn;
 mod startup;
 mod state;

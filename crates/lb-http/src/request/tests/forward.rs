@@ -5,7 +5,7 @@ use super::*;
 /// Asserts that lb forwards `raw` (target as is, client 10.0.0.9) as exactly: `kept` (the request
 /// line and the client's fields lb keeps, in order), the fields lb adds to an HTTP/1.1 request
 /// whose Host is `host`, `last` (what lb writes after its own fields: re-emitted framing,
-/// `Connection: upgrade`, or nothing) and the empty line.
+/// `Connection: upgrade`, or nothing) and the empty line. The request id is always `id-1`.
 #[track_caller]
 fn assert_forwards(raw: &[u8], kept: &str, host: &str, last: &str) {
     assert_eq!(
@@ -15,6 +15,7 @@ fn assert_forwards(raw: &[u8], kept: &str, host: &str, last: &str) {
              X-Forwarded-Proto: http\r\n\
              X-Forwarded-Host: {host}\r\n\
              Via: 1.1 lb\r\n\
+             X-Request-ID: id-1\r\n\
              {last}\r\n"
         )
     );
@@ -48,7 +49,7 @@ fn xff_appended() {
          X-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9\r\n\
          X-Forwarded-Proto: http\r\n\
          X-Forwarded-Host: a\r\n\
-         Via: 1.1 lb\r\n\
+         Via: 1.1 lb\r\nX-Request-ID: id-1\r\n\
          \r\n"
     );
 }
@@ -72,6 +73,14 @@ fn xff_ipv6_client() {
 fn x_forwarded_proto_and_host_replaced() {
     let raw = b"GET / HTTP/1.1\r\nX-Forwarded-Proto: https\r\nHost: real\r\n\
                 X-Forwarded-Host: spoofed\r\n\r\n";
+    assert_forwards(raw, "GET / HTTP/1.1\r\nHost: real\r\n", "real", "");
+}
+
+/// The client's `X-Request-ID` is replaced by the one the caller gives (kept or new: the
+/// caller's choice), never forwarded twice.
+#[test]
+fn request_id_replaced_by_the_callers() {
+    let raw = b"GET / HTTP/1.1\r\nX-Request-ID: from-client\r\nHost: real\r\n\r\n";
     assert_forwards(raw, "GET / HTTP/1.1\r\nHost: real\r\n", "real", "");
 }
 
@@ -160,7 +169,7 @@ fn http10_forwarded_as_http11_with_empty_host() {
          Host: \r\n\
          X-Forwarded-For: 10.0.0.9\r\n\
          X-Forwarded-Proto: http\r\n\
-         Via: 1.0 lb\r\n\
+         Via: 1.0 lb\r\nX-Request-ID: id-1\r\n\
          \r\n"
     );
 }
@@ -179,6 +188,7 @@ fn writer_appends_without_reallocating() {
         "",
         "/p",
         &ClientAddr::new("10.0.0.9".parse().unwrap()),
+        b"id-1",
         &mut out,
     );
     assert_eq!(out.as_ptr(), before);
@@ -208,7 +218,7 @@ fn absolute_form_in_http10_without_host_gets_the_authority() {
          X-Forwarded-For: 10.0.0.9\r\n\
          X-Forwarded-Proto: http\r\n\
          X-Forwarded-Host: example.com\r\n\
-         Via: 1.0 lb\r\n\
+         Via: 1.0 lb\r\nX-Request-ID: id-1\r\n\
          \r\n"
     );
 }

@@ -91,7 +91,7 @@ proptest! {
         let mut out = Vec::new();
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
         let req = parse_request(&raw, &mut headers).unwrap().unwrap();
-        write_request_head(&req, "", req.target, &ClientAddr::new("192.0.2.1".parse().unwrap()), &mut out);
+        write_request_head(&req, "", req.target, &ClientAddr::new("192.0.2.1".parse().unwrap()), b"id-1", &mut out);
         let again = ok(&out);
         prop_assert_eq!(again.head_len, out.len());
         prop_assert_eq!(again.body, kind);
@@ -147,7 +147,7 @@ proptest! {
         prop_assert_eq!(req.body, kind);
         prop_assert_eq!(req.authority, Some(authority.as_bytes()));
         let mut out = Vec::new();
-        write_request_head(&req, "", req.target, &ClientAddr::new("192.0.2.1".parse().unwrap()), &mut out);
+        write_request_head(&req, "", req.target, &ClientAddr::new("192.0.2.1".parse().unwrap()), b"id-1", &mut out);
         prop_assert_eq!(field_values(&out, "host"), vec![authority.as_bytes().to_vec()]);
     }
 
@@ -156,7 +156,7 @@ proptest! {
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
         let req = parse_request(&raw, &mut headers).unwrap().unwrap();
         let mut out = Vec::new();
-        write_request_head(&req, "", req.target, &ClientAddr::new("192.0.2.1".parse().unwrap()), &mut out);
+        write_request_head(&req, "", req.target, &ClientAddr::new("192.0.2.1".parse().unwrap()), b"id-1", &mut out);
         prop_assert_eq!(field_values(&out, "host").len(), 1);
         let via = field_values(&out, "via");
         let ours: &[u8] = match req.version {
@@ -180,7 +180,7 @@ proptest! {
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
         if let Ok(Some(req)) = parse_request(&raw, &mut headers) {
             let mut out = Vec::new();
-            write_request_head(&req, "", req.target, &ClientAddr::new("192.0.2.1".parse().unwrap()), &mut out);
+            write_request_head(&req, "", req.target, &ClientAddr::new("192.0.2.1".parse().unwrap()), b"id-1", &mut out);
             let again = ok(&out);
             prop_assert_eq!(again.method.as_str(), req.method);
             prop_assert_eq!(again.target.as_str(), req.target);

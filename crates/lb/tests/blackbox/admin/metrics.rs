@@ -147,3 +147,103 @@ fn responses_are_counted_by_route_target_and_status_class() {
     assert_eq!(a_missing["responses"]["2xx"], 0, "{a_missing}");
     assert_eq!(row("/dead", dead.port())["responses"]["5xx"], 1);
 }
+
+/// `promtool check metrics` (Debian package `prometheus`) finds nothing to say about what lb
+/// serves: every family has HELP and TYPE, names and units follow the conventions. Without
+/// promtool the test fails under `CI=true` (`scripts/test.sh` installs it) and says it did not
+/// run otherwise.
+#[test]
+fn promtool_finds_the_metrics_clean_and_the_standard_series_are_there() {
+    let backend = Backend::start("p");
+    let lb = lb(2, &[("/", &[backend.addr()])], &[]);
+    assert_eq!(served_by(&lb_testkit::get(lb.addr(), "/x")), "p");
+    let text = lb.admin().call("GET", "/metrics", b"").text();
+    for series in [
+        "lb_build_info{version=\"",
+        "process_cpu_seconds_total ",
+        "process_start_time_seconds ",
+        "process_resident_memory_bytes ",
+        "process_virtual_memory_bytes ",
+        "process_open_fds ",
+        "process_max_fds ",
+    ] {
+        assert!(text.contains(series), "{series} missing from\n{text}");
+    }
+    let started = metric_sample(&text, "process_start_time_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    assert!(
+        (now - 600.0..=now + 1.0).contains(&started),
+        "started at {started}, now {now}"
+    );
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut promtool = match promtool {
+        Ok(child) => child,
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("promtool is missing under CI ({e}): scripts/test.sh installs it")
+        }
+        Err(e) => {
+            eprintln!("NOT RUN: promtool check metrics ({e}); scripts/test.sh installs promtool");
+            return;
+        }
+    };
+    {
+        use std::io::Write as _;
+        let mut stdin = promtool.stdin.take().expect("piped stdin");
+        stdin.write_all(text.as_bytes()).expect("feed promtool");
+    }
+    let out = promtool.wait_with_output().expect("promtool ran");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{text}"
+    );
+}
+
+/// Request durations by route prefix and status class, summed over workers: the label is the
+/// prefix, never the path, and a request no prefix matched has no route series.
+#[test]
+fn request_durations_are_counted_by_route_and_status_class() {
+    let backend = Backend::start("r");
+    let dead = refused_addr();
+    let lb = lb(2, &[("/api", &[backend.addr()]), ("/dead", &[dead])], &[]);
+    for path in ["/api/a", "/api/b?q=1", "/api"] {
+        assert_eq!(served_by(&lb_testkit::get(lb.addr(), path)), "r");
+    }
+    assert_eq!(lb_testkit::get(lb.addr(), "/dead/x").status, 502);
+    assert_eq!(lb_testkit::get(lb.addr(), "/nowhere").status, 503);
+    let family = "lb_route_request_duration_seconds";
+    let api = format!("{family}_count{{route=\"/api\",class=\"2xx\"}}");
+    // Counted when the answer has been written, a moment after the client may have read it.
+    let text = poll_until(WAIT, "the /api requests counted", || {
+        let text = lb.admin().call("GET", "/metrics", b"").text();
+        match metric_sample(&text, &api) {
+            3.0 => Ok(text),
+            n => Err(n),
+        }
+    });
+    let dead_5xx = format!("{family}_count{{route=\"/dead\",class=\"5xx\"}}");
+    assert_eq!(metric_sample(&text, &dead_5xx), 1.0, "{text}");
+    let inf = format!("{family}_bucket{{route=\"/api\",class=\"2xx\",le=\"+Inf\"}}");
+    assert_eq!(metric_sample(&text, &inf), 3.0, "{text}");
+    let routes: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{family}_count")))
+        .collect();
+    assert_eq!(
+        routes.len(),
+        2,
+        "only the two prefixes that answered: {routes:#?}"
+    );
+}

@@ -16,7 +16,7 @@ fn forwarded(line: &str, fields: &str) -> String {
 }
 
 fn head_text(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw).into_owned()
+    crate::head_without_request_id(raw)
 }
 
 #[test]

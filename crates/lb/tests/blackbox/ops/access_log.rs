@@ -2,7 +2,7 @@
 //! request with method, path, status, target, bytes and duration, for proxied requests and for
 //! the answers lb gives itself.
 
-use crate::{lb, served_by, WAIT};
+use crate::{lb, log_field, served_by, WAIT};
 use lb_testkit::{get, refused_addr, Backend, Reply};
 
 #[test]
@@ -13,7 +13,7 @@ fn each_request_gets_one_line_with_its_outcome() {
     assert_eq!(get(lb.addr(), "/nowhere").status, 503);
 
     let proxied = format!(
-        "\"GET /app/x?y=1\" status=200 target={} bytes=6 duration_ms=",
+        "\"GET /app/x?y=1\" status=200 target={} bytes=6 bytes_up=0 duration_ms=",
         backend.addr()
     );
     let refused = "\"GET /nowhere\" status=503 target=- bytes=";
@@ -53,10 +53,8 @@ fn own_answers_log_their_target_and_their_real_duration() {
         .lines()
         .find(|l| l.contains(&timed_out))
         .expect("the 504's line");
-    let ms: f64 = line
-        .rsplit("duration_ms=")
-        .next()
-        .and_then(|ms| ms.trim().parse().ok())
+    let ms: f64 = log_field(line, "duration_ms")
+        .and_then(|ms| ms.parse().ok())
         .unwrap_or_else(|| panic!("no duration in {line}"));
     assert!(
         ms >= 450.0,

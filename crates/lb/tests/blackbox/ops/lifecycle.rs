@@ -182,6 +182,7 @@ fn help_lists_the_flags() {
         "--no-pin",
         "--route",
         "--upstream-timeout",
+        "--log-format",
     ] {
         assert!(
             text.contains(flag),
