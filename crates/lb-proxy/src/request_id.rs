@@ -42,8 +42,9 @@ pub(crate) fn kept<'b>(headers: &[Header<'b>]) -> Option<&'b [u8]> {
 /// One worker run's id source.
 #[derive(Debug)]
 pub(crate) struct RequestIds {
-    process: u64,
-    run: u64,
+    /// `PROCESS-RUN-`, written once: only the counter changes from id to id, so a request
+    /// pays for copying this and formatting one number.
+    prefix: OwnId,
     next: Cell<u64>,
 }
 
@@ -70,9 +71,18 @@ impl RequestIds {
 
     /// A source for run `run` of the process tagged `process` (time and pid are injected).
     pub(crate) fn new(process: u64, run: u64) -> RequestIds {
+        let mut prefix = OwnId {
+            bytes: [0; OWN_LEN],
+            len: 0,
+        };
+        push_hex(&mut prefix, process, 16);
+        prefix.bytes[prefix.len] = b'-';
+        prefix.len += 1;
+        push_hex(&mut prefix, run, 1);
+        prefix.bytes[prefix.len] = b'-';
+        prefix.len += 1;
         RequestIds {
-            process,
-            run,
+            prefix,
             next: Cell::new(0),
         }
     }
@@ -81,16 +91,7 @@ impl RequestIds {
     pub(crate) fn next(&self) -> OwnId {
         let n = self.next.get();
         self.next.set(n.wrapping_add(1));
-        let mut id = OwnId {
-            bytes: [0; OWN_LEN],
-            len: 0,
-        };
-        push_hex(&mut id, self.process, 16);
-        id.bytes[id.len] = b'-';
-        id.len += 1;
-        push_hex(&mut id, self.run, 1);
-        id.bytes[id.len] = b'-';
-        id.len += 1;
+        let mut id = self.prefix;
         push_hex(&mut id, n, 1);
         id
     }

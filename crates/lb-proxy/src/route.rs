@@ -10,6 +10,7 @@ use crate::worker::Worker;
 use lb_http::{ErrorKind, HttpError};
 use lb_registry::{PinnedSnapshot, Slot};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 const NO_ROUTE: HttpError = HttpError::new(ErrorKind::NoRoute, "no route matches the request path");
@@ -70,9 +71,10 @@ impl Picked {
         })
     }
 
-    /// The prefix of the route this target was picked from (the route label of its metrics).
-    pub(crate) fn prefix(&self) -> Option<&str> {
-        Some(self.snapshot.route_of(self.slot)?.prefix())
+    /// The prefix of the route this target was picked from (the route label of its metrics), as
+    /// the registry shares it between snapshots ([`lb_registry::Route::prefix_shared`]).
+    pub(crate) fn prefix(&self) -> Option<&Arc<str>> {
+        Some(self.snapshot.route_of(self.slot)?.prefix_shared())
     }
 
     /// Counts the status the client gets for this request on the picked target.

@@ -13,6 +13,7 @@ use lb_registry::{escape_label, status_class, STATUS_CLASSES};
 use parking_lot::Mutex;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,29 +88,70 @@ impl RouteLatencies {
 }
 
 /// A worker's way to its histograms by prefix: a lock-free lookup once a prefix was seen.
+///
+/// Keyed by the address of the registry's shared `Arc<str>` for the prefix
+/// ([`lb_registry::Route::prefix_shared`]), which is the same in every snapshot: a lookup hashes
+/// one word instead of the prefix's text. Each entry keeps its `Arc` alive, so no other prefix
+/// can take the address while the entry exists. A prefix registered anew gets a new `Arc` and a
+/// new entry that finds the same histograms by name; the map is emptied when such entries pile
+/// up past [`MAX_SEEN`], and refilled from the shared list as prefixes come back.
 #[derive(Debug, Default)]
 pub(crate) struct RouteClock {
-    seen: RefCell<HashMap<Box<str>, Arc<ByClass>>>,
+    seen: RefCell<HashMap<usize, Seen, BuildHasherDefault<WordHasher>>>,
+}
+
+/// One prefix's histograms, and the `Arc` whose address is their key (held so that it stays
+/// unique).
+#[derive(Debug)]
+struct Seen {
+    _prefix: Arc<str>,
+    by_class: Arc<ByClass>,
+}
+
+/// Entries a worker's map holds before it starts afresh (prefixes that came and went).
+const MAX_SEEN: usize = 4 * MAX_ROUTES;
+
+/// Hashes the one word a key is (an address): multiplied by an odd constant, so that keys
+/// differing in their alignment bits spread over the buckets.
+#[derive(Debug, Default, Clone, Copy)]
+struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(32)
+    }
 }
 
 impl RouteClock {
     /// Counts a request to `prefix` answered with `status` after `elapsed`, in `shared` (this
-    /// worker's list). Allocates only the first time this worker meets `prefix`.
+    /// worker's list). Allocates only the first time this worker meets `prefix`'s `Arc`.
     pub(crate) fn observe(
         &self,
         shared: &RouteLatencies,
-        prefix: &str,
+        prefix: &Arc<str>,
         status: u16,
         elapsed: Duration,
     ) {
+        let key = Arc::as_ptr(prefix).cast::<u8>() as usize;
         let mut seen = self.seen.borrow_mut();
-        let by_class = match seen.get(prefix) {
-            Some(found) => found,
-            None => seen
-                .entry(prefix.into())
-                .or_insert_with(|| shared.histograms(prefix)),
-        };
-        by_class.0[status_class(status)].observe(elapsed);
+        if !seen.contains_key(&key) && seen.len() >= MAX_SEEN {
+            seen.clear();
+        }
+        let entry = seen.entry(key).or_insert_with(|| Seen {
+            _prefix: prefix.clone(),
+            by_class: shared.histograms(prefix),
+        });
+        entry.by_class.0[status_class(status)].observe(elapsed);
     }
 }
 
@@ -122,10 +164,11 @@ mod tests {
         let (w0, w1) = (RouteLatencies::default(), RouteLatencies::default());
         let (c0, c1) = (RouteClock::default(), RouteClock::default());
         let ms = Duration::from_millis;
-        c0.observe(&w0, "/api", 200, ms(2));
-        c1.observe(&w1, "/api", 204, ms(20));
-        c1.observe(&w1, "/api", 502, ms(1));
-        c0.observe(&w0, "/a\"b", 503, ms(1));
+        let (api, quoted) = (Arc::from("/api"), Arc::from("/a\"b"));
+        c0.observe(&w0, &api, 200, ms(2));
+        c1.observe(&w1, &api, 204, ms(20));
+        c1.observe(&w1, &api, 502, ms(1));
+        c0.observe(&w0, &quoted, 503, ms(1));
         let mut out = String::new();
         RouteLatencies::render_all([&w0, &w1].into_iter(), &mut out);
         let api2 = "lb_route_request_duration_seconds_count{route=\"/api\",class=\"2xx\"} 2\n";
@@ -146,7 +189,8 @@ mod tests {
         let shared = RouteLatencies::default();
         let clock = RouteClock::default();
         for i in 0..MAX_ROUTES + 5 {
-            clock.observe(&shared, &format!("/r{i}"), 200, Duration::from_millis(1));
+            let prefix: Arc<str> = Arc::from(format!("/r{i}"));
+            clock.observe(&shared, &prefix, 200, Duration::from_millis(1));
         }
         assert_eq!(shared.routes.lock().len(), MAX_ROUTES + 1);
         let mut out = String::new();
@@ -157,5 +201,26 @@ mod tests {
             ),
             "{out}"
         );
+    }
+
+    /// A prefix registered anew comes with a new `Arc`: its requests still count into the one
+    /// series of that prefix, and the worker's map stays bounded however often that happens.
+    #[test]
+    fn a_prefix_registered_anew_keeps_its_series_and_the_map_stays_bounded() {
+        let shared = RouteLatencies::default();
+        let clock = RouteClock::default();
+        for _ in 0..MAX_SEEN + 10 {
+            let again: Arc<str> = Arc::from("/api");
+            clock.observe(&shared, &again, 200, Duration::from_millis(1));
+        }
+        assert!(clock.seen.borrow().len() <= MAX_SEEN);
+        assert_eq!(shared.routes.lock().len(), 1);
+        let mut out = String::new();
+        RouteLatencies::render_all(std::iter::once(&shared), &mut out);
+        let count = format!(
+            "lb_route_request_duration_seconds_count{{route=\"/api\",class=\"2xx\"}} {}\n",
+            MAX_SEEN + 10
+        );
+        assert!(out.contains(&count), "{out}");
     }
 }

@@ -69,6 +69,13 @@ impl Route {
         &self.prefix
     }
 
+    /// The prefix as the registry holds it: the same `Arc` in every snapshot for as long as the
+    /// prefix is registered, so a worker can key per-route state by its address instead of
+    /// hashing the text on every request.
+    pub fn prefix_shared(&self) -> &Arc<str> {
+        &self.prefix
+    }
+
     /// The healthy targets in round-robin order (targets that are down are left out).
     pub fn targets(&self) -> &[Arc<Target>] {
         &self.targets
