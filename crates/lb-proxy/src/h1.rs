@@ -10,22 +10,21 @@
 //! so no head is parsed or answered twice; the connection goes on only when `policy::next` says
 //! the byte stream is in sync. A fault on this connection never touches another one.
 
+mod client;
+
 use crate::access_log::Entry;
-use crate::exchange::{self, Client, Lane, Outcome, Request, BODY_TOO_LARGE};
+use crate::exchange::{self, Lane, Outcome, Request, BODY_TOO_LARGE};
 use crate::policy::{self, Answer, Body, Consumed, End, Loudness, Next};
-use crate::relay::{
-    fill, read_waiting, readable, relay_body, tunnel, write_all, Limits, RelayError,
-};
+use crate::relay::{fill, read_waiting, readable, write_all};
 use crate::request_id;
 use crate::route::{self, Routed};
 use crate::timer::within;
 use crate::worker::Worker;
+use client::H1Client;
 use lb_http::{
-    dechunk_for, error_response, parse_request, write_request_head, write_response_head, BodyKind,
-    ChunkedDecoder, ClientAddr, ClientSide, ErrorKind, HttpError, ResponseHead, Version,
-    EMPTY_HEADER, MAX_HEADERS,
+    dechunk_for, error_response, parse_request, write_request_head, BodyKind, ChunkedDecoder,
+    ClientAddr, ClientSide, ErrorKind, HttpError, Version, EMPTY_HEADER, MAX_HEADERS,
 };
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::time::Duration;
@@ -39,9 +38,6 @@ use tracing::{debug, info};
 /// connections at once; a client without retries (wrk, scripts) then counts an error per
 /// connection at every reload.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
-
-/// lb's own interim response for a client waiting on `Expect: 100-continue`.
-const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Longest a closing connection discards what its client still sends ([`policy::lingers`]).
 const LINGER: Duration = Duration::from_secs(2);
@@ -83,18 +79,6 @@ pub(crate) async fn serve(worker: &Worker, socket: TcpStream, peer: SocketAddr) 
     conn.run().await;
     conn.release_buffers();
     worker.stats.closed();
-}
-
-/// The client's socket and bytes: what an exchange reaches through [`Client`].
-struct H1Client<'w> {
-    worker: &'w Worker,
-    socket: TcpStream,
-    /// Client bytes not yet consumed (a request head, body bytes, pipelined requests).
-    inbuf: Vec<u8>,
-    /// The current request's version and keep-alive wish.
-    side: ClientSide,
-    /// The first request was read at accept, past tokio: its readiness event is still to come.
-    unconfirmed: bool,
 }
 
 struct Connection<'w> {
@@ -528,84 +512,6 @@ fn unframed(error: HttpError, since: Instant) -> Head {
         keep_alive: false,
         body: BodyKind::Empty,
         routed: Err(Refused { error, since }),
-    }
-}
-
-impl Client for H1Client<'_> {
-    fn accepts_interim(&self) -> bool {
-        self.side.accepts_interim()
-    }
-
-    fn response_head(&self, head: &ResponseHead<'_, '_>, keep_alive: bool, out: &mut Vec<u8>) {
-        let side = ClientSide {
-            keep_alive,
-            ..self.side
-        };
-        write_response_head(head, side, out);
-    }
-
-    async fn send(&mut self, head: &[u8]) -> io::Result<()> {
-        write_all(&mut self.socket, head, self.worker.cfg.tuning.idle()).await
-    }
-
-    async fn send_continue(&mut self) -> io::Result<()> {
-        write_all(&mut self.socket, CONTINUE, self.worker.cfg.tuning.idle()).await
-    }
-
-    async fn send_body(
-        &mut self,
-        upstream: &mut TcpStream,
-        head: &mut Vec<u8>,
-        body: BodyKind,
-        write_timeout: Duration,
-    ) -> Result<u64, RelayError> {
-        let tuning = &self.worker.cfg.tuning;
-        let limits = Limits {
-            read: tuning.idle(),
-            write: write_timeout,
-            max_len: tuning.max_body(),
-        };
-        relay_body(
-            &mut self.socket,
-            upstream,
-            head,
-            &mut self.inbuf,
-            body,
-            false,
-            limits,
-        )
-        .await
-    }
-
-    async fn relay_response(
-        &mut self,
-        upstream: &mut TcpStream,
-        head: &mut Vec<u8>,
-        buf: &mut Vec<u8>,
-        body: BodyKind,
-        read_timeout: Duration,
-    ) -> Result<u64, RelayError> {
-        let limits = Limits {
-            read: read_timeout,
-            write: self.worker.cfg.tuning.idle(),
-            max_len: None,
-        };
-        let dechunk = dechunk_for(self.side, body);
-        relay_body(upstream, &mut self.socket, head, buf, body, dechunk, limits).await
-    }
-
-    async fn tunnel(
-        &mut self,
-        upstream: &mut TcpStream,
-        to_client: &[u8],
-        write_timeout: Duration,
-    ) -> io::Result<(u64, u64)> {
-        let limits = Limits {
-            read: self.worker.cfg.tuning.idle(),
-            write: write_timeout,
-            max_len: None,
-        };
-        tunnel(&mut self.socket, upstream, to_client, &self.inbuf, limits).await
     }
 }
 
