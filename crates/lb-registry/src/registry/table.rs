@@ -263,10 +263,7 @@ impl Table {
         if !entry.targets[at].holders.release(holder) {
             return false;
         }
-        entry.targets.remove(at);
-        entry.withdraw_api_if_unserved();
-        self.republish = true;
-        self.remove_if_abandoned(prefix);
+        self.remove_target(prefix, at);
         true
     }
 
@@ -279,11 +276,20 @@ impl Table {
         let Some(at) = entry.position(addr) else {
             return false;
         };
-        entry.targets.remove(at);
-        entry.withdraw_api_if_unserved();
-        self.republish = true;
-        self.remove_if_abandoned(prefix);
+        self.remove_target(prefix, at);
         true
+    }
+
+    /// Takes the target at position `at` out of `prefix`, and the API's claim on the prefix
+    /// with it when that was the API's last target there; removes the route when nobody holds it
+    /// any more.
+    fn remove_target(&mut self, prefix: &str, at: usize) {
+        if let Some(entry) = self.routes.get_mut(prefix) {
+            entry.targets.remove(at);
+            entry.withdraw_api_if_unserved();
+            self.republish = true;
+        }
+        self.remove_if_abandoned(prefix);
     }
 
     /// Whether some lease ended by `now`.
