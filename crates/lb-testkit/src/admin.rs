@@ -24,12 +24,18 @@ pub fn target_json(path: &str, target: SocketAddr) -> String {
 /// `/metrics` text; panics with the text unless exactly one line has it. Reading several series
 /// from one scrape keeps them consistent with each other.
 pub fn metric_sample(text: &str, series: &str) -> f64 {
+    find_metric_sample(text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+}
+
+/// [`metric_sample`], or `None` while `text` has no such sample (a series lb has not created
+/// yet); more than one is still a panic.
+pub fn find_metric_sample(text: &str, series: &str) -> Option<f64> {
     let values: Vec<f64> = text
         .lines()
         .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
         .collect();
-    assert_eq!(values.len(), 1, "{series} in:\n{text}");
-    values[0]
+    assert!(values.len() <= 1, "{series} more than once in:\n{text}");
+    values.first().copied()
 }
 
 impl Admin {

@@ -36,7 +36,7 @@ pub mod tokio_conn;
 pub mod wait;
 pub mod wire;
 
-pub use admin::{metric_sample, target_json, Admin};
+pub use admin::{find_metric_sample, metric_sample, target_json, Admin};
 pub use backend::{Backend, Recorded, Reply};
 pub use checksum::{Checksum, Pattern};
 pub use client::{
