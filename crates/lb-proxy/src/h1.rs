@@ -177,6 +177,9 @@ impl Connection<'_> {
             return Next::Close;
         };
         self.consume(head.consumed);
+        if head.body == BodyKind::Empty {
+            self.park_input();
+        }
         let finished = match &mut head.routed {
             Ok(req) => {
                 self.worker.stats.request();
@@ -203,6 +206,17 @@ impl Connection<'_> {
             },
         };
         self.finish(finished).await
+    }
+
+    /// Gives the input buffer back to the worker's free list while it holds nothing: a bodiless
+    /// request read whole needs no input buffer while its answer comes, so a busy connection
+    /// holds two buffers instead of three (the next read takes one again). Pipelined bytes keep
+    /// it.
+    fn park_input(&mut self) {
+        if self.client.inbuf.is_empty() {
+            let parked = std::mem::take(&mut self.client.inbuf);
+            self.worker.buffers.give(parked);
+        }
     }
 
     /// Drops the bytes a head took from the input, as [`policy::consumed`] decided.
@@ -411,6 +425,9 @@ impl Connection<'_> {
         let client = &mut self.client;
         if client.socket.shutdown().await.is_err() {
             return;
+        }
+        if client.inbuf.capacity() == 0 {
+            client.inbuf = self.worker.buffers.take();
         }
         let deadline = Instant::now() + LINGER;
         let mut discarded = 0;
