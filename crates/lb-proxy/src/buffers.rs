@@ -2,7 +2,8 @@
 //!
 //! Connections borrow buffers only while an exchange is in progress and give them back when they go
 //! idle, so 10,000 idle keep-alive connections hold no buffers, and a busy worker allocates none in
-//! steady state.
+//! steady state. A bodiless request gives its input buffer back as soon as its head is consumed
+//! (`h1`), so a connection waiting for its answer holds two buffers, not three.
 
 use std::cell::RefCell;
 
