@@ -3,8 +3,8 @@
 //! and its addresses, a reload resolves again, and a name that does not resolve is a config
 //! error naming it (exit 2 at start; at reload the running routes stay).
 
-use crate::{bin, served_by, WAIT};
-use lb_testkit::{get, poll_until, run_to_exit, Backend, LbProcess, ScratchDir};
+use crate::{bin, lb, served_by, WAIT};
+use lb_testkit::{get, poll_until, run_args, run_to_exit, Backend, LbProcess, ScratchDir};
 
 fn localhost(b: &Backend) -> String {
     format!("localhost:{}", b.addr().port())
@@ -14,21 +14,7 @@ fn localhost(b: &Backend) -> String {
 fn a_route_by_host_name_routes_and_logs_its_addresses() {
     let a = Backend::start("a");
     let route = format!("/=localhost:{}", a.addr().port());
-    let lb = LbProcess::start(
-        bin(),
-        &[
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--workers",
-            "1",
-            "--no-pin",
-            "--route",
-            &route,
-        ],
-    );
+    let lb = lb(1, &[], &["--route", &route]);
     assert_eq!(served_by(&get(lb.addr(), "/x")), "a");
     assert_eq!(a.requests().len(), 1);
     let log = lb.wait_for_stderr(WAIT, &["resolved host name localhost"]);
@@ -78,19 +64,8 @@ fn a_file_target_by_host_name_is_resolved_again_on_reload() {
 
 #[test]
 fn a_host_name_that_does_not_resolve_exits_2_naming_it() {
-    let f = run_to_exit(
-        bin(),
-        &[
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--route",
-            "/api=no-such-host.invalid:80",
-        ],
-        WAIT,
-    );
+    let args = run_args(1, &[], &["--route", "/api=no-such-host.invalid:80"]);
+    let f = run_to_exit(bin(), &args, WAIT);
     assert_eq!(f.status.code(), Some(2), "{}", f.stderr);
     assert!(
         f.stderr
