@@ -15,6 +15,8 @@
 //! - [`wait_until`], [`poll_until`]: the one way to wait for a condition, with a deadline.
 //! - [`Admin`]: the control-plane API.
 //! - [`Checksum`], [`Pattern`]: compare 64 MiB bodies without holding them.
+//! - [`tool::require`]: an external program a test drives (etcd, chromium, h2load), failing
+//!   under `CI=true` when it is missing.
 //! - `tokio_conn` (feature `tokio`, for the in-process tests of lb-admin and lb-echo): a server
 //!   task on the test's runtime and an async raw client.
 //!
@@ -33,6 +35,7 @@ pub mod scripted;
 pub mod switch;
 #[cfg(feature = "tokio")]
 pub mod tokio_conn;
+pub mod tool;
 pub mod wait;
 pub mod wire;
 
