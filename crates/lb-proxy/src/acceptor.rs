@@ -8,6 +8,7 @@ use crate::drain::Drain;
 use crate::h1;
 use crate::request_id::RequestIds;
 use crate::route_latency::RouteClock;
+use crate::splice::Splicer;
 use crate::stats::WorkerStats;
 use crate::upstream_pool::UpstreamPool;
 use crate::worker::{Worker, WorkerConfig};
@@ -53,6 +54,7 @@ pub async fn serve(
         pool: UpstreamPool::new(cfg.pool_idle_per_target, cfg.pool_idle_timeout),
         routes: RefCell::new(SnapshotCache::new(registry)),
         buffers: BufferPool::default(),
+        splicer: Splicer::new(cfg.splice, stats.clone()),
         drain: Drain::default(),
         stats,
         ids: RequestIds::start(),

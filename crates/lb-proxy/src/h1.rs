@@ -538,6 +538,7 @@ mod tests {
     use crate::buffers::BufferPool;
     use crate::drain::Drain;
     use crate::request_id::RequestIds;
+    use crate::splice::Splicer;
     use crate::tuning::{Tuning, TuningValues};
     use crate::upstream_pool::UpstreamPool;
     use crate::worker::{WorkerConfig, WorkerSettings};
@@ -562,6 +563,7 @@ mod tests {
                 pool_idle_timeout: secs(60),
                 max_connections: 65_536,
                 read_at_accept: true,
+                splice: true,
             };
             let tuning = Tuning::new(TuningValues {
                 connect: secs(5),
@@ -574,6 +576,7 @@ mod tests {
                 pool: UpstreamPool::new(1, Duration::from_secs(1)),
                 routes: RefCell::new(SnapshotCache::new(Arc::new(Registry::new(1)))),
                 buffers: BufferPool::default(),
+                splicer: Splicer::new(true, Arc::default()),
                 drain: Drain::default(),
                 stats: Arc::default(),
                 ids: RequestIds::new(1, 0),

@@ -14,6 +14,7 @@
 
 mod acceptor;
 mod access_log;
+mod body_path;
 mod buffers;
 mod drain;
 mod exchange;
@@ -24,6 +25,7 @@ mod relay;
 mod request_id;
 mod route;
 mod route_latency;
+mod splice;
 mod stats;
 mod timer;
 mod tuning;

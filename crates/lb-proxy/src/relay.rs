@@ -3,8 +3,11 @@
 //! The body may start with bytes already read together with the head (`buf`); anything read past
 //! the end of the body stays in `buf` (a pipelined next request). Memory per relay is one buffer.
 //! Every read and write is bounded by an inactivity timeout, so a stalled peer frees the exchange.
+//! A body lb passes on untouched may leave the copy path after its buffered bytes, for `splice`.
 
+use crate::body_path;
 use crate::buffers::BUF_SIZE;
+use crate::splice::{Fault, Splicer};
 use lb_http::{BodyKind, ChunkedDecoder, HttpError};
 use socket2::SockRef;
 use std::io::{self, Read};
@@ -120,25 +123,36 @@ pub(crate) struct Limits {
     pub(crate) max_len: Option<u64>,
 }
 
-/// Relays a body of framing `body` from `src` to `dst`. `head` holds bytes to send first (a message
-/// head); they go out together with the first body bytes in one write. With `dechunk`, a chunked
-/// body is decoded and only its payload is sent (for HTTP/1.0 clients). On success `buf` holds
-/// only bytes past the end of the body, and the count of body bytes sent is returned.
+/// A body's framing, and whether the relay decodes it (a chunked body for an HTTP/1.0 client:
+/// only its payload is sent).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Framing {
+    pub(crate) body: BodyKind,
+    pub(crate) dechunk: bool,
+}
+
+/// Relays a body of framing `framing` from `src` to `dst`. `head` holds bytes to send first (a
+/// message head); they go out together with the first body bytes in one write. Once the bytes
+/// read with the head are sent, the rest takes the path [`body_path::path`] picks: spliced by
+/// `splicer` or copied through `buf`. On success `buf` holds only bytes past the end of the
+/// body, and the count of body bytes sent is returned.
 pub(crate) async fn relay_body(
     src: &mut TcpStream,
     dst: &mut TcpStream,
     head: &mut Vec<u8>,
     buf: &mut Vec<u8>,
-    body: BodyKind,
-    dechunk: bool,
+    framing: Framing,
     limits: Limits,
+    splicer: &Splicer,
 ) -> Result<u64, RelayError> {
+    let Framing { body, dechunk } = framing;
     let mut sent = 0u64;
     let mut remaining = match body {
         BodyKind::Length(n) => n,
         _ => u64::MAX,
     };
     let mut chunked = ChunkedDecoder::new();
+    let mut path_chosen = false;
     loop {
         // Bytes in `head` before this round's decoded payload (a message head not yet sent).
         let prefix = head.len();
@@ -183,6 +197,31 @@ pub(crate) async fn relay_body(
         buf.drain(..take);
         if done {
             return Ok(sent);
+        }
+        if !std::mem::replace(&mut path_chosen, true) {
+            let rest = body_path::Rest {
+                splice_on: splicer.on,
+                // Both ends are clear-text `TcpStream`s here.
+                clear_text: true,
+                body,
+                dechunk,
+                left: remaining,
+            };
+            if body_path::path(rest) == body_path::Path::Splice {
+                let left = (body != BodyKind::CloseDelimited).then_some(remaining);
+                // Boxed: its readiness and timer futures would otherwise sit in every
+                // connection's future, idle ones included (`a_connection_future_stays_small`);
+                // one allocation per body of at least `SPLICE_MIN` bytes costs nothing beside it.
+                let waits = (limits.read, limits.write);
+                let splice = Box::pin(splicer.relay(src, dst, left, buf, waits));
+                if let Some(spliced) = splice.await {
+                    return match spliced {
+                        Ok(n) => Ok(sent + n),
+                        Err(Fault::Sender) => Err(RelayError::Source),
+                        Err(Fault::Receiver) => Err(RelayError::Sink),
+                    };
+                }
+            }
         }
         match read_more(src, buf, limits.read).await {
             Ok(0) if body == BodyKind::CloseDelimited => return Ok(sent),

@@ -28,6 +28,7 @@ struct Counters {
     pool_hits: AtomicU64,
     pool_misses: AtomicU64,
     upstream_open: AtomicU64,
+    spliced: AtomicU64,
     latency: Histogram,
 }
 
@@ -71,6 +72,11 @@ impl WorkerStats {
         add(&self.inner.upstream_open, u64::MAX);
     }
 
+    /// Counts body bytes moved with `splice(2)`.
+    pub(crate) fn spliced(&self, bytes: u64) {
+        add(&self.inner.spliced, bytes);
+    }
+
     /// Records the time from a complete request head to the end of its response.
     pub(crate) fn latency(&self, elapsed: std::time::Duration) {
         self.inner.latency.observe(elapsed);
@@ -96,7 +102,7 @@ impl WorkerStats {
     /// (the format wants each family's samples together), labelled by worker.
     pub fn render_all(workers: &[std::sync::Arc<WorkerStats>], out: &mut String) {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let simple: [(&str, &str, &str, Field); 6] = [
+        let simple: [(&str, &str, &str, Field); 7] = [
             (
                 "lb_worker_connections_accepted_total",
                 "counter",
@@ -132,6 +138,12 @@ impl WorkerStats {
                 "gauge",
                 "Upstream connections a worker holds open (busy or pooled).",
                 |c| &c.upstream_open,
+            ),
+            (
+                "lb_worker_spliced_bytes_total",
+                "counter",
+                "Body bytes a worker moved with splice(2), kernel to kernel.",
+                |c| &c.spliced,
             ),
         ];
         for (name, kind, help, field) in simple {

@@ -8,6 +8,7 @@ use crate::buffers::BufferPool;
 use crate::drain::Drain;
 use crate::request_id::RequestIds;
 use crate::route_latency::RouteClock;
+use crate::splice::Splicer;
 use crate::stats::WorkerStats;
 use crate::tuning::Tuning;
 use crate::upstream_pool::UpstreamPool;
@@ -31,6 +32,8 @@ pub struct WorkerSettings {
     pub max_connections: usize,
     /// See [`WorkerConfig::read_at_accept`].
     pub read_at_accept: bool,
+    /// See [`WorkerConfig::splice`].
+    pub splice: bool,
 }
 
 /// The settings one worker runs with.
@@ -53,6 +56,9 @@ pub struct WorkerConfig {
     /// on when the listener defers accepts (`TCP_DEFER_ACCEPT`), which makes the request
     /// almost always be there already. Without it the read would mostly come back empty.
     pub read_at_accept: bool,
+    /// Move large clear-text bodies with `splice(2)` (`body_path`); off only to measure the
+    /// copy path (`LB_SPLICE=off`, a benchmark knob).
+    pub splice: bool,
     /// Where access log lines go; `None` (the default) logs nothing.
     pub access_log: Option<AccessLog>,
 }
@@ -66,6 +72,7 @@ impl WorkerConfig {
             pool_idle_timeout,
             max_connections,
             read_at_accept,
+            splice,
         } = settings;
         WorkerConfig {
             id,
@@ -75,6 +82,7 @@ impl WorkerConfig {
             pool_idle_timeout,
             max_connections,
             read_at_accept,
+            splice,
             access_log: None,
         }
     }
@@ -93,6 +101,8 @@ pub(crate) struct Worker {
     pub(crate) routes: RefCell<SnapshotCache>,
     pub(crate) pool: UpstreamPool,
     pub(crate) buffers: BufferPool,
+    /// Pipes for the zero-copy body path.
+    pub(crate) splicer: Splicer,
     pub(crate) drain: Drain,
     pub(crate) stats: Arc<WorkerStats>,
     /// Where this run's own `X-Request-ID`s come from.

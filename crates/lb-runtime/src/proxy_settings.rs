@@ -24,5 +24,30 @@ pub(crate) fn worker_settings(restart: &RestartConfig) -> WorkerSettings {
         pool_idle_timeout: restart.pool_idle_timeout,
         max_connections: restart.max_connections,
         read_at_accept: !restart.defer_accept.is_zero(),
+        splice: splice_on(std::env::var_os(SPLICE_KNOB).as_deref()),
+    }
+}
+
+/// The benchmark knob that turns the zero-copy body path off (`LB_SPLICE=off`), so that
+/// `scripts/bench.sh bigbody` can measure lb's copy path in the same build. Not a setting:
+/// nothing but a measurement has a reason to copy what the kernel can move.
+const SPLICE_KNOB: &str = "LB_SPLICE";
+
+/// Whether the knob's value leaves splicing on: anything but `off` does.
+fn splice_on(knob: Option<&std::ffi::OsStr>) -> bool {
+    !matches!(knob, Some(v) if v == "off")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn only_off_turns_splicing_off() {
+        assert!(splice_on(None));
+        assert!(splice_on(Some(OsStr::new("on"))));
+        assert!(splice_on(Some(OsStr::new(""))));
+        assert!(!splice_on(Some(OsStr::new("off"))));
     }
 }

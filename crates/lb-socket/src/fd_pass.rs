@@ -3,7 +3,7 @@
 //! This is how a zero-downtime upgrade hands its listening sockets to the next lb: the receiver
 //! gets new descriptors for the *same* open sockets (same accept queues), so nothing queued is
 //! lost when the sender closes its own. std has no stable API for ancillary data, hence libc;
-//! with `sockopt`, this module holds lb's only `unsafe` outside the benchmarks, and every block
+//! with `sockopt` and `pipe`, this module holds lb's only `unsafe` outside the benchmarks, and every block
 //! says why it is sound.
 //!
 //! One `sendmsg` carries at most `SCM_MAX_FD` (253 on Linux) descriptors, so [`send_fds`]

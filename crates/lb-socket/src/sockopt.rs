@@ -1,5 +1,6 @@
 //! `TCP_DEFER_ACCEPT` on the worker sockets: neither std (unstable `set_deferaccept`) nor
-//! socket2 sets it, hence one `setsockopt` through libc (the crate's other `unsafe` is `fd_pass`).
+//! socket2 sets it, hence one `setsockopt` through libc (the crate's other `unsafe` is in
+//! `fd_pass` and `pipe`).
 
 #![allow(unsafe_code)]
 

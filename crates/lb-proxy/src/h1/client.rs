@@ -8,7 +8,7 @@
 //! tunnel, which lasts until either side closes.
 
 use crate::exchange::Client;
-use crate::relay::{relay_body, tunnel, write_all, Limits, RelayError};
+use crate::relay::{relay_body, tunnel, write_all, Framing, Limits, RelayError};
 use crate::worker::Worker;
 use lb_http::{dechunk_for, write_response_head, BodyKind, ClientSide, ResponseHead};
 use std::io;
@@ -69,9 +69,12 @@ impl Client for H1Client<'_> {
             upstream,
             head,
             &mut self.inbuf,
-            body,
-            false,
+            Framing {
+                body,
+                dechunk: false,
+            },
             limits,
+            &self.worker.splicer,
         )
         .await
     }
@@ -89,8 +92,21 @@ impl Client for H1Client<'_> {
             write: self.worker.cfg.tuning.idle(),
             max_len: None,
         };
-        let dechunk = dechunk_for(self.side, body);
-        relay_body(upstream, &mut self.socket, head, buf, body, dechunk, limits).await
+        let framing = Framing {
+            body,
+            dechunk: dechunk_for(self.side, body),
+        };
+        let splicer = &self.worker.splicer;
+        relay_body(
+            upstream,
+            &mut self.socket,
+            head,
+            buf,
+            framing,
+            limits,
+            splicer,
+        )
+        .await
     }
 
     async fn tunnel(
