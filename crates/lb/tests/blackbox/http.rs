@@ -1,6 +1,6 @@
 //! HTTP/1.1 through lb (RFC 9110, RFC 9112): framing and smuggling, header handling, interim
-//! responses and upgrades, limits and timeouts, streaming, upstream connection reuse, and the
-//! errors lb answers itself when the upstream side fails.
+//! responses and upgrades, limits and timeouts, streaming (zero-copy included), upstream
+//! connection reuse, and the errors lb answers itself when the upstream side fails.
 
 mod deferred_accept;
 mod error_statuses;
@@ -13,3 +13,4 @@ mod semantics;
 mod smuggling;
 mod streaming;
 mod upstream_reuse;
+mod zero_copy;
