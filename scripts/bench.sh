@@ -24,7 +24,10 @@
 # sweep: the keepalive setup once per wrk connection count in CONNS, nginx origin only, with
 # `wrk --timeout 10s`, the peers' upstream keep-alive sized for the point: HAProxy `maxconn`,
 # nginx `keepalive N` and `worker_connections`; a point needing more file descriptors than
-# `ulimit -n` allows, 2 per connection plus a margin, is skipped with a note).
+# `ulimit -n` allows, 2 per connection plus a margin, is skipped with a note), bigbody (large
+# bodies: an nginx origin serving BIGBODY_SIZES MiB files with sendfile, `wrk -c$BIGBODY_CONNS`,
+# lb with splice and with its copy path, HAProxy with and without `option splice-response`, nginx
+# with `proxy_buffering off`; body bytes per CPU-second: scripts/bench_bigbody.sh).
 # Then, unless IDLE_CONNS=0: each proxy's RSS with IDLE_CONNS idle keep-alive client connections
 # (scripts/idle_conns.py), and, if `oha` is installed, one oha run per proxy as a cross-check.
 #
@@ -38,10 +41,13 @@
 #   scripts/bench.sh --help           this text
 #   MODES=keepalive ORIGINS=nginx PROXIES="lb haproxy" scripts/bench.sh    a subset
 #   MODES=conns CONNS="50 400" PROXIES="lb haproxy" scripts/bench.sh       part of the sweep
+#   MODES=bigbody BIGBODY_SIZES=10 BIGBODY_PROXIES="lb haproxy-splice" scripts/bench.sh
 #   CANDIDATE=/path/to/other/lb scripts/bench.sh   adds a "candidate" lb build (e.g. a branch under
 #                                     review) to every round, configured like lb: an A/B in one run
 # Settings (environment): ROUNDS, DURATION and WARMUP (seconds), CONNECTIONS (50), MODES
-# ("keepalive close workers2 conns"), CONNS (the sweep's points: "50 400 4000 10000"), NOFILE (the
+# ("keepalive close workers2 conns bigbody"), CONNS (the sweep's points: "50 400 4000 10000"),
+# BIGBODY_SIZES ("1 10", MiB), BIGBODY_CONNS (8), BIGBODY_PROXIES ("lb lb-copy haproxy
+# haproxy-splice nginx"), NOFILE (the
 # file limit asked for, 65536; without the privilege the hard limit is used), ORIGINS ("nginx
 # echo"), PROXIES ("direct floor lb haproxy nginx"),
 # IDLE_CONNS (10000; 0 skips), OHA (1; 0 skips), WRITE_DOCS (1, or 0 with QUICK=1), SKIP_BUILD (0),
@@ -67,7 +73,7 @@ DURATION="${DURATION%s}"
 WARMUP="${WARMUP:-2}"
 WARMUP="${WARMUP%s}"
 CONNECTIONS="${CONNECTIONS:-50}"
-MODES="${MODES:-keepalive close workers2 conns}"
+MODES="${MODES:-keepalive close workers2 conns bigbody}"
 CONNS="${CONNS:-50 400 4000 10000}"
 NOFILE="${NOFILE:-65536}"
 ORIGINS="${ORIGINS:-nginx echo}"
@@ -93,6 +99,8 @@ fi
 # HAProxy and nginx as profile.sh runs them too.
 source "$ROOT/scripts/bench_lib.sh"
 help_if_asked "$@"
+# The bigbody mode's origin, measurement and block.
+source "$ROOT/scripts/bench_bigbody.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Tools.
@@ -472,6 +480,10 @@ for mode in $MODES; do
         conns_sweep
         continue
     fi
+    if [ "$mode" = bigbody ]; then
+        bigbody_block
+        continue
+    fi
     for origin in $ORIGINS; do
         run_block "$mode" "$origin"
     done
@@ -502,6 +514,10 @@ proxy's own count (lb pool misses, HAProxy \`connect\`; nginx: not available).
 EOF
 
 python3 "$ROOT/scripts/bench_report.py" "$WORKDIR"
+if [ -f "$WORKDIR/bigbody.md" ]; then
+    printf '\n' >>"$WORKDIR/results.md"
+    cat "$WORKDIR/bigbody.md" >>"$WORKDIR/results.md"
+fi
 CHART_OUT="$WORKDIR/bench.png"
 gnuplot -e "load '$WORKDIR/chart.vars'; datafile='$WORKDIR/chart.dat'; outfile='$CHART_OUT'; subtitle='$STARTED, $(nproc) vCPU, $ROUNDS rounds x ${DURATION}s, lb $LB_COMMIT'" \
     "$ROOT/scripts/bench_chart.gp" || say "gnuplot failed; no chart"

@@ -185,9 +185,12 @@ start_floor() {
     wait_port "$1" "$FLOOR_PID" floor
 }
 
-# start_haproxy PORT THREADS MAXCONN
+# start_haproxy PORT THREADS MAXCONN [NAME [OPTION]]: NAME (haproxy unless given) names its
+# directory and log files, so two can run at once; OPTION is one more `option` line in
+# `defaults` (e.g. splice-response). Sets HAPROXY_PID.
 start_haproxy() {
-    local dir="$WORKDIR/haproxy"
+    local name=${4:-haproxy}
+    local dir="$WORKDIR/$name"
     mkdir -p "$dir"
     cat >"$dir/haproxy.cfg" <<EOF
 global
@@ -205,7 +208,8 @@ defaults
     timeout client 60s
     timeout server 60s
     timeout http-keep-alive 60s
-
+${5:+    option $5
+}
 frontend fe
     bind 127.0.0.1:$1${PEER_DEFER_ACCEPT:+ defer-accept}
     default_backend origins
@@ -215,13 +219,14 @@ backend origins
     server a 127.0.0.1:$ORIGIN_A
     server b 127.0.0.1:$ORIGIN_B
 EOF
-    spawn haproxy "${PROXY_PIN[@]}" haproxy -db -f "$dir/haproxy.cfg"
+    spawn "$name" "${PROXY_PIN[@]}" haproxy -db -f "$dir/haproxy.cfg"
     HAPROXY_PID=$SPAWNED
-    wait_port "$1" "$HAPROXY_PID" haproxy
+    wait_port "$1" "$HAPROXY_PID" "$name"
 }
 
-# start_nginx PORT WORKERS CONNECTIONS [KEEPALIVE]: KEEPALIVE idle upstream connections cached per
-# worker (64 unless given).
+# start_nginx PORT WORKERS CONNECTIONS [KEEPALIVE [DIRECTIVE]]: KEEPALIVE idle upstream connections
+# cached per worker (64 unless given); DIRECTIVE is one more line in its proxying location (e.g.
+# `proxy_buffering off;`).
 start_nginx() {
     local dir="$WORKDIR/nginx"
     mkdir -p "$dir"
@@ -254,6 +259,7 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            ${5:-}
         }
     }
 }
