@@ -90,9 +90,10 @@ impl Splicer {
         let moved = self.pump(&mut pipe, (src, read), (dst, write), left).await;
         self.give(pipe);
         if moved.is_ok() && left.is_some() {
-            // Through tokio, so that "nothing more" clears the readiness the last fill left:
-            // an idle client connection must not look readable when it waits for its next
-            // request. An error or the end of the stream shows at the connection's next read.
+            // What the sender already sent past the body joins `buf`, as on the copy path, so
+            // the exchange decides on it when it gives the upstream back (not only the pool at
+            // its next take). Through tokio, so a "would block" clears the readiness the fills
+            // left. An error or the end of the stream shows at the connection's next read.
             let _ = src.try_read_buf(buf);
         }
         Some(moved)

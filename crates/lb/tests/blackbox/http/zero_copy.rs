@@ -3,7 +3,7 @@
 //! the same timeouts and connection rules as the copy path. Every test reads
 //! `lb_worker_spliced_bytes_total`, so none can pass on the copy path by accident.
 
-use crate::{lb, served_by, WAIT};
+use crate::{lb, log_field, served_by, WAIT};
 use lb_testkit::{
     request, split_response, upload_pattern, wait_until, Backend, Checksum, Conn, LbProcess,
     Pattern, Reply, Scripted, MIB,
@@ -84,6 +84,96 @@ fn a_large_request_body_is_spliced_intact() {
         "request body bytes"
     );
     assert_spliced(spliced(&lb), len);
+}
+
+/// The bytes that took the splice path count in the access log like copied ones.
+#[test]
+fn spliced_bodies_are_logged_with_their_byte_counts() {
+    let (up_len, down_len) = (3 * MIB, 2 * MIB);
+    let b = Backend::start_with(
+        "both",
+        Reply::Big {
+            len: down_len,
+            chunked: false,
+        },
+    );
+    let lb = lb(1, &[("/", &[b.addr()])], &["--access-log"]);
+    let r = upload_pattern(lb.addr(), "/both", up_len, false);
+    assert_eq!((r.status, r.body.len() as u64), (200, down_len));
+    assert_eq!(r.body_checksum, Pattern::checksum(down_len));
+    assert_eq!(b.last_request().body_checksum, Pattern::checksum(up_len));
+    let log = lb.wait_for_stderr(WAIT, &["status=200"]);
+    let line = log
+        .lines()
+        .find(|l| l.contains("status=200"))
+        .expect("the request's line");
+    assert_eq!(
+        log_field(line, "bytes"),
+        Some(&*down_len.to_string()),
+        "{line}"
+    );
+    assert_eq!(
+        log_field(line, "bytes_up"),
+        Some(&*up_len.to_string()),
+        "{line}"
+    );
+    let moved = spliced(&lb);
+    assert!(
+        moved <= up_len + down_len && moved + 2 * WITH_HEAD >= up_len + down_len,
+        "{moved} bytes spliced of {up_len} up and {down_len} down"
+    );
+}
+
+/// A request sent right behind a spliced body is the connection's next request, whole.
+#[test]
+fn a_request_pipelined_behind_a_spliced_body_is_served_next() {
+    let len = MIB;
+    let b = Backend::start("sink");
+    let lb = lb(1, &[("/", &[b.addr()])], &[]);
+    let mut c = Conn::open(lb.addr());
+    let length = len.to_string();
+    let mut raw = request("POST", "/first", &[("Content-Length", &length)], b"");
+    raw.extend_from_slice(&pattern(len));
+    raw.extend_from_slice(&request("GET", "/second", &[], b""));
+    c.send(&raw).expect("send both requests");
+    assert_eq!(
+        served_by(&c.read_response(false).expect("first answer")),
+        "sink"
+    );
+    assert_eq!(
+        served_by(&c.read_response(false).expect("second answer")),
+        "sink"
+    );
+    let recs = b.requests();
+    let targets: Vec<&str> = recs.iter().map(|r| r.target.as_str()).collect();
+    assert_eq!(targets, ["/first", "/second"]);
+    assert_eq!(recs[0].body_len, len);
+    assert_eq!(recs[0].body_checksum, Pattern::checksum(len));
+    assert_eq!(recs[1].body_len, 0);
+    assert_spliced(spliced(&lb), len);
+}
+
+/// After a spliced request body the connection's next wait is an idle keep-alive wait, not a
+/// header wait: the splice path leaves no stale readiness behind (see
+/// `deferred_accept::after_a_request_read_at_accept_the_idle_timeout_applies`).
+#[test]
+fn after_a_spliced_request_body_the_idle_timeout_applies() {
+    let len = MIB;
+    let b = Backend::start("sink");
+    let extra = ["--header-timeout", "300", "--idle-timeout", "600000"];
+    let lb = lb(1, &[("/", &[b.addr()])], &extra);
+    let mut idle = Conn::open(lb.addr());
+    let length = len.to_string();
+    let mut raw = request("POST", "/first", &[("Content-Length", &length)], b"");
+    raw.extend_from_slice(&pattern(len));
+    assert_eq!(served_by(&idle.request(&raw)), "sink");
+    assert_spliced(spliced(&lb), len);
+    // A head started after `idle`'s wait began gets its 408 once the header timeout passed, so
+    // by then a header deadline on `idle` would have passed too.
+    let mut slow = Conn::open(lb.addr());
+    slow.send(b"GET /slow HTTP/1.1\r\n").expect("send");
+    assert_eq!(slow.read_response(false).expect("408 from lb").status, 408);
+    assert_eq!(served_by(&idle.get("/second")), "sink");
 }
 
 #[test]
