@@ -159,3 +159,101 @@ async fn when_ready<R>(
         Err(_) => Err(io::ErrorKind::TimedOut.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (b, _) = listener.accept().await.unwrap();
+        (a, b)
+    }
+
+    const WAITS: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(5));
+
+    /// Exactly `left` bytes cross; what the sender sent past them is in `buf`; the count is
+    /// exact and the pipe goes back to the pool for the next body.
+    #[tokio::test]
+    async fn a_body_crosses_whole_and_what_follows_it_stays_behind() {
+        let stats = Arc::new(WorkerStats::default());
+        let splicer = Splicer::new(true, stats.clone());
+        let (mut sender, src) = pair().await;
+        let (dst, mut receiver) = pair().await;
+        let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut sent = body.clone();
+        sent.extend_from_slice(b"NEXT");
+        let writer = tokio::spawn(async move { sender.write_all(&sent).await.map(|()| sender) });
+        let reader = tokio::spawn(async move {
+            let mut got = vec![0; 300_000];
+            receiver.read_exact(&mut got).await.map(|_| got)
+        });
+        let mut buf = Vec::with_capacity(1024);
+        let moved = splicer
+            .relay(&src, &dst, Some(300_000), &mut buf, WAITS)
+            .await;
+        assert_eq!(moved.unwrap().unwrap(), 300_000);
+        let _sender = writer.await.unwrap().unwrap();
+        assert_eq!(reader.await.unwrap().unwrap(), body);
+        // "NEXT" may still be on its way when the body ends; whatever came is in `buf`, and the
+        // rest is still in the socket, never in the pipe.
+        assert!(b"NEXT".starts_with(&buf), "{buf:?}");
+        assert_eq!(splicer.free.borrow().len(), 1);
+        assert_eq!(splicer.free.borrow()[0].held(), 0);
+        let mut out = String::new();
+        WorkerStats::render_all(&[stats], &mut out);
+        assert!(
+            out.contains("lb_worker_spliced_bytes_total{worker=\"0\"} 300000\n"),
+            "{out}"
+        );
+    }
+
+    /// A receiver that takes nothing is a receiver fault at the write timeout, and the pipe
+    /// full of its bytes is closed rather than kept for another body.
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_receiver_times_out_and_its_pipe_is_closed() {
+        let splicer = Splicer::new(true, Arc::default());
+        let (mut sender, src) = pair().await;
+        let (dst, _receiver) = pair().await;
+        let len = 64 << 20;
+        let writer = tokio::spawn(async move {
+            let block = vec![7u8; 1 << 20];
+            while sender.write_all(&block).await.is_ok() {}
+        });
+        let mut buf = Vec::new();
+        let moved = splicer.relay(&src, &dst, Some(len), &mut buf, WAITS).await;
+        assert_eq!(moved.unwrap().unwrap_err(), Fault::Receiver);
+        assert_eq!(
+            splicer.free.borrow().len(),
+            0,
+            "a pipe with bytes in it is not kept"
+        );
+        writer.abort();
+    }
+
+    /// A sender that closes before Content-Length is a sender fault; one whose close ends a
+    /// close-delimited body is the body's end.
+    #[tokio::test]
+    async fn a_close_ends_a_close_delimited_body_and_cuts_a_counted_one() {
+        for (left, expected) in [(Some(10), Err(Fault::Sender)), (None, Ok(4))] {
+            let splicer = Splicer::new(true, Arc::default());
+            let (mut sender, src) = pair().await;
+            let (dst, mut receiver) = pair().await;
+            sender.write_all(b"four").await.unwrap();
+            drop(sender);
+            let mut buf = Vec::new();
+            let moved = splicer.relay(&src, &dst, left, &mut buf, WAITS).await;
+            assert_eq!(moved.unwrap(), expected, "{left:?}");
+            drop(dst);
+            let mut got = Vec::new();
+            receiver.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"four");
+            assert_eq!(splicer.free.borrow().len(), 1, "an empty pipe is kept");
+        }
+    }
+}
