@@ -1,5 +1,5 @@
 //! The zero-copy body path: the rest of a body moves socket -> pipe -> socket with `splice(2)`,
-//! never through user space, when [`policy::body_path`] says so (clear text both sides, a body
+//! never through user space, when [`body_path::path`] says so (clear text both sides, a body
 //! passed on as it is, long enough to be worth it).
 //!
 //! Each round fills an empty pipe from the sender, then empties it into the receiver, so a
@@ -13,7 +13,7 @@
 //! the relay's buffer, where the exchange sees them (a stray byte keeps an upstream out of the
 //! pool; a pipelined request is the client's next one).
 //!
-//! [`policy::body_path`]: crate::policy::body_path
+//! [`body_path::path`]: crate::body_path::path
 
 use crate::stats::WorkerStats;
 use lb_socket::Pipe;
@@ -125,6 +125,11 @@ impl Splicer {
                 let n = when_ready(dst, Interest::WRITABLE, write, || pipe.drain_into(dst))
                     .await
                     .map_err(|_| Fault::Receiver)?;
+                // splice(2) takes some bytes or fails while the pipe holds any; were it ever to
+                // take none, trying again would spin, so it counts as the receiver failing.
+                if n == 0 {
+                    return Err(Fault::Receiver);
+                }
                 moved += n as u64;
                 self.stats.spliced(n as u64);
             }
