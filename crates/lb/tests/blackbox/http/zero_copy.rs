@@ -297,6 +297,53 @@ fn an_upstream_that_dies_mid_body_cuts_the_client_and_is_not_pooled() {
     up.expect_event("1 /next");
 }
 
+/// A client that leaves mid-way through a spliced request body: the upstream sees its
+/// connection end mid-body, and the next request opens a new upstream connection.
+#[test]
+fn a_client_that_leaves_mid_body_aborts_the_spliced_upload() {
+    let len = 4 * MIB;
+    let up = Scripted::start(move |p| loop {
+        let Some(req) = p.read_head()? else {
+            return Ok(());
+        };
+        let want: usize = req
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if p.read_exact(want).is_err() {
+            let (rest, _) = p.read_until_close(WAIT);
+            p.event(format!("{} eof after {}", p.id, rest.len()));
+            return Ok(());
+        }
+        p.event(format!("{} {} {want}", p.id, req.target()));
+        p.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")?;
+    });
+    let lb = lb(1, &[("/", &[up.addr()])], &[]);
+    {
+        let mut c = Conn::open(lb.addr());
+        let length = len.to_string();
+        let mut raw = request("POST", "/up", &[("Content-Length", &length)], b"");
+        raw.extend_from_slice(&pattern(len / 4));
+        c.send(&raw).expect("the head and a quarter of the body");
+        wait_until(WAIT, "bytes spliced toward the upstream", || {
+            spliced(&lb) > 0
+        });
+    }
+    let event = up.next_event(WAIT).expect("the upstream request ends");
+    let sent: u64 = event
+        .strip_prefix("0 eof after ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the upstream must see its connection end mid-body: {event:?}"));
+    assert_eq!(
+        sent,
+        len / 4,
+        "the upstream got what the client sent, then the end"
+    );
+    let mut c = Conn::open(lb.addr());
+    assert_eq!(c.get("/next").status, 200);
+    up.expect_event("1 /next 0");
+}
+
 #[test]
 fn bytes_past_content_length_keep_the_upstream_out_of_the_pool() {
     let len = MIB;
