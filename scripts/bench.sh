@@ -36,7 +36,7 @@
 # and the raw records (runs.tsv, ...) copied to target/bench/last/.
 #
 # Usage:
-#   scripts/bench.sh                  the full run: ROUNDS=5, 8 s runs, 2 s warm-up (~45 minutes)
+#   scripts/bench.sh                  the full run: ROUNDS=5, 8 s runs, 2 s warm-up (~55 minutes, bigbody ~9 of them)
 #   QUICK=1 scripts/bench.sh          ROUNDS=1, 3 s runs, 1 s warm-up; writes nothing under docs/
 #   scripts/bench.sh --help           this text
 #   MODES=keepalive ORIGINS=nginx PROXIES="lb haproxy" scripts/bench.sh    a subset
