@@ -4,5 +4,6 @@
 mod api;
 mod metrics;
 mod routes;
+mod stats;
 mod token;
 mod ttl;
