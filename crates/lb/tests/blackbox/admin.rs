@@ -5,5 +5,6 @@ mod api;
 mod metrics;
 mod routes;
 mod stats;
+mod status_page;
 mod token;
 mod ttl;
