@@ -105,6 +105,8 @@ struct Sample {
     at: SystemTime,
     /// Empty in every sample but the newest two (see the module doc).
     targets: HashMap<TargetKey, TargetCounts>,
+    /// Requests sent to each prefix's targets so far (for the rate history).
+    routes: HashMap<String, u64>,
     data: DataPlaneCounts,
 }
 
@@ -136,7 +138,9 @@ impl Sampler {
     ) {
         let previous = self.samples.back().map(|s| &s.targets);
         let mut next = HashMap::with_capacity(targets.len());
+        let mut routes: HashMap<String, u64> = HashMap::new();
         for t in targets {
+            *routes.entry(t.path.clone()).or_default() += t.requests;
             let key = (t.path.clone(), t.addr);
             let since = match previous.and_then(|p| p.get(&key)) {
                 Some(before) if before.healthy == t.healthy => before.since,
@@ -173,8 +177,22 @@ impl Sampler {
         self.samples.push_back(Sample {
             at: now,
             targets: next,
+            routes,
             data,
         });
+    }
+
+    /// `path`'s requests per second between each two consecutive samples of the ring, oldest
+    /// first (at most [`WINDOW`]): the start of the page's sparkline.
+    pub(crate) fn route_history(&self, path: &str) -> Vec<f64> {
+        let pairs = self.samples.iter().zip(self.samples.iter().skip(1));
+        pairs
+            .filter_map(|(old, new)| {
+                let seconds = new.at.duration_since(old.at).ok()?.as_secs_f64();
+                let (before, after) = (old.routes.get(path)?, new.routes.get(path)?);
+                (seconds > 0.0).then(|| after.saturating_sub(*before) as f64 / seconds)
+            })
+            .collect()
     }
 
     /// When the newest sample was taken.
@@ -464,6 +482,21 @@ mod tests {
             s.changes().next().map(|c| c.kind),
             Some(ChangeKind::Deregistered)
         );
+        assert_eq!(s.route_history("/a"), vec![0.0; WINDOW]);
+        assert!(s.route_history("/nope").is_empty());
+    }
+
+    #[test]
+    fn the_route_history_is_the_rate_between_consecutive_samples() {
+        let mut s = Sampler::default();
+        for (i, requests) in [0, 10, 30, 30].into_iter().enumerate() {
+            let targets = [
+                target("/a", 1, requests, true),
+                target("/a", 2, requests, true),
+            ];
+            s.record(at(i as u64 * 2), &targets, DataPlaneCounts::default());
+        }
+        assert_eq!(s.route_history("/a"), vec![10.0, 20.0, 0.0]);
     }
 
     #[test]

@@ -96,6 +96,8 @@ struct StatsRoute<'a> {
     #[serde(flatten)]
     route: RouteRow<'a, StatsTarget<'a>>,
     rps: f64,
+    /// Requests per second over the last samples, oldest first (the last one is `rps`).
+    rps_history: Vec<f64>,
     p50_ms: Option<f64>,
     p99_ms: Option<f64>,
 }
@@ -190,6 +192,7 @@ pub(crate) fn render(
                 p99_ms: percentile(0.99),
                 route: listing::route_row(r, targets),
                 rps,
+                rps_history: sampler.route_history(&r.path),
             }
         })
         .collect();

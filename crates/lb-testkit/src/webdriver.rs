@@ -94,10 +94,15 @@ impl Browser {
 
     /// Runs `script` (a function body: `return ...;`) in the page; what it returns.
     pub fn run(&self, script: &str) -> Value {
+        self.run_with(script, &[])
+    }
+
+    /// [`Browser::run`] with `args`, which the script reads as `arguments[0]`, ...
+    pub fn run_with(&self, script: &str, args: &[Value]) -> Value {
         self.command(
             "POST",
             "/execute/sync",
-            &json!({"script": script, "args": []}),
+            &json!({"script": script, "args": args}),
         )
     }
 

@@ -7,7 +7,7 @@
 //! Each test saves a screenshot under `target/test-artifacts/` (docs/img/status.png is one).
 
 use crate::{backends, lb, served_by};
-use lb_testkit::serde_json::Value;
+use lb_testkit::serde_json::{json, Value};
 use lb_testkit::webdriver::Browser;
 use lb_testkit::{get, poll_until, LbProcess};
 use std::net::{SocketAddr, TcpListener};
@@ -172,6 +172,41 @@ fn the_page_shows_routes_and_targets_and_follows_registrations() {
         },
     );
     save("status", &browser.screenshot());
+
+    // What other features add to /stats (virtual hosts, policies, cluster mode) is rendered
+    // once present: the page's own render() fed today's /stats with those fields added.
+    let mut stats = admin.call("GET", "/stats", b"").json();
+    stats["cluster"] = json!({"node": "node-a", "etcd": "http://127.0.0.1:2379",
+                              "connected": true, "revision": 42});
+    stats["routes"][0]["host"] = json!("api.example.com");
+    stats["routes"][0]["balance"] = json!("least_conn");
+    stats["routes"][0]["targets"][0]["weight"] = json!(5);
+    stats["routes"][0]["targets"][0]["in_flight"] = json!(7);
+    let seen = browser.run_with(
+        "clearTimeout(timer);
+         render(arguments[0]);
+         const row = document.querySelector('#routes tr.target');
+         return {
+             about: document.getElementById('about').textContent,
+             head: document.querySelector('#routes section.route h2').textContent,
+             cells: [...row.children].map((td) => td.textContent),
+             in_flight_shown: getComputedStyle(row.querySelector('td.if')).display !== 'none',
+         };",
+        &[stats],
+    );
+    let about = seen["about"].as_str().unwrap_or_default();
+    assert!(
+        about.contains("node-a") && about.contains("connected") && about.contains("rev 42"),
+        "{seen}"
+    );
+    let head = seen["head"].as_str().unwrap_or_default();
+    assert!(
+        head.contains("api.example.com/api") && head.contains("least_conn"),
+        "{seen}"
+    );
+    let cells = strings(&seen["cells"]);
+    assert_eq!((cells[3].as_str(), cells[4].as_str()), ("5", "7"), "{seen}");
+    assert_eq!(seen["in_flight_shown"], true, "{seen}");
 }
 
 /// 1,000 targets on 100 routes: every row is rendered, and an update (rows reused, only changed
