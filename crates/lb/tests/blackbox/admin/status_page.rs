@@ -9,7 +9,7 @@
 use crate::{backends, lb, served_by};
 use lb_testkit::serde_json::{json, Value};
 use lb_testkit::webdriver::Browser;
-use lb_testkit::{get, poll_until, LbProcess};
+use lb_testkit::{get, poll_until, LbProcess, WAIT};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,8 +73,9 @@ impl Traffic {
                     break;
                 }
                 let _ = get(addr, paths[i % paths.len()]);
+                // Phases of heavier and lighter load, so that sparklines have a shape.
                 if i % 4 == 0 {
-                    std::thread::sleep(Duration::from_millis(5));
+                    std::thread::sleep(Duration::from_millis(2 + 4 * ((i / 600) % 3) as u64));
                 }
             }
         });
@@ -107,13 +108,23 @@ fn the_page_shows_routes_and_targets_and_follows_registrations() {
     };
     let bs = backends(&["a", "b", "c", "d"]);
     let (a, b, c, d) = (bs[0].addr(), bs[1].addr(), bs[2].addr(), bs[3].addr());
-    let lb = lb(2, &[("/api", &[a, b]), ("/web", &[c])], &[]);
+    // Active checks too, so that targets show their last check.
+    let checks = ["--health-check", "/healthz", "--health-interval", "1s"];
+    let lb = lb(2, &[("/api", &[a, b]), ("/web", &[c])], &checks);
     let admin = lb.admin();
     admin.register_ok("/static", d);
     let dead = dead_addr();
     admin.register_ok("/web", dead);
-    // One request per target of /web: the dead one fails its connect (a 502 retried on c, or
-    // a 502) and goes down, so the page has a down target and a change to list.
+    // Once a sample has seen it registered, requests to /web reach the dead target, whose
+    // connect fails (retried on c) and takes it down: the page then lists a fall.
+    poll_until(WAIT, "the registration sampled", || {
+        let s = admin.call("GET", "/stats", b"").json();
+        let changes = s["changes"].to_string();
+        changes
+            .contains(&dead.to_string())
+            .then_some(())
+            .ok_or(changes)
+    });
     for _ in 0..2 {
         let _ = get(lb.addr(), "/web/");
     }
