@@ -26,6 +26,13 @@ const READ_METHODS: &str = "GET, HEAD";
 /// The status page: one self-contained file (inline CSS and JS, no external URL).
 pub(crate) const STATUS_PAGE: &str = include_str!("status.html");
 
+/// What the browser lets the status page do: its own inline script and style, and requests to
+/// the admin listener only (`/stats`). So even a route name that slipped past the page's
+/// escaping could load nothing and send the token nowhere.
+const STATUS_PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; \
+     style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
 /// Endpoints that answer without the admin token: the liveness probe, and the page that asks
 /// for the token (it carries no data of its own).
 fn open_without_token(path: &str) -> bool {
@@ -57,7 +64,8 @@ pub(crate) fn handle(head: &Head, body: &[u8], plane: &ControlPlane) -> Response
         ),
         "/healthz" if read => Response::text(200, "text/plain", "ok".to_string()),
         "/stats" if read => stats::answer(plane, SystemTime::now()),
-        "/" if read => Response::text(200, "text/html; charset=utf-8", STATUS_PAGE.to_string()),
+        "/" if read => Response::text(200, "text/html; charset=utf-8", STATUS_PAGE.to_string())
+            .with_policy(STATUS_PAGE_POLICY),
         #[cfg(debug_assertions)]
         "/debug/panic" if method == "POST" => debug_panic(&head.query, plane),
         "/register" | "/deregister" => {

@@ -221,7 +221,8 @@ fn the_page_shows_routes_and_targets_and_follows_registrations() {
 }
 
 /// 1,000 targets on 100 routes: every row is rendered, and an update (rows reused, only changed
-/// cells written) takes well under the page's one-second poll, so the page never freezes.
+/// cells written) takes well under the page's one-second poll, so the page never freezes. A
+/// prefix holding markup is shown as text.
 #[test]
 fn the_page_renders_a_thousand_targets_without_freezing() {
     let Some(browser) = Browser::start(1200, 900) else {
@@ -233,11 +234,15 @@ fn the_page_renders_a_thousand_targets_without_freezing() {
         let target = SocketAddr::from(([10, 0, (i / 250) as u8, (i % 250) as u8 + 1], 8000));
         admin.register_ok(&format!("/svc{}", i % 100), target);
     }
+    // A prefix may hold markup (only whitespace, controls, `?` and `#` are refused): it must
+    // show as text, never become elements.
+    let markup = "/x<b>y</b><img/src=x/onerror=document.title='owned'>";
+    admin.register_ok(markup, SocketAddr::from(([10, 9, 9, 9], 80)));
     browser.open(&format!("http://{}/", lb.admin_addr()));
     let first = poll_until(FIRST_RENDER, "1,000 target rows", || {
         let seen = browser.run(RENDERED);
         let rows = seen["targets"].as_array().map_or(0, Vec::len);
-        if rows == 1000 && seen["routes"].as_array().map(Vec::len) == Some(100) {
+        if rows == 1001 && seen["routes"].as_array().map(Vec::len) == Some(101) {
             Ok(seen["render_ms"].as_f64().unwrap_or(f64::NAN))
         } else {
             Err(rows)
@@ -257,6 +262,17 @@ fn the_page_renders_a_thousand_targets_without_freezing() {
         }
     });
     eprintln!("1,000 targets: first render {first} ms, an update {update} ms");
+    let injected = browser.run(
+        "return {b: document.querySelectorAll('#routes b, #routes img').length,
+                 title: document.title,
+                 names: [...document.querySelectorAll('#routes .name')].map((e) => e.textContent)};",
+    );
+    assert_eq!(injected["b"], 0, "markup in a prefix became elements");
+    assert_eq!(injected["title"], "lb status");
+    assert!(
+        strings(&injected["names"]).iter().any(|n| n == markup),
+        "{injected}"
+    );
     // Half the poll interval: generous for a loaded machine, far from a freeze.
     assert!(update < 500.0, "an update of 1,000 rows took {update} ms");
     save("status-1000", &browser.screenshot());
