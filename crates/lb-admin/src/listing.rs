@@ -70,6 +70,8 @@ impl From<[u64; STATUS_CLASSES]> for ClassRow {
 struct CheckRow<'a> {
     ok: bool,
     detail: &'a str,
+    /// When it ended (Unix milliseconds); null when it ran in the process lb upgraded from.
+    at_ms: Option<u64>,
 }
 
 /// One row of `GET /routes` (targets: [`RouteTargetRow`]) or of `GET /stats` (targets with
@@ -106,6 +108,7 @@ pub(crate) fn target_row(t: &TargetInfo, now: SystemTime) -> TargetRow<'_> {
         last_check: t.last_check.as_ref().map(|c| CheckRow {
             ok: c.ok,
             detail: &c.detail,
+            at_ms: t.last_check_at.map(unix_ms),
         }),
         responses: t.responses.into(),
         ttl_s: t.lease.map(|l| l.ttl.as_secs()),
@@ -113,6 +116,12 @@ pub(crate) fn target_row(t: &TargetInfo, now: SystemTime) -> TargetRow<'_> {
             .lease
             .map(|l| u64::try_from(l.left(now).as_millis().div_ceil(1000)).unwrap_or(u64::MAX)),
     }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `GET /targets`: every target, ordered by prefix, then round-robin order, as of `now`.

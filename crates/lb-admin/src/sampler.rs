@@ -357,6 +357,7 @@ mod tests {
             responses: [0, requests, 0, 1, 2],
             healthy,
             last_check: None,
+            last_check_at: None,
             weight: 1,
             lease: None,
         }

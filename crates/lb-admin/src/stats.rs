@@ -9,7 +9,7 @@
 //! Invariant: rendering reads the registry under its read lock once ([`Registry::listing`]) and
 //! the sampler under its mutex once; it never writes either.
 
-use crate::listing::{self, RouteRow, TargetRow};
+use crate::listing::{self, unix_ms, RouteRow, TargetRow};
 use crate::response::Response;
 use crate::sampler::{quantile, ChangeKind, Sampler};
 use crate::ControlPlane;
@@ -122,12 +122,6 @@ struct ChangeRow<'a> {
     kind: ChangeKind,
     path: &'a str,
     target: SocketAddr,
-}
-
-/// Milliseconds since the Unix epoch.
-fn unix_ms(t: SystemTime) -> u64 {
-    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `p` (0..=1) of `buckets` in milliseconds, rounded to microseconds.

@@ -161,6 +161,7 @@ async fn register_deregister_round_trip() {
             responses: [0; 5],
             healthy: true,
             last_check: None,
+            last_check_at: None,
             weight: 1,
             lease: None,
         }]

@@ -29,12 +29,14 @@ fn dead_addr() -> SocketAddr {
 }
 
 /// Every field the page reads is there, with the listing's rows inside, and the rates, the
-/// worker counts and the latency window move once requests flow.
+/// worker counts, the latency window and the last check's time move once requests and probes
+/// flow.
 #[test]
 fn stats_has_the_process_routes_workers_and_rates_that_move_with_traffic() {
     let bs = backends(&["a", "b"]);
     let (a, b) = (bs[0].addr(), bs[1].addr());
-    let lb = lb(2, &[("/api", &[a, b])], &[]);
+    let checks = ["--health-check", "/healthz", "--health-interval", "1s"];
+    let lb = lb(2, &[("/api", &[a, b])], &checks);
     let admin = lb.admin();
     let s = stats(&admin);
     assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
@@ -76,7 +78,11 @@ fn stats_has_the_process_routes_workers_and_rates_that_move_with_traffic() {
         }
         let s = stats(&admin);
         let api = route(&s, "/api");
+        let checked = &api["targets"][0]["last_check"];
         let ok = api["rps"].as_f64().is_some_and(|r| r > 0.0)
+            && checked["ok"] == true
+            && checked["at_ms"].as_u64() <= s["now_ms"].as_u64()
+            && checked["at_ms"].as_u64() >= s["started_ms"].as_u64()
             && api["p50_ms"].is_f64()
             && api["p99_ms"].is_f64()
             && s["totals"]["rps"].as_f64().is_some_and(|r| r > 0.0);
