@@ -5,6 +5,7 @@
 #   protoc    protobuf-compiler   etcd-client's build script
 #   etcd      etcd-server         cluster-mode tests start real etcd members
 #   chromium  chromium            the status page test drives a real headless browser
+#   chromedriver chromium-driver  ... through WebDriver (lb-testkit's webdriver module)
 #   promtool  prometheus          /metrics is checked with `promtool check metrics`
 #   h2load    nghttp2-client      HTTP/2 tests and the h2 benchmark
 #   testssl   testssl.sh          the TLS audit (scripts/testssl.sh)
@@ -16,6 +17,7 @@ declare -A package=(
     [protoc]=protobuf-compiler
     [etcd]=etcd-server
     [chromium]=chromium
+    [chromedriver]=chromium-driver
     [promtool]=prometheus
     [h2load]=nghttp2-client
     [testssl]=testssl.sh

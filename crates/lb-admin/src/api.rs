@@ -8,12 +8,14 @@
 //! answered `500`, so a `2xx` always means "durable", and nobody ever routes with a change that
 //! the file does not hold.
 //!
-//! With an admin token, every call except `GET /healthz` must carry `Authorization: Bearer
-//! <token>`; anything else is `401` and touches nothing.
+//! With an admin token, every call except `GET /healthz` and `GET /` must carry `Authorization:
+//! Bearer <token>`; anything else is `401` and touches nothing. `GET /` is the status page, the
+//! same static text for everyone: it holds no data and is what asks for the token, which it
+//! then sends with each `GET /stats`.
 
 use crate::head::Head;
 use crate::response::Response;
-use crate::{auth, listing, metrics, ControlPlane};
+use crate::{auth, listing, metrics, stats, ControlPlane};
 use lb_registry::{Change, Deregistration, Expiry, Refused, Registered, Registration, Terms};
 use std::time::SystemTime;
 use tracing::{debug, error, info, warn};
@@ -21,11 +23,27 @@ use tracing::{debug, error, info, warn};
 /// Methods the read-only endpoints take (HEAD answers as GET would, without the body).
 const READ_METHODS: &str = "GET, HEAD";
 
+/// The status page: one self-contained file (inline CSS and JS, no external URL).
+pub(crate) const STATUS_PAGE: &str = include_str!("status.html");
+
+/// What the browser lets the status page do: its own inline script and style, and requests to
+/// the admin listener only (`/stats`). So even a route name that slipped past the page's
+/// escaping could load nothing and send the token nowhere.
+const STATUS_PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; \
+     style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
+/// Endpoints that answer without the admin token: the liveness probe, and the page that asks
+/// for the token (it carries no data of its own).
+fn open_without_token(path: &str) -> bool {
+    matches!(path, "/healthz" | "/")
+}
+
 /// Answers one request. `body` is the complete request body.
 pub(crate) fn handle(head: &Head, body: &[u8], plane: &ControlPlane) -> Response {
     let (method, path) = (head.method.as_str(), head.path.as_str());
     let read = matches!(method, "GET" | "HEAD");
-    if path != "/healthz" {
+    if !open_without_token(path) {
         if let Some(token) = &plane.token {
             if !auth::authorized(head.authorization.as_deref(), token) {
                 warn!(method, path, "admin call without a valid token refused");
@@ -45,18 +63,21 @@ pub(crate) fn handle(head: &Head, body: &[u8], plane: &ControlPlane) -> Response
             metrics::render(&plane.registry, &plane.metrics),
         ),
         "/healthz" if read => Response::text(200, "text/plain", "ok".to_string()),
+        "/stats" if read => stats::answer(plane, SystemTime::now()),
+        "/" if read => Response::text(200, "text/html; charset=utf-8", STATUS_PAGE.to_string())
+            .with_policy(STATUS_PAGE_POLICY),
         #[cfg(debug_assertions)]
         "/debug/panic" if method == "POST" => debug_panic(&head.query, plane),
         "/register" | "/deregister" => {
             Response::error(405, &format!("{path} takes POST")).with_allow("POST")
         }
-        "/targets" | "/routes" | "/metrics" | "/healthz" => {
+        "/targets" | "/routes" | "/metrics" | "/healthz" | "/stats" | "/" => {
             Response::error(405, &format!("{path} takes GET")).with_allow(READ_METHODS)
         }
         _ => Response::error(
             404,
-            "unknown endpoint; the control plane serves /register, /deregister, /targets, \
-             /routes, /metrics and /healthz",
+            "unknown endpoint; the control plane serves /, /register, /deregister, /targets, \
+             /routes, /stats, /metrics and /healthz",
         ),
     }
 }

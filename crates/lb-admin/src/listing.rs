@@ -1,5 +1,6 @@
 //! The read-only listings of the registry: `GET /targets` (one row per target) and `GET /routes`
 //! (one row per prefix, those without targets included, with its options and targets).
+//! `GET /stats` (`stats`) builds on the same rows, so a field added here shows there too.
 //!
 //! Rows are derived `Serialize` structs so that the JSON keeps the SPEC's field order (a
 //! `json!` map would sort the keys). The time a lease has left is computed here, at the edge,
@@ -9,7 +10,7 @@
 //! null (no virtual hosts), `balance` is `"round_robin"` and `hash_key` null (one policy).
 
 use crate::response::Response;
-use lb_registry::{Registry, TargetInfo, STATUS_CLASSES};
+use lb_registry::{Registry, RouteInfo, TargetInfo, STATUS_CLASSES};
 use serde::Serialize;
 use std::time::SystemTime;
 
@@ -18,7 +19,7 @@ const ROUND_ROBIN: &str = "round_robin";
 
 /// One row of `GET /targets`, its fields in the SPEC's order.
 #[derive(Serialize)]
-struct TargetRow<'a> {
+pub(crate) struct TargetRow<'a> {
     path: &'a str,
     host: Option<&'a str>,
     ip: String,
@@ -69,17 +70,20 @@ impl From<[u64; STATUS_CLASSES]> for ClassRow {
 struct CheckRow<'a> {
     ok: bool,
     detail: &'a str,
+    /// When it ended (Unix milliseconds); null when it ran in the process lb upgraded from.
+    at_ms: Option<u64>,
 }
 
-/// One row of `GET /routes`.
+/// One row of `GET /routes` (targets: [`RouteTargetRow`]) or of `GET /stats` (targets with
+/// their rates).
 #[derive(Serialize)]
-struct RouteRow<'a> {
+pub(crate) struct RouteRow<'a, T> {
     host: Option<&'a str>,
     path: &'a str,
     strip_prefix: bool,
     balance: &'static str,
     hash_key: Option<&'a str>,
-    targets: Vec<RouteTargetRow>,
+    targets: Vec<T>,
 }
 
 /// One target of a `GET /routes` row.
@@ -91,7 +95,8 @@ struct RouteTargetRow {
     healthy: bool,
 }
 
-fn target_row(t: &TargetInfo, now: SystemTime) -> TargetRow<'_> {
+/// `t` as a `GET /targets` row, as of `now`.
+pub(crate) fn target_row(t: &TargetInfo, now: SystemTime) -> TargetRow<'_> {
     TargetRow {
         path: &t.path,
         host: None,
@@ -103,6 +108,7 @@ fn target_row(t: &TargetInfo, now: SystemTime) -> TargetRow<'_> {
         last_check: t.last_check.as_ref().map(|c| CheckRow {
             ok: c.ok,
             detail: &c.detail,
+            at_ms: t.last_check_at.map(unix_ms),
         }),
         responses: t.responses.into(),
         ttl_s: t.lease.map(|l| l.ttl.as_secs()),
@@ -110,6 +116,12 @@ fn target_row(t: &TargetInfo, now: SystemTime) -> TargetRow<'_> {
             .lease
             .map(|l| u64::try_from(l.left(now).as_millis().div_ceil(1000)).unwrap_or(u64::MAX)),
     }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `GET /targets`: every target, ordered by prefix, then round-robin order, as of `now`.
@@ -122,15 +134,10 @@ pub(crate) fn targets(registry: &Registry, now: SystemTime) -> Response {
 /// `GET /routes`: every prefix in order, empty ones included.
 pub(crate) fn routes(registry: &Registry) -> Response {
     let routes = registry.listing();
-    let rows: Vec<RouteRow<'_>> = routes
+    let rows: Vec<RouteRow<'_, RouteTargetRow>> = routes
         .iter()
-        .map(|r| RouteRow {
-            host: None,
-            path: &r.path,
-            strip_prefix: r.options.strip_prefix,
-            balance: ROUND_ROBIN,
-            hash_key: None,
-            targets: r
+        .map(|r| {
+            let targets = r
                 .targets
                 .iter()
                 .map(|t| RouteTargetRow {
@@ -139,13 +146,28 @@ pub(crate) fn routes(registry: &Registry) -> Response {
                     weight: t.weight,
                     healthy: t.healthy,
                 })
-                .collect(),
+                .collect();
+            route_row(r, targets)
         })
         .collect();
     encode(&rows, "route")
 }
 
-fn encode(rows: &impl Serialize, what: &str) -> Response {
+/// `r`'s row with `targets` (one per target of `r`, in its order).
+pub(crate) fn route_row<T>(r: &RouteInfo, targets: Vec<T>) -> RouteRow<'_, T> {
+    RouteRow {
+        host: None,
+        path: &r.path,
+        strip_prefix: r.options.strip_prefix,
+        balance: ROUND_ROBIN,
+        hash_key: None,
+        targets,
+    }
+}
+
+/// `rows` as a JSON answer (`what` names them in the error, which cannot happen with these
+/// types but is answered rather than unwrapped).
+pub(crate) fn encode(rows: &impl Serialize, what: &str) -> Response {
     match serde_json::to_string(rows) {
         Ok(body) => Response::text(200, "application/json", body),
         Err(e) => Response::error(500, &format!("cannot encode the {what} list: {e}")),

@@ -16,6 +16,8 @@ pub(crate) struct Response {
     allow: Option<&'static str>,
     /// Send `WWW-Authenticate: Bearer` (RFC 9110 §11.6.1 requires it with 401).
     challenge: bool,
+    /// `Content-Security-Policy` value (the status page).
+    policy: Option<&'static str>,
 }
 
 impl Response {
@@ -37,7 +39,14 @@ impl Response {
             body,
             allow: None,
             challenge: false,
+            policy: None,
         }
+    }
+
+    /// The same response with a `Content-Security-Policy` header.
+    pub(crate) fn with_policy(mut self, policy: &'static str) -> Self {
+        self.policy = Some(policy);
+        self
     }
 
     /// The same response with an `Allow` header listing the methods the endpoint takes.
@@ -73,6 +82,9 @@ impl Response {
         }
         if self.challenge {
             out.extend_from_slice(b"WWW-Authenticate: Bearer realm=\"lb\"\r\n");
+        }
+        if let Some(policy) = self.policy {
+            let _ = write!(out, "Content-Security-Policy: {policy}\r\n");
         }
         if close {
             out.extend_from_slice(b"Connection: close\r\n");

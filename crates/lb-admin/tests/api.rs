@@ -3,7 +3,9 @@
 // A failed step should fail the test loudly; clippy's test exemption does not reach helpers.
 #![allow(clippy::unwrap_used)]
 
-use lb_admin::{ControlPlane, MetricsSource, PersistHook};
+use lb_admin::{
+    ControlPlane, CountsSource, DataPlaneCounts, MetricsSource, PersistHook, WorkerCounts,
+};
 use lb_registry::{Export, Reconfiguration, Registry, RouteOptions, TargetInfo};
 use lb_testkit::tokio_conn::{AsyncConn, AsyncReply, ServerTask};
 use serde_json::{json, Value};
@@ -159,6 +161,7 @@ async fn register_deregister_round_trip() {
             responses: [0; 5],
             healthy: true,
             last_check: None,
+            last_check_at: None,
             weight: 1,
             lease: None,
         }]
@@ -419,7 +422,13 @@ async fn healthz_and_metrics() {
 #[tokio::test]
 async fn unknown_endpoints_and_wrong_methods() {
     let admin = Admin::start().await;
-    for path in ["/", "/nope", "/register/x", "/targetsx"] {
+    for path in [
+        "/nope",
+        "/register/x",
+        "/targetsx",
+        "/stats/x",
+        "/index.html",
+    ] {
         let reply = admin.get(path).await;
         assert_eq!(reply.status, 404, "{path}");
         reply.error();
@@ -430,7 +439,7 @@ async fn unknown_endpoints_and_wrong_methods() {
         assert_eq!(reply.header("allow"), Some("POST"));
         reply.error();
     }
-    for path in ["/targets", "/routes", "/metrics", "/healthz"] {
+    for path in ["/targets", "/routes", "/metrics", "/healthz", "/stats", "/"] {
         let reply = admin.post(path, "{}").await;
         assert_eq!(reply.status, 405, "{path}");
         assert_eq!(reply.header("allow"), Some("GET, HEAD"));
@@ -440,6 +449,47 @@ async fn unknown_endpoints_and_wrong_methods() {
         .send(b"DELETE /register HTTP/1.1\r\nHost: admin\r\n\r\n")
         .await;
     assert_eq!(reply.status, 405);
+    admin.shutdown().await;
+}
+
+/// `/stats` reads the data plane through the runtime's counts source, and the registry live; the
+/// page is served to anyone, `/stats` only with the token.
+#[tokio::test]
+async fn stats_reads_the_counts_source_and_the_page_needs_no_token() {
+    let admin = Admin::start_with(|mut plane| {
+        let counts: CountsSource = Arc::new(|| DataPlaneCounts {
+            workers: vec![WorkerCounts::default(); 3],
+            latency_bounds: &[0.001],
+            route_latency: Vec::new(),
+        });
+        plane.counts = Some(counts);
+        plane.token = Some(Arc::from("t"));
+        plane
+    })
+    .await;
+    let page = admin.get("/").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(admin.get("/stats").await.status, 401);
+    let authorized = b"GET /stats HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer t\r\n\r\n";
+    admin
+        .registry
+        .register("/a", "10.0.0.1:80".parse().unwrap())
+        .unwrap();
+    let stats = admin.send(authorized).await.json();
+    assert_eq!(
+        stats["workers"].as_array().map(Vec::len),
+        Some(3),
+        "{stats}"
+    );
+    assert_eq!(stats["routes"][0]["path"], "/a", "{stats}");
+    assert_eq!(
+        stats["routes"][0]["targets"][0]["ip"], "10.0.0.1",
+        "{stats}"
+    );
     admin.shutdown().await;
 }
 

@@ -46,7 +46,8 @@ pub struct RestartConfig {
     pub access_log: bool,
     /// State file: the registry is saved there on every change and loaded at start.
     pub state: Option<PathBuf>,
-    /// When set, every control-plane call except `/healthz` needs `Authorization: Bearer TOKEN`.
+    /// When set, every control-plane call except `/healthz` and the status page `/` needs
+    /// `Authorization: Bearer TOKEN`.
     pub admin_token: Option<String>,
     /// Unix socket on which this lb hands its listening sockets and registry to a successor
     /// (zero-downtime upgrade).

@@ -14,7 +14,7 @@ pub(crate) const BOUNDS: [f64; 14] = [
 ];
 
 /// Buckets including `+Inf`.
-const BUCKETS: usize = BOUNDS.len() + 1;
+pub(crate) const BUCKETS: usize = BOUNDS.len() + 1;
 
 /// Adds `n` to a counter that only the calling worker writes. Relaxed: readers want a recent
 /// value, not an ordering with other memory.
@@ -69,6 +69,11 @@ impl Values {
             *sum = sum.wrapping_add(bucket.load(Ordering::Relaxed));
         }
         self.sum_us = self.sum_us.wrapping_add(h.sum_us.load(Ordering::Relaxed));
+    }
+
+    /// The non-cumulative bucket counts, `+Inf` last.
+    pub(crate) fn buckets(&self) -> &[u64; BUCKETS] {
+        &self.buckets
     }
 
     /// Observations counted.

@@ -8,7 +8,7 @@
 //! for the first time, and at scrape. Prefixes stay listed once seen, as a Prometheus client's
 //! series do, until the process ends.
 
-use crate::histogram::{Histogram, Values};
+use crate::histogram::{Histogram, Values, BUCKETS};
 use lb_registry::{escape_label, status_class, STATUS_CLASSES};
 use parking_lot::Mutex;
 use std::cell::RefCell;
@@ -49,6 +49,25 @@ impl RouteLatencies {
         let created = Arc::new(ByClass::default());
         routes.push((name.into(), created.clone()));
         created
+    }
+
+    /// Each prefix's bucket counts (non-cumulative, `+Inf` last), summed over status classes and
+    /// `workers`: what the status page's latency window is computed from.
+    pub(crate) fn buckets_all<'w>(
+        workers: impl Iterator<Item = &'w RouteLatencies>,
+    ) -> BTreeMap<Box<str>, [u64; BUCKETS]> {
+        let mut sums: BTreeMap<Box<str>, [u64; BUCKETS]> = BTreeMap::new();
+        for worker in workers {
+            for (prefix, by_class) in worker.routes.lock().iter() {
+                let sum = sums.entry(prefix.clone()).or_insert([0; BUCKETS]);
+                for histogram in &by_class.0 {
+                    for (total, n) in sum.iter_mut().zip(histogram.values().buckets()) {
+                        *total = total.wrapping_add(*n);
+                    }
+                }
+            }
+        }
+        sums
     }
 
     /// Appends the family, summed over `workers`: one histogram per prefix and status class
@@ -182,6 +201,21 @@ mod tests {
         // Classes that counted nothing have no series.
         assert!(!out.contains("class=\"4xx\""), "{out}");
         assert_eq!(out.matches("# TYPE ").count(), 1);
+    }
+
+    #[test]
+    fn bucket_counts_are_summed_over_classes_and_workers() {
+        let (w0, w1) = (RouteLatencies::default(), RouteLatencies::default());
+        let (c0, c1) = (RouteClock::default(), RouteClock::default());
+        let api: Arc<str> = Arc::from("/api");
+        c0.observe(&w0, &api, 200, Duration::from_micros(300));
+        c1.observe(&w1, &api, 503, Duration::from_micros(400));
+        c1.observe(&w1, &api, 200, Duration::from_secs(60));
+        let sums = RouteLatencies::buckets_all([&w0, &w1].into_iter());
+        let api = sums.get("/api").expect("listed");
+        assert_eq!(api[0], 2, "both sub-0.5 ms requests, whatever their class");
+        assert_eq!(api[BUCKETS - 1], 1, "the minute-long one is in +Inf");
+        assert_eq!(api.iter().sum::<u64>(), 3);
     }
 
     #[test]

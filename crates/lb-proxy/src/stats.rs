@@ -4,7 +4,7 @@
 //! load + store replaces a locked RMW: no shared write on the hot path besides the route cursor.
 //! The same holds for its histograms by route ([`crate::route_latency`]).
 
-use crate::histogram::{add, Histogram};
+use crate::histogram::{add, Histogram, BOUNDS};
 use crate::route_latency::RouteLatencies;
 use crossbeam_utils::CachePadded;
 use lb_registry::{status_class, STATUS_CLASSES};
@@ -96,6 +96,28 @@ impl WorkerStats {
     /// Requests this worker read so far.
     pub fn requests_total(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// Client connections this worker serves now.
+    pub fn active_now(&self) -> u64 {
+        self.inner.active.load(Ordering::Relaxed)
+    }
+
+    /// Upper bounds (seconds) of the latency histograms' buckets; one more bucket, `+Inf`,
+    /// follows the last.
+    pub fn latency_bounds() -> &'static [f64] {
+        &BOUNDS
+    }
+
+    /// Each route prefix's request-duration bucket counts (non-cumulative, one per
+    /// [`WorkerStats::latency_bounds`] and `+Inf` last), summed over status classes and
+    /// `workers`; prefixes in order. Locks each worker's list of prefixes briefly, as a scrape
+    /// does.
+    pub fn route_latency_all(workers: &[std::sync::Arc<WorkerStats>]) -> Vec<(String, Vec<u64>)> {
+        RouteLatencies::buckets_all(workers.iter().map(|w| &w.routes))
+            .into_iter()
+            .map(|(prefix, buckets)| (prefix.into_string(), buckets.to_vec()))
+            .collect()
     }
 
     /// Appends every worker's counters in Prometheus text format, one metric family at a time

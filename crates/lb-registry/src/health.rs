@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Consecutive good probes that bring a target back, by default.
 pub const DEFAULT_RISE: u32 = 2;
@@ -117,6 +117,9 @@ pub(crate) struct Health {
     passive_until: Option<Instant>,
     /// The last probe's result.
     last_check: Option<CheckOutcome>,
+    /// When that probe ended (wall clock, for the status page); `None` before the first probe
+    /// in this process (an upgrade carries the result, not its time).
+    checked_at: Option<SystemTime>,
 }
 
 impl Default for Health {
@@ -127,6 +130,7 @@ impl Default for Health {
             streak: 0,
             passive_until: None,
             last_check: None,
+            checked_at: None,
         }
     }
 }
@@ -139,6 +143,10 @@ impl Health {
 
     pub(crate) fn last_check(&self) -> Option<&CheckOutcome> {
         self.last_check.as_ref()
+    }
+
+    pub(crate) fn checked_at(&self) -> Option<SystemTime> {
+        self.checked_at
     }
 
     pub(crate) fn passive_down(&self) -> bool {
@@ -189,6 +197,7 @@ impl Health {
                 streak: carried.streak,
                 passive_until,
                 last_check: carried.last_check,
+                checked_at: None,
             }
         } else {
             Health {
@@ -196,6 +205,17 @@ impl Health {
                 ..Health::default()
             }
         }
+    }
+
+    /// [`Health::record`] of a probe that ended at `at`.
+    pub(crate) fn record_at(
+        &mut self,
+        outcome: CheckOutcome,
+        policy: &HealthPolicy,
+        at: SystemTime,
+    ) {
+        self.record(outcome, policy);
+        self.checked_at = Some(at);
     }
 
     /// Counts one probe result against the thresholds.

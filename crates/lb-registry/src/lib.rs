@@ -29,7 +29,8 @@
 //!
 //! This crate is pure: no tokio, no sockets, and no clock except in [`Registry::mark_down`],
 //! which reads it once so the data path can call it with just an address, and in the
-//! conveniences [`Registry::register`], [`Registry::register_as`] and [`Registry::import`].
+//! conveniences [`Registry::register`], [`Registry::register_as`], [`Registry::import`] and
+//! [`Registry::record_check`].
 
 #![forbid(unsafe_code)]
 

@@ -117,6 +117,8 @@ pub struct TargetInfo {
     pub healthy: bool,
     /// The last active probe's result, if any probe ran.
     pub last_check: Option<CheckOutcome>,
+    /// When that probe ended, when it ran in this process.
+    pub last_check_at: Option<SystemTime>,
     /// Its weight (stored for weighted balancing; round robin ignores it).
     pub weight: u16,
     /// Its lease when it was registered with a ttl: it leaves routing unless registered again
@@ -349,6 +351,7 @@ impl Registry {
                         responses: m.target().responses(),
                         healthy: m.health().healthy(),
                         last_check: m.health().last_check().cloned(),
+                        last_check_at: m.health().checked_at(),
                         weight: m.weight(),
                         lease: m.lease(),
                     })
@@ -407,7 +410,8 @@ impl Registry {
         self.write(|table, _| table.revive(now))
     }
 
-    /// Active health: the probe of `addr` on route `path` gave `outcome`. Returns the target's
+    /// Active health: the probe of `addr` on route `path` gave `outcome`, as of the wall clock
+    /// now (a convenience; [`Registry::record_check_at`] takes the time). Returns the target's
     /// new `healthy` value when it changed (and the snapshot was republished), `None` when it
     /// did not or the target is no longer registered there.
     pub fn record_check(
@@ -416,7 +420,18 @@ impl Registry {
         addr: SocketAddr,
         outcome: CheckOutcome,
     ) -> Option<bool> {
-        self.write(|table, policy| table.record_check(path, addr, outcome, policy))
+        self.record_check_at(path, addr, outcome, SystemTime::now())
+    }
+
+    /// [`Registry::record_check`] of a probe that ended at `at` (listed as the check's time).
+    pub fn record_check_at(
+        &self,
+        path: &str,
+        addr: SocketAddr,
+        outcome: CheckOutcome,
+        at: SystemTime,
+    ) -> Option<bool> {
+        self.write(|table, policy| table.record_check(path, addr, outcome, policy, at))
     }
 
     /// The one way the table changes: `change` runs under the write lock, then one snapshot is

@@ -62,7 +62,14 @@ fn the_next_process_continues_the_order_counts_and_health() {
     let new = Registry::with_policy(3, old.policy());
     new.import(carried, t1, |_| true).unwrap();
     assert_eq!(new.routes(), old.routes(), "same routes and order");
-    let (was, now) = (old.targets(), new.targets());
+    let (mut was, now) = (old.targets(), new.targets());
+    // A check's time stays with the process that ran it: the manifest carries its result only
+    // (a new field would be refused by an older lb taking over).
+    assert!(was.iter().any(|t| t.last_check_at.is_some()));
+    assert!(now.iter().all(|t| t.last_check_at.is_none()));
+    for t in &mut was {
+        t.last_check_at = None;
+    }
     assert_eq!(now, was, "same counts, health and last checks");
     assert_eq!(
         now.iter().map(|t| t.requests).collect::<Vec<_>>(),

@@ -30,7 +30,7 @@ use crate::state::StateFile;
 use crate::upgrade::{self, Inherited};
 use crate::workers::WorkerSet;
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
-use lb_admin::ControlPlane;
+use lb_admin::{About, ControlPlane, Listener};
 use lb_config::{Config, LiveConfig, RestartConfig};
 use lb_proxy::WorkerConfig;
 use lb_registry::Registry;
@@ -284,7 +284,24 @@ fn start_with(config: Config, file: Option<PathBuf>) -> Result<Handle, RunError>
         events_tx.clone(),
         restart.access_log,
     )?;
-    let plane = control_plane(&restart, &registry, &worker_set, state);
+    let about = About {
+        listeners: vec![
+            Listener {
+                kind: "http",
+                addr: worker_set.listeners().http.addr,
+            },
+            Listener {
+                kind: "admin",
+                addr: admin_socket
+                    .local_addr()
+                    .map_err(|e| RunError::Runtime(format!("admin listener: {}", plain(&e))))?,
+            },
+        ],
+        worker_cpus: worker_set.worker_cpus(),
+        config_file: startup.file.as_ref().map(|f| f.display().to_string()),
+        ..About::unknown()
+    };
+    let plane = control_plane(&restart, &registry, &worker_set, state, about);
     let admin = AdminServer::start(admin_socket, plane)?;
     let mut handle = Handle {
         registry,
@@ -349,14 +366,17 @@ fn registry_at_start(
 }
 
 /// The control plane: registry, metrics (per-worker counters and restarts), state file, token,
-/// and the debug panic hook.
+/// the debug panic hook, and what `/stats` shows (`about`, the workers' counts).
 fn control_plane(
     config: &RestartConfig,
     registry: &Arc<Registry>,
     workers: &WorkerSet,
     state: Option<Arc<StateFile>>,
+    about: About,
 ) -> ControlPlane {
     let mut plane = ControlPlane::new(registry.clone(), workers.metrics());
+    plane.about = about;
+    plane.counts = Some(workers.counts());
     plane.persist = state.map(|state| {
         let hook: lb_admin::PersistHook =
             Arc::new(move |export: &lb_registry::Export| state.save_export(export));

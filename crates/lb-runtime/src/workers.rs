@@ -18,7 +18,7 @@ use crate::listeners::Listeners;
 use crate::respawn::Respawns;
 use crate::worker_thread::{self, Launch};
 use crossbeam_channel::Sender;
-use lb_admin::{MetricsSource, PanicHook};
+use lb_admin::{CountsSource, DataPlaneCounts, MetricsSource, PanicHook, WorkerCounts};
 use lb_proxy::{WorkerConfig, WorkerStats};
 use lb_registry::Registry;
 use std::fmt::Write as _;
@@ -198,6 +198,30 @@ impl WorkerSet {
                 );
             }
         })
+    }
+
+    /// The counts `/stats` samples every second: per worker, and request latency by route.
+    pub(crate) fn counts(&self) -> CountsSource {
+        let stats = self.stats.clone();
+        Arc::new(move || DataPlaneCounts {
+            workers: stats
+                .iter()
+                .map(|w| WorkerCounts {
+                    accepted: w.accepted_total(),
+                    open: w.active_now(),
+                    requests: w.requests_total(),
+                })
+                .collect(),
+            latency_bounds: WorkerStats::latency_bounds(),
+            route_latency: WorkerStats::route_latency_all(&stats),
+        })
+    }
+
+    /// The CPU each worker is pinned to (`None` for all when unpinned), by worker id.
+    pub(crate) fn worker_cpus(&self) -> Vec<Option<usize>> {
+        (0..self.len())
+            .map(|id| cpu_for(id, &self.cpus).map(|c| c.id))
+            .collect()
     }
 
     /// `POST /debug/panic?worker=N` (debug builds): makes worker N panic; `false` for no such

@@ -17,6 +17,8 @@
 //! - [`Checksum`], [`Pattern`]: compare 64 MiB bodies without holding them.
 //! - [`tool::require`]: an external program a test drives (etcd, chromium, h2load), failing
 //!   under `CI=true` when it is missing.
+//! - [`webdriver::Browser`]: headless chromium driven through chromedriver (WebDriver over the
+//!   kit's raw client), for the status page.
 //! - `tokio_conn` (feature `tokio`, for the in-process tests of lb-admin and lb-echo): a server
 //!   task on the test's runtime and an async raw client.
 //!
@@ -37,6 +39,7 @@ pub mod switch;
 pub mod tokio_conn;
 pub mod tool;
 pub mod wait;
+pub mod webdriver;
 pub mod wire;
 
 pub use admin::{find_metric_sample, metric_sample, target_json, Admin};

@@ -96,5 +96,6 @@ pub fn run_demo(args: &DemoArgs) -> Result<(), RunError> {
     println!("  curl -i http://{listen}/hello");
     println!("  for i in 1 2 3 4 5 6; do curl -s http://{listen}/ ; done");
     println!("  curl -s http://{admin}/targets");
+    println!("  the status page: http://{admin}/ in a browser");
     run(config)
 }

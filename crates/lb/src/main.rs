@@ -122,8 +122,9 @@ struct RunArgs {
     /// State file: the registry is saved there on every change and loaded at start.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
-    /// Require `Authorization: Bearer TOKEN` on every control-plane call except /healthz.
-    /// The token shows in `ps`: prefer --admin-token-file.
+    /// Require `Authorization: Bearer TOKEN` on every control-plane call except /healthz and
+    /// the status page / (which asks for the token). The token shows in `ps`: prefer
+    /// --admin-token-file.
     #[arg(long, value_name = "TOKEN")]
     admin_token: Option<String>,
     /// Read the admin token from FILE (its content, trailing newline trimmed).

@@ -493,20 +493,21 @@ impl Table {
         revived
     }
 
-    /// One active probe of `addr` on `prefix`: the target's new `healthy` value when it
-    /// changed, `None` when it did not or the target is not there.
+    /// One active probe of `addr` on `prefix`, ended at `at`: the target's new `healthy` value
+    /// when it changed, `None` when it did not or the target is not there.
     pub(crate) fn record_check(
         &mut self,
         prefix: &str,
         addr: SocketAddr,
         outcome: CheckOutcome,
         policy: &HealthPolicy,
+        at: SystemTime,
     ) -> Option<bool> {
         let entry = self.routes.get_mut(prefix)?;
-        let at = entry.position(addr)?;
-        let health = &mut entry.targets[at].health;
+        let index = entry.position(addr)?;
+        let health = &mut entry.targets[index].health;
         let was = health.healthy();
-        health.record(outcome, policy);
+        health.record_at(outcome, policy, at);
         let now = health.healthy();
         self.republish |= now != was;
         (now != was).then_some(now)

@@ -4,5 +4,7 @@
 mod api;
 mod metrics;
 mod routes;
+mod stats;
+mod status_page;
 mod token;
 mod ttl;
