@@ -146,8 +146,16 @@ impl Sync {
                 self.established(start);
             }
             self.apply_events(answer.events());
-            if let Some(header) = answer.header() {
-                self.status.set_revision(header.revision());
+            // The events' own revisions, not the header's: a created or catching-up response's
+            // header is etcd's current revision, which this node has not applied yet.
+            let newest = answer
+                .events()
+                .iter()
+                .filter_map(|e| e.kv())
+                .map(KeyValue::mod_revision)
+                .max();
+            if let Some(revision) = newest {
+                self.status.set_revision(revision);
             }
         }
     }
