@@ -1,6 +1,8 @@
 //! Writes to etcd: a registration (put) and a deregistration (delete), each one transaction
-//! that compares the key's state as read, so a concurrent change by another node is never
-//! overwritten blindly: when the compare fails the write is read and tried again.
+//! that compares the key's state as read (or as assumed: a new registration first assumes the
+//! key is absent), so a concurrent change by another node is never overwritten blindly: when
+//! the compare fails, the transaction's other branch returns the key and the write is tried
+//! again with it.
 //!
 //! A registration with a ttl puts its key with a lease of that length; registering it again with
 //! the same terms only keeps the lease alive (a heartbeat writes nothing, so no watch event
@@ -12,7 +14,7 @@
 
 use crate::key::TargetKey;
 use crate::value::StoredValue;
-use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse};
 use lb_registry::Terms;
 use std::time::SystemTime;
 use tracing::debug;
@@ -67,11 +69,17 @@ struct Current {
 
 async fn read(client: &mut Client, key: &str) -> Result<Option<Current>, WriteError> {
     let got = client.get(key, None).await.map_err(unreachable)?;
-    Ok(got.kvs().first().map(|kv| Current {
-        value: StoredValue::decode(kv.value()).ok(),
-        mod_revision: kv.mod_revision(),
-        lease: kv.lease(),
-    }))
+    Ok(got.kvs().first().map(Current::of))
+}
+
+impl Current {
+    fn of(kv: &KeyValue) -> Self {
+        Current {
+            value: StoredValue::decode(kv.value()).ok(),
+            mod_revision: kv.mod_revision(),
+            lease: kv.lease(),
+        }
+    }
 }
 
 /// Keeps `lease` alive once; `false` when it is gone (expired or revoked).
@@ -110,8 +118,14 @@ pub async fn register(
 ) -> Result<Written, WriteError> {
     let mut client = client.clone();
     let raw = key.encode(prefix);
+    // Without a ttl, the first attempt assumes a new key (one round trip; the transaction's
+    // failure branch reads the key when it exists). With one, it is most likely a heartbeat:
+    // read first, so that no lease is granted for nothing.
+    let mut current = match terms.ttl {
+        Some(_) => read(&mut client, &raw).await?,
+        None => None,
+    };
     for _ in 0..ATTEMPTS {
-        let current = read(&mut client, &raw).await?;
         let stored = current.as_ref().and_then(|c| c.value.as_ref());
         let value = StoredValue::merged(stored, terms, now, node);
         let old_lease = current.as_ref().map_or(0, |c| c.lease);
@@ -147,7 +161,8 @@ pub async fn register(
         );
         let txn = Txn::new()
             .when([unchanged(&raw, current.as_ref())])
-            .and_then([put]);
+            .and_then([put])
+            .or_else([TxnOp::get(raw.clone(), None)]);
         let answer = client.txn(txn).await.map_err(unreachable)?;
         if answer.succeeded() {
             if old_lease != lease {
@@ -161,7 +176,15 @@ pub async fn register(
         if lease != old_lease {
             revoke(&mut client, lease).await;
         }
-        debug!(key = %raw, "key changed during the registration; read again");
+        debug!(key = %raw, "key not as assumed; try again with what it holds");
+        current = answer
+            .op_responses()
+            .into_iter()
+            .find_map(|op| match op {
+                TxnOpResponse::Get(got) => Some(got.kvs().first().map(Current::of)),
+                _ => None,
+            })
+            .flatten();
     }
     Err(WriteError::Contended)
 }

@@ -30,6 +30,18 @@ fn a_registration_on_one_node_routes_on_the_other_and_a_deregistration_everywher
     assert_eq!(again.status, 200, "{}", again.text());
     assert_eq!(b.admin().target_set(), a.admin().target_set());
     assert_eq!(a.admin().target_set().len(), 1, "registered once");
+    let heavier = format!(
+        r#"{{"path":"/svc","ip":"127.0.0.1","port":{},"weight":5}}"#,
+        backend.port()
+    );
+    let reweighed = b.admin().register_raw(&heavier);
+    assert_eq!(reweighed.status, 200, "{}", reweighed.text());
+    wait_revision(&a.admin(), written_at(&reweighed));
+    assert_eq!(
+        a.admin().targets()[0]["weight"],
+        5,
+        "the new weight reached A"
+    );
 
     let gone = b.admin().deregister("/svc", backend.addr());
     assert_eq!(gone.status, 200, "{}", gone.text());
