@@ -27,12 +27,11 @@ use tracing::{debug, info, warn};
 
 /// The first wait after etcd was lost.
 const BACKOFF_FIRST: Duration = Duration::from_millis(50);
-/// The longest wait between two attempts: small enough that a restarted etcd is followed
-/// within a second.
+/// The longest wait between two attempts.
 const BACKOFF_MAX: Duration = Duration::from_millis(400);
 
-/// The wait before attempt `failures` (1, 2, ...): doubling from [`BACKOFF_FIRST`] up to
-/// [`BACKOFF_MAX`].
+/// The wait before attempt `failures` (1, 2, ...): 50 ms, doubling up to 400 ms, small enough
+/// that a restarted etcd is followed within a second.
 pub fn backoff(failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(16);
     BACKOFF_FIRST

@@ -89,4 +89,29 @@ mod tests {
             assert_eq!(c.validate().is_ok(), ok, "{c:?}");
         }
     }
+
+    /// `[cluster]` in the file takes a list or a comma-separated string; flags override it.
+    #[test]
+    fn the_file_section_and_the_flags_stack() {
+        let list = crate::parse_file(
+            "[cluster]\netcd = [\"http://a:1\", \"http://b:2\"]\nprefix = \"/x/\"\nnode_name = \"n1\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let text =
+            crate::parse_file("[cluster]\netcd = \"http://a:1, http://b:2\"\n", "t.toml").unwrap();
+        assert_eq!(list.cluster_etcd, text.cluster_etcd);
+        assert_eq!(list.cluster_etcd, ["http://a:1", "http://b:2"]);
+        let flags = crate::Layer {
+            node_name: Some("n2".into()),
+            ..crate::Layer::default()
+        };
+        let c = crate::Config::layered(Some(&list), &flags, &mut crate::LiteralsOnly)
+            .unwrap()
+            .config;
+        assert_eq!(c.restart.cluster.prefix, "/x/");
+        assert_eq!(c.restart.cluster.node_name.as_deref(), Some("n2"));
+        assert!(crate::parse_file("[cluster]\netcd = 1\n", "t.toml").is_err());
+        assert!(crate::parse_file("[cluster]\nnodes = 3\n", "t.toml").is_err());
+    }
 }

@@ -229,3 +229,44 @@ fn with_a_state_file_a_node_starting_while_etcd_is_down_serves_its_last_registry
         }
     });
 }
+
+/// Without `--cluster-etcd`, `GET /cluster` is a 404 that says so; a bad cluster flag stops lb
+/// with exit 2 and a sentence naming the flag.
+#[test]
+fn cluster_mode_off_and_bad_cluster_flags() {
+    let plain = lb(1, &[], &[]);
+    let r = plain.admin().call("GET", "/cluster", b"");
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.text().contains("cluster mode"), "{}", r.text());
+    let table: [(&[&str], &str); 3] = [
+        (
+            &["--cluster-etcd", "https://127.0.0.1:2379"],
+            "--cluster-etcd",
+        ),
+        (
+            &[
+                "--cluster-etcd",
+                "http://127.0.0.1:2379",
+                "--cluster-prefix",
+                "lb",
+            ],
+            "--cluster-prefix",
+        ),
+        (
+            &[
+                "--cluster-etcd",
+                "http://127.0.0.1:2379",
+                "--node-name",
+                "a b",
+            ],
+            "--node-name",
+        ),
+    ];
+    for (flags, named) in table {
+        let mut args = vec!["run", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"];
+        args.extend_from_slice(flags);
+        let f = lb_testkit::run_to_exit(crate::bin(), &args, WAIT);
+        assert_eq!(f.status.code(), Some(2), "{flags:?}: {}", f.stderr);
+        assert!(f.stderr.contains(named), "{flags:?}: {}", f.stderr);
+    }
+}
