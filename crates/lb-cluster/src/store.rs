@@ -19,8 +19,9 @@ use lb_registry::Terms;
 use std::time::SystemTime;
 use tracing::debug;
 
-/// How often a write whose compare failed (another node changed the key meanwhile) is retried.
-const ATTEMPTS: usize = 5;
+/// How often a write whose compare failed (another node changed the key meanwhile) is tried:
+/// each failed round means another writer won, so a few writers of one key all get through.
+const ATTEMPTS: usize = 16;
 
 /// Why a write did not happen; etcd holds what it held.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -161,6 +161,19 @@ impl EtcdProcess {
         revision(&answer)
     }
 
+    /// `key`'s value (as text) and the store's revision, `None` when the key is absent.
+    pub fn get(&self, key: &str) -> Option<(String, i64)> {
+        let answer = self.gateway(
+            "/v3/kv/range",
+            &format!(r#"{{"key":"{}"}}"#, base64(key.as_bytes())),
+        );
+        let value = answer["kvs"][0]["value"].as_str()?;
+        Some((
+            String::from_utf8_lossy(&unbase64(value)).into_owned(),
+            revision(&answer),
+        ))
+    }
+
     /// The current revision.
     pub fn revision(&self) -> i64 {
         revision(&self.gateway("/v3/kv/range", r#"{"key":"AA==","limit":1}"#))
@@ -211,6 +224,29 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// Standard base64 decoding (the gateway's values); bytes outside the alphabet count as `/`.
+pub fn unbase64(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let digits: Vec<u8> = text.bytes().filter(|c| *c != b'=').map(value).collect();
+    digits
+        .chunks(4)
+        .flat_map(|c| {
+            let n = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, d)| n | u32::from(*d) << (18 - 6 * i));
+            let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+            bytes.into_iter().take(c.len().saturating_sub(1))
+        })
+        .collect()
+}
+
 /// Three members on loopback, one cluster.
 #[derive(Debug)]
 pub struct EtcdCluster {
@@ -255,7 +291,7 @@ impl EtcdCluster {
 
 #[cfg(test)]
 mod tests {
-    use super::base64;
+    use super::{base64, unbase64};
 
     #[test]
     fn base64_table() {
@@ -267,6 +303,7 @@ mod tests {
             ("/lb/", "L2xiLw=="),
         ] {
             assert_eq!(base64(raw.as_bytes()), encoded, "{raw}");
+            assert_eq!(unbase64(encoded), raw.as_bytes(), "{encoded}");
         }
     }
 }

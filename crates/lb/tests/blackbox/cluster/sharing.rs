@@ -270,3 +270,102 @@ fn cluster_mode_off_and_bad_cluster_flags() {
         assert!(f.stderr.contains(named), "{flags:?}: {}", f.stderr);
     }
 }
+
+/// Two nodes registering the same target at once, with different weights: exactly one `201`,
+/// every other answer a `200`, and both nodes end with the weight of etcd's last write.
+#[test]
+fn concurrent_registrations_of_one_target_on_two_nodes_lose_no_write() {
+    let Some(etcd_bin) = etcd_bin() else { return };
+    let etcd = EtcdProcess::start(&etcd_bin, &[]);
+    let backend = Backend::start("x");
+    let a = node(&etcd.url(), "a", &[]);
+    let b = node(&etcd.url(), "b", &[]);
+    let port = backend.port();
+    let threads: Vec<_> = [a.admin(), b.admin(), a.admin(), b.admin()]
+        .into_iter()
+        .enumerate()
+        .map(|(i, admin)| {
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|k| {
+                        let w = 1 + i * 10 + k;
+                        let body = format!(
+                            r#"{{"path":"/race","ip":"127.0.0.1","port":{port},"weight":{w}}}"#
+                        );
+                        admin.register_raw(&body).status
+                    })
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("thread"))
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| matches!(s, 200 | 201)),
+        "{statuses:?}"
+    );
+    let (stored, revision) = etcd
+        .get(&format!("/lb/targets/_/%2Frace/127.0.0.1:{port}"))
+        .expect("the key exists");
+    for n in [&a, &b] {
+        wait_revision(&n.admin(), revision);
+        let weight = n.admin().targets()[0]["weight"].as_u64().expect("weight");
+        assert!(
+            stored.contains(&format!("\"weight\":{weight},")),
+            "{stored} vs {weight}"
+        );
+    }
+}
+
+/// The `lb_cluster_*` series move with the watch, and promtool finds the text clean.
+#[test]
+fn cluster_metrics_move_and_promtool_finds_them_clean() {
+    let Some(etcd_bin) = etcd_bin() else { return };
+    let Some(promtool) = lb_testkit::tool::require("promtool", "prometheus") else {
+        return;
+    };
+    let etcd = EtcdProcess::start(&etcd_bin, &[]);
+    let backend = Backend::start("x");
+    let a = node(&etcd.url(), "a", &[]);
+    let b = node(&etcd.url(), "b", &[]);
+    let revision = written_at(&a.admin().register("/m", backend.addr()));
+    wait_revision(&b.admin(), revision);
+    let text = b.admin().call("GET", "/metrics", b"").text();
+    let sample = |s| lb_testkit::metric_sample(&text, s);
+    assert_eq!(sample("lb_cluster_connected"), 1.0);
+    assert_eq!(sample("lb_cluster_revision"), revision as f64);
+    assert_eq!(sample("lb_cluster_events_total"), 1.0);
+    assert_eq!(sample("lb_cluster_resyncs_total"), 1.0);
+    assert_eq!(sample("lb_cluster_reconnects_total"), 0.0);
+    let lag = sample("lb_cluster_watch_lag_seconds");
+    assert!((0.0..5.0).contains(&lag), "{lag}");
+    let mut check = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool starts");
+    {
+        use std::io::Write as _;
+        let mut stdin = check.stdin.take().expect("piped stdin");
+        stdin.write_all(text.as_bytes()).expect("feed promtool");
+    }
+    let out = check.wait_with_output().expect("promtool ran");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}"
+    );
+}
