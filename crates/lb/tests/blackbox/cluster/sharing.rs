@@ -328,9 +328,6 @@ fn concurrent_registrations_of_one_target_on_two_nodes_lose_no_write() {
 #[test]
 fn cluster_metrics_move_and_promtool_finds_them_clean() {
     let Some(etcd_bin) = etcd_bin() else { return };
-    let Some(promtool) = lb_testkit::tool::require("promtool", "prometheus") else {
-        return;
-    };
     let etcd = EtcdProcess::start(&etcd_bin, &[]);
     let backend = Backend::start("x");
     let a = node(&etcd.url(), "a", &[]);
@@ -346,26 +343,8 @@ fn cluster_metrics_move_and_promtool_finds_them_clean() {
     assert_eq!(sample("lb_cluster_reconnects_total"), 0.0);
     let lag = sample("lb_cluster_watch_lag_seconds");
     assert!((0.0..5.0).contains(&lag), "{lag}");
-    let mut check = std::process::Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool starts");
-    {
-        use std::io::Write as _;
-        let mut stdin = check.stdin.take().expect("piped stdin");
-        stdin.write_all(text.as_bytes()).expect("feed promtool");
-    }
-    let out = check.wait_with_output().expect("promtool ran");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool: {said}"
-    );
+    let Some(said) = lb_testkit::tool::promtool_check(&text) else {
+        return;
+    };
+    assert!(said.is_empty(), "promtool: {said}\n{text}");
 }
