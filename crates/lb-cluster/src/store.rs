@@ -37,9 +37,8 @@ pub enum WriteError {
 impl std::fmt::Display for WriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WriteError::Unreachable(why) => {
-                write!(f, "etcd is unreachable ({why}); nothing was changed")
-            }
+            // The cause (a gRPC status with its transport chain) is for the log, not the answer.
+            WriteError::Unreachable(_) => f.write_str("etcd is unreachable; nothing was changed"),
             WriteError::NotFound => f.write_str("the target is not registered in the cluster"),
             WriteError::Contended => {
                 f.write_str("the target kept changing in etcd; nothing was changed, try again")
