@@ -10,7 +10,9 @@
 //! is revoked. A deregistration deletes the key and revokes its lease.
 //!
 //! Every call is bounded by the client's request timeout; any etcd or transport failure is
-//! [`WriteError::Unreachable`], and nothing was written.
+//! [`WriteError::Unreachable`], and nothing was written, with one exception no client can rule
+//! out: etcd committed the transaction and its answer was lost (the connection broke, or the
+//! timeout ran out just then); the watch then applies the write on every node like any other.
 
 use crate::key::TargetKey;
 use crate::value::StoredValue;
