@@ -348,3 +348,25 @@ fn cluster_metrics_move_and_promtool_finds_them_clean() {
     };
     assert!(said.is_empty(), "promtool: {said}\n{text}");
 }
+
+/// Round robin is exact per node, and each node starts at an offset from its name: with three
+/// targets, node "a" starts at the first (its seed is 0 mod 3) and node "b" at the second
+/// (1 mod 3; lb-cluster's `seeds_spread_names_over_the_targets` pins both).
+#[test]
+fn each_node_runs_exact_round_robin_from_an_offset_of_its_name() {
+    let Some(etcd_bin) = etcd_bin() else { return };
+    let etcd = EtcdProcess::start(&etcd_bin, &[]);
+    let targets = crate::backends(&["x", "y", "z"]);
+    let a = node(&etcd.url(), "a", &[]);
+    let b = node(&etcd.url(), "b", &[]);
+    let mut last = 0;
+    for t in &targets {
+        last = written_at(&a.admin().register("/rr", t.addr()));
+    }
+    wait_revision(&b.admin(), last);
+    let picks = |n: &lb_testkit::LbProcess| -> Vec<String> {
+        (0..6).map(|_| served_by(&get(n.addr(), "/rr"))).collect()
+    };
+    assert_eq!(picks(&a), ["x", "y", "z", "x", "y", "z"]);
+    assert_eq!(picks(&b), ["y", "z", "x", "y", "z", "x"]);
+}
