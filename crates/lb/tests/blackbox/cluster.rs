@@ -2,8 +2,10 @@
 //! loopback. `sharing`: what one node registers, every node routes, ttls expire everywhere, a
 //! node that was down catches up. `failures`: etcd stopped under load, a three-member cluster
 //! losing a member, a compaction past a disconnected node's revision with 10,000 routes.
+//! `handover`: a zero-downtime upgrade of a cluster node.
 
 mod failures;
+mod handover;
 mod sharing;
 
 use crate::lb;
