@@ -78,6 +78,11 @@ impl Status {
         });
     }
 
+    /// The revision a full re-read applied, even when it is lower than before.
+    pub(crate) fn reset_revision(&self, revision: i64) {
+        self.revision.send_replace(revision);
+    }
+
     pub(crate) fn count_reconnect(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }

@@ -4,12 +4,13 @@
 //! from R+1 and apply every watch response, in revision order, as one registry change. The
 //! watch lost (etcd down, connection cut): wait with back-off ([`backoff`]), then watch again
 //! from the applied revision + 1, so nothing is read twice and no event is missed. The watch
-//! canceled because that revision was compacted away: read again and apply the difference,
-//! which keeps every route that did not change as it was (cursor, counts, health).
+//! canceled because that revision was compacted away, or etcd's revision is behind the applied
+//! one (etcd was replaced by a new cluster): read again and apply the difference, which keeps
+//! every route that did not change as it was (cursor, counts, health).
 //!
 //! Invariants: only this loop changes the registry in cluster mode (the control plane writes
-//! to etcd and waits for this loop); the applied revision only moves forward, and only after
-//! the registry holds that revision's state; the request path never waits on anything here.
+//! to etcd and waits for this loop); the applied revision moves forward with the watch, only
+//! after the registry holds that revision's state, and back only to a re-read's revision; the request path never waits on anything here.
 
 use crate::diff::{api_held, diff, Held};
 use crate::key::TargetKey;
@@ -54,8 +55,9 @@ pub(crate) struct Sync {
 
 /// How a session ended.
 enum Ended {
-    /// The watch's revision was compacted away: read again.
-    Compacted,
+    /// The watch cannot deliver what this node misses (its revision was compacted away, or
+    /// etcd's history is behind this node's: a new etcd cluster): read again.
+    ReadAgain,
     /// etcd was lost; the text says how.
     Lost(String),
 }
@@ -88,7 +90,7 @@ impl Sync {
                 _ = stop.wait_for(|s| *s) => return,
             };
             match ended {
-                Ended::Compacted => read_first = true,
+                Ended::ReadAgain => read_first = true,
                 Ended::Lost(why) => {
                     if self.status.connected() || self.failures == 0 {
                         warn!(%why, "etcd lost; routing goes on with the registry this node has");
@@ -137,12 +139,21 @@ impl Sync {
                         compacted = answer.compact_revision(),
                         "etcd compacted past this node's revision; reading the prefix again"
                     );
-                    return Ended::Compacted;
+                    return Ended::ReadAgain;
                 }
                 return Ended::Lost(format!("watch canceled: {}", answer.cancel_reason()));
             }
             if answer.created() {
                 self.established(start);
+                let current = answer.header().map_or(0, |h| h.revision());
+                if current < start - 1 {
+                    warn!(
+                        applied = start - 1,
+                        current,
+                        "etcd's revision is behind this node's (a new etcd cluster?); reading the prefix again"
+                    );
+                    return Ended::ReadAgain;
+                }
             }
             self.apply_events(answer.events());
             // The events' own revisions, not the header's: a created or catching-up response's
@@ -186,7 +197,9 @@ impl Sync {
             .collect();
         let steps = diff(&api_held(&self.registry), &desired);
         self.apply(&steps);
-        self.status.set_revision(revision);
+        // Exactly the read's revision, even when lower than before (a new etcd cluster): the
+        // registry now holds what etcd held then.
+        self.status.reset_revision(revision);
         let took = began.elapsed();
         self.status.record_resync(took);
         info!(

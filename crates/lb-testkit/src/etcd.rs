@@ -34,7 +34,7 @@ pub struct EtcdProcess {
     args: Vec<String>,
     client: SocketAddr,
     proc: Option<Proc>,
-    _data: ScratchDir,
+    data: ScratchDir,
 }
 
 impl EtcdProcess {
@@ -76,7 +76,7 @@ impl EtcdProcess {
             args,
             client,
             proc: None,
-            _data: data,
+            data,
         }
     }
 
@@ -125,6 +125,16 @@ impl EtcdProcess {
     /// Starts the member again on the same ports and data and waits until it is healthy.
     pub fn restart(&mut self) {
         self.relaunch();
+        self.wait_ready();
+    }
+
+    /// Kills the member, deletes its data and starts it again: a new, empty etcd cluster (its
+    /// revision back at 1) on the same ports, and waits until it is healthy.
+    pub fn wipe(&mut self) {
+        self.kill();
+        let data = self.data.join("data");
+        std::fs::remove_dir_all(&data).unwrap_or_else(|e| panic!("remove {}: {e}", data.display()));
+        self.launch();
         self.wait_ready();
     }
 

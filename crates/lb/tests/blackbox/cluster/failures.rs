@@ -246,3 +246,43 @@ fn a_node_cut_off_past_a_compaction_reads_again_and_applies_10000_routes_without
     eprintln!("{answered} requests through B, {failed} failed");
     assert_eq!(failed, 0);
 }
+
+/// etcd replaced by a new, empty cluster on the same address (its revision back at 1): the
+/// nodes notice their revision is ahead of etcd's, read again, and follow the new etcd, which
+/// is the truth: what it does not hold leaves, what is registered there is routed.
+#[test]
+fn nodes_follow_an_etcd_that_was_replaced_by_a_new_empty_cluster() {
+    let Some(etcd_bin) = etcd_bin() else { return };
+    let mut etcd = EtcdProcess::start(&etcd_bin, &[]);
+    let backend = Backend::start("x");
+    let a = node(&etcd.url(), "a", &[]);
+    let b = node(&etcd.url(), "b", &[]);
+    let mut last = 0;
+    for i in 0..5 {
+        last = written_at(&a.admin().register(&format!("/old{i}"), backend.addr()));
+    }
+    wait_revision(&b.admin(), last);
+
+    etcd.wipe();
+    for n in [&a, &b] {
+        poll_until(WAIT, "the old registrations leave", || {
+            let set = n.admin().target_set();
+            if set.is_empty() {
+                Ok(())
+            } else {
+                Err(set)
+            }
+        });
+    }
+    let r = a.admin().register("/new", backend.addr());
+    assert_eq!(r.status, 201, "{}", r.text());
+    let revision = written_at(&r);
+    assert!(
+        revision < last,
+        "a new cluster: revision {revision} after {last}"
+    );
+    wait_revision(&b.admin(), revision);
+    assert_eq!(served_by(&get(b.addr(), "/new")), "x");
+    assert_eq!(b.admin().target_set().len(), 1);
+    assert_eq!(cluster(&b.admin())["revision"].as_i64(), Some(revision));
+}
