@@ -116,6 +116,21 @@ impl EtcdProcess {
         }
     }
 
+    /// Freezes the member (SIGSTOP): its connections stay open and nothing answers, as with a
+    /// hung host; [`EtcdProcess::thaw`] lets it go on.
+    pub fn freeze(&self) {
+        if let Some(proc) = &self.proc {
+            proc.signal("STOP");
+        }
+    }
+
+    /// Lets a frozen member go on (SIGCONT).
+    pub fn thaw(&self) {
+        if let Some(proc) = &self.proc {
+            proc.signal("CONT");
+        }
+    }
+
     /// Starts the member again on the same ports and data, without waiting.
     pub fn relaunch(&mut self) {
         self.kill();
