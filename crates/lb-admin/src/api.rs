@@ -15,7 +15,7 @@
 
 use crate::head::Head;
 use crate::response::Response;
-use crate::{auth, listing, metrics, stats, ControlPlane};
+use crate::{auth, cluster, listing, metrics, stats, ControlPlane};
 use lb_registry::{Change, Deregistration, Expiry, Refused, Registered, Registration, Terms};
 use std::time::SystemTime;
 use tracing::{debug, error, info, warn};
@@ -40,7 +40,7 @@ fn open_without_token(path: &str) -> bool {
 }
 
 /// Answers one request. `body` is the complete request body.
-pub(crate) fn handle(head: &Head, body: &[u8], plane: &ControlPlane) -> Response {
+pub(crate) async fn handle(head: &Head, body: &[u8], plane: &ControlPlane) -> Response {
     let (method, path) = (head.method.as_str(), head.path.as_str());
     let read = matches!(method, "GET" | "HEAD");
     if !open_without_token(path) {
@@ -53,8 +53,19 @@ pub(crate) fn handle(head: &Head, body: &[u8], plane: &ControlPlane) -> Response
         }
     }
     match path {
-        "/register" if method == "POST" => register(body, plane),
-        "/deregister" if method == "POST" => deregister(body, plane),
+        "/register" | "/deregister" if method == "POST" => {
+            let spec = match crate::payload::parse(body) {
+                Ok(spec) => spec,
+                Err(message) => return Response::error(400, &message),
+            };
+            match (&plane.cluster, path) {
+                (Some(c), "/register") => cluster::register(spec, c).await,
+                (Some(c), _) => cluster::deregister(spec, c).await,
+                (None, "/register") => register(spec, plane),
+                (None, _) => deregister(spec, plane),
+            }
+        }
+        "/cluster" if read => cluster::status(plane.cluster.as_deref()),
         "/targets" if read => listing::targets(&plane.registry, SystemTime::now()),
         "/routes" if read => listing::routes(&plane.registry),
         "/metrics" if read => Response::text(
@@ -71,13 +82,13 @@ pub(crate) fn handle(head: &Head, body: &[u8], plane: &ControlPlane) -> Response
         "/register" | "/deregister" => {
             Response::error(405, &format!("{path} takes POST")).with_allow("POST")
         }
-        "/targets" | "/routes" | "/metrics" | "/healthz" | "/stats" | "/" => {
+        "/targets" | "/routes" | "/metrics" | "/healthz" | "/stats" | "/cluster" | "/" => {
             Response::error(405, &format!("{path} takes GET")).with_allow(READ_METHODS)
         }
         _ => Response::error(
             404,
             "unknown endpoint; the control plane serves /, /register, /deregister, /targets, \
-             /routes, /stats, /metrics and /healthz",
+             /routes, /stats, /cluster, /metrics and /healthz",
         ),
     }
 }
@@ -104,11 +115,7 @@ fn apply<C: Change>(plane: &ControlPlane, change: &C) -> Result<C::Outcome, Resp
 
 /// `POST /register`: 201 when the target is new, 200 when it was already there (renewed: its
 /// lease starts afresh, and the weight or ttl the body gives replaces the stored one).
-fn register(body: &[u8], plane: &ControlPlane) -> Response {
-    let spec = match crate::payload::parse(body) {
-        Ok(spec) => spec,
-        Err(message) => return Response::error(400, &message),
-    };
+fn register(spec: crate::payload::TargetSpec, plane: &ControlPlane) -> Response {
     let change = Registration::api(&spec.path, spec.addr, spec.terms, SystemTime::now());
     match apply(plane, &change) {
         Ok(Registered::New) => {
@@ -136,11 +143,7 @@ fn register(body: &[u8], plane: &ControlPlane) -> Response {
 /// `POST /deregister`: 200 when the target was removed, 404 when it was not registered there.
 /// When it was the API's last target on a prefix the configuration does not name, the prefix
 /// goes too (the registry decides), and its requests fall through to a shorter one.
-fn deregister(body: &[u8], plane: &ControlPlane) -> Response {
-    let spec = match crate::payload::parse(body) {
-        Ok(spec) => spec,
-        Err(message) => return Response::error(400, &message),
-    };
+fn deregister(spec: crate::payload::TargetSpec, plane: &ControlPlane) -> Response {
     if spec.terms != Terms::default() {
         return Response::error(400, "weight and ttl belong to /register, not /deregister");
     }
@@ -163,8 +166,9 @@ fn deregister(body: &[u8], plane: &ControlPlane) -> Response {
 
 /// Ends the leases that ran out by `now` (the expiry tick, see `expiry`): saved first like any
 /// change, so a target whose expiry cannot be saved keeps routing until a later tick saves it.
+/// In cluster mode etcd's leases expire registrations, and the watch removes them.
 pub(crate) fn expire(plane: &ControlPlane, now: SystemTime) {
-    if !plane.registry.expiry_due(now) {
+    if plane.cluster.is_some() || !plane.registry.expiry_due(now) {
         return;
     }
     match apply(plane, &Expiry { now }) {

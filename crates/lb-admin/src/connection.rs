@@ -52,7 +52,7 @@ async fn run(stream: &mut TcpStream, plane: &ControlPlane, stop: &mut Stop) -> i
                 return Ok(());
             }
         }
-        let response = api::handle(&head, &buf[head.head_len..end], plane);
+        let response = api::handle(&head, &buf[head.head_len..end], plane).await;
         let close = !head.keep_alive || *stop.borrow();
         response.write(head.method == "HEAD", close, &mut out);
         stream.write_all(&out).await?;

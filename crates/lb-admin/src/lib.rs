@@ -1,12 +1,13 @@
 //! lb's control plane: `POST /register`, `POST /deregister`, `GET /targets`, `GET /routes`,
-//! `GET /metrics`, `GET /healthz`, the status page `GET /` and its data `GET /stats` on the
-//! admin listener (see SPEC.md, "Control plane" and "Control plane additions").
+//! `GET /cluster`, `GET /metrics`, `GET /healthz`, the status page `GET /` and its data
+//! `GET /stats` on the admin listener (see SPEC.md, "Control plane" and "Control plane additions").
 //!
 //! Layout: [`serve`] accepts connections and drains them on shutdown (the loop lives in
 //! `lb-socket`, shared with lb's echo backend); `connection` runs one HTTP/1.1 keep-alive
 //! connection; `head` parses and frames a request head; `api` maps a request
 //! to a [`Registry`] call and a response; `payload` validates the JSON body of `/register` and
-//! `/deregister`; `listing` renders `/targets` and `/routes`; `expiry` is the tick that ends
+//! `/deregister`; `listing` renders `/targets` and `/routes`; `cluster` writes registrations to etcd in
+//! cluster mode and renders `/cluster`; `expiry` is the tick that ends
 //! registrations whose ttl ran out; `metrics` renders the Prometheus text (`process`: the
 //! `process_*` series and `lb_build_info`); `response` writes responses; `auth` checks the bearer
 //! token. `sampler` takes a sample of the counts every second (rates, the latency window, recent
@@ -15,7 +16,8 @@
 //!
 //! What the runtime plugs in is one [`ControlPlane`] value: the registry, the extra metrics, and
 //! optionally a persistence hook (the state file: a change is saved before it is applied, and
-//! answered only then), an admin token, and a debug-only panic hook.
+//! answered only then), an admin token, a debug-only panic hook, and the cluster link (then
+//! `/register` and `/deregister` write to etcd and never to the registry).
 //!
 //! Invariants: an invalid request (bad framing, bad JSON, bad field) is answered `400` with
 //! `{"error":"<one plain sentence>"}` and never reaches the registry, so it changes nothing;
@@ -26,6 +28,7 @@
 
 mod api;
 mod auth;
+mod cluster;
 mod connection;
 mod expiry;
 mod head;
@@ -83,6 +86,8 @@ pub struct ControlPlane {
     pub counts: Option<CountsSource>,
     /// The samples `/stats` is computed from; shared by every clone, so a pause keeps them.
     sampler: Arc<Mutex<Sampler>>,
+    /// Cluster mode: registrations go to etcd, and this node's watch applies them.
+    pub cluster: Option<Arc<lb_cluster::Cluster>>,
 }
 
 impl ControlPlane {
@@ -97,6 +102,7 @@ impl ControlPlane {
             about: About::unknown(),
             counts: None,
             sampler: Arc::default(),
+            cluster: None,
         }
     }
 
@@ -123,6 +129,7 @@ impl std::fmt::Debug for ControlPlane {
             .field("panic_hook", &self.panic_hook.is_some())
             .field("about", &self.about)
             .field("sampler", &self.sampler)
+            .field("cluster", &self.cluster)
             .finish_non_exhaustive()
     }
 }

@@ -107,6 +107,7 @@ fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        503 => "Service Unavailable",
         // The reason phrase is optional (RFC 9112 §4); clients must not rely on it.
         _ => "",
     }

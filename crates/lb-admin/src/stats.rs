@@ -69,6 +69,9 @@ struct Stats<'a> {
     workers: Vec<WorkerRow>,
     routes: Vec<StatsRoute<'a>>,
     changes: Vec<ChangeRow<'a>>,
+    /// Cluster mode: the `GET /cluster` body; absent on a node that is not clustered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -218,6 +221,10 @@ pub(crate) fn render(
         totals,
         workers,
         routes,
+        cluster: plane
+            .cluster
+            .as_ref()
+            .map(|cluster| cluster.status().json()),
         changes: sampler
             .changes()
             .map(|c| ChangeRow {

@@ -41,6 +41,8 @@ struct FileConfig {
     timeouts: Timeouts,
     #[serde(default)]
     health: Health,
+    #[serde(default)]
+    cluster: Cluster,
     #[serde(default, rename = "route")]
     routes: Vec<Route>,
 }
@@ -60,6 +62,16 @@ struct Timeouts {
     drain: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     defer_accept: Option<Duration>,
+}
+
+/// `[cluster]`: `etcd` is a list of URLs or one comma-separated string (as the flag takes).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cluster {
+    #[serde(default, deserialize_with = "url_list")]
+    etcd: Vec<String>,
+    prefix: Option<String>,
+    node_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,7 +181,24 @@ pub fn parse_file(text: &str, origin: &str) -> Result<Layer, ConfigError> {
         admin_token: file.admin_token,
         admin_token_file: file.admin_token_file,
         upgrade_socket: file.upgrade_socket,
+        cluster_etcd: file.cluster.etcd,
+        cluster_prefix: file.cluster.prefix,
+        node_name: file.cluster.node_name,
         takeover: false,
+    })
+}
+
+/// `["http://a:2379", "http://b:2379"]` or `"http://a:2379,http://b:2379"`.
+fn url_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::List(urls) => urls,
+        Raw::Text(text) => crate::split_urls(&text),
     })
 }
 

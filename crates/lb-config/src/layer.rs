@@ -66,6 +66,12 @@ pub struct Layer {
     pub admin_token_file: Option<PathBuf>,
     /// See [`crate::RestartConfig::upgrade_socket`].
     pub upgrade_socket: Option<PathBuf>,
+    /// See [`crate::ClusterConfig::etcd`]; empty: not said here.
+    pub cluster_etcd: Vec<String>,
+    /// See [`crate::ClusterConfig::prefix`].
+    pub cluster_prefix: Option<String>,
+    /// See [`crate::ClusterConfig::node_name`].
+    pub node_name: Option<String>,
     /// See [`Config::takeover`] (command line only).
     pub takeover: bool,
 }
@@ -166,6 +172,11 @@ impl Layer {
         set(&mut live.health.backoff, &self.health_backoff);
         set_some(&mut restart.state, &self.state);
         set_some(&mut restart.upgrade_socket, &self.upgrade_socket);
+        if !self.cluster_etcd.is_empty() {
+            restart.cluster.etcd.clone_from(&self.cluster_etcd);
+        }
+        set(&mut restart.cluster.prefix, &self.cluster_prefix);
+        set_some(&mut restart.cluster.node_name, &self.node_name);
         c.takeover |= self.takeover;
     }
 }

@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod duration;
 mod file;
 mod host_port;
@@ -29,6 +30,7 @@ mod number;
 mod restart;
 mod summary;
 
+pub use cluster::{ClusterConfig, DEFAULT_CLUSTER_PREFIX};
 pub use duration::{parse_duration, parse_positive_duration, DURATION_FORMS};
 pub use file::parse_file;
 pub use host_port::{parse_bind_addr, HostPort, TARGET_FORMS};
@@ -250,6 +252,15 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A comma-separated list of URLs (`--cluster-etcd`), blanks trimmed, empty items dropped.
+pub fn split_urls(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 impl Config {
     /// Checks the settings that clap cannot check one by one.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -298,6 +309,7 @@ impl Config {
                 )));
             }
         }
+        restart.cluster.validate()?;
         if let Some(path) = &health.check {
             check_probe_path(path)
                 .map_err(|e| ConfigError(format!("health.check (--health-check): {e}")))?;

@@ -11,8 +11,8 @@
 //! does not compile until it is compared and given its key.
 
 use crate::{
-    Workers, DEFAULT_ADMIN, DEFAULT_BACKLOG, DEFAULT_DEFER_ACCEPT, DEFAULT_DRAIN_TIMEOUT,
-    DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_POOL_IDLE_PER_TARGET,
+    ClusterConfig, Workers, DEFAULT_ADMIN, DEFAULT_BACKLOG, DEFAULT_DEFER_ACCEPT,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_POOL_IDLE_PER_TARGET,
     DEFAULT_POOL_IDLE_TIMEOUT,
 };
 use std::net::SocketAddr;
@@ -52,6 +52,8 @@ pub struct RestartConfig {
     /// Unix socket on which this lb hands its listening sockets and registry to a successor
     /// (zero-downtime upgrade).
     pub upgrade_socket: Option<PathBuf>,
+    /// Cluster mode (off while it names no etcd URL).
+    pub cluster: ClusterConfig,
 }
 
 impl Default for RestartConfig {
@@ -71,6 +73,7 @@ impl Default for RestartConfig {
             state: None,
             admin_token: None,
             upgrade_socket: None,
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -94,6 +97,7 @@ impl RestartConfig {
             state,
             admin_token,
             upgrade_socket,
+            cluster,
         } = self;
         [
             ("listen", *listen != new.listen),
@@ -117,6 +121,7 @@ impl RestartConfig {
             ("state", *state != new.state),
             ("admin_token", *admin_token != new.admin_token),
             ("upgrade_socket", *upgrade_socket != new.upgrade_socket),
+            ("cluster", *cluster != new.cluster),
         ]
         .into_iter()
         .filter_map(|(key, differs)| differs.then_some(key))
@@ -132,7 +137,7 @@ mod tests {
     #[test]
     fn every_restart_only_key_that_differs_is_reported() {
         type Change = fn(&mut RestartConfig);
-        let table: [(&str, Change); 14] = [
+        let table: [(&str, Change); 15] = [
             ("listen", |c| c.listen = "127.0.0.1:1".parse().unwrap()),
             ("admin", |c| c.admin = "127.0.0.1:2".parse().unwrap()),
             ("workers", |c| c.workers = Workers::Count(3)),
@@ -154,6 +159,9 @@ mod tests {
             ("admin_token", |c| c.admin_token = Some("t".into())),
             ("upgrade_socket", |c| {
                 c.upgrade_socket = Some("/tmp/up.sock".into())
+            }),
+            ("cluster", |c| {
+                c.cluster.etcd = vec!["http://127.0.0.1:2379".into()]
             }),
         ];
         let old = RestartConfig::default();

@@ -110,7 +110,18 @@ impl fmt::Display for Summary<'_> {
                 .state
                 .as_ref()
                 .map_or("none".to_string(), |p| p.display().to_string())
-        )
+        )?;
+        let cluster = &restart.cluster;
+        if !cluster.etcd.is_empty() {
+            write!(
+                f,
+                "\ncluster: etcd {}, prefix {}, node {}",
+                cluster.etcd.join(","),
+                cluster.prefix,
+                cluster.node_name.as_deref().unwrap_or("(the host name)")
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -146,5 +157,14 @@ mod tests {
         assert!(text.contains("timeouts: connect 5s, upstream 1m, header 10s, idle 1m, drain 30s"));
         assert!(text.contains("admin token: set"));
         assert!(!text.contains("s3cr3t"));
+        assert!(!text.contains("cluster"), "cluster mode off says nothing");
+        c.restart.cluster.etcd = vec!["http://e1:2379".into(), "http://e2:2379".into()];
+        let text = Summary(&c).to_string();
+        assert!(
+            text.ends_with(
+                "\ncluster: etcd http://e1:2379,http://e2:2379, prefix /lb/, node (the host name)"
+            ),
+            "{text}"
+        );
     }
 }

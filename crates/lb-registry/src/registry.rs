@@ -232,6 +232,12 @@ impl Registry {
         }
     }
 
+    /// Routes created from now on start their round-robin cursor at `start` instead of 0 (a
+    /// cluster node's offset; routes that exist keep their order). Set it before routes exist.
+    pub fn set_cursor_start(&self, start: usize) {
+        self.state.write().table.set_cursor_start(start);
+    }
+
     /// The health thresholds in force.
     pub fn policy(&self) -> HealthPolicy {
         self.state.read().policy

@@ -170,6 +170,37 @@ fn cursor_survives_target_changes() {
     assert_eq!(pick(&reg), 3);
 }
 
+/// Each row: the cursor start, the ports the first four picks of a 3-target route go to. A
+/// route made before the start was set keeps counting from 0.
+#[test]
+fn a_cursor_start_offsets_new_routes_only() {
+    let table = [(0, [1, 2, 3, 1]), (1, [2, 3, 1, 2]), (5, [3, 1, 2, 3])];
+    for (start, ports) in table {
+        let reg = Registry::new(1);
+        reg.register("/before", addr(8)).unwrap();
+        reg.register("/before", addr(9)).unwrap();
+        reg.set_cursor_start(start);
+        for p in 1..=3 {
+            reg.register("/svc", addr(p)).unwrap();
+        }
+        let snap = reg.snapshot();
+        let picks: Vec<u16> = (0..4)
+            .map(|_| {
+                snap.lookup("/svc")
+                    .unwrap()
+                    .route
+                    .pick()
+                    .unwrap()
+                    .addr()
+                    .port()
+            })
+            .collect();
+        assert_eq!(picks, ports, "start {start}");
+        let before = snap.lookup("/before").unwrap().route.pick().unwrap().addr();
+        assert_eq!(before.port(), 8, "start {start}");
+    }
+}
+
 #[test]
 fn exact_round_robin_across_threads() {
     let reg = Arc::new(Registry::new(4));

@@ -13,6 +13,7 @@
 //!   (`listeners`, over `lb-socket`), counters, the respawn policy (`respawn`), the
 //!   access log;
 //! - the admin server (`admin`): admin socket, control plane, its thread;
+//! - the cluster link (`cluster_link`, cluster mode only): the etcd sync thread;
 //! - the upgrade part (`handover`): upgrade socket and thread, the upgrade in progress, over the
 //!   protocol in `upgrade` (descriptors passed by `lb-socket`);
 //! - the live settings (`settings`): configuration in force, tuning, the health thread
@@ -30,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod cluster_link;
 mod config_routes;
 mod config_source;
 mod cpus;

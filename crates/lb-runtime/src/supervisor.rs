@@ -16,6 +16,7 @@
 //! upgrade socket hand everything over (handover).
 
 use crate::admin::AdminServer;
+use crate::cluster_link::{self, ClusterLink};
 use crate::config_routes::{configure, health_policy};
 use crate::config_source::ConfigSource;
 use crate::cpus::{allowed_cpus, worker_count};
@@ -50,6 +51,7 @@ pub struct Handle {
     admin: AdminServer,
     upgrades: Upgrades,
     settings: LiveSettings,
+    cluster: Option<ClusterLink>,
     events: Receiver<Event>,
     events_tx: Sender<Event>,
 }
@@ -99,6 +101,9 @@ impl Handle {
         self.admin.shutdown();
         self.workers.join();
         self.settings.stop();
+        if let Some(cluster) = &mut self.cluster {
+            cluster.stop();
+        }
     }
 
     /// The next event; respawns the workers whose back-off ran out while waiting for it.
@@ -238,7 +243,14 @@ fn start_with(config: Config, file: Option<PathBuf>) -> Result<Handle, RunError>
         }
     }
     let registry = Arc::new(Registry::with_policy(workers, health_policy(&live.health)));
+    let cluster = cluster_link::settings(&restart.cluster);
+    if let Some(cluster) = &cluster {
+        registry.set_cursor_start(lb_cluster::cursor_seed(&cluster.node));
+    }
     let state = registry_at_start(&registry, &live, restart.state.clone(), inherited.as_mut())?;
+    let cluster = cluster
+        .map(|c| ClusterLink::start(c, registry.clone(), state.clone()))
+        .transpose()?;
 
     let (events_tx, events) = unbounded();
     let admin_socket = match &inherited {
@@ -301,7 +313,14 @@ fn start_with(config: Config, file: Option<PathBuf>) -> Result<Handle, RunError>
         config_file: startup.file.as_ref().map(|f| f.display().to_string()),
         ..About::unknown()
     };
-    let plane = control_plane(&restart, &registry, &worker_set, state, about);
+    let plane = control_plane(
+        &restart,
+        &registry,
+        &worker_set,
+        state,
+        about,
+        cluster.as_ref(),
+    );
     let admin = AdminServer::start(admin_socket, plane)?;
     let mut handle = Handle {
         registry,
@@ -309,6 +328,7 @@ fn start_with(config: Config, file: Option<PathBuf>) -> Result<Handle, RunError>
         admin,
         upgrades: Upgrades::new(upgrade_socket, events_tx.clone()),
         settings,
+        cluster,
         events,
         events_tx,
     };
@@ -365,18 +385,29 @@ fn registry_at_start(
     Ok(state)
 }
 
-/// The control plane: registry, metrics (per-worker counters and restarts), state file, token,
-/// the debug panic hook, and what `/stats` shows (`about`, the workers' counts).
+/// The control plane: registry, metrics (per-worker counters and restarts, the cluster link's),
+/// state file, token, the debug panic hook, the cluster link, and what `/stats` shows (`about`,
+/// the workers' counts).
 fn control_plane(
     config: &RestartConfig,
     registry: &Arc<Registry>,
     workers: &WorkerSet,
     state: Option<Arc<StateFile>>,
     about: About,
+    cluster: Option<&ClusterLink>,
 ) -> ControlPlane {
-    let mut plane = ControlPlane::new(registry.clone(), workers.metrics());
+    let mut metrics = workers.metrics();
+    if let Some(link) = cluster {
+        let (workers, cluster) = (metrics, link.cluster().clone());
+        metrics = Arc::new(move |out: &mut String| {
+            workers(out);
+            cluster.status().render(out);
+        });
+    }
+    let mut plane = ControlPlane::new(registry.clone(), metrics);
     plane.about = about;
     plane.counts = Some(workers.counts());
+    plane.cluster = cluster.map(|link| link.cluster().clone());
     plane.persist = state.map(|state| {
         let hook: lb_admin::PersistHook =
             Arc::new(move |export: &lb_registry::Export| state.save_export(export));

@@ -15,6 +15,8 @@
 //! - [`wait_until`], [`poll_until`]: the one way to wait for a condition, with a deadline.
 //! - [`Admin`]: the control-plane API.
 //! - [`Checksum`], [`Pattern`]: compare 64 MiB bodies without holding them.
+//! - [`EtcdProcess`] / [`EtcdCluster`]: real etcd members on free loopback ports (cluster mode);
+//!   [`Relay`]: a TCP relay a test cuts to take etcd away from one node.
 //! - [`tool::require`]: an external program a test drives (etcd, chromium, h2load), failing
 //!   under `CI=true` when it is missing.
 //! - [`webdriver::Browser`]: headless chromium driven through chromedriver (WebDriver over the
@@ -31,7 +33,9 @@ pub mod admin;
 pub mod backend;
 pub mod checksum;
 pub mod client;
+pub mod etcd;
 pub mod process;
+pub mod relay;
 pub mod scratch;
 pub mod scripted;
 pub mod switch;
@@ -49,10 +53,12 @@ pub use client::{
     get, is_refusing, refused_addr, request, send_raw, upload_pattern, wait_until_accepting, Conn,
     Response, IO_TIMEOUT,
 };
+pub use etcd::{EtcdCluster, EtcdProcess};
 pub use process::{
     parse_ready_line, run_args, run_to_exit, EchoProcess, Finished, LbProcess, Proc, Ready,
     START_TIMEOUT,
 };
+pub use relay::Relay;
 pub use scratch::ScratchDir;
 pub use scripted::{Peer, Scripted};
 pub use switch::SwitchBackend;

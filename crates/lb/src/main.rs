@@ -138,6 +138,17 @@ struct RunArgs {
     /// then drains and exits.
     #[arg(long)]
     takeover: bool,
+    /// Cluster mode: share the registry with other lb nodes through these etcd members
+    /// (`http://HOST:PORT`, comma-separated); /register and /deregister then write to etcd.
+    #[arg(long, value_name = "URL[,URL...]")]
+    cluster_etcd: Option<String>,
+    /// The etcd key prefix the nodes of one cluster share [default: /lb/].
+    #[arg(long, value_name = "KEY")]
+    cluster_prefix: Option<String>,
+    /// This node's name in the cluster (GET /cluster; its round-robin start offset)
+    /// [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    node_name: Option<String>,
     /// Active health check: GET this path on every target (2xx/3xx is healthy).
     #[arg(long, value_name = "PATH")]
     health_check: Option<String>,
@@ -197,6 +208,12 @@ impl RunArgs {
             admin_token: self.admin_token,
             admin_token_file: self.admin_token_file,
             upgrade_socket: self.upgrade_socket,
+            cluster_etcd: self
+                .cluster_etcd
+                .map(|urls| lb_config::split_urls(&urls))
+                .unwrap_or_default(),
+            cluster_prefix: self.cluster_prefix,
+            node_name: self.node_name,
             takeover: self.takeover,
         };
         ConfigSource {

@@ -35,6 +35,9 @@ pub struct Table {
     routes: BTreeMap<Arc<str>, RouteEntry>,
     /// Request counters each new target keeps (one per worker).
     workers: usize,
+    /// Where a new route's cursor starts (cluster mode: an offset from the node's name, so
+    /// that nodes do not all send a route's first request to its first target).
+    cursor_start: usize,
     /// What workers route with changed since the last publish.
     republish: bool,
     /// What the registry's "some target is in a passive back-off" flag becomes after this
@@ -168,9 +171,15 @@ impl Table {
         Table {
             routes: BTreeMap::new(),
             workers,
+            cursor_start: 0,
             republish: false,
             passive_down: None,
         }
+    }
+
+    /// Routes created from now on start their cursor at `start`.
+    pub(crate) fn set_cursor_start(&mut self, start: usize) {
+        self.cursor_start = start;
     }
 
     /// Every prefix, in order.
@@ -192,11 +201,12 @@ impl Table {
     fn entry(&mut self, prefix: &str) -> &mut RouteEntry {
         let created = !self.routes.contains_key(prefix);
         self.republish |= created;
+        let start = self.cursor_start;
         self.routes
             .entry(Arc::from(prefix))
             .or_insert_with_key(|key| RouteEntry {
                 prefix: key.clone(),
-                cursor: Arc::default(),
+                cursor: Arc::new(Cursor::starting_at(start)),
                 targets: Vec::new(),
                 options: RouteOptions::default(),
                 holders: RouteHolders::default(),

@@ -13,6 +13,7 @@
 //! matters on a 2-core CI machine.
 
 mod admin;
+mod cluster;
 mod http;
 mod ops;
 mod routing;

@@ -180,37 +180,10 @@ fn promtool_finds_the_metrics_clean_and_the_standard_series_are_there() {
         (now - 600.0..=now + 1.0).contains(&started),
         "started at {started}, now {now}"
     );
-    let promtool = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let mut promtool = match promtool {
-        Ok(child) => child,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("promtool is missing under CI ({e}): scripts/test.sh installs it")
-        }
-        Err(e) => {
-            eprintln!("NOT RUN: promtool check metrics ({e}); scripts/test.sh installs promtool");
-            return;
-        }
+    let Some(said) = lb_testkit::tool::promtool_check(&text) else {
+        return;
     };
-    {
-        use std::io::Write as _;
-        let mut stdin = promtool.stdin.take().expect("piped stdin");
-        stdin.write_all(text.as_bytes()).expect("feed promtool");
-    }
-    let out = promtool.wait_with_output().expect("promtool ran");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool: {said}\n{text}"
-    );
+    assert!(said.is_empty(), "promtool: {said}\n{text}");
 }
 
 /// Request durations by route prefix and status class, summed over workers: the label is the
