@@ -6,6 +6,7 @@
 use crate::access_log::AccessLog;
 use crate::buffers::BufferPool;
 use crate::drain::Drain;
+use crate::h2::H2Settings;
 use crate::request_id::RequestIds;
 use crate::route_latency::RouteClock;
 use crate::stats::WorkerStats;
@@ -31,6 +32,8 @@ pub struct WorkerSettings {
     pub max_connections: usize,
     /// See [`WorkerConfig::read_at_accept`].
     pub read_at_accept: bool,
+    /// HTTP/2 towards clients.
+    pub h2: H2Settings,
 }
 
 /// The settings one worker runs with.
@@ -53,6 +56,8 @@ pub struct WorkerConfig {
     /// on when the listener defers accepts (`TCP_DEFER_ACCEPT`), which makes the request
     /// almost always be there already. Without it the read would mostly come back empty.
     pub read_at_accept: bool,
+    /// HTTP/2 towards clients.
+    pub h2: H2Settings,
     /// Where access log lines go; `None` (the default) logs nothing.
     pub access_log: Option<AccessLog>,
 }
@@ -66,6 +71,7 @@ impl WorkerConfig {
             pool_idle_timeout,
             max_connections,
             read_at_accept,
+            h2,
         } = settings;
         WorkerConfig {
             id,
@@ -75,6 +81,7 @@ impl WorkerConfig {
             pool_idle_timeout,
             max_connections,
             read_at_accept,
+            h2,
             access_log: None,
         }
     }

@@ -139,6 +139,7 @@ impl Lb {
             pool_idle_timeout: secs(60),
             max_connections: 1024,
             read_at_accept: true,
+            h2: Default::default(),
         };
         let tuning = Tuning::new(TuningValues {
             connect: secs(5),

@@ -17,6 +17,8 @@
 //! - [`Checksum`], [`Pattern`]: compare 64 MiB bodies without holding them.
 //! - [`tool::require`]: an external program a test drives (etcd, chromium, h2load), failing
 //!   under `CI=true` when it is missing.
+//! - `h2_client` (feature `h2`): an HTTP/2 client with prior knowledge (the `h2` crate) and a
+//!   raw HTTP/2 frame writer for the flood tests.
 //! - `tokio_conn` (feature `tokio`, for the in-process tests of lb-admin and lb-echo): a server
 //!   task on the test's runtime and an async raw client.
 //!
@@ -29,6 +31,8 @@ pub mod admin;
 pub mod backend;
 pub mod checksum;
 pub mod client;
+#[cfg(feature = "h2")]
+pub mod h2_client;
 pub mod process;
 pub mod scratch;
 pub mod scripted;

@@ -108,6 +108,10 @@ struct RunArgs {
     /// [default: 65536].
     #[arg(long, value_name = "N", value_parser = parse_count::<usize>)]
     max_connections: Option<usize>,
+    /// Concurrent streams per HTTP/2 client connection; beyond it RST_STREAM(REFUSED_STREAM)
+    /// [default: 128].
+    #[arg(long, value_name = "N", value_parser = parse_count::<u32>)]
+    h2_max_streams: Option<u32>,
     /// Log one line per request to stderr (written by a thread of its own, never blocking a
     /// worker).
     #[arg(long)]
@@ -185,6 +189,7 @@ impl RunArgs {
             drain_timeout: self.drain_timeout,
             max_body: self.max_body,
             max_connections: self.max_connections,
+            h2_max_streams: self.h2_max_streams,
             access_log: self.access_log.then_some(true),
             health_check: self.health_check,
             health_interval: self.health_interval,
