@@ -10,9 +10,11 @@
 //! Invariants: the connection is polled until `h2` says it is closed, so streams in flight finish
 //! after a GOAWAY (drain, upgrade, idle); no stream task outlives its connection task (the drain
 //! counts connections, not streams); the limits that end an abusive connection with GOAWAY
-//! (reset floods, header size) are set in one place, [`builder`].
+//! (reset floods, header size) are set in one place, [`builder`], and the ones `h2` lacks (PING,
+//! SETTINGS floods) are counted in one place, `flood`.
 
 mod client;
+mod flood;
 mod replay;
 mod stream;
 
@@ -20,6 +22,8 @@ pub(crate) use replay::Replay;
 
 use crate::worker::Worker;
 use bytes::Bytes;
+use flood::{Abuse, Guard};
+use h2::Reason;
 use lb_http::MAX_HEAD_BYTES;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -28,7 +32,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, timeout, Instant};
-use tracing::debug;
+use tracing::{debug, info};
 
 /// The first bytes of the HTTP/2 connection preface (RFC 9113 §3.4) that no HTTP/1.1 request
 /// can start with: enough to hand a clear-text connection to HTTP/2 (prior knowledge, h2c).
@@ -104,9 +108,10 @@ where
 {
     let id = worker.cfg.id;
     worker.stats.h2_connection();
+    let abuse = Rc::new(Abuse::default());
     let shaken = timeout(
         worker.cfg.tuning.header(),
-        builder(worker.cfg.h2).handshake::<_, Bytes>(io),
+        builder(worker.cfg.h2).handshake::<_, Bytes>(Guard::new(io, abuse.clone())),
     );
     let mut conn = match shaken.await {
         Ok(Ok(conn)) => conn,
@@ -151,6 +156,16 @@ where
                 }
             }
             () = &mut drain, if !going_away => {}
+            () = abuse.reported() => {
+                info!(worker = id, %peer, "HTTP/2 control frame flood; closing the connection");
+                conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+                // Let `h2` write the GOAWAY; streams the flood opened meanwhile are dropped.
+                let _ = timeout(CLOSE_GRACE, async {
+                    while conn.accept().await.is_some() {}
+                })
+                .await;
+                break;
+            }
             () = idle.as_mut(), if streams.is_empty() => {
                 if going_away {
                     // The GOAWAY's round trip did not complete: nothing is in flight, so
