@@ -24,6 +24,7 @@ mod target;
 pub use chunked::{ChunkedDecoder, Scan};
 pub use client_addr::ClientAddr;
 pub use error::{error_response, ErrorKind, HttpError, Source};
+pub use head::names_other_protocol;
 pub use request::{parse_request, write_request_head, RequestHead};
 pub use response::{dechunk_for, parse_response, write_response_head, ClientSide, ResponseHead};
 pub use stream_head::http2_request;

@@ -25,8 +25,9 @@ use crate::timer::within;
 use crate::worker::Worker;
 use client::H1Client;
 use lb_http::{
-    dechunk_for, error_response, parse_request, write_request_head, BodyKind, ChunkedDecoder,
-    ClientAddr, ClientSide, ErrorKind, HttpError, Version, EMPTY_HEADER, MAX_HEADERS,
+    dechunk_for, error_response, names_other_protocol, parse_request, write_request_head, BodyKind,
+    ChunkedDecoder, ClientAddr, ClientSide, ErrorKind, HttpError, Version, EMPTY_HEADER,
+    MAX_HEADERS,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
@@ -254,6 +255,10 @@ impl Connection<'_> {
         loop {
             if self.fresh && self.client.inbuf.starts_with(h2::PREFACE_START) {
                 self.http2 = true;
+                return None;
+            }
+            if self.fresh && names_other_protocol(&self.client.inbuf) {
+                debug!(worker = self.worker.cfg.id, peer = %self.peer, "not HTTP; closing");
                 return None;
             }
             if !self.client.inbuf.is_empty() {

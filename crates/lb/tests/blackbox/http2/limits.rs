@@ -38,14 +38,16 @@ fn next_on(raw: &mut RawH2, stream: u32, kind: u8) -> Frame {
     }
 }
 
-/// Reads frames until stream `stream` ended (a frame with END_STREAM), or panics.
-fn until_end(raw: &mut RawH2, stream: u32) {
-    loop {
+/// Reads frames until every stream in `streams` ended (a frame with END_STREAM), in whatever
+/// order, or panics.
+fn until_end(raw: &mut RawH2, streams: &[u32]) {
+    let mut open = streams.to_vec();
+    while !open.is_empty() {
         let frame = raw.read_frame().expect("a frame from lb");
         let ends =
             matches!(frame.kind, kind::DATA | kind::HEADERS) && frame.flags & END_STREAM != 0;
-        if frame.stream == stream && ends {
-            return;
+        if ends {
+            open.retain(|&s| s != frame.stream);
         }
     }
 }
@@ -74,8 +76,7 @@ fn streams_beyond_the_limit_are_refused_and_the_others_answered() {
     let refused = next_on(&mut raw, 5, kind::RST_STREAM);
     assert_eq!(rst_code(&refused), REFUSED_STREAM);
     held.release();
-    until_end(&mut raw, 1);
-    until_end(&mut raw, 3);
+    until_end(&mut raw, &[1, 3]);
     assert_eq!(held.request_count(), 2);
 }
 
@@ -123,7 +124,7 @@ fn sigterm_sends_goaway_and_the_stream_in_flight_finishes() {
     );
     assert_eq!(goaway_code(&goaway), Some(NO_ERROR));
     held.release();
-    until_end(&mut raw, 1);
+    until_end(&mut raw, &[1]);
     // Whatever lb still sends (the final GOAWAY), the connection then ends.
     while raw.read_frame().is_some() {}
     assert!(lb.wait_exit(WAIT).success());
