@@ -6,5 +6,6 @@
 mod conformance;
 mod floods;
 mod limits;
+mod observability;
 mod requests;
 mod streams;
