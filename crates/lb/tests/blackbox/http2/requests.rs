@@ -5,7 +5,7 @@
 use crate::{addrs, backends, lb};
 use lb_testkit::h2_client::http::Method;
 use lb_testkit::h2_client::{connect, request, runtime, send, tokio, Bytes};
-use lb_testkit::{request as h1_request, Backend, Checksum, Conn, Framing};
+use lb_testkit::{request as h1_request, Backend, Checksum, Conn, Framing, Reply};
 use std::collections::BTreeMap;
 
 #[test]
@@ -133,4 +133,96 @@ fn round_robin_counts_http11_and_http2_requests_together() {
     for backend in &backends {
         assert_eq!(backend.request_count(), ROUNDS);
     }
+}
+
+#[test]
+fn head_gets_the_length_and_no_body() {
+    let backend = Backend::start_with(
+        "fixed",
+        Reply::Fixed {
+            status: 200,
+            headers: vec![],
+            body: b"hello".to_vec(),
+        },
+    );
+    let lb = lb(1, &[("/", &[backend.addr()])], &[]);
+    let rt = runtime();
+    let r = rt.block_on(async {
+        let mut client = connect(lb.addr()).await;
+        send(&mut client, request(Method::HEAD, "h", "/"), None).await
+    });
+    let r = r.expect("response");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("5"));
+    assert!(r.checksum.is_empty());
+    assert_eq!(backend.last_request().method, "HEAD");
+}
+
+/// `expect: 100-continue` on a stream goes upstream like an HTTP/1.1 client's, and the body
+/// follows whatever interim answer comes first.
+#[test]
+fn expect_continue_is_honoured_on_a_stream() {
+    let backend = Backend::start("a");
+    let lb = lb(1, &[("/", &[backend.addr()])], &[]);
+    let rt = runtime();
+    let r = rt.block_on(async {
+        let mut client = connect(lb.addr()).await;
+        let mut req = request(Method::POST, "h", "/");
+        let fields = req.headers_mut();
+        fields.insert("expect", "100-continue".parse().unwrap());
+        fields.insert("content-length", 4.into());
+        send(&mut client, req, Some(Bytes::from_static(b"body"))).await
+    });
+    assert_eq!(r.expect("response").status, 200);
+    let seen = backend.last_request();
+    assert_eq!(seen.header("expect"), Some("100-continue"));
+    assert_eq!(seen.body, b"body");
+}
+
+#[test]
+fn too_many_fields_are_431_on_that_stream() {
+    let backend = Backend::start("a");
+    let lb = lb(1, &[("/", &[backend.addr()])], &[]);
+    let rt = runtime();
+    let r = rt.block_on(async {
+        let mut client = connect(lb.addr()).await;
+        let mut req = request(Method::GET, "h", "/");
+        for i in 0..200 {
+            req.headers_mut().append(
+                format!("x-f{i}")
+                    .as_str()
+                    .parse::<lb_testkit::h2_client::http::HeaderName>()
+                    .unwrap(),
+                "v".parse().unwrap(),
+            );
+        }
+        let r = send(&mut client, req, None).await.expect("431");
+        let ok = send(&mut client, request(Method::GET, "h", "/ok"), None).await;
+        (r.status, ok.expect("the next stream").status)
+    });
+    assert_eq!(r, (431, 200));
+    assert_eq!(backend.request_count(), 1);
+}
+
+/// A client that is not ours: curl with prior knowledge, its request and lb's answer in HTTP/2.
+#[test]
+fn curl_with_prior_knowledge_is_served_over_http2() {
+    let Some(curl) = lb_testkit::tool::require("curl", "curl") else {
+        return;
+    };
+    let backend = Backend::start("curl-origin");
+    let lb = lb(1, &[("/api", &[backend.addr()])], &[]);
+    let out = std::process::Command::new(curl)
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-w",
+            "\n%{http_version} %{http_code}",
+        ])
+        .arg(format!("http://{}/api/x", lb.addr()))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text, "curl-origin\n2 200", "{text}");
+    assert_eq!(backend.last_request().target, "/x");
 }
