@@ -1,6 +1,7 @@
 //! Per-stream limits and errors, written frame by frame: REFUSED_STREAM beyond
 //! `--h2-max-streams`, a connection-specific field as a stream error (RFC 9113 §8.2.2) that
-//! leaves the connection usable, and GOAWAY on SIGTERM with the stream in flight finishing.
+//! leaves the connection usable, GOAWAY on SIGTERM with the stream in flight finishing, and the
+//! flow-control windows lb advertises.
 
 use crate::lb;
 use lb_testkit::h2_client::{frame, get_block, goaway_code, kind, Frame, RawH2};
@@ -128,4 +129,32 @@ fn sigterm_sends_goaway_and_the_stream_in_flight_finishes() {
     // Whatever lb still sends (the final GOAWAY), the connection then ends.
     while raw.read_frame().is_some() {}
     assert!(lb.wait_exit(WAIT).success());
+}
+
+/// The premise of the windows arithmetic in docs/http.md: lb advertises a stream window that
+/// lets one stream carry more than 1 Gbit/s at 10 ms of round trip (window / RTT), and raises
+/// the connection window to two of them.
+#[test]
+fn windows_allow_one_gigabit_per_stream_at_10_ms() {
+    let backend = Backend::start("a");
+    let lb = lb(1, &[("/", &[backend.addr()])], &[]);
+    let mut raw = RawH2::connect(lb.addr());
+    let settings = next_on(&mut raw, 0, kind::SETTINGS);
+    // SETTINGS_INITIAL_WINDOW_SIZE (0x4).
+    let stream_window = settings
+        .payload
+        .chunks(6)
+        .find(|s| s[..2] == [0, 4])
+        .map(|s| u64::from(u32::from_be_bytes(s[2..].try_into().expect("4 bytes"))))
+        .expect("an initial window size");
+    let rtt_s = 0.010;
+    let bits_per_second = stream_window as f64 * 8.0 / rtt_s;
+    assert!(
+        bits_per_second > 1e9,
+        "{stream_window} B per 10 ms is {bits_per_second} bit/s"
+    );
+    let update = next_on(&mut raw, 0, kind::WINDOW_UPDATE);
+    let increment = u32::from_be_bytes(update.payload[..4].try_into().expect("4 bytes"));
+    let connection_window = 65_535 + u64::from(increment);
+    assert_eq!(connection_window, 2 * stream_window);
 }
