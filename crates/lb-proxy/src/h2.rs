@@ -20,7 +20,7 @@ mod stream;
 
 pub(crate) use replay::Replay;
 
-use crate::worker::Worker;
+use crate::worker::{H2Settings, Worker};
 use bytes::Bytes;
 use flood::{Abuse, Guard};
 use h2::Reason;
@@ -62,27 +62,6 @@ const MAX_LOCAL_ERROR_RESETS: usize = 100;
 /// How long a connection that went idle, or got a GOAWAY with nothing in flight, may take to
 /// close (the GOAWAY's PING round trip) before lb drops it.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// HTTP/2 settings of a worker, fixed for its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct H2Settings {
-    /// Concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS); `h2` refuses
-    /// streams beyond it with RST_STREAM(REFUSED_STREAM).
-    pub max_streams: u32,
-}
-
-impl H2Settings {
-    /// `--h2-max-streams`' default, the value nginx and most browsers' servers use.
-    pub const DEFAULT_MAX_STREAMS: u32 = 128;
-}
-
-impl Default for H2Settings {
-    fn default() -> Self {
-        H2Settings {
-            max_streams: Self::DEFAULT_MAX_STREAMS,
-        }
-    }
-}
 
 /// The `h2` server settings lb runs every connection with: its windows, its stream limit, a
 /// header list no larger than an HTTP/1.1 head may be, and the reset-flood limits.

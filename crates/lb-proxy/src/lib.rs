@@ -35,7 +35,6 @@ mod worker;
 
 pub use acceptor::serve;
 pub use access_log::{access_log, AccessLog, AccessLogWriter};
-pub use h2::H2Settings;
 pub use stats::WorkerStats;
 pub use tuning::{Tuning, TuningValues};
-pub use worker::{WorkerConfig, WorkerSettings};
+pub use worker::{H2Settings, WorkerConfig, WorkerSettings};

@@ -1,12 +1,12 @@
 //! One worker's settings and the state its connections share.
 //!
-//! The state lives on the worker's own thread: connections (`h1`) are `spawn_local` tasks of the
-//! accept loop (`acceptor`) sharing one [`Worker`] through `Rc`, with no locks.
+//! The state lives on the worker's own thread: connections (`h1`, `h2`, and each HTTP/2 stream)
+//! are `spawn_local` tasks of the accept loop (`acceptor`) sharing one [`Worker`] through `Rc`,
+//! with no locks.
 
 use crate::access_log::AccessLog;
 use crate::buffers::BufferPool;
 use crate::drain::Drain;
-use crate::h2::H2Settings;
 use crate::request_id::RequestIds;
 use crate::route_latency::RouteClock;
 use crate::stats::WorkerStats;
@@ -106,4 +106,25 @@ pub(crate) struct Worker {
     pub(crate) ids: RequestIds,
     /// This worker's way to its histograms by route (in `stats`).
     pub(crate) route_clock: RouteClock,
+}
+
+/// HTTP/2 settings of a worker, fixed for its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct H2Settings {
+    /// Concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS); `h2` refuses
+    /// streams beyond it with RST_STREAM(REFUSED_STREAM).
+    pub max_streams: u32,
+}
+
+impl H2Settings {
+    /// `--h2-max-streams`' default, nginx's `http2_max_concurrent_streams` default too.
+    pub const DEFAULT_MAX_STREAMS: u32 = 128;
+}
+
+impl Default for H2Settings {
+    fn default() -> Self {
+        H2Settings {
+            max_streams: Self::DEFAULT_MAX_STREAMS,
+        }
+    }
 }
