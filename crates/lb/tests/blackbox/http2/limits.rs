@@ -1,11 +1,14 @@
 //! Per-stream limits and errors, written frame by frame: REFUSED_STREAM beyond
 //! `--h2-max-streams`, a connection-specific field as a stream error (RFC 9113 §8.2.2) that
-//! leaves the connection usable, GOAWAY on SIGTERM with the stream in flight finishing, and the
-//! flow-control windows lb advertises.
+//! leaves the connection usable, GOAWAY on SIGTERM and on an upgrade with the stream in flight
+//! finishing, and the flow-control windows lb advertises.
 
-use crate::lb;
-use lb_testkit::h2_client::{frame, get_block, goaway_code, kind, Frame, RawH2};
-use lb_testkit::{Backend, Reply, WAIT};
+use crate::{bin, lb};
+use lb_testkit::h2_client::http::Method;
+use lb_testkit::h2_client::{
+    connect, frame, get_block, goaway_code, kind, request, runtime, send, Frame, RawH2,
+};
+use lb_testkit::{run_args, Backend, LbProcess, Reply, ScratchDir, WAIT};
 use std::time::{Duration, Instant};
 
 /// END_STREAM | END_HEADERS.
@@ -157,4 +160,48 @@ fn windows_allow_one_gigabit_per_stream_at_10_ms() {
     let increment = u32::from_be_bytes(update.payload[..4].try_into().expect("4 bytes"));
     let connection_window = 65_535 + u64::from(increment);
     assert_eq!(connection_window, 2 * stream_window);
+}
+
+/// An upgrade: the old lb sends GOAWAY within a second of its successor taking over, the stream
+/// in flight on the old lb finishes, and a new connection is served by the new lb.
+#[test]
+fn an_upgrade_sends_goaway_and_the_new_lb_takes_new_connections() {
+    let dir = ScratchDir::new("h2-upgrade");
+    let sock = dir.join("upgrade.sock");
+    let sock = sock.to_str().expect("utf-8 path");
+    let held = Backend::start_with("held", Reply::Hold);
+    let routes: &[(&str, &[_])] = &[("/", &[held.addr()])];
+    let mut old = lb(1, routes, &["--upgrade-socket", sock]);
+    let addr = old.addr();
+    let mut raw = RawH2::connect(addr);
+    get(&mut raw, 1, "/in-flight");
+    assert!(
+        held.wait_for_requests(1, WAIT),
+        "the request reached the backend"
+    );
+    let flags = ["--upgrade-socket", sock, "--takeover"];
+    let _new = LbProcess::start(bin(), &run_args(1, routes, &flags));
+    let ready = Instant::now();
+    let goaway = raw.until_goaway().expect("a GOAWAY from the old lb");
+    assert!(
+        ready.elapsed() < Duration::from_secs(1),
+        "GOAWAY {:?} after the takeover",
+        ready.elapsed()
+    );
+    assert_eq!(goaway_code(&goaway), Some(NO_ERROR));
+    held.release();
+    until_end(&mut raw, &[1]);
+    assert_eq!(
+        old.wait_exit(WAIT).code(),
+        Some(0),
+        "old lb:\n{}",
+        old.stderr()
+    );
+    let rt = runtime();
+    let r = rt.block_on(async {
+        let mut client = connect(addr).await;
+        send(&mut client, request(Method::GET, "h", "/after"), None).await
+    });
+    assert_eq!(r.expect("the new lb answers").status, 200);
+    assert_eq!(held.request_count(), 2);
 }
