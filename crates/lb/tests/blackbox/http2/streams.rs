@@ -211,3 +211,68 @@ fn a_body_sent_in_pieces_arrives_whole() {
     });
     assert_eq!(sink.last_request().body, b"one two three");
 }
+
+/// A client that stops reading one stream (its window stays full) stalls that stream alone: a
+/// second stream on the same connection and an HTTP/1.1 request to the same backend are served
+/// meanwhile, and after the idle timeout lb gives the stalled stream up (its upstream connection
+/// closed, not pooled).
+#[test]
+fn a_stream_whose_client_stops_reading_stalls_only_itself() {
+    let big = Backend::start_with(
+        "big",
+        Reply::Big {
+            len: 64 << 20,
+            chunked: false,
+        },
+    );
+    let lb = lb(1, &[("/", &[big.addr()])], &["--idle-timeout", "1s"]);
+    let rt = runtime();
+    rt.block_on(async {
+        // A connection window far larger than the stream window: the stalled stream's unread
+        // bytes must not take the other stream's credit on the client's side either.
+        let mut builder = lb_testkit::h2_client::h2::client::Builder::new();
+        builder
+            .initial_window_size(65_535)
+            .initial_connection_window_size(16 << 20);
+        let client = lb_testkit::h2_client::connect_with(lb.addr(), &builder).await;
+        let mut ready = client.clone().ready().await.expect("ready");
+        let (stalled, _) = ready
+            .send_request(request(Method::GET, "h", "/stalled"), true)
+            .expect("send");
+        let stalled = stalled.await.expect("the stalled stream's head");
+        let mut stalled = stalled.into_body(); // never read: its window fills and stays full
+        let mut other = client;
+        let r = send(&mut other, request(Method::GET, "h", "/other"), None)
+            .await
+            .expect("the other stream");
+        assert_eq!(r.checksum.len(), 64 << 20);
+        let h1 = tokio::task::spawn_blocking({
+            let addr = lb.addr();
+            move || lb_testkit::get(addr, "/h1").status
+        });
+        assert_eq!(h1.await.expect("h1 request"), 200);
+        // The idle timeout ends the stalled stream: what is left of it is a reset, not 64 MiB.
+        let mut received = 0u64;
+        let ended = loop {
+            match tokio::time::timeout(WAIT, stalled.data()).await {
+                Ok(Some(Ok(data))) => received += data.len() as u64,
+                Ok(Some(Err(error))) => break Some(error),
+                Ok(None) => break None,
+                Err(_) => panic!("the stalled stream was never given up"),
+            }
+        };
+        assert!(
+            ended.is_some(),
+            "the stalled stream ended cleanly after {received} bytes"
+        );
+        assert!(received < 1 << 20, "{received} bytes");
+    });
+    let seen = big.requests();
+    assert_eq!(seen.len(), 3);
+    let stalled_conn = seen
+        .iter()
+        .find(|r| r.target == "/stalled")
+        .expect("stalled")
+        .conn_id;
+    assert!(seen.iter().filter(|r| r.conn_id == stalled_conn).count() == 1);
+}
