@@ -86,7 +86,6 @@ where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let id = worker.cfg.id;
-    worker.stats.h2_connection();
     let abuse = Rc::new(Abuse::default());
     let shaken = timeout(
         worker.cfg.tuning.header(),
@@ -103,6 +102,7 @@ where
             return;
         }
     };
+    worker.stats.h2_connection();
     let mut streams = JoinSet::new();
     let mut drain = pin!(worker.drain.started());
     let mut going_away = false;
