@@ -58,8 +58,8 @@ impl WorkerStats {
         add(&self.inner.h2_active, u64::MAX);
     }
 
-    /// An HTTP/2 stream opened (each one a request, counted by [`WorkerStats::request`] once
-    /// it is routed).
+    /// A routed HTTP/2 stream: of the requests [`WorkerStats::request`] counts, one that came
+    /// as an HTTP/2 stream.
     pub(crate) fn h2_stream(&self) {
         add(&self.inner.h2_streams, 1);
     }
@@ -145,7 +145,7 @@ impl WorkerStats {
             (
                 "lb_worker_http2_streams_total",
                 "counter",
-                "HTTP/2 streams a worker received (each one a request).",
+                "Requests a worker read that came as HTTP/2 streams.",
                 |c| &c.h2_streams,
             ),
             (

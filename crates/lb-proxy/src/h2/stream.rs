@@ -57,7 +57,6 @@ pub(super) async fn serve(
     peer: SocketAddr,
 ) {
     let started = Instant::now();
-    worker.stats.h2_stream();
     let (parts, body) = request.into_parts();
     let end_stream = body.is_end_stream();
     let mut client = H2Client::new(worker, body, respond);
@@ -75,6 +74,7 @@ pub(super) async fn serve(
     match prepare(worker, &parts, end_stream, &mut lane.out, &mut line) {
         Ok(mut req) => {
             worker.stats.request();
+            worker.stats.h2_stream();
             let served = exchange::serve(worker, &mut client, &mut lane, &mut req).await;
             let routed = Some(&req.routed);
             finish(
