@@ -23,7 +23,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Thread-per-core HTTP/1.1 load balancer with exact cross-core round robin.
+/// Thread-per-core HTTP load balancer (HTTP/1.1 and HTTP/2 clients, HTTP/1.1 upstreams) with
+/// exact cross-core round robin.
 #[derive(Debug, Parser)]
 #[command(name = "lb", version, args_conflicts_with_subcommands = true)]
 struct Cli {
