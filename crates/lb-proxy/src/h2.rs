@@ -86,7 +86,7 @@ where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let id = worker.cfg.id;
-    let abuse = Rc::new(Abuse::default());
+    let abuse = Rc::new(Abuse::new(Instant::now()));
     let shaken = timeout(
         worker.cfg.tuning.header(),
         builder(worker.cfg.h2).handshake::<_, Bytes>(Guard::new(io, abuse.clone())),
@@ -117,9 +117,9 @@ where
         tokio::select! {
             accepted = conn.accept() => match accepted {
                 Some(Ok((request, respond))) => {
-                    let worker = worker.clone();
+                    let (worker, abuse) = (worker.clone(), abuse.clone());
                     streams.spawn_local(async move {
-                        stream::serve(&worker, request, respond, peer).await;
+                        stream::serve(&worker, &abuse, request, respond, peer).await;
                     });
                 }
                 Some(Err(error)) => {
@@ -136,7 +136,7 @@ where
             }
             () = &mut drain, if !going_away => {}
             () = abuse.reported() => {
-                info!(worker = id, %peer, "HTTP/2 control frame flood; closing the connection");
+                info!(worker = id, %peer, "HTTP/2 flood (control frames or resets); closing the connection");
                 conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
                 // Let `h2` write the GOAWAY; streams the flood opened meanwhile are dropped.
                 let _ = timeout(CLOSE_GRACE, async {

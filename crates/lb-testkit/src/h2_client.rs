@@ -266,6 +266,19 @@ impl RawH2 {
         })
     }
 
+    /// A frame lb has already sent (its header at least is buffered), without waiting for one;
+    /// never splits a frame.
+    pub fn try_read_frame(&mut self) -> Option<Frame> {
+        self.tcp.set_nonblocking(true).ok()?;
+        let mut head = [0u8; 9];
+        let peeked = self.tcp.peek(&mut head);
+        self.tcp.set_nonblocking(false).ok()?;
+        match peeked {
+            Ok(9) => self.read_frame(),
+            _ => None,
+        }
+    }
+
     /// The next frame lb sent, within [`IO_TIMEOUT`].
     pub fn read_frame(&mut self) -> Option<Frame> {
         self.read_frame_within(IO_TIMEOUT)

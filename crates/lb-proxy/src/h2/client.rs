@@ -14,12 +14,13 @@ use crate::relay::{read_more, write_all, RelayError};
 use crate::worker::Worker;
 use bytes::Bytes;
 use h2::server::SendResponse;
-use h2::{RecvStream, SendStream};
+use h2::{Reason, RecvStream, SendStream};
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, VIA};
 use http::{Response, StatusCode};
 use lb_http::{BodyKind, ChunkedDecoder, ResponseHead};
 use std::future::poll_fn;
 use std::io;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -51,6 +52,15 @@ impl<'w> H2Client<'w> {
             head: None,
             send: None,
         }
+    }
+}
+
+impl H2Client<'_> {
+    /// Whether the client reset the stream (with an error code: a NO_ERROR reset only says it
+    /// needs no more of a request body lb did not read). Looks without waiting.
+    pub(super) async fn reset_by_client(&mut self) -> bool {
+        let reset = poll_fn(|cx| Poll::Ready(self.respond.poll_reset(cx))).await;
+        matches!(reset, Poll::Ready(Ok(reason)) if reason != Reason::NO_ERROR)
     }
 }
 

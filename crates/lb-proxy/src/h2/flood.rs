@@ -1,15 +1,20 @@
-//! The floods `h2` does not bound itself: PING and SETTINGS. Each costs lb an answer (a PING
+//! The floods `h2` does not bound itself. PING and SETTINGS: each costs lb an answer (a PING
 //! ACK, a SETTINGS ACK) and does nothing for any request, so a client may send only a few: a
-//! burst of [`BURST`], then [`PER_SECOND`] a second. Past that the connection is abusive and
-//! ends with GOAWAY(ENHANCE_YOUR_CALM) (the connection task, told through [`Abuse`]). Rapid
-//! Reset, CONTINUATION and MadeYouReset floods are `h2`'s own limits (`h2::builder`).
+//! burst of [`BURST`], then [`PER_SECOND`] a second. Streams the client resets after lb took
+//! them on (routed, an upstream asked): `h2` counts only those reset before lb accepted them
+//! (Rapid Reset's burst form), so a client that waits for each stream to be accepted before
+//! resetting it would make lb work for nothing at will; it may reset [`RESET_BURST`] at once,
+//! then [`RESETS_PER_SECOND`] a second (a browser cancels a few on a page change). Past either
+//! budget the connection is abusive and ends with GOAWAY(ENHANCE_YOUR_CALM) (the connection
+//! task, told through [`Abuse`]). CONTINUATION and MadeYouReset floods are `h2`'s own limits
+//! (`h2::builder`).
 //!
 //! [`Guard`] reads the client's bytes on their way to `h2` and splits them into frames
 //! ([`Frames`], RFC 9113 §4.1: only the 9-byte frame headers are looked at, payloads are
 //! skipped), so the count is exact whatever way the bytes arrive. Pure parts ([`Frames`],
 //! [`Budget`]) take bytes and time as values and carry the unit tests.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -26,6 +31,12 @@ pub(super) const BURST: u32 = 64;
 /// Control frames a connection may send per second after the burst (keep-alive PINGs are one
 /// per several seconds).
 pub(super) const PER_SECOND: u32 = 8;
+
+/// Streams a client may reset after lb accepted them, at once.
+pub(super) const RESET_BURST: u32 = 128;
+
+/// Streams a client may reset after lb accepted them, per second after the burst.
+pub(super) const RESETS_PER_SECOND: u32 = 32;
 
 /// Length of the client connection preface (RFC 9113 §3.4), which precedes the first frame.
 const PREFACE_LEN: usize = 24;
@@ -89,29 +100,33 @@ impl Frames {
     }
 }
 
-/// A token bucket of control frames: [`BURST`] at first, refilled at [`PER_SECOND`].
+/// A token bucket: `burst` at first, refilled at `per_second`.
 #[derive(Debug)]
 pub(super) struct Budget {
     tokens: u32,
+    burst: u32,
+    per_second: u32,
     /// When the last token was added (or the bucket began).
     refilled: Instant,
 }
 
 impl Budget {
-    pub(super) fn new(now: Instant) -> Self {
+    pub(super) fn new(burst: u32, per_second: u32, now: Instant) -> Self {
         Budget {
-            tokens: BURST,
+            tokens: burst,
+            burst,
+            per_second,
             refilled: now,
         }
     }
 
-    /// Spends `n` tokens at `now`; false once the connection sent more than it may.
+    /// Spends `n` tokens at `now`; false once the connection spent more than it may.
     pub(super) fn spend(&mut self, n: u32, now: Instant) -> bool {
-        let step = Duration::from_secs(1) / PER_SECOND;
+        let step = Duration::from_secs(1) / self.per_second.max(1);
         let earned = now.saturating_duration_since(self.refilled).as_nanos() / step.as_nanos();
         if earned > 0 {
             let earned = u32::try_from(earned).unwrap_or(u32::MAX);
-            self.tokens = self.tokens.saturating_add(earned).min(BURST);
+            self.tokens = self.tokens.saturating_add(earned).min(self.burst);
             self.refilled = now;
         }
         match self.tokens.checked_sub(n) {
@@ -127,14 +142,31 @@ impl Budget {
     }
 }
 
-/// Tells the connection task that its client flooded it; once told, it stays told.
-#[derive(Debug, Default)]
+/// Tells the connection task that its client flooded it; once told, it stays told. Also holds
+/// the connection's budget of streams reset by the client, which its streams spend.
+#[derive(Debug)]
 pub(super) struct Abuse {
     seen: Cell<bool>,
     notify: Notify,
+    resets: RefCell<Budget>,
 }
 
 impl Abuse {
+    pub(super) fn new(now: Instant) -> Self {
+        Abuse {
+            seen: Cell::new(false),
+            notify: Notify::new(),
+            resets: RefCell::new(Budget::new(RESET_BURST, RESETS_PER_SECOND, now)),
+        }
+    }
+
+    /// A stream lb had taken on was reset by the client.
+    pub(super) fn stream_reset(&self) {
+        if !self.resets.borrow_mut().spend(1, Instant::now()) {
+            self.report();
+        }
+    }
+
     fn report(&self) {
         if !self.seen.replace(true) {
             self.notify.notify_one();
@@ -163,7 +195,7 @@ impl<T> Guard<T> {
         Guard {
             io,
             frames: Frames::new(),
-            budget: Budget::new(Instant::now()),
+            budget: Budget::new(BURST, PER_SECOND, Instant::now()),
             abuse,
         }
     }
@@ -265,10 +297,10 @@ mod tests {
     #[test]
     fn the_budget_allows_a_burst_then_a_rate() {
         let start = Instant::now();
-        let mut budget = Budget::new(start);
+        let mut budget = Budget::new(BURST, PER_SECOND, start);
         assert!(budget.spend(BURST, start));
         assert!(!budget.spend(1, start), "the burst is spent");
-        let mut budget = Budget::new(start);
+        let mut budget = Budget::new(BURST, PER_SECOND, start);
         assert!(budget.spend(BURST, start));
         let later = start + Duration::from_secs(1);
         assert!(budget.spend(PER_SECOND, later), "a second earns PER_SECOND");
@@ -282,7 +314,7 @@ mod tests {
     #[test]
     fn a_steady_ping_is_never_a_flood() {
         let start = Instant::now();
-        let mut budget = Budget::new(start);
+        let mut budget = Budget::new(BURST, PER_SECOND, start);
         for s in 0..10_000 {
             assert!(
                 budget.spend(1, start + Duration::from_secs(s)),

@@ -8,6 +8,7 @@
 //! stream never touches another stream or the connection.
 
 use super::client::H2Client;
+use super::flood::Abuse;
 use crate::access_log::Entry;
 use crate::exchange::{self, Lane, Outcome, Request, BODY_TOO_LARGE};
 use crate::policy::{self, Loudness};
@@ -49,9 +50,11 @@ struct Line {
     request_id: String,
 }
 
-/// Serves one stream of `peer`'s connection to its end.
+/// Serves one stream of `peer`'s connection to its end; a stream the client reset after lb
+/// had routed it spends from the connection's reset budget (`abuse`).
 pub(super) async fn serve(
     worker: &Worker,
+    abuse: &Abuse,
     request: http::Request<RecvStream>,
     respond: SendResponse<Bytes>,
     peer: SocketAddr,
@@ -76,6 +79,9 @@ pub(super) async fn serve(
             worker.stats.request();
             worker.stats.h2_stream();
             let served = exchange::serve(worker, &mut client, &mut lane, &mut req).await;
+            if client.reset_by_client().await {
+                abuse.stream_reset();
+            }
             let routed = Some(&req.routed);
             finish(
                 worker,

@@ -2,14 +2,17 @@
 //! abuse; other connections are unaffected"): Rapid Reset (CVE-2023-44487), CONTINUATION
 //! (CVE-2024-27983 class), MadeYouReset (CVE-2025-8671), PING and SETTINGS floods, each written
 //! frame by frame. Each test sends at most 1,024 abusive frames, then must read a GOAWAY, and a
-//! second client's request meanwhile gets its answer.
+//! second client's request meanwhile gets its answer. Rapid Reset comes in two forms: the burst
+//! (`h2` refuses streams reset before lb accepted them) and the paced one, each stream reset only
+//! once lb has forwarded it (lb's own reset budget, `h2/flood.rs`).
 
 use crate::lb;
 use lb_testkit::h2_client::http::Method;
 use lb_testkit::h2_client::{
     connect, frame, get_block, goaway_code, kind, request, runtime, send, RawH2,
 };
-use lb_testkit::Backend;
+use lb_testkit::{Backend, Reply, WAIT};
+use std::time::Duration;
 
 const FLOOD_FRAMES: usize = 1024;
 const END_STREAM: u8 = 0x1;
@@ -122,4 +125,49 @@ fn a_few_pings_and_settings_are_no_flood() {
         }
     }
     assert_eq!(pongs, 16);
+}
+
+/// Rapid Reset, paced: each stream is reset only after its request reached the backend, so
+/// `h2`'s pending-accept limit never sees it; lb's budget of streams reset by the client ends
+/// the connection before 512 such streams (1,024 frames).
+#[test]
+fn paced_rapid_reset_ends_the_connection() {
+    let backend = Backend::start_with("slow", Reply::Slow(Duration::from_millis(100)));
+    let lb = lb(
+        1,
+        &[("/", &[backend.addr()])],
+        &["--h2-max-streams", "1000"],
+    );
+    let mut raw = RawH2::connect(lb.addr());
+    let mut goaway = None;
+    for i in 0..FLOOD_FRAMES as u32 / 2 {
+        let stream = 2 * i + 1;
+        if !raw.try_send(&headers(stream, END_HEADERS | END_STREAM)) {
+            break;
+        }
+        if !backend.wait_for_requests(i as usize + 1, WAIT) {
+            break; // lb stopped forwarding: the connection is going away
+        }
+        if !raw.try_send(&frame(kind::RST_STREAM, 0, stream, &CANCEL.to_be_bytes())) {
+            break;
+        }
+        // Whatever lb sent so far, without waiting: a GOAWAY ends the flood.
+        while let Some(frame) = raw.try_read_frame() {
+            if frame.kind == kind::GOAWAY {
+                goaway = Some(frame);
+            }
+        }
+        if goaway.is_some() {
+            break;
+        }
+    }
+    let goaway = goaway
+        .or_else(|| raw.until_goaway())
+        .expect("a GOAWAY within 512 resets");
+    assert_eq!(goaway_code(&goaway), Some(ENHANCE_YOUR_CALM));
+    assert!(
+        backend.request_count() < FLOOD_FRAMES / 2,
+        "{}",
+        backend.request_count()
+    );
 }
