@@ -284,3 +284,86 @@ async fn send_all(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lb_http::{parse_response, EMPTY_HEADER, MAX_HEADERS};
+
+    fn converted(raw: &[u8], head_request: bool) -> Response<()> {
+        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+        let head = parse_response(raw, &mut headers, head_request)
+            .expect("valid")
+            .expect("complete");
+        response(&head)
+    }
+
+    fn fields(resp: &Response<()>) -> Vec<(String, String)> {
+        resp.headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("?").to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn hop_by_hop_fields_go_and_the_length_is_rewritten() {
+        let resp = converted(
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 5\r\n\
+              Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 3\r\n\r\n",
+            false,
+        );
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            fields(&resp),
+            [
+                ("set-cookie", "a=1"),
+                ("set-cookie", "b=2"),
+                ("content-length", "3"),
+                ("via", "1.1 lb"),
+            ]
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+        );
+    }
+
+    #[test]
+    fn lengths_follow_the_http11_rules() {
+        let cases: [(&[u8], bool, Option<&str>); 5] = [
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                None,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n",
+                true,
+                Some("9"),
+            ),
+            (
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+                false,
+                Some("9"),
+            ),
+            (
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+                false,
+                None,
+            ),
+            (b"HTTP/1.1 200 OK\r\n\r\n", false, None),
+        ];
+        for (raw, head_request, want) in cases {
+            let resp = converted(raw, head_request);
+            let got = resp
+                .headers()
+                .get(CONTENT_LENGTH)
+                .map(|v| v.to_str().unwrap());
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn chunks_are_framed_in_hex() {
+        let mut out = Vec::new();
+        put_chunk(&mut out, &[b'x'; 26]);
+        assert_eq!(out, b"1a\r\nxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n");
+    }
+}
