@@ -10,8 +10,8 @@
 //! Invariants: the connection is polled until `h2` says it is closed, so streams in flight finish
 //! after a GOAWAY (drain, upgrade, idle); no stream task outlives its connection task (the drain
 //! counts connections, not streams); the limits that end an abusive connection with GOAWAY
-//! (reset floods, header size) are set in one place, [`builder`], and the ones `h2` lacks (PING,
-//! SETTINGS floods) are counted in one place, `flood`.
+//! (reset floods, header size) are set in one place, [`builder`], and the ones `h2` lacks (PING
+//! and SETTINGS floods, streams reset after lb forwarded them) are counted in one place, `flood`.
 
 mod client;
 mod flood;
@@ -44,12 +44,12 @@ pub(crate) const PREFACE_START: &[u8] = b"PRI * HTTP/2";
 /// 52 Mbit/s. It is credit, not memory: lb forwards DATA as it arrives and returns the credit
 /// once the upstream took the bytes, so it holds this much only for a stream whose upstream
 /// stops reading.
-pub(crate) const STREAM_WINDOW: u32 = 2 << 20;
+const STREAM_WINDOW: u32 = 2 << 20;
 
 /// The connection's receive window, shared by its streams: two full stream windows, so one
 /// stalled upload cannot take the whole connection's credit. The worst a connection can make lb
 /// buffer (every upstream stalled) is this, 4 MiB.
-pub(crate) const CONNECTION_WINDOW: u32 = 4 << 20;
+const CONNECTION_WINDOW: u32 = 4 << 20;
 
 /// Streams a client may have reset before lb accepted them (Rapid Reset, CVE-2023-44487):
 /// beyond it `h2` ends the connection with GOAWAY (ENHANCE_YOUR_CALM).
