@@ -27,7 +27,11 @@
 # `ulimit -n` allows, 2 per connection plus a margin, is skipped with a note), bigbody (large
 # bodies: an nginx origin serving BIGBODY_SIZES MiB files with sendfile, `wrk -c$BIGBODY_CONNS`,
 # lb with splice and with its copy path, HAProxy with and without `option splice-response`, nginx
-# with `proxy_buffering off`; body bytes per CPU-second: scripts/bench_bigbody.sh).
+# with `proxy_buffering off`; body bytes per CPU-second: scripts/bench_bigbody.sh), h2 (HTTP/2 over
+# clear text, prior knowledge: `h2load -t1 -c16 -m16` through lb, HAProxy `bind ... proto h2` and
+# nginx `listen ... http2`, all proxying to the same HTTP/1.1 origins with the keepalive pinning;
+# no direct or floor runs, the origins speak HTTP/1.1 only; p50/p99 from h2load's per-request log;
+# H2_CONNS and H2_STREAMS change the 16 x 16; not in the default MODES).
 # Then, unless IDLE_CONNS=0: each proxy's RSS with IDLE_CONNS idle keep-alive client connections
 # (scripts/idle_conns.py), and, if `oha` is installed, one oha run per proxy as a cross-check.
 #
@@ -74,6 +78,8 @@ WARMUP="${WARMUP:-2}"
 WARMUP="${WARMUP%s}"
 CONNECTIONS="${CONNECTIONS:-50}"
 MODES="${MODES:-keepalive close workers2 conns bigbody}"
+H2_CONNS="${H2_CONNS:-16}"
+H2_STREAMS="${H2_STREAMS:-16}"
 CONNS="${CONNS:-50 400 4000 10000}"
 NOFILE="${NOFILE:-65536}"
 ORIGINS="${ORIGINS:-nginx echo}"
@@ -118,6 +124,7 @@ need_apt() {
 }
 need_apt wrk:wrk nginx:nginx haproxy:haproxy gnuplot:gnuplot-nox python3:python3 taskset:util-linux \
     curl:curl ss:iproute2
+[[ " $MODES " == *" h2 "* ]] && need_apt h2load:nghttp2-client
 
 HAVE_OHA=0
 if [ "$OHA" = 1 ]; then
@@ -268,32 +275,71 @@ run_wrk() {
     forget "$pid"
 }
 
-# One measured run: PROXY URL [PROXY_PID]; appends a record to runs.tsv.
-measure() {
-    local proxy=$1 url=$2 pid=${3:-} wrk_args=(-t1 "-c$BLOCK_CONNS" --latency) out
+# h2load (HTTP/2, prior knowledge) in the background, waited for: OUT SECONDS URL; its
+# per-request log (start, status, microseconds) goes to OUT.log.
+run_h2load() {
+    local out=$1 secs=$2 url=$3
+    "${LOAD_PIN[@]}" h2load -t1 "-c$H2_CONNS" "-m$H2_STREAMS" -D "$secs" --log-file="$out.log" \
+        "$url" >"$out" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    wait "$pid" || true
+    forget "$pid"
+}
+
+# One load run of the block's kind: OUT SECONDS URL (wrk, or h2load in the h2 mode).
+run_load() {
+    local out=$1 secs=$2 url=$3
+    if [ "$MODE" = h2 ]; then
+        run_h2load "$out" "$secs" "$url"
+        return
+    fi
+    local wrk_args=(-t1 "-c$BLOCK_CONNS" --latency)
     [ "$MODE" = close ] && wrk_args+=(-H "Connection: close")
     # Thousands of connections on one wrk thread: a late answer is slow, not an error.
     [ "$MODE" = conns ] && wrk_args+=(--timeout 10s)
+    run_wrk "$out" "${wrk_args[@]}" -d "${secs}s" "$url"
+}
+
+# Reads a run's output OUT into REQUESTS RPS P50 P99 ERRORS (wrk's, or h2load's and its log).
+read_run() {
+    local out=$1
+    if [ "$MODE" = h2 ]; then
+        REQUESTS=$(awk '/^requests:/ {print $8}' "$out")
+        RPS=$(awk '/^finished in/ {print $4}' "$out")
+        ERRORS=$(awk '/^requests:/ {n = $10 + $12 + $14} /^status codes:/ {n += $5 + $7 + $9} END {print n + 0}' "$out")
+        read -r P50 P99 < <(awk '{print $3}' "$out.log" 2>/dev/null | sort -n | awk '
+            {d[NR] = $1} END {if (NR == 0) {print "? ?"; exit}
+            printf "%.3f %.3f\n", d[int((NR - 1) * 0.50) + 1] / 1000, d[int((NR - 1) * 0.99) + 1] / 1000}')
+        return
+    fi
+    REQUESTS=$(awk '/requests in/ {print $1}' "$out")
+    RPS=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    P50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+    P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+    ERRORS=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$out")
+}
+
+# One measured run: PROXY URL [PROXY_PID]; appends a record to runs.tsv.
+measure() {
+    local proxy=$1 url=$2 pid=${3:-} out
     out="$WORKDIR/wrk-$MODE-$ORIGIN-$BLOCK_CONNS-$ROUND-$proxy.txt"
-    run_wrk "$out.warmup" "${wrk_args[@]}" -d "${WARMUP}s" "$url"
+    run_load "$out.warmup" "$WARMUP" "$url"
     local t0=0 c0 w0=""
     [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
     c0=$(origin_accepts "$proxy")
     [ "$proxy" = lb ] && w0=$(lb_workers)
-    run_wrk "$out" "${wrk_args[@]}" -d "${DURATION}s" "$url"
+    run_load "$out" "$DURATION" "$url"
     local t1=0 c1 w1=""
     [ -n "$pid" ] && t1=$(cpu_ticks "$pid")
     c1=$(origin_accepts "$proxy")
     [ "$proxy" = lb ] && w1=$(lb_workers)
 
     local requests rps p50 p99 errors conns="" cpu_us="" rss=""
-    requests=$(awk '/requests in/ {print $1}' "$out")
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
-    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
-    errors=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$out")
+    read_run "$out"
+    requests=$REQUESTS rps=$RPS p50=$P50 p99=$P99 errors=$ERRORS
     if [ -z "$requests" ] || [ "$requests" -eq 0 ]; then
-        say "$MODE/$ORIGIN round $ROUND $proxy: wrk served no requests: $(cat "$out")"
+        say "$MODE/$ORIGIN round $ROUND $proxy: the load served no requests: $(cat "$out")"
         return 0
     fi
     if [ -n "$c0" ] && [ -n "$c1" ]; then
@@ -353,10 +399,17 @@ run_block() {
     local lb_port=${ports[3]} haproxy_port=${ports[5]} nginx_port=${ports[6]} cand_port=${ports[7]}
     local floor_port=${ports[9]}
     LB_ADMIN=${ports[4]} CAND_ADMIN=${ports[8]}
+    [ "$MODE" = h2 ] && BLOCK_CONNS="${H2_CONNS}x$H2_STREAMS"
     say "block $MODE / origin $ORIGIN / $BLOCK_CONNS connections: origins :$ORIGIN_A :$ORIGIN_B, lb :$lb_port, haproxy :$haproxy_port, nginx :$nginx_port"
     "start_origin_$ORIGIN" "$ORIGIN_A" "$ORIGIN_B" "$ORIGIN_STATUS"
     local block_pids=("${ORIGIN_PIDS[@]}")
     local lb_pid="" cand_pid="" floor_pid="" proxies=$PROXIES
+    # HTTP/2 towards the proxies: the HTTP/1.1 origins and the floor cannot take it.
+    H2_BIND=""
+    if [ "$MODE" = h2 ]; then
+        proxies=${proxies/direct/} proxies=${proxies/floor/}
+        H2_BIND=1
+    fi
     # The floor opens an upstream connection per client connection: no floor with Connection: close.
     [ "$MODE" = close ] && proxies=${proxies/floor/}
     if [[ " $proxies " == *" floor "* ]]; then

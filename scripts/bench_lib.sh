@@ -10,7 +10,9 @@
 # The start_* functions read: LB (the lb binary), NULL_PROXY (the floor's binary), PINNED (1: lb
 # keeps its CPU pinning),
 # PROXY_PIN and ORIGIN_PIN (command prefixes, e.g. `taskset -c 0`, or empty arrays), ORIGIN_A and
-# ORIGIN_B (the origin ports the proxies balance over) and, optionally, PEER_DEFER_ACCEPT.
+# ORIGIN_B (the origin ports the proxies balance over) and, optionally, PEER_DEFER_ACCEPT and
+# H2_BIND (1: HAProxy and nginx listen for HTTP/2 with prior knowledge, `proto h2` / `http2`; lb
+# detects the preface on its one listener).
 
 SCRIPT_NAME="$(basename "$0")"
 
@@ -211,7 +213,7 @@ defaults
 ${5:+    option $5
 }
 frontend fe
-    bind 127.0.0.1:$1${PEER_DEFER_ACCEPT:+ defer-accept}
+    bind 127.0.0.1:$1${PEER_DEFER_ACCEPT:+ defer-accept}${H2_BIND:+ proto h2}
     default_backend origins
 
 backend origins
@@ -253,7 +255,7 @@ http {
         keepalive_timeout 60s;
     }
     server {
-        listen 127.0.0.1:$1${PEER_DEFER_ACCEPT:+ deferred};
+        listen 127.0.0.1:$1${PEER_DEFER_ACCEPT:+ deferred}${H2_BIND:+ http2};
         location / {
             proxy_pass http://origins;
             proxy_http_version 1.1;

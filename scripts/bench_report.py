@@ -28,13 +28,14 @@ MODE_TITLES = {
     "close": "`Connection: close` on every request, 1 worker/thread, same pinning",
     "workers2": "2 workers/threads, nothing pinned",
     "conns": "Connection sweep (`conns`): keep-alive, 1 worker/thread, same pinning, `wrk -t1 -cN`",
+    "h2": "HTTP/2 (h2c), `h2load -t1 -c16 -m16`, 1 worker/thread, proxy pinned to CPU 0, h2load + origin on CPU 1",
 }
 ORIGIN_TITLES = {
     "nginx": "origin: nginx `return 200` (1 worker, two ports)",
     "echo": "origin: two `lb echo` processes",
 }
 MODE_SHORT = {"keepalive": "keep-alive", "close": "Connection: close", "workers2": "2 workers",
-              "conns": "keep-alive"}
+              "conns": "keep-alive", "h2": "HTTP/2 16x16"}
 
 
 def read_tsv(path):

@@ -44,6 +44,8 @@ pub struct Layer {
     pub max_body: Option<u64>,
     /// See [`crate::RestartConfig::max_connections`].
     pub max_connections: Option<usize>,
+    /// See [`crate::RestartConfig::h2_max_streams`].
+    pub h2_max_streams: Option<u32>,
     /// See [`crate::RestartConfig::access_log`].
     pub access_log: Option<bool>,
     /// See [`crate::HealthConfig::check`].
@@ -163,6 +165,7 @@ impl Layer {
         set(&mut restart.drain_timeout, &self.drain_timeout);
         set_some(&mut live.max_body, &self.max_body);
         set(&mut restart.max_connections, &self.max_connections);
+        set(&mut restart.h2_max_streams, &self.h2_max_streams);
         set(&mut restart.access_log, &self.access_log);
         set_some(&mut live.health.check, &self.health_check);
         set(&mut live.health.interval, &self.health_interval);

@@ -88,6 +88,9 @@ pub const DEFAULT_HEALTH_BACKOFF: Duration = Duration::from_millis(5_000);
 /// Client connections one worker serves at once; at the limit it stops accepting and the listen
 /// backlog holds new connections (as nginx's `worker_connections` and HAProxy's `maxconn` do).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 65_536;
+/// Concurrent streams one HTTP/2 client connection may open (beyond it: REFUSED_STREAM), as
+/// nginx's `http2_max_concurrent_streams` default.
+pub const DEFAULT_H2_MAX_STREAMS: u32 = 128;
 
 /// How many workers to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +288,10 @@ impl Config {
                 restart.max_connections,
             ),
             ("backlog (--backlog)", restart.backlog as usize),
+            (
+                "h2_max_streams (--h2-max-streams)",
+                restart.h2_max_streams as usize,
+            ),
             ("health.rise (--health-rise)", health.rise as usize),
             ("health.fall (--health-fall)", health.fall as usize),
         ] {

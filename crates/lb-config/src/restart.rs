@@ -12,8 +12,8 @@
 
 use crate::{
     ClusterConfig, Workers, DEFAULT_ADMIN, DEFAULT_BACKLOG, DEFAULT_DEFER_ACCEPT,
-    DEFAULT_DRAIN_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_POOL_IDLE_PER_TARGET,
-    DEFAULT_POOL_IDLE_TIMEOUT,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_H2_MAX_STREAMS, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_POOL_IDLE_PER_TARGET, DEFAULT_POOL_IDLE_TIMEOUT,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,6 +42,8 @@ pub struct RestartConfig {
     pub pool_idle_timeout: Duration,
     /// See [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// See [`DEFAULT_H2_MAX_STREAMS`].
+    pub h2_max_streams: u32,
     /// One log line per request (through `tracing`, target `lb::access`); off by default.
     pub access_log: bool,
     /// State file: the registry is saved there on every change and loaded at start.
@@ -69,6 +71,7 @@ impl Default for RestartConfig {
             pool_idle_per_target: DEFAULT_POOL_IDLE_PER_TARGET,
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            h2_max_streams: DEFAULT_H2_MAX_STREAMS,
             access_log: false,
             state: None,
             admin_token: None,
@@ -93,6 +96,7 @@ impl RestartConfig {
             pool_idle_per_target,
             pool_idle_timeout,
             max_connections,
+            h2_max_streams,
             access_log,
             state,
             admin_token,
@@ -117,6 +121,7 @@ impl RestartConfig {
                 *pool_idle_timeout != new.pool_idle_timeout,
             ),
             ("max_connections", *max_connections != new.max_connections),
+            ("h2_max_streams", *h2_max_streams != new.h2_max_streams),
             ("access_log", *access_log != new.access_log),
             ("state", *state != new.state),
             ("admin_token", *admin_token != new.admin_token),
@@ -137,7 +142,7 @@ mod tests {
     #[test]
     fn every_restart_only_key_that_differs_is_reported() {
         type Change = fn(&mut RestartConfig);
-        let table: [(&str, Change); 15] = [
+        let table: [(&str, Change); 16] = [
             ("listen", |c| c.listen = "127.0.0.1:1".parse().unwrap()),
             ("admin", |c| c.admin = "127.0.0.1:2".parse().unwrap()),
             ("workers", |c| c.workers = Workers::Count(3)),
@@ -154,6 +159,7 @@ mod tests {
                 c.pool_idle_timeout += Duration::from_secs(1)
             }),
             ("max_connections", |c| c.max_connections += 1),
+            ("h2_max_streams", |c| c.h2_max_streams += 1),
             ("access_log", |c| c.access_log = !c.access_log),
             ("state", |c| c.state = Some("/tmp/state.json".into())),
             ("admin_token", |c| c.admin_token = Some("t".into())),

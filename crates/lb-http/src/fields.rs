@@ -146,7 +146,7 @@ pub(crate) fn persistent(version: Version, options: &ConnectionOptions<'_>) -> b
         return false;
     }
     match version {
-        Version::Http11 => true,
+        Version::Http11 | Version::Http2 => true,
         Version::Http10 => options.contains("keep-alive"),
     }
 }
@@ -167,6 +167,7 @@ pub(crate) fn put_via(out: &mut Vec<u8>, received: Version) {
     out.extend_from_slice(match received {
         Version::Http10 => b"Via: 1.0 lb\r\n",
         Version::Http11 => b"Via: 1.1 lb\r\n",
+        Version::Http2 => b"Via: 2 lb\r\n",
     });
 }
 

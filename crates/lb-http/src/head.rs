@@ -86,6 +86,29 @@ pub(crate) fn version(minor: u8) -> Option<Version> {
     }
 }
 
+/// Whether `buf` opens with a whole request line that names a protocol other than HTTP
+/// (`METHOD target PROTO` with `PROTO` not `HTTP...` in any case): a peer speaking something else, such as
+/// an HTTP/2 client whose connection preface is broken (RFC 9113 §3.4: a connection error,
+/// the connection just closes). An HTTP/1.1 answer would mean nothing to it, so lb closes
+/// without one; a line with a mistyped HTTP version (`HTTP/1.2`, `HTTP2`) still gets its 400.
+pub fn names_other_protocol(buf: &[u8]) -> bool {
+    let Some(end) = memchr::memmem::find(window(buf), b"\r\n") else {
+        return false;
+    };
+    let mut tokens = buf[..end].split(|&b| b == b' ');
+    match (tokens.next(), tokens.next(), tokens.next(), tokens.next()) {
+        (Some(method), Some(target), Some(proto), None) => {
+            !method.is_empty()
+                && !target.is_empty()
+                && !proto.is_empty()
+                && !proto
+                    .get(..4)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"HTTP"))
+        }
+        _ => false,
+    }
+}
+
 /// One plain sentence for an httparse syntax error.
 pub(crate) fn syntax_detail(err: httparse::Error) -> &'static str {
     match err {
@@ -113,6 +136,30 @@ mod tests {
             let pairwise = head.first() == Some(&b'\n')
                 || head.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r');
             prop_assert_eq!(has_bare_lf(&head), pairwise);
+        }
+    }
+
+    #[test]
+    fn other_protocols_are_told_from_http_mistakes() {
+        for (line, other) in [
+            (&b"INVALID CONNECTION PREFACE\r\n\r\n"[..], true),
+            (b"GET / FTP/1.0\r\n", true),
+            (b"GET / HTTP/1.2\r\n", false),
+            (b"GET / HTTP2\r\n", false),
+            (b"GET / http/1.1\r\n", false),
+            (b"GET / HTTP/1.1\r\n", false),
+            (b"GET /\r\n", false),
+            (b"GET / X Y\r\n", false),
+            (b"GET / FTP/1.0", false),
+            (b"NOT-HTTP\r\n\r\n", false),
+            (b"\x16\x03\x01\x02\x00", false),
+        ] {
+            assert_eq!(
+                names_other_protocol(line),
+                other,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 

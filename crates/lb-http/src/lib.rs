@@ -18,13 +18,16 @@ mod framing;
 mod head;
 mod request;
 mod response;
+mod stream_head;
 mod target;
 
 pub use chunked::{ChunkedDecoder, Scan};
 pub use client_addr::ClientAddr;
 pub use error::{error_response, ErrorKind, HttpError, Source};
+pub use head::names_other_protocol;
 pub use request::{parse_request, write_request_head, RequestHead};
 pub use response::{dechunk_for, parse_response, write_response_head, ClientSide, ResponseHead};
+pub use stream_head::http2_request;
 
 /// Largest request or response head lb accepts (request: 431 beyond it; response: 502).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -46,6 +49,9 @@ pub enum Version {
     Http10,
     /// HTTP/1.1: persistent by default.
     Http11,
+    /// HTTP/2: a request that arrived as one stream of an HTTP/2 connection (RFC 9113). lb still
+    /// forwards it as HTTP/1.1; the version only names what was received (`Via: 2 lb`).
+    Http2,
 }
 
 /// How a message body is delimited (RFC 9112 §6.3).

@@ -57,7 +57,7 @@ pub struct RequestHead<'h, 'b> {
     pub upgrade: bool,
     /// The `Connection` options, read once for `keep_alive`, `upgrade` and the fields
     /// [`write_request_head`] drops.
-    connection: ConnectionOptions<'h>,
+    pub(crate) connection: ConnectionOptions<'h>,
 }
 
 /// Parses a request head from the start of `buf`.
@@ -145,7 +145,7 @@ pub fn parse_request<'h, 'b>(
 }
 
 /// A 400 with `detail`.
-fn bad(detail: &'static str) -> HttpError {
+pub(crate) fn bad(detail: &'static str) -> HttpError {
     HttpError::new(ErrorKind::BadRequest, detail)
 }
 

@@ -122,6 +122,29 @@ pub fn parse_response<'h, 'b>(
     }))
 }
 
+impl ResponseHead<'_, '_> {
+    /// The end-to-end fields a client gets, in the order received: hop-by-hop fields, those named
+    /// in `Connection` and the framing fields removed (RFC 9110 §7.6.1), as in
+    /// [`write_response_head`]. For clients that frame the body themselves (HTTP/2).
+    pub fn end_to_end_fields(&self) -> impl Iterator<Item = &Header<'_>> {
+        self.headers
+            .iter()
+            .filter(|h| !is_connection_specific(h.name, &self.connection))
+    }
+
+    /// The Content-Length a client gets with this head: the body's length, or for a bodiless
+    /// HEAD or 304 answer the length the upstream declared (RFC 9110 §8.6); none for 1xx and
+    /// 204, as in [`write_response_head`].
+    pub fn client_length(&self) -> Option<u64> {
+        match self.body {
+            BodyKind::Length(n) => Some(n),
+            BodyKind::Empty if (100..200).contains(&self.status) || self.status == 204 => None,
+            BodyKind::Empty => content_length(self.headers),
+            BodyKind::Chunked | BodyKind::CloseDelimited => None,
+        }
+    }
+}
+
 /// A 502 for an invalid upstream response.
 fn invalid(detail: &'static str) -> HttpError {
     HttpError::new(ErrorKind::UpstreamInvalid, detail)

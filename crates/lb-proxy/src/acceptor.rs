@@ -1,4 +1,5 @@
-//! A worker's accept loop: accept -> spawn one `h1` connection task -> at shutdown, drain.
+//! A worker's accept loop: accept -> spawn one `h1` connection task (which hands an HTTP/2
+//! connection to `h2`) -> at shutdown, drain.
 //!
 //! Runs on the worker's own current-thread runtime inside a `LocalSet`: connections are
 //! `spawn_local` tasks sharing this worker's [`Worker`] through `Rc`, with no locks.

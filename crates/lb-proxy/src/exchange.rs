@@ -50,9 +50,11 @@ pub(crate) trait Client {
     /// RFC 9110 §15.2: whether this client may be sent interim (1xx) responses.
     fn accepts_interim(&self) -> bool;
 
-    /// Writes the client's form of the upstream response head `head` into `out`; `keep_alive`
-    /// says whether the client connection stays open after this response.
-    fn response_head(&self, head: &ResponseHead<'_, '_>, keep_alive: bool, out: &mut Vec<u8>);
+    /// Writes the client's form of the upstream response head `head` into `out` (or, for a
+    /// client whose heads are not bytes, keeps it until [`Client::send`] or
+    /// [`Client::relay_response`]); `keep_alive` says whether the client connection stays open
+    /// after this response.
+    fn response_head(&mut self, head: &ResponseHead<'_, '_>, keep_alive: bool, out: &mut Vec<u8>);
 
     /// Sends `head` (an interim response head written by [`Client::response_head`]).
     async fn send(&mut self, head: &[u8]) -> io::Result<()>;
@@ -453,7 +455,7 @@ impl Exchange<'_, '_> {
         // its head): a close is then a failure mid-exchange, never a retry.
         let mut interim = false;
         loop {
-            match self.parse_answer(&*client, stop_at_continue)? {
+            match self.parse_answer(client, stop_at_continue)? {
                 Head::Final(response) => return Ok(Answer::Final(response)),
                 Head::Interim { status, forward } => {
                     interim = true;
@@ -500,7 +502,7 @@ impl Exchange<'_, '_> {
     /// connection's future (4 KiB each, idle connections included).
     fn parse_answer<C: Client>(
         &mut self,
-        client: &C,
+        client: &mut C,
         stop_at_continue: bool,
     ) -> Result<Head, HeadError> {
         let lane = &mut *self.lane;

@@ -8,12 +8,15 @@
 //! Invariants: every request gets exactly one answer and one log line, both from `finish`; a
 //! head's bytes are consumed in one place, [`Connection::consume`], as [`policy::consumed`] says,
 //! so no head is parsed or answered twice; the connection goes on only when `policy::next` says
-//! the byte stream is in sync. A fault on this connection never touches another one.
+//! the byte stream is in sync. A fault on this connection never touches another one. A
+//! connection whose first bytes are the HTTP/2 preface (prior knowledge, h2c) is handed to `h2`
+//! whole, the bytes read so far replayed.
 
 mod client;
 
 use crate::access_log::Entry;
 use crate::exchange::{self, Lane, Outcome, Request, BODY_TOO_LARGE};
+use crate::h2;
 use crate::policy::{self, Answer, Body, Consumed, End, Loudness, Next};
 use crate::relay::{fill, read_waiting, readable, write_all};
 use crate::request_id;
@@ -22,11 +25,13 @@ use crate::timer::within;
 use crate::worker::Worker;
 use client::H1Client;
 use lb_http::{
-    dechunk_for, error_response, parse_request, write_request_head, BodyKind, ChunkedDecoder,
-    ClientAddr, ClientSide, ErrorKind, HttpError, Version, EMPTY_HEADER, MAX_HEADERS,
+    dechunk_for, error_response, names_other_protocol, parse_request, write_request_head, BodyKind,
+    ChunkedDecoder, ClientAddr, ClientSide, ErrorKind, HttpError, Version, EMPTY_HEADER,
+    MAX_HEADERS,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
+use std::rc::Rc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
@@ -51,7 +56,7 @@ const HEAD_TIMEOUT: HttpError = HttpError::new(
 );
 
 /// Serves one accepted client connection until it closes.
-pub(crate) async fn serve(worker: &Worker, socket: TcpStream, peer: SocketAddr) {
+pub(crate) async fn serve(worker: &Rc<Worker>, socket: TcpStream, peer: SocketAddr) {
     worker.stats.accepted();
     let timer = pin!(sleep_until(Instant::now()));
     let mut conn = Connection {
@@ -75,9 +80,18 @@ pub(crate) async fn serve(worker: &Worker, socket: TcpStream, peer: SocketAddr) 
         peer_text: ClientAddr::new(peer.ip()),
         request_line: String::new(),
         request_id: String::new(),
+        fresh: true,
+        http2: false,
     };
     conn.run().await;
+    let http2 = conn.http2.then(|| std::mem::take(&mut conn.client.inbuf));
     conn.release_buffers();
+    if let Some(read) = http2 {
+        let io = h2::Replay::new(read, conn.client.socket);
+        // Boxed: HTTP/2's connection state would otherwise sit in every HTTP/1.1 connection's
+        // future too.
+        Box::pin(h2::serve(worker, io, peer)).await;
+    }
     worker.stats.closed();
 }
 
@@ -92,6 +106,10 @@ struct Connection<'w> {
     request_line: String,
     /// The current request's `X-Request-ID`, kept only when the access log is on.
     request_id: String,
+    /// No request head was read yet: the connection may still turn out to be HTTP/2.
+    fresh: bool,
+    /// It did: the connection goes on in `h2`.
+    http2: bool,
 }
 
 /// A request head read off the connection, and what became of it before any upstream I/O.
@@ -235,8 +253,17 @@ impl Connection<'_> {
         let mut deadline = None;
         let header = self.worker.cfg.tuning.header();
         loop {
+            if self.fresh && self.client.inbuf.starts_with(h2::PREFACE_START) {
+                self.http2 = true;
+                return None;
+            }
+            if self.fresh && names_other_protocol(&self.client.inbuf) {
+                debug!(worker = self.worker.cfg.id, peer = %self.peer, "not HTTP; closing");
+                return None;
+            }
             if !self.client.inbuf.is_empty() {
                 if let Some(head) = self.prepare() {
+                    self.fresh = false;
                     return Some(head);
                 }
             }
@@ -564,6 +591,7 @@ mod tests {
                 max_connections: 65_536,
                 read_at_accept: true,
                 splice: true,
+                h2: Default::default(),
             };
             let tuning = Tuning::new(TuningValues {
                 connect: secs(5),
@@ -572,7 +600,7 @@ mod tests {
                 idle: secs(60),
                 max_body: None,
             });
-            let worker = Worker {
+            let worker = Rc::new(Worker {
                 pool: UpstreamPool::new(1, Duration::from_secs(1)),
                 routes: RefCell::new(SnapshotCache::new(Arc::new(Registry::new(1)))),
                 buffers: BufferPool::default(),
@@ -582,7 +610,7 @@ mod tests {
                 ids: RequestIds::new(1, 0),
                 route_clock: Default::default(),
                 cfg: WorkerConfig::new(0, settings, Arc::new(tuning)),
-            };
+            });
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let stream = tokio::net::TcpStream::connect(addr).await.unwrap();

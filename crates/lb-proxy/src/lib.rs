@@ -6,8 +6,9 @@
 //! (read-only) and each route's round-robin cursor (one atomic add per request).
 //!
 //! The request path reads top to bottom: `acceptor` (the accept loop) -> `h1` (the HTTP/1.1 client
-//! connection: parse) -> `route` (route, pick) -> `exchange` (upstream pool via `upstream`,
-//! forward, respond) -> back in `h1`, one answer and one log line. Every decision about retries
+//! connection: parse; a connection that opens with the HTTP/2 preface goes on in `h2`, where
+//! each stream is one request) -> `route` (route, pick) -> `exchange` (upstream pool via
+//! `upstream`, forward, respond) -> back in `h1` or the `h2` stream, one answer and one log line. Every decision about retries
 //! and the client connection is a pure function in `policy`.
 
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@ mod buffers;
 mod drain;
 mod exchange;
 mod h1;
+mod h2;
 mod histogram;
 mod policy;
 mod relay;
@@ -37,4 +39,4 @@ pub use acceptor::serve;
 pub use access_log::{access_log, AccessLog, AccessLogWriter};
 pub use stats::WorkerStats;
 pub use tuning::{Tuning, TuningValues};
-pub use worker::{WorkerConfig, WorkerSettings};
+pub use worker::{H2Settings, WorkerConfig, WorkerSettings};

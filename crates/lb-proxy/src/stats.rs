@@ -29,6 +29,10 @@ struct Counters {
     pool_misses: AtomicU64,
     upstream_open: AtomicU64,
     spliced: AtomicU64,
+    /// Of `accepted`, the connections that spoke HTTP/2; of `requests`, its streams.
+    h2_accepted: AtomicU64,
+    h2_active: AtomicU64,
+    h2_streams: AtomicU64,
     latency: Histogram,
 }
 
@@ -43,6 +47,22 @@ impl WorkerStats {
 
     pub(crate) fn closed(&self) {
         add(&self.inner.active, u64::MAX);
+    }
+
+    /// A connection (already counted as accepted) turned out to speak HTTP/2.
+    pub(crate) fn h2_connection(&self) {
+        add(&self.inner.h2_accepted, 1);
+        add(&self.inner.h2_active, 1);
+    }
+
+    pub(crate) fn h2_closed(&self) {
+        add(&self.inner.h2_active, u64::MAX);
+    }
+
+    /// A routed HTTP/2 stream: of the requests [`WorkerStats::request`] counts, one that came
+    /// as an HTTP/2 stream.
+    pub(crate) fn h2_stream(&self) {
+        add(&self.inner.h2_streams, 1);
     }
 
     pub(crate) fn request(&self) {
@@ -86,6 +106,7 @@ impl WorkerStats {
     /// respawned worker takes over these counters, since a dead worker's connections are gone.
     pub fn reset_active(&self) {
         self.inner.active.store(0, Ordering::Relaxed);
+        self.inner.h2_active.store(0, Ordering::Relaxed);
     }
 
     /// Connections this worker accepted so far (shows `SO_REUSEPORT` balance between workers).
@@ -124,7 +145,7 @@ impl WorkerStats {
     /// (the format wants each family's samples together), labelled by worker.
     pub fn render_all(workers: &[std::sync::Arc<WorkerStats>], out: &mut String) {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let simple: [(&str, &str, &str, Field); 7] = [
+        let simple: [(&str, &str, &str, Field); 10] = [
             (
                 "lb_worker_connections_accepted_total",
                 "counter",
@@ -136,6 +157,24 @@ impl WorkerStats {
                 "gauge",
                 "Client connections a worker serves now.",
                 |c| &c.active,
+            ),
+            (
+                "lb_worker_http2_connections_accepted_total",
+                "counter",
+                "Client connections a worker accepted that spoke HTTP/2.",
+                |c| &c.h2_accepted,
+            ),
+            (
+                "lb_worker_http2_connections_active",
+                "gauge",
+                "HTTP/2 client connections a worker serves now.",
+                |c| &c.h2_active,
+            ),
+            (
+                "lb_worker_http2_streams_total",
+                "counter",
+                "Requests a worker read that came as HTTP/2 streams.",
+                |c| &c.h2_streams,
             ),
             (
                 "lb_worker_requests_total",

@@ -1,7 +1,8 @@
 //! One worker's settings and the state its connections share.
 //!
-//! The state lives on the worker's own thread: connections (`h1`) are `spawn_local` tasks of the
-//! accept loop (`acceptor`) sharing one [`Worker`] through `Rc`, with no locks.
+//! The state lives on the worker's own thread: connections (`h1`, `h2`, and each HTTP/2 stream)
+//! are `spawn_local` tasks of the accept loop (`acceptor`) sharing one [`Worker`] through `Rc`,
+//! with no locks.
 
 use crate::access_log::AccessLog;
 use crate::buffers::BufferPool;
@@ -34,6 +35,8 @@ pub struct WorkerSettings {
     pub read_at_accept: bool,
     /// See [`WorkerConfig::splice`].
     pub splice: bool,
+    /// HTTP/2 towards clients.
+    pub h2: H2Settings,
 }
 
 /// The settings one worker runs with.
@@ -59,6 +62,8 @@ pub struct WorkerConfig {
     /// Move large clear-text bodies with `splice(2)` (`body_path`); off only to measure the
     /// copy path (`LB_SPLICE=off`, a benchmark knob).
     pub splice: bool,
+    /// HTTP/2 towards clients.
+    pub h2: H2Settings,
     /// Where access log lines go; `None` (the default) logs nothing.
     pub access_log: Option<AccessLog>,
 }
@@ -73,6 +78,7 @@ impl WorkerConfig {
             max_connections,
             read_at_accept,
             splice,
+            h2,
         } = settings;
         WorkerConfig {
             id,
@@ -83,6 +89,7 @@ impl WorkerConfig {
             max_connections,
             read_at_accept,
             splice,
+            h2,
             access_log: None,
         }
     }
@@ -109,4 +116,25 @@ pub(crate) struct Worker {
     pub(crate) ids: RequestIds,
     /// This worker's way to its histograms by route (in `stats`).
     pub(crate) route_clock: RouteClock,
+}
+
+/// HTTP/2 settings of a worker, fixed for its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct H2Settings {
+    /// Concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS); `h2` refuses
+    /// streams beyond it with RST_STREAM(REFUSED_STREAM).
+    pub max_streams: u32,
+}
+
+impl H2Settings {
+    /// `--h2-max-streams`' default, nginx's `http2_max_concurrent_streams` default too.
+    pub const DEFAULT_MAX_STREAMS: u32 = 128;
+}
+
+impl Default for H2Settings {
+    fn default() -> Self {
+        H2Settings {
+            max_streams: Self::DEFAULT_MAX_STREAMS,
+        }
+    }
 }

@@ -140,6 +140,7 @@ impl Lb {
             max_connections: 1024,
             read_at_accept: true,
             splice: true,
+            h2: Default::default(),
         };
         let tuning = Tuning::new(TuningValues {
             connect: secs(5),

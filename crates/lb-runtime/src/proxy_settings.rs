@@ -2,7 +2,7 @@
 //! not know lb-config, so this is where one becomes the other.
 
 use lb_config::{LiveConfig, RestartConfig};
-use lb_proxy::{TuningValues, WorkerSettings};
+use lb_proxy::{H2Settings, TuningValues, WorkerSettings};
 
 /// The workers' live timeouts and body limit from the live part.
 pub(crate) fn tuning_values(live: &LiveConfig) -> TuningValues {
@@ -25,6 +25,9 @@ pub(crate) fn worker_settings(restart: &RestartConfig) -> WorkerSettings {
         max_connections: restart.max_connections,
         read_at_accept: !restart.defer_accept.is_zero(),
         splice: splice_on(std::env::var_os(SPLICE_KNOB).as_deref()),
+        h2: H2Settings {
+            max_streams: restart.h2_max_streams,
+        },
     }
 }
 

@@ -21,6 +21,8 @@
 //!   under `CI=true` when it is missing.
 //! - [`webdriver::Browser`]: headless chromium driven through chromedriver (WebDriver over the
 //!   kit's raw client), for the status page.
+//! - `h2_client` (feature `h2`): an HTTP/2 client with prior knowledge (the `h2` crate) and a
+//!   raw HTTP/2 frame writer for the flood tests.
 //! - `tokio_conn` (feature `tokio`, for the in-process tests of lb-admin and lb-echo): a server
 //!   task on the test's runtime and an async raw client.
 //!
@@ -34,6 +36,8 @@ pub mod backend;
 pub mod checksum;
 pub mod client;
 pub mod etcd;
+#[cfg(feature = "h2")]
+pub mod h2_client;
 pub mod process;
 pub mod relay;
 pub mod scratch;

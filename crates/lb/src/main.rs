@@ -23,7 +23,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Thread-per-core HTTP/1.1 load balancer with exact cross-core round robin.
+/// Thread-per-core HTTP load balancer (HTTP/1.1 and HTTP/2 clients, HTTP/1.1 upstreams) with
+/// exact cross-core round robin.
 #[derive(Debug, Parser)]
 #[command(name = "lb", version, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -108,6 +109,10 @@ struct RunArgs {
     /// [default: 65536].
     #[arg(long, value_name = "N", value_parser = parse_count::<usize>)]
     max_connections: Option<usize>,
+    /// Concurrent streams per HTTP/2 client connection; beyond it RST_STREAM(REFUSED_STREAM)
+    /// [default: 128].
+    #[arg(long, value_name = "N", value_parser = parse_count::<u32>)]
+    h2_max_streams: Option<u32>,
     /// Log one line per request to stderr (written by a thread of its own, never blocking a
     /// worker).
     #[arg(long)]
@@ -197,6 +202,7 @@ impl RunArgs {
             drain_timeout: self.drain_timeout,
             max_body: self.max_body,
             max_connections: self.max_connections,
+            h2_max_streams: self.h2_max_streams,
             access_log: self.access_log.then_some(true),
             health_check: self.health_check,
             health_interval: self.health_interval,

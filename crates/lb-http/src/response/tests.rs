@@ -643,6 +643,7 @@ proptest! {
         let ours: &[u8] = match resp.version {
             Version::Http10 => b"1.0 lb",
             Version::Http11 => b"1.1 lb",
+            Version::Http2 => b"2 lb",
         };
         prop_assert_eq!(via.last().copied(), Some(ours));
     }

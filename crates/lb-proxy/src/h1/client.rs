@@ -35,7 +35,7 @@ impl Client for H1Client<'_> {
         self.side.accepts_interim()
     }
 
-    fn response_head(&self, head: &ResponseHead<'_, '_>, keep_alive: bool, out: &mut Vec<u8>) {
+    fn response_head(&mut self, head: &ResponseHead<'_, '_>, keep_alive: bool, out: &mut Vec<u8>) {
         let side = ClientSide {
             keep_alive,
             ..self.side

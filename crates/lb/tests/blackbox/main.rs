@@ -1,7 +1,7 @@
 //! Black-box tests of the built `lb` binary: real processes, real sockets on 127.0.0.1, port 0.
 //!
 //! One folder per feature: `routing/` (which target a request goes to), `http/` (HTTP/1.1
-//! through lb), `admin/` (the control plane), `ops/` (running lb: lifecycle, config, state,
+//! through lb), `http2/` (HTTP/2 towards clients), `admin/` (the control plane), `ops/` (running lb: lifecycle, config, state,
 //! respawn, upgrade, logs). Each file covers one part of the SPEC (`shared/SPEC.md`) and of the
 //! issues' checklists. The helpers are `lb_testkit`'s; this file adds only the few that know the
 //! binary (`bin`, `lb`) or the SPEC's answers (`served_by`, `assert_lb_error`). Tests
@@ -15,6 +15,7 @@
 mod admin;
 mod cluster;
 mod http;
+mod http2;
 mod ops;
 mod routing;
 

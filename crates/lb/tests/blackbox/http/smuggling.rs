@@ -259,14 +259,6 @@ fn invalid_version_rejected() {
 }
 
 #[test]
-fn http2_preface_rejected() {
-    refused(
-        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
-        400,
-    );
-}
-
-#[test]
 fn garbage_rejected() {
     all_refused(
         &[
