@@ -1,0 +1,60 @@
+//! The TLS settings lb is started with and the one rustls [`ServerConfig`] built from them.
+//!
+//! One configuration serves every worker: its ticketer (TLS 1.3 tickets and TLS 1.2 tickets,
+//! keys rotated by rustls' `TicketRotator` every few hours) and its TLS 1.2 session-ID cache are
+//! shared, so a client resumes whichever worker its reconnect lands on. No 0-RTT
+//! (`max_early_data_size` stays 0): replayable requests are not worth the handshake saved.
+
+use crate::resolver::Certificates;
+use crate::{provider, TlsError};
+use rustls::server::ServerSessionMemoryCache;
+use rustls::version::{TLS12, TLS13};
+use rustls::{ServerConfig, SupportedProtocolVersion};
+use std::sync::Arc;
+
+/// ALPN name of HTTP/1.1, the one protocol offered until HTTP/2 is served (then `h2` first).
+pub const ALPN_HTTP1: &[u8] = b"http/1.1";
+
+/// TLS 1.2 sessions remembered by ID for clients without tickets (all workers together).
+const SESSION_CACHE: usize = 16_384;
+
+/// The lowest TLS version lb accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MinVersion {
+    /// TLS 1.2 and 1.3 (the default).
+    #[default]
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+/// What TLS termination is started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// See [`MinVersion`].
+    pub min_version: MinVersion,
+    /// Certificates in order; the first answers clients without SNI or with an unknown name.
+    pub certs: Vec<crate::CertFiles>,
+}
+
+/// The configuration every worker's handshakes use, choosing certificates from `certs`.
+pub fn server_config(
+    min_version: MinVersion,
+    certs: Arc<Certificates>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let versions: &[&SupportedProtocolVersion] = match min_version {
+        MinVersion::Tls12 => &[&TLS13, &TLS12],
+        MinVersion::Tls13 => &[&TLS13],
+    };
+    let fail = |e: rustls::Error| TlsError(format!("TLS configuration: {e}"));
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
+        .with_protocol_versions(versions)
+        .map_err(fail)?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
+    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(fail)?;
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+    config.max_early_data_size = 0;
+    Ok(Arc::new(config))
+}
