@@ -8,7 +8,10 @@
 //! through a [`Lookup`], so the result holds only addresses and the token itself.
 
 use crate::lookup::{read_token, resolve_routes};
-use crate::{prefix_key, Config, ConfigError, HostPort, Lookup, Resolved, StaticRoute, Workers};
+use crate::{
+    prefix_key, CertPair, Config, ConfigError, HostPort, Lookup, Resolved, StaticRoute, TlsVersion,
+    Workers,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -66,6 +69,12 @@ pub struct Layer {
     pub admin_token_file: Option<PathBuf>,
     /// See [`crate::RestartConfig::upgrade_socket`].
     pub upgrade_socket: Option<PathBuf>,
+    /// See [`crate::TlsConfig::listen`].
+    pub tls_listen: Option<SocketAddr>,
+    /// See [`crate::TlsConfig::min_version`].
+    pub tls_min_version: Option<TlsVersion>,
+    /// See [`crate::TlsConfig::certs`]; a non-empty list replaces the one below it whole.
+    pub tls_certs: Vec<CertPair>,
     /// See [`Config::takeover`] (command line only).
     pub takeover: bool,
 }
@@ -166,6 +175,11 @@ impl Layer {
         set(&mut live.health.backoff, &self.health_backoff);
         set_some(&mut restart.state, &self.state);
         set_some(&mut restart.upgrade_socket, &self.upgrade_socket);
+        set_some(&mut restart.tls.listen, &self.tls_listen);
+        set(&mut restart.tls.min_version, &self.tls_min_version);
+        if !self.tls_certs.is_empty() {
+            restart.tls.certs.clone_from(&self.tls_certs);
+        }
         c.takeover |= self.takeover;
     }
 }

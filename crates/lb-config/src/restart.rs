@@ -11,8 +11,8 @@
 //! does not compile until it is compared and given its key.
 
 use crate::{
-    Workers, DEFAULT_ADMIN, DEFAULT_BACKLOG, DEFAULT_DEFER_ACCEPT, DEFAULT_DRAIN_TIMEOUT,
-    DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_POOL_IDLE_PER_TARGET,
+    TlsConfig, Workers, DEFAULT_ADMIN, DEFAULT_BACKLOG, DEFAULT_DEFER_ACCEPT,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_POOL_IDLE_PER_TARGET,
     DEFAULT_POOL_IDLE_TIMEOUT,
 };
 use std::net::SocketAddr;
@@ -51,6 +51,9 @@ pub struct RestartConfig {
     /// Unix socket on which this lb hands its listening sockets and registry to a successor
     /// (zero-downtime upgrade).
     pub upgrade_socket: Option<PathBuf>,
+    /// TLS termination (off without `tls.listen`). SIGHUP re-reads the certificate files named
+    /// here at start; changing the list or the listener takes a restart.
+    pub tls: TlsConfig,
 }
 
 impl Default for RestartConfig {
@@ -70,6 +73,7 @@ impl Default for RestartConfig {
             state: None,
             admin_token: None,
             upgrade_socket: None,
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -93,6 +97,7 @@ impl RestartConfig {
             state,
             admin_token,
             upgrade_socket,
+            tls,
         } = self;
         [
             ("listen", *listen != new.listen),
@@ -116,6 +121,9 @@ impl RestartConfig {
             ("state", *state != new.state),
             ("admin_token", *admin_token != new.admin_token),
             ("upgrade_socket", *upgrade_socket != new.upgrade_socket),
+            ("tls.listen", tls.listen != new.tls.listen),
+            ("tls.min_version", tls.min_version != new.tls.min_version),
+            ("tls.cert", tls.certs != new.tls.certs),
         ]
         .into_iter()
         .filter_map(|(key, differs)| differs.then_some(key))

@@ -21,7 +21,7 @@ mod response;
 mod target;
 
 pub use chunked::{ChunkedDecoder, Scan};
-pub use client_addr::ClientAddr;
+pub use client_addr::{ClientAddr, Scheme};
 pub use error::{error_response, ErrorKind, HttpError, Source};
 pub use request::{parse_request, write_request_head, RequestHead};
 pub use response::{dechunk_for, parse_response, write_response_head, ClientSide, ResponseHead};

@@ -1,4 +1,6 @@
-//! A worker's accept loop: accept -> spawn one `h1` connection task -> at shutdown, drain.
+//! A worker's accept loop: accept on the clear-text listener -> spawn one `h1` connection task;
+//! accept on the TLS listener (when there is one) -> spawn one `tls` connection task (handshake,
+//! then `h1`) -> at shutdown, drain. Both listeners share the connection limit and the drain.
 //!
 //! Runs on the worker's own current-thread runtime inside a `LocalSet`: connections are
 //! `spawn_local` tasks sharing this worker's [`Worker`] through `Rc`, with no locks.
@@ -9,18 +11,36 @@ use crate::h1;
 use crate::request_id::RequestIds;
 use crate::route_latency::RouteClock;
 use crate::stats::WorkerStats;
+use crate::tls;
 use crate::upstream_pool::UpstreamPool;
 use crate::worker::{Worker, WorkerConfig};
 use lb_registry::{Registry, SnapshotCache};
 use std::cell::RefCell;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::LocalSet;
 use tokio::time::{interval, sleep, timeout, MissedTickBehavior};
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
+
+/// The listening sockets one worker accepts on.
+#[derive(Debug)]
+pub struct WorkerListeners {
+    /// Clear-text HTTP.
+    pub http: TcpListener,
+    /// HTTPS (served with [`WorkerConfig::tls`]); `None` without TLS.
+    pub tls: Option<TcpListener>,
+}
+
+impl From<TcpListener> for WorkerListeners {
+    fn from(http: TcpListener) -> Self {
+        WorkerListeners { http, tls: None }
+    }
+}
 
 /// Back-off after a failed `accept` (e.g. out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -34,20 +54,32 @@ impl Drop for Active {
     }
 }
 
-/// Accepts and serves connections on `listener` until `shutdown` resolves, then stops accepting
+/// Accepts and serves connections on `listeners` until `shutdown` resolves, then stops accepting
 /// and drains: idle connections close, busy ones finish their exchange, bounded by the drain
 /// timeout. Must run on a current-thread runtime (it creates its own `LocalSet`). Set
-/// `TCP_NODELAY` on `listener`: accepted connections inherit it, so the worker does not pay a
+/// `TCP_NODELAY` on the listeners: accepted connections inherit it, so the worker does not pay a
 /// system call per connection for it. Returns how many connections the drain timeout cut (the
 /// supervisor logs the total over all workers).
 pub async fn serve(
-    listener: TcpListener,
+    listeners: WorkerListeners,
     registry: Arc<Registry>,
     cfg: WorkerConfig,
     stats: Arc<WorkerStats>,
     shutdown: impl Future<Output = ()>,
 ) -> usize {
     let id = cfg.id;
+    let WorkerListeners { http, tls } = listeners;
+    let (tls_listener, tls) = match (tls, &cfg.tls) {
+        (Some(listener), Some(config)) => (Some(listener), Some(TlsAcceptor::from(config.clone()))),
+        (Some(_), None) => {
+            warn!(
+                worker = id,
+                "TLS socket without a TLS configuration: not served"
+            );
+            (None, None)
+        }
+        (None, _) => (None, None),
+    };
     let drain_timeout = cfg.drain_timeout;
     let worker = Rc::new(Worker {
         pool: UpstreamPool::new(cfg.pool_idle_per_target, cfg.pool_idle_timeout),
@@ -79,22 +111,32 @@ pub async fn serve(
                     biased;
                     () = &mut shutdown => break,
                     _ = sweep.tick() => worker.pool.sweep(worker.drain.active()),
-                    accepted = listener.accept() => match accepted {
+                    accepted = http.accept() => match accepted {
                         Ok((stream, peer)) => {
                             worker.drain.enter();
                             let active = Active(worker.clone());
                             tokio::task::spawn_local(async move {
-                                h1::serve(&active.0, stream, peer).await;
+                                h1::serve(&active.0, stream, peer, None).await;
                             });
                         }
-                        Err(error) => {
-                            warn!(worker = id, %error, "accept failed; backing off");
-                            sleep(ACCEPT_BACKOFF).await;
+                        Err(error) => accept_failed(id, error).await,
+                    },
+                    accepted = accept_on(tls_listener.as_ref()) => match (accepted, &tls) {
+                        (Ok((stream, peer)), Some(acceptor)) => {
+                            worker.drain.enter();
+                            let active = Active(worker.clone());
+                            let acceptor = acceptor.clone();
+                            tokio::task::spawn_local(async move {
+                                tls::serve(&active.0, &acceptor, stream, peer).await;
+                            });
                         }
+                        (Ok(_), None) => {}
+                        (Err(error), _) => accept_failed(id, error).await,
                     },
                 }
             }
-            drop(listener);
+            drop(http);
+            drop(tls_listener);
             debug!(worker = id, "stopped accepting; draining");
             if timeout(drain_timeout, worker.drain.drain()).await.is_err() {
                 // The connections still active are dropped with the LocalSet: their requests
@@ -113,4 +155,18 @@ pub async fn serve(
             }
         })
         .await
+}
+
+/// The next connection on `listener`; never, without one.
+async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Logs a failed `accept` (e.g. out of file descriptors) and backs off, so the loop does not spin.
+async fn accept_failed(worker: usize, error: std::io::Error) {
+    warn!(worker, %error, "accept failed; backing off");
+    sleep(ACCEPT_BACKOFF).await;
 }

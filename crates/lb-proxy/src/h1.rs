@@ -15,10 +15,11 @@ mod client;
 use crate::access_log::Entry;
 use crate::exchange::{self, Lane, Outcome, Request, BODY_TOO_LARGE};
 use crate::policy::{self, Answer, Body, Consumed, End, Loudness, Next};
-use crate::relay::{fill, read_waiting, readable, write_all};
+use crate::relay::{fill, write_all};
 use crate::request_id;
 use crate::route::{self, Routed};
 use crate::timer::within;
+use crate::transport::Transport;
 use crate::worker::Worker;
 use client::H1Client;
 use lb_http::{
@@ -28,7 +29,6 @@ use lb_http::{
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, info};
 
@@ -50,9 +50,17 @@ const HEAD_TIMEOUT: HttpError = HttpError::new(
     "request head not received in time",
 );
 
-/// Serves one accepted client connection until it closes.
-pub(crate) async fn serve(worker: &Worker, socket: TcpStream, peer: SocketAddr) {
+/// Serves one accepted client connection until it closes. `head_deadline`, when set, is when
+/// the first request head must be complete (a TLS connection's deadline runs from accept,
+/// through its handshake); otherwise it runs from the first read that has to wait.
+pub(crate) async fn serve<S: Transport>(
+    worker: &Worker,
+    socket: S,
+    peer: SocketAddr,
+    head_deadline: Option<Instant>,
+) {
     worker.stats.accepted();
+    let scheme = socket.scheme();
     let timer = pin!(sleep_until(Instant::now()));
     let mut conn = Connection {
         worker,
@@ -72,7 +80,8 @@ pub(crate) async fn serve(worker: &Worker, socket: TcpStream, peer: SocketAddr) 
             up: Vec::new(),
         },
         peer: peer.ip(),
-        peer_text: ClientAddr::new(peer.ip()),
+        peer_text: ClientAddr::new(peer.ip()).with_scheme(scheme),
+        head_deadline,
         request_line: String::new(),
         request_id: String::new(),
     };
@@ -81,13 +90,15 @@ pub(crate) async fn serve(worker: &Worker, socket: TcpStream, peer: SocketAddr) 
     worker.stats.closed();
 }
 
-struct Connection<'w> {
+struct Connection<'w, S> {
     worker: &'w Worker,
-    client: H1Client<'w>,
+    client: H1Client<'w, S>,
     lane: Lane<'w>,
     peer: IpAddr,
     /// `peer` as written into every request's `X-Forwarded-For`, formatted once at accept.
     peer_text: ClientAddr,
+    /// When the next head must be complete, if fixed before its first read (see [`serve`]).
+    head_deadline: Option<Instant>,
     /// `METHOD target` of the current request, kept only when the access log is on.
     request_line: String,
     /// The current request's `X-Request-ID`, kept only when the access log is on.
@@ -126,11 +137,11 @@ struct Finished<'r> {
     started: Instant,
 }
 
-impl Connection<'_> {
+impl<S: Transport> Connection<'_, S> {
     async fn run(&mut self) {
         if self.worker.cfg.read_at_accept {
             self.acquire_buffers();
-            self.client.unconfirmed = read_waiting(&self.client.socket, &mut self.client.inbuf) > 0;
+            self.client.unconfirmed = self.client.socket.read_waiting(&mut self.client.inbuf) > 0;
         }
         loop {
             if self.client.inbuf.is_empty() {
@@ -157,7 +168,7 @@ impl Connection<'_> {
                 ready = within(
                     self.lane.timer.as_mut(),
                     || Instant::now() + self.worker.cfg.tuning.idle(),
-                    readable(&client.socket, &mut client.unconfirmed),
+                    client.socket.readable(&mut client.unconfirmed),
                 ) => return matches!(ready, Some(Ok(()))),
                 () = drain_started => {}
             }
@@ -166,7 +177,7 @@ impl Connection<'_> {
         let ready = within(
             self.lane.timer.as_mut(),
             || Instant::now() + DRAIN_GRACE,
-            readable(&client.socket, &mut client.unconfirmed),
+            client.socket.readable(&mut client.unconfirmed),
         );
         matches!(ready.await, Some(Ok(())))
     }
@@ -232,7 +243,7 @@ impl Connection<'_> {
         self.request_line.clear();
         self.request_id.clear();
         // One deadline for the whole head (slowloris), fixed when the first read has to wait.
-        let mut deadline = None;
+        let mut deadline = self.head_deadline.take();
         let header = self.worker.cfg.tuning.header();
         loop {
             if !self.client.inbuf.is_empty() {
@@ -583,7 +594,7 @@ mod tests {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let future = serve(&worker, stream, addr);
+            let future = serve(&worker, stream, addr, None);
             let size = std::mem::size_of_val(&future);
             assert!(size <= 2048, "serve future is {size} bytes");
         });

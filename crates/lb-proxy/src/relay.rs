@@ -5,14 +5,11 @@
 //! Every read and write is bounded by an inactivity timeout, so a stalled peer frees the exchange.
 
 use crate::buffers::BUF_SIZE;
+use crate::transport::Transport;
 use lb_http::{BodyKind, ChunkedDecoder, HttpError};
-use socket2::SockRef;
-use std::io::{self, Read};
-use std::mem::MaybeUninit;
+use std::io;
 use std::time::Duration;
-use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 /// Which side of a relay failed: decides the status (if any can still be sent) and which
@@ -30,54 +27,16 @@ pub(crate) enum RelayError {
 }
 
 /// Reads more bytes into `buf` (appending, growing it when nearly full). `Ok(0)` is EOF.
-pub(crate) async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+pub(crate) async fn fill(stream: &mut impl Transport, buf: &mut Vec<u8>) -> io::Result<usize> {
     if buf.capacity() - buf.len() < BUF_SIZE / 4 {
         buf.reserve(BUF_SIZE);
     }
     stream.read_buf(buf).await
 }
 
-/// Bytes the read at accept may take: enough for nearly every request head, few enough that
-/// zeroing them first (the price of a safe read into a `Vec`) costs little.
-const FIRST_READ: usize = 4096;
-
-/// Appends to `buf` what the peer has already sent, without waiting: one `recv` straight on the
-/// socket. Asking tokio instead would answer "would block" without trying, since it has seen no
-/// readiness event for a socket it has just registered. Returns the bytes read; 0 when nothing
-/// was there, or on end of stream or an error, which the next ordinary read reports.
-pub(crate) fn read_waiting(stream: &TcpStream, buf: &mut Vec<u8>) -> usize {
-    let start = buf.len();
-    buf.resize(start + FIRST_READ, 0);
-    let n = (&*SockRef::from(stream))
-        .read(&mut buf[start..])
-        .unwrap_or(0);
-    buf.truncate(start + n);
-    n
-}
-
-/// Waits until the peer has sent something or closed. `unconfirmed` says the socket was read
-/// behind tokio's back ([`read_waiting`]): the first readiness tokio reports may then be the
-/// event for bytes already read, so it is checked once with a one-byte peek. Without that, an
-/// idle keep-alive connection would look busy, take its buffers and wait under the header
-/// timeout instead of the idle one.
-pub(crate) async fn readable(stream: &TcpStream, unconfirmed: &mut bool) -> io::Result<()> {
-    loop {
-        stream.readable().await?;
-        if !std::mem::take(unconfirmed) {
-            return Ok(());
-        }
-        let mut byte = [MaybeUninit::uninit()];
-        // `try_io` clears tokio's readiness when the peek would block.
-        match stream.try_io(Interest::READABLE, || SockRef::from(stream).peek(&mut byte)) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            _ => return Ok(()),
-        }
-    }
-}
-
 /// [`fill`] with an inactivity timeout (`TimedOut` when it passes).
 pub(crate) async fn read_more(
-    stream: &mut TcpStream,
+    stream: &mut impl Transport,
     buf: &mut Vec<u8>,
     limit: Duration,
 ) -> io::Result<usize> {
@@ -89,21 +48,21 @@ pub(crate) async fn read_more(
 
 /// Writes all of `bytes`, with an inactivity timeout for the whole write. A head or a small body
 /// almost always fits the socket buffer at once, so one non-blocking attempt comes first and the
-/// timer is armed only for what is left.
+/// timer is armed only for what is left (over TLS: all of it, flushed to the socket).
 pub(crate) async fn write_all(
-    stream: &mut TcpStream,
+    stream: &mut impl Transport,
     bytes: &[u8],
     limit: Duration,
 ) -> io::Result<()> {
-    let written = match stream.try_write(bytes) {
-        Ok(n) => n,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-        Err(e) => return Err(e),
-    };
+    let written = stream.write_now(bytes)?;
     let Some(rest) = bytes.get(written..).filter(|rest| !rest.is_empty()) else {
         return Ok(());
     };
-    match timeout(limit, stream.write_all(rest)).await {
+    let write = async {
+        stream.write_all(rest).await?;
+        stream.flush().await
+    };
+    match timeout(limit, write).await {
         Ok(r) => r,
         Err(_) => Err(io::ErrorKind::TimedOut.into()),
     }
@@ -125,8 +84,8 @@ pub(crate) struct Limits {
 /// body is decoded and only its payload is sent (for HTTP/1.0 clients). On success `buf` holds
 /// only bytes past the end of the body, and the count of body bytes sent is returned.
 pub(crate) async fn relay_body(
-    src: &mut TcpStream,
-    dst: &mut TcpStream,
+    src: &mut impl Transport,
+    dst: &mut impl Transport,
     head: &mut Vec<u8>,
     buf: &mut Vec<u8>,
     body: BodyKind,
@@ -196,8 +155,8 @@ pub(crate) async fn relay_body(
 /// closes. Bytes each side sent early (already buffered) are delivered first. Returns the bytes
 /// carried (to the client, to the upstream), the early ones included, for the access log.
 pub(crate) async fn tunnel(
-    client: &mut TcpStream,
-    upstream: &mut TcpStream,
+    client: &mut impl Transport,
+    upstream: &mut impl Transport,
     to_client: &[u8],
     to_upstream: &[u8],
     limits: Limits,

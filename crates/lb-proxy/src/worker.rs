@@ -15,6 +15,7 @@ use lb_registry::SnapshotCache;
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_rustls::rustls::ServerConfig;
 
 /// What a worker starts with and keeps until it ends (a restart or an upgrade changes it), as
 /// the supervisor hands it over; the live values are in [`Tuning`].
@@ -55,6 +56,9 @@ pub struct WorkerConfig {
     pub read_at_accept: bool,
     /// Where access log lines go; `None` (the default) logs nothing.
     pub access_log: Option<AccessLog>,
+    /// The TLS configuration every worker's handshakes share (certificates, tickets, session
+    /// cache); `None` without TLS.
+    pub tls: Option<Arc<ServerConfig>>,
 }
 
 impl WorkerConfig {
@@ -76,7 +80,14 @@ impl WorkerConfig {
             max_connections,
             read_at_accept,
             access_log: None,
+            tls: None,
         }
+    }
+
+    /// The same settings, serving the TLS listener with `config`.
+    pub fn with_tls(mut self, config: Arc<ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
     }
 
     /// The same settings, logging every request to `log`.

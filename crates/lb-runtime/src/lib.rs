@@ -47,6 +47,7 @@ mod signals;
 mod startup;
 mod state;
 mod supervisor;
+mod tls_termination;
 mod upgrade;
 mod worker_thread;
 mod workers;

@@ -46,3 +46,6 @@ impl fmt::Display for TlsError {
 }
 
 impl std::error::Error for TlsError {}
+
+/// The configuration type every worker's handshakes share (rustls' own).
+pub use rustls::ServerConfig;

@@ -1,0 +1,135 @@
+//! The byte streams HTTP/1.1 runs over: a clear-text [`TcpStream`], or a TLS stream over one
+//! ([`TlsStream`]). The connection code (`h1`, its `client`, `relay`) is generic over
+//! [`Transport`], so the clear-text path is compiled for `TcpStream` alone: no dynamic dispatch
+//! and not one system call more than before TLS existed.
+//!
+//! Invariants: [`Transport::tcp`] is `Some` only when the bytes on the TCP socket are the HTTP
+//! bytes themselves, so a zero-copy path (splice) taken on it can never bypass TLS; nothing
+//! here reads or writes behind the TLS session's back.
+
+use lb_http::Scheme;
+use socket2::SockRef;
+use std::io::{self, Read};
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+use tokio::io::{AsyncRead, AsyncWrite, Interest};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+/// Bytes the read at accept may take: enough for nearly every request head, few enough that
+/// zeroing them first (the price of a safe read into a `Vec`) costs little.
+const FIRST_READ: usize = 4096;
+
+/// A stream an HTTP/1.1 connection runs over.
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin {
+    /// The TCP socket when it carries the HTTP bytes as they are (clear text); `None` over TLS.
+    fn tcp(&self) -> Option<&TcpStream>;
+
+    /// Writes what the stream takes at once, without waiting; `Ok(0)` when it takes nothing now
+    /// (or cannot tell without waiting), the caller then writes the rest the ordinary way and
+    /// flushes.
+    fn write_now(&mut self, bytes: &[u8]) -> io::Result<usize>;
+
+    /// Appends to `buf` what the peer has already sent, without waiting; the bytes read (0 when
+    /// nothing was there, or on an error, which the next ordinary read reports).
+    fn read_waiting(&mut self, buf: &mut Vec<u8>) -> usize;
+
+    /// Waits until the peer has sent something or closed. `unconfirmed` says the socket was
+    /// read behind tokio's back ([`Transport::read_waiting`]).
+    async fn readable(&mut self, unconfirmed: &mut bool) -> io::Result<()>;
+
+    /// The address the client connected to.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// The scheme requests come in by (`X-Forwarded-Proto`): clear text is `http`.
+    fn scheme(&self) -> Scheme {
+        match self.tcp() {
+            Some(_) => Scheme::Http,
+            None => Scheme::Https,
+        }
+    }
+}
+
+impl Transport for TcpStream {
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+
+    fn write_now(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        match self.try_write(bytes) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            other => other,
+        }
+    }
+
+    /// One `recv` straight on the socket. Asking tokio instead would answer "would block"
+    /// without trying, since it has seen no readiness event for a socket it has just registered.
+    fn read_waiting(&mut self, buf: &mut Vec<u8>) -> usize {
+        let start = buf.len();
+        buf.resize(start + FIRST_READ, 0);
+        let n = (&*SockRef::from(&*self))
+            .read(&mut buf[start..])
+            .unwrap_or(0);
+        buf.truncate(start + n);
+        n
+    }
+
+    /// When `unconfirmed`, the first readiness tokio reports may be the event for bytes already
+    /// read, so it is checked once with a one-byte peek. Without that, an idle keep-alive
+    /// connection would look busy, take its buffers and wait under the header timeout instead
+    /// of the idle one.
+    async fn readable(&mut self, unconfirmed: &mut bool) -> io::Result<()> {
+        loop {
+            TcpStream::readable(self).await?;
+            if !std::mem::take(unconfirmed) {
+                return Ok(());
+            }
+            let mut byte = [MaybeUninit::uninit()];
+            // `try_io` clears tokio's readiness when the peek would block.
+            match self.try_io(Interest::READABLE, || SockRef::from(&*self).peek(&mut byte)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        TcpStream::local_addr(self)
+    }
+}
+
+impl Transport for TlsStream<TcpStream> {
+    fn tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+
+    /// Writing into the session encrypts; the caller's write-and-flush sends it.
+    fn write_now(&mut self, _bytes: &[u8]) -> io::Result<usize> {
+        Ok(0)
+    }
+
+    /// The handshake may have brought the first request with the client's last flight: it is
+    /// decrypted by the first ordinary read ([`Transport::readable`] says it is there).
+    fn read_waiting(&mut self, _buf: &mut Vec<u8>) -> usize {
+        0
+    }
+
+    /// Ready when the session already holds decrypted bytes (they came with the handshake or
+    /// with an earlier record) or the peer closed; otherwise when the socket is readable. A
+    /// record that carries no request bytes (a key update) then makes the connection wait
+    /// under the header timeout rather than the idle one.
+    async fn readable(&mut self, _unconfirmed: &mut bool) -> io::Result<()> {
+        let (socket, session) = self.get_mut();
+        match session.process_new_packets() {
+            Ok(state) if state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed() => {
+                TcpStream::readable(socket).await
+            }
+            // Buffered bytes, a close, or an error the next read reports.
+            _ => Ok(()),
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.get_ref().0.local_addr()
+    }
+}
