@@ -101,12 +101,14 @@ pub(crate) async fn serve(
         debug!(worker = worker.cfg.id, %peer, "plain HTTP on the TLS port");
         return answer_plain_http(worker, socket).await;
     }
-    let stream = match timeout_at(deadline, acceptor.accept(socket)).await {
+    let mut accept = acceptor.accept(socket);
+    let stream = match timeout_at(deadline, &mut accept).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
             debug!(worker = worker.cfg.id, %peer, %error, "TLS handshake failed");
             return stats.failed(failure(&error));
         }
+        // Counted before `accept` (holding the socket) drops: the count moves before the close.
         Err(_) => return stats.failed(Failure::Timeout),
     };
     let session = stream.get_ref().1;

@@ -43,8 +43,8 @@ pub use admin::{find_metric_sample, metric_sample, target_json, Admin};
 pub use backend::{Backend, Recorded, Reply};
 pub use checksum::{Checksum, Pattern};
 pub use client::{
-    get, is_refusing, refused_addr, request, send_raw, upload_pattern, wait_until_accepting, Conn,
-    Response, IO_TIMEOUT,
+    get, is_refusing, refused_addr, request, send_raw, upload_pattern, upload_pattern_on,
+    wait_until_accepting, Conn, Response, Wire, IO_TIMEOUT,
 };
 pub use process::{
     parse_ready_line, run_args, run_to_exit, EchoProcess, Finished, LbProcess, Proc, Ready,

@@ -16,6 +16,7 @@ mod admin;
 mod http;
 mod ops;
 mod routing;
+mod tls;
 
 use lb_testkit::{Backend, LbProcess, Response};
 use std::net::SocketAddr;

@@ -1,0 +1,103 @@
+//! HTTP/1.1 through TLS: the same exchange as clear text, with `X-Forwarded-Proto: https`,
+//! bodies streamed both ways, and keep-alive over one session.
+
+use super::{client, make_cert, tls_lb, tls_metric, tls_open, BOTH};
+use crate::served_by;
+use lb_testkit::{get, request, upload_pattern_on, Backend, Pattern, Reply, ScratchDir};
+
+#[test]
+fn x_forwarded_proto_is_https_over_tls_and_http_in_clear_text() {
+    let dir = ScratchDir::new("tls-proto");
+    let cert = make_cert(&dir, "a", &["a.test"]);
+    let b = Backend::start("xfp");
+    let lb = tls_lb(1, &[("/", &[b.addr()])], &[&cert], &[]);
+    let mut conn = tls_open(lb.tls_addr(), &client(BOTH, &[]), Some("a.test"));
+    let spoofed = request("GET", "/s", &[("X-Forwarded-Proto", "http")], b"");
+    assert_eq!(served_by(&conn.request(&spoofed)), "xfp");
+    assert_eq!(
+        b.last_request().headers.get_all("x-forwarded-proto"),
+        ["https"]
+    );
+    assert!(b.last_request().header("x-forwarded-for").is_some());
+    assert_eq!(served_by(&get(lb.addr(), "/c")), "xfp");
+    assert_eq!(
+        b.last_request().headers.get_all("x-forwarded-proto"),
+        ["http"]
+    );
+}
+
+#[test]
+fn large_bodies_stream_both_ways_over_tls() {
+    let dir = ScratchDir::new("tls-bodies");
+    let cert = make_cert(&dir, "a", &["a.test"]);
+    let len = 8 << 20;
+    let up = Backend::start("up");
+    let down = Backend::start_with(
+        "down",
+        Reply::Big {
+            len,
+            chunked: false,
+        },
+    );
+    let lb = tls_lb(
+        1,
+        &[("/up", &[up.addr()]), ("/down", &[down.addr()])],
+        &[&cert],
+        &[],
+    );
+    let config = client(BOTH, &[]);
+    for chunked in [false, true] {
+        let mut conn = tls_open(lb.tls_addr(), &config, Some("a.test"));
+        let r = upload_pattern_on(&mut conn, "/up/x", len, chunked);
+        assert_eq!(served_by(&r), "up");
+        let rec = up.last_request();
+        assert_eq!(rec.body_len, len, "chunked {chunked}");
+        assert_eq!(
+            rec.body_checksum,
+            Pattern::checksum(len),
+            "chunked {chunked}"
+        );
+    }
+    let mut conn = tls_open(lb.tls_addr(), &config, Some("a.test"));
+    conn.send(&request("GET", "/down/x", &[], b""))
+        .expect("send");
+    let r = conn.read_response_digest(false).expect("response");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body_len, len);
+    assert_eq!(r.body_checksum, Pattern::checksum(len));
+    // The connection is still good after a big body.
+    assert_eq!(r.header("X-Backend"), Some("down"));
+    let again = conn.get("/up/y");
+    assert_eq!(served_by(&again), "up");
+}
+
+#[test]
+fn keep_alive_carries_many_requests_over_one_session() {
+    let dir = ScratchDir::new("tls-keepalive");
+    let cert = make_cert(&dir, "a", &["a.test"]);
+    let b = Backend::start("ka");
+    let lb = tls_lb(1, &[("/", &[b.addr()])], &[&cert], &[]);
+    let mut conn = tls_open(lb.tls_addr(), &client(BOTH, &[]), Some("a.test"));
+    for i in 0..50 {
+        let r = conn.get(&format!("/n/{i}"));
+        assert_eq!(served_by(&r), "ka");
+        assert!(!r.closes());
+    }
+    // Pipelined: three requests in one write, three answers in order.
+    let mut three = Vec::new();
+    for i in 0..3 {
+        three.extend(request("GET", &format!("/p/{i}"), &[], b""));
+    }
+    conn.send(&three).expect("send");
+    for i in 0..3 {
+        let r = conn.read_response(false).expect("pipelined answer");
+        assert_eq!(r.header("X-Path"), Some(format!("/p/{i}").as_str()));
+    }
+    assert_eq!(b.request_count(), 53);
+    let handshakes = tls_metric(
+        &lb,
+        "lb_tls_handshakes_total",
+        "version=\"1.3\",kind=\"full\"",
+    );
+    assert_eq!(handshakes, 1.0);
+}
