@@ -61,6 +61,7 @@ pub(crate) async fn serve<S: Transport>(
 ) {
     worker.stats.accepted();
     let scheme = socket.scheme();
+    let tls = socket.tls_version();
     let timer = pin!(sleep_until(Instant::now()));
     let mut conn = Connection {
         worker,
@@ -82,6 +83,7 @@ pub(crate) async fn serve<S: Transport>(
         peer: peer.ip(),
         peer_text: ClientAddr::new(peer.ip()).with_scheme(scheme),
         head_deadline,
+        tls,
         request_line: String::new(),
         request_id: String::new(),
     };
@@ -99,6 +101,8 @@ struct Connection<'w, S> {
     peer_text: ClientAddr,
     /// When the next head must be complete, if fixed before its first read (see [`serve`]).
     head_deadline: Option<Instant>,
+    /// The TLS version for the access log (`-` in clear text).
+    tls: &'static str,
     /// `METHOD target` of the current request, kept only when the access log is on.
     request_line: String,
     /// The current request's `X-Request-ID`, kept only when the access log is on.
@@ -492,6 +496,7 @@ impl<S: Transport> Connection<'_, S> {
                 bytes_up: bytes.1,
                 elapsed,
                 request_id: &self.request_id,
+                tls: self.tls,
             });
         }
     }

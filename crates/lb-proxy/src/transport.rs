@@ -14,6 +14,7 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite, Interest};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::ProtocolVersion;
 use tokio_rustls::server::TlsStream;
 
 /// Bytes the read at accept may take: enough for nearly every request head, few enough that
@@ -41,6 +42,9 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin {
     /// The address the client connected to.
     fn local_addr(&self) -> io::Result<SocketAddr>;
 
+    /// The negotiated TLS version as the access log names it (`1.2`, `1.3`); `-` in clear text.
+    fn tls_version(&self) -> &'static str;
+
     /// The scheme requests come in by (`X-Forwarded-Proto`): clear text is `http`.
     fn scheme(&self) -> Scheme {
         match self.tcp() {
@@ -53,6 +57,10 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin {
 impl Transport for TcpStream {
     fn tcp(&self) -> Option<&TcpStream> {
         Some(self)
+    }
+
+    fn tls_version(&self) -> &'static str {
+        "-"
     }
 
     fn write_now(&mut self, bytes: &[u8]) -> io::Result<usize> {
@@ -101,6 +109,14 @@ impl Transport for TcpStream {
 impl Transport for TlsStream<TcpStream> {
     fn tcp(&self) -> Option<&TcpStream> {
         None
+    }
+
+    fn tls_version(&self) -> &'static str {
+        match self.get_ref().1.protocol_version() {
+            Some(ProtocolVersion::TLSv1_2) => "1.2",
+            Some(ProtocolVersion::TLSv1_3) => "1.3",
+            _ => "?",
+        }
     }
 
     /// Writing into the session encrypts; the caller's write-and-flush sends it.

@@ -3,14 +3,14 @@
 
 use super::{client, make_cert, tls_lb, tls_metric, tls_open, BOTH};
 use crate::served_by;
-use lb_testkit::{get, request, upload_pattern_on, Backend, Pattern, Reply, ScratchDir};
+use lb_testkit::{get, request, upload_pattern_on, Backend, Pattern, Reply, ScratchDir, WAIT};
 
 #[test]
 fn x_forwarded_proto_is_https_over_tls_and_http_in_clear_text() {
     let dir = ScratchDir::new("tls-proto");
     let cert = make_cert(&dir, "a", &["a.test"]);
     let b = Backend::start("xfp");
-    let lb = tls_lb(1, &[("/", &[b.addr()])], &[&cert], &[]);
+    let lb = tls_lb(1, &[("/", &[b.addr()])], &[&cert], &["--access-log"]);
     let mut conn = tls_open(lb.tls_addr(), &client(BOTH, &[]), Some("a.test"));
     let spoofed = request("GET", "/s", &[("X-Forwarded-Proto", "http")], b"");
     assert_eq!(served_by(&conn.request(&spoofed)), "xfp");
@@ -24,6 +24,17 @@ fn x_forwarded_proto_is_https_over_tls_and_http_in_clear_text() {
         b.last_request().headers.get_all("x-forwarded-proto"),
         ["http"]
     );
+    // The access log names the TLS version of each request's connection.
+    let log = lb.wait_for_stderr(WAIT, &["request=\"GET /s\"", "request=\"GET /c\""]);
+    let line = |path: &str| {
+        let needle = format!("request=\"GET {path}\"");
+        log.lines()
+            .find(|l| l.contains(&needle))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("/s").ends_with(" tls=1.3"), "{}", line("/s"));
+    assert!(line("/c").ends_with(" tls=-"), "{}", line("/c"));
 }
 
 #[test]
