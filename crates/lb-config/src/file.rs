@@ -58,6 +58,7 @@ struct Tls {
     min_version: Option<TlsVersion>,
     #[serde(default, rename = "cert")]
     certs: Vec<TlsCert>,
+    ticket_keys: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,6 +194,7 @@ pub fn parse_file(text: &str, origin: &str) -> Result<Layer, ConfigError> {
         upgrade_socket: file.upgrade_socket,
         tls_listen: file.tls.listen,
         tls_min_version: file.tls.min_version,
+        tls_ticket_keys: file.tls.ticket_keys,
         tls_certs: file
             .tls
             .certs

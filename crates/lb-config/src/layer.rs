@@ -75,6 +75,8 @@ pub struct Layer {
     pub tls_min_version: Option<TlsVersion>,
     /// See [`crate::TlsConfig::certs`]; a non-empty list replaces the one below it whole.
     pub tls_certs: Vec<CertPair>,
+    /// See [`crate::TlsConfig::ticket_keys`].
+    pub tls_ticket_keys: Option<PathBuf>,
     /// See [`Config::takeover`] (command line only).
     pub takeover: bool,
 }
@@ -177,6 +179,7 @@ impl Layer {
         set_some(&mut restart.upgrade_socket, &self.upgrade_socket);
         set_some(&mut restart.tls.listen, &self.tls_listen);
         set(&mut restart.tls.min_version, &self.tls_min_version);
+        set_some(&mut restart.tls.ticket_keys, &self.tls_ticket_keys);
         if !self.tls_certs.is_empty() {
             restart.tls.certs.clone_from(&self.tls_certs);
         }

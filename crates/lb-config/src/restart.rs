@@ -124,6 +124,7 @@ impl RestartConfig {
             ("tls.listen", tls.listen != new.tls.listen),
             ("tls.min_version", tls.min_version != new.tls.min_version),
             ("tls.cert", tls.certs != new.tls.certs),
+            ("tls.ticket_keys", tls.ticket_keys != new.tls.ticket_keys),
         ]
         .into_iter()
         .filter_map(|(key, differs)| differs.then_some(key))

@@ -51,6 +51,9 @@ pub struct TlsConfig {
     pub min_version: TlsVersion,
     /// Certificates in order; the first answers clients without SNI or with an unknown name.
     pub certs: Vec<CertPair>,
+    /// Session-ticket keys shared with other lb nodes (`ticket_keys`, `--tls-ticket-keys`);
+    /// `None`: keys of this process, rotated every 6 hours.
+    pub ticket_keys: Option<PathBuf>,
 }
 
 /// Pairs `--tls-cert` with `--tls-key` in the order given.
@@ -80,11 +83,12 @@ impl TlsConfig {
         admin: SocketAddr,
     ) -> Result<(), ConfigError> {
         let Some(tls) = self.listen else {
-            if self.certs.is_empty() {
+            if self.certs.is_empty() && self.ticket_keys.is_none() {
                 return Ok(());
             }
             return Err(ConfigError(
-                "TLS certificates are set but no TLS listener: expected tls.listen (--tls-listen)"
+                "TLS certificates or ticket keys are set but no TLS listener: expected tls.listen \
+                 (--tls-listen)"
                     .into(),
             ));
         };
@@ -148,6 +152,7 @@ mod tests {
                 listen: tls_listen.map(addr),
                 min_version: TlsVersion::Tls12,
                 certs,
+                ticket_keys: None,
             };
             assert_eq!(tls.validate(listen, admin).is_ok(), ok, "{tls:?}");
         }

@@ -18,12 +18,14 @@ mod expiry;
 mod resolver;
 mod server;
 mod sni;
+mod ticket_keys;
 
 pub use cert_set::{CertFiles, CertSet, LoadedCert};
 pub use expiry::{not_after, ExpiryNote, EXPIRY_WARNING_DAYS};
 pub use resolver::Certificates;
-pub use server::{server_config, MinVersion, TlsSettings, ALPN_HTTP1};
+pub use server::{rotating_ticketer, server_config, MinVersion, ALPN_HTTP1};
 pub use sni::SniTable;
+pub use ticket_keys::{TicketKeys, TICKET_LIFETIME_SECS};
 
 use std::fmt;
 

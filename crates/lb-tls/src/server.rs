@@ -1,13 +1,14 @@
 //! The TLS settings lb is started with and the one rustls [`ServerConfig`] built from them.
 //!
-//! One configuration serves every worker: its ticketer (TLS 1.3 tickets and TLS 1.2 tickets,
-//! keys rotated by rustls' `TicketRotator` every few hours) and its TLS 1.2 session-ID cache are
-//! shared, so a client resumes whichever worker its reconnect lands on. No 0-RTT
+//! One configuration serves every worker: its ticketer (TLS 1.3 and TLS 1.2 tickets: keys of
+//! a `--tls-ticket-keys` file, or else process-local keys rotated by rustls' `TicketRotator`
+//! every 6 hours, [`rotating_ticketer`]) and its TLS 1.2 session-ID cache are shared, so a
+//! client resumes whichever worker its reconnect lands on. No 0-RTT
 //! (`max_early_data_size` stays 0): replayable requests are not worth the handshake saved.
 
 use crate::resolver::Certificates;
 use crate::{provider, TlsError};
-use rustls::server::ServerSessionMemoryCache;
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache};
 use rustls::version::{TLS12, TLS13};
 use rustls::{ServerConfig, SupportedProtocolVersion};
 use std::sync::Arc;
@@ -28,19 +29,18 @@ pub enum MinVersion {
     Tls13,
 }
 
-/// What TLS termination is started with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsSettings {
-    /// See [`MinVersion`].
-    pub min_version: MinVersion,
-    /// Certificates in order; the first answers clients without SNI or with an unknown name.
-    pub certs: Vec<crate::CertFiles>,
+/// Ticket keys of this process alone, replaced every 6 hours (the previous key still opens
+/// tickets for one more period).
+pub fn rotating_ticketer() -> Result<Arc<dyn ProducesTickets>, TlsError> {
+    rustls::crypto::ring::Ticketer::new().map_err(|e| TlsError(format!("TLS tickets: {e}")))
 }
 
-/// The configuration every worker's handshakes use, choosing certificates from `certs`.
+/// The configuration every worker's handshakes use, choosing certificates from `certs` and
+/// sealing session tickets with `ticketer`.
 pub fn server_config(
     min_version: MinVersion,
     certs: Arc<Certificates>,
+    ticketer: Arc<dyn ProducesTickets>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let versions: &[&SupportedProtocolVersion] = match min_version {
         MinVersion::Tls12 => &[&TLS13, &TLS12],
@@ -53,7 +53,7 @@ pub fn server_config(
         .with_no_client_auth()
         .with_cert_resolver(certs);
     config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
-    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(fail)?;
+    config.ticketer = ticketer;
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
     config.max_early_data_size = 0;
     Ok(Arc::new(config))

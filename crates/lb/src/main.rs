@@ -165,6 +165,11 @@ struct RunArgs {
     /// PEM private key of the --tls-cert in the same position (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, value_name = "KEY.pem")]
     tls_key: Vec<PathBuf>,
+    /// Session-ticket keys shared by several lb nodes: one key per line, 64 hex digits; the
+    /// first seals new tickets, all open them; SIGHUP re-reads the file [default: keys of this
+    /// process, rotated every 6 hours].
+    #[arg(long, value_name = "FILE")]
+    tls_ticket_keys: Option<PathBuf>,
     /// Lowest TLS version accepted: 1.2 or 1.3 [default: 1.2].
     #[arg(long, value_name = "1.2|1.3")]
     tls_min_version: Option<TlsVersion>,
@@ -213,6 +218,7 @@ impl RunArgs {
             tls_listen: self.tls_listen,
             tls_min_version: self.tls_min_version,
             tls_certs,
+            tls_ticket_keys: self.tls_ticket_keys,
             takeover: self.takeover,
         };
         Ok(ConfigSource {

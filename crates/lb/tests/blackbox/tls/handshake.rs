@@ -208,3 +208,37 @@ fn a_stalled_handshake_is_closed_by_the_header_timeout() {
     let mut fine = tls_open(lb.tls_addr(), &client(BOTH, &[]), Some("a.test"));
     assert_eq!(served_by(&fine.get("/")), "s");
 }
+
+/// Two lb processes with one `--tls-ticket-keys` file resume each other's sessions; without
+/// it, each has keys of its own and a session from one is a full handshake on the other.
+#[test]
+fn nodes_sharing_a_ticket_key_file_resume_each_others_sessions() {
+    let dir = ScratchDir::new("tls-ticket-keys");
+    let cert = make_cert(&dir, "a", &["a.test"]);
+    let keys = dir.join("ticket.keys");
+    std::fs::write(
+        &keys,
+        "# newest first\n\
+         1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100\n",
+    )
+    .expect("write keys");
+    let b = Backend::start("tk");
+    let keys_flag = keys.display().to_string();
+    let shared = ["--tls-ticket-keys", keys_flag.as_str()];
+    for (extra, resumes) in [(&shared[..], true), (&[][..], false)] {
+        let one = tls_lb(1, &[("/", &[b.addr()])], &[&cert], extra);
+        let two = tls_lb(1, &[("/", &[b.addr()])], &[&cert], extra);
+        for versions in [&[&TLS13][..], &[&TLS12][..]] {
+            let config = client(versions, &[]);
+            let mut first = tls_open(one.tls_addr(), &config, Some("a.test"));
+            assert_eq!(served_by(&first.get("/")), "tk");
+            let mut other = tls_open(two.tls_addr(), &config, Some("a.test"));
+            assert_eq!(served_by(&other.get("/")), "tk");
+            assert_eq!(
+                other.wire().resumed(),
+                resumes,
+                "{versions:?}, shared keys: {resumes}"
+            );
+        }
+    }
+}
