@@ -10,6 +10,7 @@ mod exchange;
 mod handshake;
 mod reload;
 mod sni;
+mod startup;
 
 use crate::lb;
 use lb_testkit::{Conn, LbProcess, ScratchDir, Wire, IO_TIMEOUT};
