@@ -53,6 +53,9 @@ pub fn server_config(
         .with_no_client_auth()
         .with_cert_resolver(certs);
     config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
+    // The server's order (rustls': AEAD suites with forward secrecy, strongest first) rather
+    // than the client's, so a client preferring a weaker suite does not get it.
+    config.ignore_client_order = true;
     config.ticketer = ticketer;
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
     config.max_early_data_size = 0;
