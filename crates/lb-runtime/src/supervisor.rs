@@ -218,6 +218,7 @@ impl Handle {
         }
         startup.log(
             self.listen_addr(),
+            self.tls_addr(),
             self.admin_addr(),
             &self.workers.cpu_ids(),
             pinned_all,

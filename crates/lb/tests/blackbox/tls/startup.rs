@@ -65,3 +65,34 @@ fn bad_tls_settings_are_start_up_errors_naming_the_file() {
         assert!(f.stdout.is_empty(), "{flags:?}: no ready line");
     }
 }
+
+/// `lb check` reads the certificates as a start would: a mismatched key fails the check, a good
+/// set is listed.
+#[test]
+fn check_reads_the_certificates() {
+    let dir = ScratchDir::new("tls-check");
+    let a = make_cert(&dir, "a", &["a.test"]);
+    let b = make_cert(&dir, "b", &["b.test"]);
+    let mut args = vec!["check".to_string()];
+    args.extend(tls_flags(&[&a]));
+    let f = run_to_exit(bin(), &args, WAIT);
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    let out = f.stdout.join("\n");
+    assert!(
+        out.contains("tls: listen 127.0.0.1:0, min version 1.2, 1 certificates"),
+        "{out}"
+    );
+    let mismatched = super::CertFiles {
+        key: b.key.clone(),
+        ..a.clone()
+    };
+    let mut args = vec!["check".to_string()];
+    args.extend(tls_flags(&[&mismatched]));
+    let f = run_to_exit(bin(), &args, WAIT);
+    assert_eq!(f.status.code(), Some(2), "{}", f.stderr);
+    assert!(
+        f.stderr.contains(&b.key.display().to_string()),
+        "{}",
+        f.stderr
+    );
+}
