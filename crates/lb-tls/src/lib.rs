@@ -9,7 +9,8 @@
 //!
 //! Invariants: a [`CertSet`] is only ever built whole (every file read, every key matching its
 //! certificate) and swapped in whole ([`Certificates::reload`]); a handshake reads the current set
-//! once. The crypto provider is chosen in exactly one function, [`provider`].
+//! once. The crypto provider is chosen here alone: [`provider`] and the ticketer that goes with
+//! it, [`rotating_ticketer`].
 
 #![forbid(unsafe_code)]
 
@@ -23,17 +24,24 @@ mod ticket_keys;
 pub use cert_set::{CertFiles, CertSet, LoadedCert};
 pub use expiry::{not_after, ExpiryNote, EXPIRY_WARNING_DAYS};
 pub use resolver::Certificates;
-pub use server::{rotating_ticketer, server_config, MinVersion, ALPN_HTTP1};
+pub use server::{server_config, MinVersion, ALPN_HTTP1};
 pub use sni::SniTable;
 pub use ticket_keys::{TicketKeys, TICKET_LIFETIME_SECS};
 
 use std::fmt;
 
 /// The crypto provider of every TLS handshake lb serves: `ring` (builds in seconds; aws-lc-rs is
-/// the candidate to measure against it on the handshake benchmark). Swap it here and in the
-/// workspace's `rustls`/`tokio-rustls` features.
+/// the candidate to measure against it on the handshake benchmark). Swap it here, in
+/// [`rotating_ticketer`], and in the workspace's `rustls`/`tokio-rustls` features.
 pub fn provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
+}
+
+/// Session-ticket keys of this process alone (no `--tls-ticket-keys`), the provider's own,
+/// replaced every 6 hours (the previous key still opens tickets for one more period).
+pub fn rotating_ticketer() -> Result<std::sync::Arc<dyn rustls::server::ProducesTickets>, TlsError>
+{
+    rustls::crypto::ring::Ticketer::new().map_err(|e| TlsError(format!("TLS tickets: {e}")))
 }
 
 /// Why a certificate set (or the configuration around it) could not be built; the message names

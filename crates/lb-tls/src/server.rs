@@ -2,11 +2,13 @@
 //!
 //! One configuration serves every worker: its ticketer (TLS 1.3 and TLS 1.2 tickets: keys of
 //! a `--tls-ticket-keys` file, or else process-local keys rotated by rustls' `TicketRotator`
-//! every 6 hours, [`rotating_ticketer`]) and its TLS 1.2 session-ID cache are shared, so a
+//! every 6 hours, [`crate::rotating_ticketer`]) and its TLS 1.2 session-ID cache are shared, so a
 //! client resumes whichever worker its reconnect lands on. No 0-RTT
 //! (`max_early_data_size` stays 0): replayable requests are not worth the handshake saved.
 
 use crate::resolver::Certificates;
+#[cfg(doc)]
+use crate::rotating_ticketer;
 use crate::{provider, TlsError};
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache};
 use rustls::version::{TLS12, TLS13};
@@ -27,12 +29,6 @@ pub enum MinVersion {
     Tls12,
     /// TLS 1.3 only.
     Tls13,
-}
-
-/// Ticket keys of this process alone, replaced every 6 hours (the previous key still opens
-/// tickets for one more period).
-pub fn rotating_ticketer() -> Result<Arc<dyn ProducesTickets>, TlsError> {
-    rustls::crypto::ring::Ticketer::new().map_err(|e| TlsError(format!("TLS tickets: {e}")))
 }
 
 /// The configuration every worker's handshakes use, choosing certificates from `certs` and
