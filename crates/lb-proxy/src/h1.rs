@@ -163,15 +163,17 @@ impl<S: Transport> Connection<'_, S> {
     }
 
     /// Waits until the client sends the next request; false when it should be closed instead
-    /// (idle timeout, EOF, or the end of the drain grace).
+    /// (idle timeout, EOF, or the end of the drain grace). A first request whose deadline runs
+    /// from accept ([`serve`]) waits until that deadline, not for the idle timeout.
     async fn wait_for_request(&mut self) -> bool {
         let drain_started = self.worker.drain.started();
         let client = &mut self.client;
+        let head_deadline = self.head_deadline;
         if !self.worker.drain.is_draining() {
             tokio::select! {
                 ready = within(
                     self.lane.timer.as_mut(),
-                    || Instant::now() + self.worker.cfg.tuning.idle(),
+                    || head_deadline.unwrap_or_else(|| Instant::now() + self.worker.cfg.tuning.idle()),
                     client.socket.readable(&mut client.unconfirmed),
                 ) => return matches!(ready, Some(Ok(()))),
                 () = drain_started => {}

@@ -205,6 +205,19 @@ fn a_stalled_handshake_is_closed_by_the_header_timeout() {
     );
     let timeout = "reason=\"timeout\"";
     wait_for_tls_metric(&lb, "lb_tls_handshake_failures_total", timeout, 1.0);
+    // A client that completes the handshake and then says nothing has the same deadline (not
+    // the idle timeout, 60 s by default).
+    let mut silent = tls_open(lb.tls_addr(), &client(BOTH, &[]), Some("a.test"));
+    let started = Instant::now();
+    assert!(
+        silent.peer_closed_within(WAIT),
+        "lb closes a silent TLS client"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "closed after {waited:?}: the idle timeout"
+    );
     let mut fine = tls_open(lb.tls_addr(), &client(BOTH, &[]), Some("a.test"));
     assert_eq!(served_by(&fine.get("/")), "s");
 }
