@@ -125,6 +125,11 @@ impl<S: Wire> Conn<S> {
         self.reader.get_ref()
     }
 
+    /// The stream itself, to act on it (e.g. to end a TLS session with `close_notify`).
+    pub fn wire_mut(&mut self) -> &mut S {
+        self.reader.get_mut()
+    }
+
     /// The address this connection went to.
     pub fn peer(&self) -> SocketAddr {
         self.peer

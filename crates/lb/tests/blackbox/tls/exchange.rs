@@ -3,7 +3,11 @@
 
 use super::{client, make_cert, tls_lb, tls_metric, tls_open, BOTH};
 use crate::served_by;
-use lb_testkit::{get, request, upload_pattern_on, Backend, Pattern, Reply, ScratchDir, WAIT};
+use lb_testkit::{
+    get, request, upload_pattern_on, Backend, Pattern, Reply, ScratchDir, Scripted, WAIT,
+};
+use std::io::Write;
+use std::net::Shutdown;
 
 #[test]
 fn x_forwarded_proto_is_https_over_tls_and_http_in_clear_text() {
@@ -111,4 +115,48 @@ fn keep_alive_carries_many_requests_over_one_session() {
         "version=\"1.3\",kind=\"full\"",
     );
     assert_eq!(handshakes, 1.0);
+}
+
+/// A WebSocket upgrade over TLS: after the 101 the decrypted bytes are tunnelled both ways, and
+/// the client's `close_notify` ends the tunnel like a half-close does in clear text.
+#[test]
+fn an_upgrade_tunnels_bytes_over_tls() {
+    let dir = ScratchDir::new("tls-tunnel");
+    let cert = make_cert(&dir, "a", &["a.test"]);
+    let up = Scripted::start(|p| {
+        p.read_head()?.expect("a request head");
+        p.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")?;
+        loop {
+            let got = p.read_some()?;
+            if got.is_empty() {
+                p.event("eof");
+                return p.stream().shutdown(Shutdown::Write);
+            }
+            p.send(&got)?;
+        }
+    });
+    let lb = tls_lb(1, &[("/", &[up.addr()])], &[&cert], &[]);
+    let mut c = tls_open(lb.tls_addr(), &client(BOTH, &[]), Some("a.test"));
+    c.send(
+        b"GET /chat HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .expect("send upgrade request");
+    let head = c.read_head().expect("read").expect("a 101");
+    assert_eq!(head.status(), 101, "{}", head.text());
+    for msg in [
+        &b"ping-1"[..],
+        b"GET /not-http HTTP/1.1\r\n\r\n",
+        &[0u8, 1, 2, 255][..],
+    ] {
+        c.send(msg).expect("send through the tunnel");
+        assert_eq!(c.read_exact(msg.len()).expect("echo"), msg);
+    }
+    let wire = c.wire_mut();
+    wire.0.conn.send_close_notify();
+    wire.flush().expect("send close_notify");
+    up.expect_event("eof");
+    let (rest, closed) = c.read_until_close(WAIT);
+    assert!(closed, "the tunnel closes when the upstream closes");
+    assert!(rest.is_empty(), "stray bytes after the tunnel: {rest:?}");
 }
