@@ -2,19 +2,20 @@
 //! group of HTTPS sockets; each group one `SO_REUSEPORT` socket per worker, all on one port.
 //!
 //! The supervisor keeps these descriptors for the whole run: a respawned worker serves a
-//! duplicate of its old sockets (nothing queued is lost) and an upgrade hands the clear-text
-//! ones to the successor. The TLS group is not handed over yet: a successor binds its own on
-//! the same port (`SO_REUSEPORT`), so connections queued on the old lb's TLS sockets when it
-//! closes them are reset. The groups do not know about each other.
+//! duplicate of its old sockets (nothing queued is lost) and an upgrade hands both groups to
+//! the successor (the TLS group from upgrade manifest version 3 on; a successor that gets no
+//! TLS sockets binds its own on the port). The groups do not know about each other.
 //!
 //! Invariant: worker `i` always serves `http.sockets[i]` (and `tls.sockets[i]`); a group never
 //! shrinks while lb runs.
 
 use crate::error::RunError;
+use crate::upgrade::Inherited;
 use lb_socket::{bind_reuseport, ensure_free, plain, set_defer_accept};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
+use tracing::warn;
 
 /// Sockets of one kind, one per worker, all bound to `addr`.
 #[derive(Debug)]
@@ -43,6 +44,27 @@ impl ListenerGroup {
         let addr = first.local_addr().map_err(fail)?;
         let mut sockets = vec![first];
         for _ in 1..workers {
+            sockets.push(bind_reuseport(addr, backlog).map_err(fail)?);
+        }
+        Ok(ListenerGroup { addr, sockets })
+    }
+
+    /// Duplicates of the sockets `inherited` (never empty), plus new ones on their port up to
+    /// `workers`.
+    fn inherit(inherited: &[TcpListener], workers: usize, backlog: u32) -> Result<Self, RunError> {
+        let fail =
+            |e: io::Error| RunError::Runtime(format!("inherited worker socket: {}", plain(&e)));
+        let mut sockets = inherited
+            .iter()
+            .map(TcpListener::try_clone)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail)?;
+        let addr = sockets
+            .first()
+            .ok_or_else(|| RunError::Runtime("no inherited worker socket".to_string()))?
+            .local_addr()
+            .map_err(fail)?;
+        while sockets.len() < workers {
             sockets.push(bind_reuseport(addr, backlog).map_err(fail)?);
         }
         Ok(ListenerGroup { addr, sockets })
@@ -90,36 +112,26 @@ impl Listeners {
     }
 
     /// The sockets a running lb handed over, plus new ones on the same port when more workers
-    /// are wanted. `inherited` is never empty (the handover checks it).
-    /// The TLS sockets (`tls`) are bound anew beside the old lb's, on the same port.
+    /// are wanted. `inherited.workers` is never empty (the handover checks it). With TLS on
+    /// (`tls`), the inherited TLS sockets, or, when the old lb sent none, new ones on `tls`.
     pub(crate) fn inherit(
-        inherited: &[TcpListener],
+        inherited: &Inherited,
         tls: Option<SocketAddr>,
         workers: usize,
         backlog: u32,
     ) -> Result<Self, RunError> {
-        let fail =
-            |e: io::Error| RunError::Runtime(format!("inherited worker socket: {}", plain(&e)));
-        let mut sockets = inherited
-            .iter()
-            .map(TcpListener::try_clone)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(fail)?;
-        let addr = sockets
-            .first()
-            .ok_or_else(|| RunError::Runtime("no inherited worker socket".to_string()))?
-            .local_addr()
-            .map_err(fail)?;
-        while sockets.len() < workers {
-            sockets.push(bind_reuseport(addr, backlog).map_err(fail)?);
-        }
-        let tls = tls
-            .map(|tls| ListenerGroup::bind(tls, workers, backlog, false))
-            .transpose()?;
-        Ok(Listeners {
-            http: ListenerGroup { addr, sockets },
-            tls,
-        })
+        let http = ListenerGroup::inherit(&inherited.workers, workers, backlog)?;
+        let tls = match (tls, inherited.tls.is_empty()) {
+            (None, true) => None,
+            (None, false) => {
+                // Their queued connections are reset when the old lb closes its copies.
+                warn!("TLS is off in this lb: the running lb's TLS sockets are not served");
+                None
+            }
+            (Some(addr), true) => Some(ListenerGroup::bind(addr, workers, backlog, false)?),
+            (Some(_), false) => Some(ListenerGroup::inherit(&inherited.tls, workers, backlog)?),
+        };
+        Ok(Listeners { http, tls })
     }
 
     /// Sets `TCP_DEFER_ACCEPT` to `wait` on every socket.

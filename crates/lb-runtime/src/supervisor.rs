@@ -291,9 +291,7 @@ fn start_with(config: Config, file: Option<PathBuf>) -> Result<Handle, RunError>
     let settings = LiveSettings::start(live, restart.clone(), registry.clone(), state.clone())?;
     let tls_listen = tls.as_ref().map(|tls| tls.listen);
     let listeners = match &inherited {
-        Some(inherited) => {
-            Listeners::inherit(&inherited.workers, tls_listen, workers, restart.backlog)?
-        }
+        Some(inherited) => Listeners::inherit(inherited, tls_listen, workers, restart.backlog)?,
         None => Listeners::bind(restart.listen, tls_listen, workers, restart.backlog)?,
     };
     listeners.defer_accept(restart.defer_accept)?;

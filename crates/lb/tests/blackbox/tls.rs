@@ -11,6 +11,7 @@ mod handshake;
 mod reload;
 mod sni;
 mod startup;
+mod upgrade;
 
 use crate::lb;
 use lb_testkit::{Conn, LbProcess, ScratchDir, Wire, IO_TIMEOUT};
