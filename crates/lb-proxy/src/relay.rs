@@ -48,16 +48,17 @@ pub(crate) async fn read_more(
 
 /// Writes all of `bytes`, with an inactivity timeout for the whole write. A head or a small body
 /// almost always fits the socket buffer at once, so one non-blocking attempt comes first and the
-/// timer is armed only for what is left (over TLS: all of it, flushed to the socket).
+/// timer is armed only for what is left (over TLS: also for records the socket did not take).
 pub(crate) async fn write_all(
     stream: &mut impl Transport,
     bytes: &[u8],
     limit: Duration,
 ) -> io::Result<()> {
     let written = stream.write_now(bytes)?;
-    let Some(rest) = bytes.get(written..).filter(|rest| !rest.is_empty()) else {
+    let rest = bytes.get(written..).unwrap_or_default();
+    if rest.is_empty() && !stream.unsent() {
         return Ok(());
-    };
+    }
     let write = async {
         stream.write_all(rest).await?;
         stream.flush().await

@@ -9,7 +9,7 @@
 
 use lb_http::Scheme;
 use socket2::SockRef;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite, Interest};
@@ -26,10 +26,14 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin {
     /// The TCP socket when it carries the HTTP bytes as they are (clear text); `None` over TLS.
     fn tcp(&self) -> Option<&TcpStream>;
 
-    /// Writes what the stream takes at once, without waiting; `Ok(0)` when it takes nothing now
-    /// (or cannot tell without waiting), the caller then writes the rest the ordinary way and
-    /// flushes.
+    /// Writes what the stream takes at once, without waiting, and returns how many bytes of
+    /// `bytes` it took (`Ok(0)` when none); the caller writes the rest the ordinary way and
+    /// flushes, or only flushes when [`Transport::unsent`] says bytes it took are still held.
     fn write_now(&mut self, bytes: &[u8]) -> io::Result<usize>;
+
+    /// Bytes taken by [`Transport::write_now`] are still held by the stream (TLS records the
+    /// socket could not take yet); never for a clear-text socket.
+    fn unsent(&self) -> bool;
 
     /// Appends to `buf` what the peer has already sent, without waiting; the bytes read (0 when
     /// nothing was there, or on an error, which the next ordinary read reports).
@@ -70,6 +74,10 @@ impl Transport for TcpStream {
         }
     }
 
+    fn unsent(&self) -> bool {
+        false
+    }
+
     /// One `recv` straight on the socket. Asking tokio instead would answer "would block"
     /// without trying, since it has seen no readiness event for a socket it has just registered.
     fn read_waiting(&mut self, buf: &mut Vec<u8>) -> usize {
@@ -106,6 +114,24 @@ impl Transport for TcpStream {
     }
 }
 
+/// A socket as a `Write` that never waits: "would block" comes back as an error, and tokio's
+/// readiness is cleared so the next ordinary write waits for the socket.
+struct NonBlocking<'s>(&'s TcpStream);
+
+impl Write for NonBlocking<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.0.try_write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Transport for TlsStream<TcpStream> {
     fn tcp(&self) -> Option<&TcpStream> {
         None
@@ -119,9 +145,25 @@ impl Transport for TlsStream<TcpStream> {
         }
     }
 
-    /// Writing into the session encrypts; the caller's write-and-flush sends it.
-    fn write_now(&mut self, _bytes: &[u8]) -> io::Result<usize> {
-        Ok(0)
+    /// Encrypts into the session what its buffer takes, then sends the records with
+    /// non-blocking writes on the socket until it would block: an answer that fits the socket
+    /// buffer costs no timer and no wait, as in clear text.
+    fn write_now(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let (socket, session) = self.get_mut();
+        let taken = session.writer().write(bytes)?;
+        while session.wants_write() {
+            match session.write_tls(&mut NonBlocking(socket)) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(taken)
+    }
+
+    fn unsent(&self) -> bool {
+        self.get_ref().1.wants_write()
     }
 
     /// The handshake may have brought the first request with the client's last flight: it is
