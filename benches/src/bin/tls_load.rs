@@ -5,17 +5,16 @@
 //! answer, close), `resumed` (the same, resuming the thread's last session: a TLS 1.3 ticket),
 //! `keepalive` (one connection per thread, `GET` after `GET`), `big` (like keepalive, on a path
 //! whose answer is large: `--path /big`). It trusts any certificate (it measures, it does not
-//! check). It prints one line: `requests=N handshakes=N resumed=N bytes=N errors=N seconds=S`,
+//! check: the client is lb-testkit's, which still verifies handshake signatures, a real cost).
+//! It prints one line: `requests=N handshakes=N resumed=N bytes=N errors=N seconds=S`,
 //! `bytes` being the response bodies received.
 //!
 //! Usage: `tls_load --addr ADDR --mode full|resumed|keepalive|big [--conns N] [--duration SECS]
 //! [--path PATH] [--sni NAME] [--tls13-only]`
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::Resumption;
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use lb_testkit::tls_client::client_with;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
@@ -83,64 +82,13 @@ fn parse_args() -> Result<Args, String> {
     Ok(parsed)
 }
 
-/// Accepts any certificate; handshake signatures are still verified (that cost is real).
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.0.signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.0.signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-fn client_config(args: &Args) -> Result<Arc<ClientConfig>, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+fn client_config(args: &Args) -> Arc<ClientConfig> {
     let versions: &[&rustls::SupportedProtocolVersion] = if args.tls13_only {
         &[&rustls::version::TLS13]
     } else {
         rustls::DEFAULT_VERSIONS
     };
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions)?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    if args.mode == Mode::Full {
-        config.resumption = Resumption::disabled();
-    }
-    Ok(Arc::new(config))
+    client_with(versions, &["http/1.1"], args.mode != Mode::Full)
 }
 
 #[derive(Debug, Default)]
@@ -217,10 +165,7 @@ fn exchange(stream: &mut Tls, args: &Args, close: bool, buf: &mut Vec<u8>) -> io
 }
 
 fn worker(args: &Args, totals: &Totals, deadline: Instant) {
-    let Ok(config) = client_config(args) else {
-        totals.errors.fetch_add(1, Ordering::Relaxed);
-        return;
-    };
+    let config = client_config(args);
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut kept: Option<Tls> = None;
     while Instant::now() < deadline {

@@ -17,6 +17,8 @@
 //! - [`Checksum`], [`Pattern`]: compare 64 MiB bodies without holding them.
 //! - [`tool::require`]: an external program a test drives (etcd, chromium, h2load), failing
 //!   under `CI=true` when it is missing.
+//! - `tls_client` (feature `tls`, for the TLS black-box tests and the TLS load generator): a
+//!   rustls client over a std socket as a [`Wire`] for [`Conn`].
 //! - `tokio_conn` (feature `tokio`, for the in-process tests of lb-admin and lb-echo): a server
 //!   task on the test's runtime and an async raw client.
 //!
@@ -33,6 +35,8 @@ pub mod process;
 pub mod scratch;
 pub mod scripted;
 pub mod switch;
+#[cfg(feature = "tls")]
+pub mod tls_client;
 #[cfg(feature = "tokio")]
 pub mod tokio_conn;
 pub mod tool;
