@@ -20,6 +20,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::LocalSet;
@@ -69,16 +70,16 @@ pub async fn serve(
 ) -> usize {
     let id = cfg.id;
     let WorkerListeners { http, tls } = listeners;
-    let (tls_listener, tls) = match (tls, &cfg.tls) {
-        (Some(listener), Some(config)) => (Some(listener), Some(TlsAcceptor::from(config.clone()))),
+    let tls = match (tls, &cfg.tls) {
+        (Some(listener), Some(config)) => Some((listener, TlsAcceptor::from(config.clone()))),
         (Some(_), None) => {
             warn!(
                 worker = id,
                 "TLS socket without a TLS configuration: not served"
             );
-            (None, None)
+            None
         }
-        (None, _) => (None, None),
+        (None, _) => None,
     };
     let drain_timeout = cfg.drain_timeout;
     let worker = Rc::new(Worker {
@@ -97,6 +98,7 @@ pub async fn serve(
             tokio::pin!(shutdown);
             let mut sweep = interval(worker.cfg.pool_idle_timeout.max(Duration::from_secs(2)) / 2);
             sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            let mut tls_first = false;
             'accept: loop {
                 // At the connection limit, stop accepting: the listen backlog holds new
                 // connections until one of ours ends.
@@ -107,22 +109,21 @@ pub async fn serve(
                         () = worker.drain.slot_freed() => {}
                     }
                 }
+                let tls_listener = tls.as_ref().map(|(listener, _)| listener);
                 tokio::select! {
                     biased;
                     () = &mut shutdown => break,
                     _ = sweep.tick() => worker.pool.sweep(worker.drain.active()),
-                    accepted = http.accept() => match accepted {
-                        Ok((stream, peer)) => {
+                    accepted = next_connection(&http, tls_listener, &mut tls_first) => match accepted {
+                        (Listener::Http, Ok((stream, peer))) => {
                             worker.drain.enter();
                             let active = Active(worker.clone());
                             tokio::task::spawn_local(async move {
                                 h1::serve(&active.0, stream, peer, None).await;
                             });
                         }
-                        Err(error) => accept_failed(id, error).await,
-                    },
-                    accepted = accept_on(tls_listener.as_ref()) => match (accepted, &tls) {
-                        (Ok((stream, peer)), Some(acceptor)) => {
+                        (Listener::Tls, Ok((stream, peer))) => {
+                            let Some((_, acceptor)) = &tls else { continue };
                             worker.drain.enter();
                             let active = Active(worker.clone());
                             let acceptor = acceptor.clone();
@@ -130,13 +131,12 @@ pub async fn serve(
                                 tls::serve(&active.0, &acceptor, stream, peer).await;
                             });
                         }
-                        (Ok(_), None) => {}
-                        (Err(error), _) => accept_failed(id, error).await,
+                        (_, Err(error)) => accept_failed(id, error).await,
                     },
                 }
             }
             drop(http);
-            drop(tls_listener);
+            drop(tls);
             debug!(worker = id, "stopped accepting; draining");
             if timeout(drain_timeout, worker.drain.drain()).await.is_err() {
                 // The connections still active are dropped with the LocalSet: their requests
@@ -157,12 +157,34 @@ pub async fn serve(
         .await
 }
 
-/// The next connection on `listener`; never, without one.
-async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
-    match listener {
-        Some(listener) => listener.accept().await,
-        None => std::future::pending().await,
-    }
+/// Which listener a connection came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    Http,
+    Tls,
+}
+
+/// The next connection on `http` or `tls`, asking them in turn (`tls_first` flips at every
+/// poll), so a flood on one listener cannot keep the other's connections waiting.
+fn next_connection<'a>(
+    http: &'a TcpListener,
+    tls: Option<&'a TcpListener>,
+    tls_first: &'a mut bool,
+) -> impl Future<Output = (Listener, std::io::Result<(TcpStream, SocketAddr)>)> + 'a {
+    std::future::poll_fn(move |cx| {
+        *tls_first = !*tls_first && tls.is_some();
+        let order = if *tls_first {
+            [(Listener::Tls, tls), (Listener::Http, Some(http))]
+        } else {
+            [(Listener::Http, Some(http)), (Listener::Tls, tls)]
+        };
+        for (kind, listener) in order {
+            if let Some(Poll::Ready(accepted)) = listener.map(|l| l.poll_accept(cx)) {
+                return Poll::Ready((kind, accepted));
+            }
+        }
+        Poll::Pending
+    })
 }
 
 /// Logs a failed `accept` (e.g. out of file descriptors) and backs off, so the loop does not spin.
