@@ -1,6 +1,7 @@
 //! A worker's accept loop: accept on the clear-text listener -> spawn one `h1` connection task;
 //! accept on the TLS listener (when there is one) -> spawn one `tls` connection task (handshake,
-//! then `h1`) -> at shutdown, drain. Both listeners share the connection limit and the drain.
+//! then `h1`) -> at shutdown, drain. Both listeners share the connection limit and the drain,
+//! and are asked in turn ([`next_connection`]).
 //!
 //! Runs on the worker's own current-thread runtime inside a `LocalSet`: connections are
 //! `spawn_local` tasks sharing this worker's [`Worker`] through `Rc`, with no locks.
@@ -191,4 +192,41 @@ fn next_connection<'a>(
 async fn accept_failed(worker: usize, error: std::io::Error) {
     warn!(worker, %error, "accept failed; backing off");
     sleep(ACCEPT_BACKOFF).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With connections waiting on both listeners, they are served in turn.
+    #[test]
+    fn both_listeners_are_served_in_turn() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut clients = Vec::new();
+            for listener in [&http, &tls] {
+                for _ in 0..3 {
+                    let addr = listener.local_addr().unwrap();
+                    clients.push(TcpStream::connect(addr).await.unwrap());
+                }
+            }
+            let mut tls_first = false;
+            let mut kinds = Vec::new();
+            for _ in 0..4 {
+                let (kind, accepted) = next_connection(&http, Some(&tls), &mut tls_first).await;
+                accepted.unwrap();
+                kinds.push(kind);
+            }
+            use Listener::{Http, Tls};
+            assert_eq!(kinds, [Tls, Http, Tls, Http]);
+            // Without a TLS listener, only the clear-text one.
+            let (kind, _) = next_connection(&http, None, &mut tls_first).await;
+            assert_eq!(kind, Http);
+        });
+    }
 }
