@@ -6,6 +6,7 @@ use super::{
 };
 use crate::{assert_lb_error, served_by};
 use lb_testkit::{request, Backend, Conn, ScratchDir, WAIT};
+use rustls::client::{Resumption, Tls12Resumption};
 use rustls::version::{TLS12, TLS13};
 use rustls::ProtocolVersion;
 use std::time::{Duration, Instant};
@@ -86,8 +87,16 @@ fn sessions_resume_across_workers() {
     let cert = make_cert(&dir, "a", &["a.test"]);
     let b = Backend::start("r");
     let lb = tls_lb(2, &[("/", &[b.addr()])], &[&cert], &[]);
-    for versions in [&[&TLS13][..], &[&TLS12][..]] {
-        let config = client(versions, &["http/1.1"]);
+    // TLS 1.2 by session ID too: the session cache is shared like the ticket keys.
+    let mut by_id = (*client(&[&TLS12], &["http/1.1"])).clone();
+    by_id.resumption =
+        Resumption::in_memory_sessions(64).tls12_resumption(Tls12Resumption::SessionIdOnly);
+    let by_id = std::sync::Arc::new(by_id);
+    for (how, config) in [
+        ("TLS 1.3 ticket", client(&[&TLS13], &["http/1.1"])),
+        ("TLS 1.2 ticket", client(&[&TLS12], &["http/1.1"])),
+        ("TLS 1.2 session id", by_id),
+    ] {
         let mut first = tls_open(lb.tls_addr(), &config, Some("a.test"));
         // Reading the answer also reads the session ticket sent after the handshake.
         assert_eq!(served_by(&first.get("/")), "r");
@@ -99,10 +108,7 @@ fn sessions_resume_across_workers() {
                 conn.wire().resumed()
             })
             .count();
-        assert!(
-            resumed >= 9,
-            "{versions:?}: {resumed} of 10 reconnects resumed"
-        );
+        assert!(resumed >= 9, "{how}: {resumed} of 10 reconnects resumed");
     }
     // Both workers resumed sessions: the reconnects spread over both (SO_REUSEPORT hashes
     // each new source port), so a session issued by one worker was resumed by the other.
