@@ -32,6 +32,9 @@
 # nginx `listen ... http2`, all proxying to the same HTTP/1.1 origins with the keepalive pinning;
 # no direct or floor runs, the origins speak HTTP/1.1 only; p50/p99 from h2load's per-request log;
 # H2_CONNS and H2_STREAMS change the 16 x 16; not in the default MODES).
+# tls (scripts/bench_tls.sh): lb, HAProxy and nginx terminating TLS 1.3 with one certificate:
+# full handshakes + one request + close, resumed handshakes, keep-alive requests, 1 MiB answers,
+# driven by benches/src/bin/tls_load.rs; not in the default MODES (MODES=tls runs it).
 # Then, unless IDLE_CONNS=0: each proxy's RSS with IDLE_CONNS idle keep-alive client connections
 # (scripts/idle_conns.py), and, if `oha` is installed, one oha run per proxy as a cross-check.
 #
@@ -104,6 +107,7 @@ fi
 # say/die, WORKDIR, the processes (each stopped by PID on exit), ports, and the origin nginx, lb,
 # HAProxy and nginx as profile.sh runs them too.
 source "$ROOT/scripts/bench_lib.sh"
+source "$ROOT/scripts/bench_tls.sh"
 help_if_asked "$@"
 # The bigbody mode's origin, measurement and block.
 source "$ROOT/scripts/bench_bigbody.sh"
@@ -529,6 +533,10 @@ conns_sweep() {
 }
 
 for mode in $MODES; do
+    if [ "$mode" = tls ]; then
+        tls_block
+        continue
+    fi
     if [ "$mode" = conns ]; then
         conns_sweep
         continue
@@ -566,13 +574,19 @@ master + workers); new origin conns/run: nginx origin = stub_status accepts, ech
 proxy's own count (lb pool misses, HAProxy \`connect\`; nginx: not available).
 EOF
 
-python3 "$ROOT/scripts/bench_report.py" "$WORKDIR"
-if [ -f "$WORKDIR/bigbody.md" ]; then
-    printf '\n' >>"$WORKDIR/results.md"
-    cat "$WORKDIR/bigbody.md" >>"$WORKDIR/results.md"
-fi
 CHART_OUT="$WORKDIR/bench.png"
-gnuplot -e "load '$WORKDIR/chart.vars'; datafile='$WORKDIR/chart.dat'; outfile='$CHART_OUT'; subtitle='$STARTED, $(nproc) vCPU, $ROUNDS rounds x ${DURATION}s, lb $LB_COMMIT'" \
+if [ "$(wc -l <"$WORKDIR/runs.tsv")" -gt 1 ]; then
+    python3 "$ROOT/scripts/bench_report.py" "$WORKDIR"
+else
+    : >"$WORKDIR/results.md"
+fi
+if [ -f "$WORKDIR/bigbody.md" ]; then
+    { echo; cat "$WORKDIR/bigbody.md"; } >>"$WORKDIR/results.md"
+fi
+if [ -f "$WORKDIR/tls.md" ]; then
+    { echo; cat "$WORKDIR/tls.md"; } >>"$WORKDIR/results.md"
+fi
+[ ! -f "$WORKDIR/chart.vars" ] || gnuplot -e "load '$WORKDIR/chart.vars'; datafile='$WORKDIR/chart.dat'; outfile='$CHART_OUT'; subtitle='$STARTED, $(nproc) vCPU, $ROUNDS rounds x ${DURATION}s, lb $LB_COMMIT'" \
     "$ROOT/scripts/bench_chart.gp" || say "gnuplot failed; no chart"
 
 rm -rf "$ROOT/target/bench/last"

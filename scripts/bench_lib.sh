@@ -143,6 +143,7 @@ events { worker_connections 20000; }
 http {
     access_log off;
     default_type text/plain;
+    sendfile on;
     keepalive_requests 1000000000;
     keepalive_timeout 600s;
     client_body_temp_path $dir/body;
@@ -154,6 +155,8 @@ http {
         listen 127.0.0.1:$1;
         listen 127.0.0.1:$2;
         location / { return 200 "ok\n"; }
+        # bench.sh's tls mode writes a 1 MiB file here (make_big_file); 404 otherwise.
+        location = /big { alias $dir/big; }
     }
     server {
         listen 127.0.0.1:$3;

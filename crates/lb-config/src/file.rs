@@ -10,7 +10,8 @@
 
 use crate::layer::Layer;
 use crate::{
-    parse_bind_addr, parse_duration, prefix_key, ConfigError, HostPort, StaticRoute, Workers,
+    parse_bind_addr, parse_duration, prefix_key, CertPair, ConfigError, HostPort, StaticRoute,
+    TlsVersion, Workers,
 };
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -46,6 +47,28 @@ struct FileConfig {
     cluster: Cluster,
     #[serde(default, rename = "route")]
     routes: Vec<Route>,
+    #[serde(default)]
+    tls: Tls,
+}
+
+/// `[tls]` with its `[[tls.cert]]` entries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tls {
+    #[serde(default, deserialize_with = "address")]
+    listen: Option<SocketAddr>,
+    #[serde(default, deserialize_with = "tls_version")]
+    min_version: Option<TlsVersion>,
+    #[serde(default, rename = "cert")]
+    certs: Vec<TlsCert>,
+    ticket_keys: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsCert {
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -186,6 +209,18 @@ pub fn parse_file(text: &str, origin: &str) -> Result<Layer, ConfigError> {
         cluster_etcd: file.cluster.etcd,
         cluster_prefix: file.cluster.prefix,
         node_name: file.cluster.node_name,
+        tls_listen: file.tls.listen,
+        tls_min_version: file.tls.min_version,
+        tls_ticket_keys: file.tls.ticket_keys,
+        tls_certs: file
+            .tls
+            .certs
+            .into_iter()
+            .map(|c| CertPair {
+                cert: c.cert,
+                key: c.key,
+            })
+            .collect(),
         takeover: false,
     })
 }
@@ -222,6 +257,11 @@ fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Workers>, D::Error>
 }
 
 /// `"250ms"`, `"5s"`, `"2m"`, or an integer number of milliseconds.
+fn tls_version<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TlsVersion>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map(Some).map_err(de::Error::custom)
+}
+
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -465,6 +505,25 @@ health_check = "/ping"
             assert!(error.starts_with(at), "{text:?}: {error}");
             assert!(error.contains(key), "{text:?}: {error}");
         }
+    }
+
+    #[test]
+    fn the_tls_section() {
+        let text = "[tls]\nlisten = \"127.0.0.1:8443\"\nmin_version = \"1.3\"\n\
+                    [[tls.cert]]\ncert = \"a.crt\"\nkey = \"a.key\"\n\
+                    [[tls.cert]]\ncert = \"b.crt\"\nkey = \"b.key\"\n";
+        let config = layered(&parse_file(text, "t.toml").unwrap());
+        let tls = &config.restart.tls;
+        assert_eq!(tls.listen, Some("127.0.0.1:8443".parse().unwrap()));
+        assert_eq!(tls.min_version, crate::TlsVersion::Tls13);
+        assert_eq!(tls.certs.len(), 2);
+        assert_eq!(tls.certs[1].key, PathBuf::from("b.key"));
+        assert!(config.validate().is_ok());
+        let bad = text.replace("\"1.3\"", "\"1.1\"");
+        let error = parse_file(&bad, "t.toml").unwrap_err().0;
+        assert!(error.contains("line 3") && error.contains("1.1"), "{error}");
+        let no_key = "[tls]\n[[tls.cert]]\ncert = \"a.crt\"\n";
+        assert!(parse_file(no_key, "t.toml").unwrap_err().0.contains("key"));
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //! through a [`Lookup`], so the result holds only addresses and the token itself.
 
 use crate::lookup::{read_token, resolve_routes};
-use crate::{prefix_key, Config, ConfigError, HostPort, Lookup, Resolved, StaticRoute, Workers};
+use crate::{
+    prefix_key, CertPair, Config, ConfigError, HostPort, Lookup, Resolved, StaticRoute, TlsVersion,
+    Workers,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,6 +77,14 @@ pub struct Layer {
     pub cluster_prefix: Option<String>,
     /// See [`crate::ClusterConfig::node_name`].
     pub node_name: Option<String>,
+    /// See [`crate::TlsConfig::listen`].
+    pub tls_listen: Option<SocketAddr>,
+    /// See [`crate::TlsConfig::min_version`].
+    pub tls_min_version: Option<TlsVersion>,
+    /// See [`crate::TlsConfig::certs`]; a non-empty list replaces the one below it whole.
+    pub tls_certs: Vec<CertPair>,
+    /// See [`crate::TlsConfig::ticket_keys`].
+    pub tls_ticket_keys: Option<PathBuf>,
     /// See [`Config::takeover`] (command line only).
     pub takeover: bool,
 }
@@ -180,6 +191,12 @@ impl Layer {
         }
         set(&mut restart.cluster.prefix, &self.cluster_prefix);
         set_some(&mut restart.cluster.node_name, &self.node_name);
+        set_some(&mut restart.tls.listen, &self.tls_listen);
+        set(&mut restart.tls.min_version, &self.tls_min_version);
+        set_some(&mut restart.tls.ticket_keys, &self.tls_ticket_keys);
+        if !self.tls_certs.is_empty() {
+            restart.tls.certs.clone_from(&self.tls_certs);
+        }
         c.takeover |= self.takeover;
     }
 }

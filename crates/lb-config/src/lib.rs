@@ -29,6 +29,7 @@ mod lookup;
 mod number;
 mod restart;
 mod summary;
+mod tls;
 
 pub use cluster::{ClusterConfig, DEFAULT_CLUSTER_PREFIX};
 pub use duration::{parse_duration, parse_positive_duration, DURATION_FORMS};
@@ -43,6 +44,7 @@ pub use lookup::{Lookup, Resolved};
 pub use number::{parse_bytes, parse_count};
 pub use restart::RestartConfig;
 pub use summary::Summary;
+pub use tls::{pair_certs, CertPair, TlsConfig, TlsVersion};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -360,6 +362,7 @@ impl Config {
                 "--takeover needs the upgrade socket of the running lb (--upgrade-socket)".into(),
             ));
         }
+        restart.tls.validate(restart.listen, restart.admin)?;
         if restart.listen == restart.admin && restart.listen.port() != 0 {
             return Err(ConfigError(format!(
                 "listen and admin are both {}: expected two different addresses",

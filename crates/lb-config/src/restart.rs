@@ -11,7 +11,7 @@
 //! does not compile until it is compared and given its key.
 
 use crate::{
-    ClusterConfig, Workers, DEFAULT_ADMIN, DEFAULT_BACKLOG, DEFAULT_DEFER_ACCEPT,
+    ClusterConfig, TlsConfig, Workers, DEFAULT_ADMIN, DEFAULT_BACKLOG, DEFAULT_DEFER_ACCEPT,
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_H2_MAX_STREAMS, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_POOL_IDLE_PER_TARGET, DEFAULT_POOL_IDLE_TIMEOUT,
 };
@@ -56,6 +56,9 @@ pub struct RestartConfig {
     pub upgrade_socket: Option<PathBuf>,
     /// Cluster mode (off while it names no etcd URL).
     pub cluster: ClusterConfig,
+    /// TLS termination (off without `tls.listen`). SIGHUP re-reads the certificate files named
+    /// here at start; changing the list or the listener takes a restart.
+    pub tls: TlsConfig,
 }
 
 impl Default for RestartConfig {
@@ -77,6 +80,7 @@ impl Default for RestartConfig {
             admin_token: None,
             upgrade_socket: None,
             cluster: ClusterConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -102,6 +106,7 @@ impl RestartConfig {
             admin_token,
             upgrade_socket,
             cluster,
+            tls,
         } = self;
         [
             ("listen", *listen != new.listen),
@@ -127,6 +132,10 @@ impl RestartConfig {
             ("admin_token", *admin_token != new.admin_token),
             ("upgrade_socket", *upgrade_socket != new.upgrade_socket),
             ("cluster", *cluster != new.cluster),
+            ("tls.listen", tls.listen != new.tls.listen),
+            ("tls.min_version", tls.min_version != new.tls.min_version),
+            ("tls.cert", tls.certs != new.tls.certs),
+            ("tls.ticket_keys", tls.ticket_keys != new.tls.ticket_keys),
         ]
         .into_iter()
         .filter_map(|(key, differs)| differs.then_some(key))

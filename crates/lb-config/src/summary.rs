@@ -89,6 +89,24 @@ impl fmt::Display for Summary<'_> {
             writeln!(f, "  {} -> {}", route.prefix, targets.join(", "))?;
         }
         writeln!(f, "health: {}", self.0.live.health.summary())?;
+        if let Some(tls) = restart.tls.listen {
+            let version = match restart.tls.min_version {
+                crate::TlsVersion::Tls12 => "1.2",
+                crate::TlsVersion::Tls13 => "1.3",
+            };
+            let tickets = match &restart.tls.ticket_keys {
+                Some(path) => format!("ticket keys {}", path.display()),
+                None => "ticket keys per process".to_string(),
+            };
+            writeln!(
+                f,
+                "tls: listen {tls}, min version {version}, {} certificates, {tickets}",
+                restart.tls.certs.len()
+            )?;
+            for pair in &restart.tls.certs {
+                writeln!(f, "  {} (key {})", pair.cert.display(), pair.key.display())?;
+            }
+        }
         writeln!(
             f,
             "timeouts: connect {}, upstream {}, header {}, idle {}, drain {}",
@@ -163,6 +181,18 @@ mod tests {
         assert!(
             text.ends_with(
                 "\ncluster: etcd http://e1:2379,http://e2:2379, prefix /lb/, node (the host name)"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("tls:"));
+        c.restart.tls.listen = Some("0.0.0.0:443".parse().unwrap());
+        c.restart.tls.certs = crate::pair_certs(&["a.crt".into()], &["a.key".into()]).unwrap();
+        let text = Summary(&c).to_string();
+        assert!(
+            text.contains(
+                "tls: listen 0.0.0.0:443, min version 1.2, 1 certificates, ticket keys per process
+  a.crt (key a.key)
+"
             ),
             "{text}"
         );

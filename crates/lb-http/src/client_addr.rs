@@ -1,5 +1,6 @@
-//! The client's address as lb writes it into `X-Forwarded-For`: formatted once per connection,
-//! when it is accepted, instead of once per request.
+//! The client's side of a connection as lb writes it into every request head: its address in
+//! `X-Forwarded-For`, formatted once per connection when it is accepted instead of once per
+//! request, and the scheme it came in by (`X-Forwarded-Proto`: `http`, or `https` over TLS).
 //!
 //! Invariants: the text is the address's usual form (dotted decimal for IPv4, RFC 5952 for IPv6,
 //! as `Display` writes it), held inline, so neither formatting nor copying allocates; it holds
@@ -12,11 +13,33 @@ use std::net::IpAddr;
 /// `ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255` (`INET6_ADDRSTRLEN` without its NUL).
 const MAX_TEXT: usize = 45;
 
-/// A client address in text form, ready to be copied into every request head of a connection.
+/// The scheme a client connection came in by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheme {
+    /// Clear text.
+    #[default]
+    Http,
+    /// Over TLS.
+    Https,
+}
+
+impl Scheme {
+    /// As `X-Forwarded-Proto` names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// A client address in text form, ready to be copied into every request head of a connection,
+/// with the connection's scheme.
 #[derive(Clone, Copy)]
 pub struct ClientAddr {
     text: [u8; MAX_TEXT],
     len: usize,
+    scheme: Scheme,
 }
 
 impl ClientAddr {
@@ -27,6 +50,7 @@ impl ClientAddr {
         let mut addr = ClientAddr {
             text: [0; MAX_TEXT],
             len: 0,
+            scheme: Scheme::Http,
         };
         match ip {
             IpAddr::V4(v4) => {
@@ -45,6 +69,16 @@ impl ClientAddr {
             }
         }
         addr
+    }
+
+    /// The same address, on a connection that came in by `scheme` (`http` unless said).
+    pub fn with_scheme(self, scheme: Scheme) -> Self {
+        ClientAddr { scheme, ..self }
+    }
+
+    /// The connection's scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
     }
 
     /// The text form.

@@ -22,7 +22,7 @@ mod stream_head;
 mod target;
 
 pub use chunked::{ChunkedDecoder, Scan};
-pub use client_addr::ClientAddr;
+pub use client_addr::{ClientAddr, Scheme};
 pub use error::{error_response, ErrorKind, HttpError, Source};
 pub use head::names_other_protocol;
 pub use request::{parse_request, write_request_head, RequestHead};

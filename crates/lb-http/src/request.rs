@@ -205,7 +205,7 @@ fn body(version: Version, headers: &[Header<'_>]) -> Result<BodyKind, HttpError>
 ///    but lb always speaks HTTP/1.1 upstream, where Host is mandatory. The caller sets
 ///    [`RequestHead::host`] to the address the client connected to first (RFC 9112 §3.3); left
 ///    `None`, the field goes out empty;
-/// 3. `X-Forwarded-For` (earlier values, then `client`), `X-Forwarded-Proto: http`,
+/// 3. `X-Forwarded-For` (earlier values, then `client`), `X-Forwarded-Proto` (`http`, or `https` over TLS),
 ///    `X-Forwarded-Host` from the effective host;
 /// 4. `Via: 1.1 lb` (`1.0` for an HTTP/1.0 request), after any Via fields received;
 ///    `X-Request-ID: request_id` (the caller decides whether that is the client's or a new one;
@@ -259,7 +259,9 @@ pub fn write_request_head(
     }
     out.extend_from_slice(client.as_bytes());
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
+    out.extend_from_slice(b"X-Forwarded-Proto: ");
+    out.extend_from_slice(client.scheme().as_str().as_bytes());
+    out.extend_from_slice(b"\r\n");
     if let Some(host) = req.host {
         put_field(out, b"X-Forwarded-Host", host);
     }

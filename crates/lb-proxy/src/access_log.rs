@@ -5,7 +5,7 @@
 //! `try_send`, and when the writer falls behind, records are dropped and counted (a slow disk
 //! must not slow proxying). The writer emits each record as one event whose fields are the
 //! record's (`worker`, `client`, `request`, `status`, `target`, `bytes`, `bytes_up`,
-//! `duration_ms`, `request_id`) and which has no message: the subscriber prints them as
+//! `duration_ms`, `request_id`, `tls`: the TLS version, `-` in clear text) and which has no message: the subscriber prints them as
 //! `key=value` in text mode and as JSON fields with `--log-format json`, so the two formats can
 //! never disagree. Off by default; when off, nothing here runs and nothing is allocated.
 
@@ -61,6 +61,8 @@ pub(crate) struct Entry<'a> {
     pub(crate) elapsed: Duration,
     /// The request's `X-Request-ID`, as sent upstream.
     pub(crate) request_id: &'a str,
+    /// The connection's TLS version (`1.2`, `1.3`), `-` in clear text.
+    pub(crate) tls: &'static str,
 }
 
 /// One request's line as the writer thread receives it (owned: it crosses threads).
@@ -75,6 +77,7 @@ struct Record {
     bytes_up: u64,
     elapsed: Duration,
     request_id: String,
+    tls: &'static str,
 }
 
 impl Record {
@@ -89,6 +92,7 @@ impl Record {
             bytes_up: e.bytes_up,
             elapsed: e.elapsed,
             request_id: e.request_id.to_owned(),
+            tls: e.tls,
         }
     }
 
@@ -110,6 +114,7 @@ impl Record {
             bytes_up = self.bytes_up,
             duration_ms = self.duration_ms(),
             request_id = self.request_id.as_str(),
+            tls = %self.tls,
         );
     }
 }
@@ -120,7 +125,7 @@ impl fmt::Display for Record {
         write!(
             f,
             "worker={} client={} request={:?} status={} target={} bytes={} bytes_up={} \
-             duration_ms={} request_id={:?}",
+             duration_ms={} request_id={:?} tls={}",
             self.worker,
             self.client,
             self.request,
@@ -130,6 +135,7 @@ impl fmt::Display for Record {
             self.bytes_up,
             self.duration_ms(),
             self.request_id,
+            self.tls,
         )
     }
 }
@@ -194,6 +200,7 @@ mod tests {
             bytes_up: 7,
             elapsed: Duration::from_micros(1500),
             request_id: "a1-7",
+            tls: "1.3",
         }
     }
 
@@ -202,7 +209,7 @@ mod tests {
         assert_eq!(
             Record::new(entry()).to_string(),
             "worker=1 client=10.0.0.1 request=\"GET /a?b=\\\"c\\\"\" status=200 target=127.0.0.1:9001 \
-             bytes=42 bytes_up=7 duration_ms=1.5 request_id=\"a1-7\""
+             bytes=42 bytes_up=7 duration_ms=1.5 request_id=\"a1-7\" tls=1.3"
         );
         let own = Entry {
             status: 503,

@@ -18,10 +18,11 @@ use crate::access_log::Entry;
 use crate::exchange::{self, Lane, Outcome, Request, BODY_TOO_LARGE};
 use crate::h2;
 use crate::policy::{self, Answer, Body, Consumed, End, Loudness, Next};
-use crate::relay::{fill, read_waiting, readable, write_all};
+use crate::relay::{fill, write_all};
 use crate::request_id;
 use crate::route::{self, Routed};
 use crate::timer::within;
+use crate::transport::Transport;
 use crate::worker::Worker;
 use client::H1Client;
 use lb_http::{
@@ -33,7 +34,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, info};
 
@@ -55,9 +55,18 @@ const HEAD_TIMEOUT: HttpError = HttpError::new(
     "request head not received in time",
 );
 
-/// Serves one accepted client connection until it closes.
-pub(crate) async fn serve(worker: &Rc<Worker>, socket: TcpStream, peer: SocketAddr) {
+/// Serves one accepted client connection until it closes. `head_deadline`, when set, is when
+/// the first request head must be complete (a TLS connection's deadline runs from accept,
+/// through its handshake); otherwise it runs from the first read that has to wait.
+pub(crate) async fn serve<S: Transport + 'static>(
+    worker: &Rc<Worker>,
+    socket: S,
+    peer: SocketAddr,
+    head_deadline: Option<Instant>,
+) {
     worker.stats.accepted();
+    let scheme = socket.scheme();
+    let tls = socket.tls_version();
     let timer = pin!(sleep_until(Instant::now()));
     let mut conn = Connection {
         worker,
@@ -77,7 +86,9 @@ pub(crate) async fn serve(worker: &Rc<Worker>, socket: TcpStream, peer: SocketAd
             up: Vec::new(),
         },
         peer: peer.ip(),
-        peer_text: ClientAddr::new(peer.ip()),
+        peer_text: ClientAddr::new(peer.ip()).with_scheme(scheme),
+        head_deadline,
+        tls,
         request_line: String::new(),
         request_id: String::new(),
         fresh: true,
@@ -90,18 +101,27 @@ pub(crate) async fn serve(worker: &Rc<Worker>, socket: TcpStream, peer: SocketAd
         let io = h2::Replay::new(read, conn.client.socket);
         // Boxed: HTTP/2's connection state would otherwise sit in every HTTP/1.1 connection's
         // future too.
-        Box::pin(h2::serve(worker, io, peer)).await;
+        let link = h2::Link {
+            addr: peer,
+            scheme,
+            tls,
+        };
+        Box::pin(h2::serve(worker, io, link)).await;
     }
     worker.stats.closed();
 }
 
-struct Connection<'w> {
+struct Connection<'w, S> {
     worker: &'w Worker,
-    client: H1Client<'w>,
+    client: H1Client<'w, S>,
     lane: Lane<'w>,
     peer: IpAddr,
     /// `peer` as written into every request's `X-Forwarded-For`, formatted once at accept.
     peer_text: ClientAddr,
+    /// When the next head must be complete, if fixed before its first read (see [`serve`]).
+    head_deadline: Option<Instant>,
+    /// The TLS version for the access log (`-` in clear text).
+    tls: &'static str,
     /// `METHOD target` of the current request, kept only when the access log is on.
     request_line: String,
     /// The current request's `X-Request-ID`, kept only when the access log is on.
@@ -144,11 +164,11 @@ struct Finished<'r> {
     started: Instant,
 }
 
-impl Connection<'_> {
+impl<S: Transport> Connection<'_, S> {
     async fn run(&mut self) {
         if self.worker.cfg.read_at_accept {
             self.acquire_buffers();
-            self.client.unconfirmed = read_waiting(&self.client.socket, &mut self.client.inbuf) > 0;
+            self.client.unconfirmed = self.client.socket.read_waiting(&mut self.client.inbuf) > 0;
         }
         loop {
             if self.client.inbuf.is_empty() {
@@ -166,16 +186,18 @@ impl Connection<'_> {
     }
 
     /// Waits until the client sends the next request; false when it should be closed instead
-    /// (idle timeout, EOF, or the end of the drain grace).
+    /// (idle timeout, EOF, or the end of the drain grace). A first request whose deadline runs
+    /// from accept ([`serve`]) waits until that deadline, not for the idle timeout.
     async fn wait_for_request(&mut self) -> bool {
         let drain_started = self.worker.drain.started();
         let client = &mut self.client;
+        let head_deadline = self.head_deadline;
         if !self.worker.drain.is_draining() {
             tokio::select! {
                 ready = within(
                     self.lane.timer.as_mut(),
-                    || Instant::now() + self.worker.cfg.tuning.idle(),
-                    readable(&client.socket, &mut client.unconfirmed),
+                    || head_deadline.unwrap_or_else(|| Instant::now() + self.worker.cfg.tuning.idle()),
+                    client.socket.readable(&mut client.unconfirmed),
                 ) => return matches!(ready, Some(Ok(()))),
                 () = drain_started => {}
             }
@@ -184,7 +206,7 @@ impl Connection<'_> {
         let ready = within(
             self.lane.timer.as_mut(),
             || Instant::now() + DRAIN_GRACE,
-            readable(&client.socket, &mut client.unconfirmed),
+            client.socket.readable(&mut client.unconfirmed),
         );
         matches!(ready.await, Some(Ok(())))
     }
@@ -250,7 +272,7 @@ impl Connection<'_> {
         self.request_line.clear();
         self.request_id.clear();
         // One deadline for the whole head (slowloris), fixed when the first read has to wait.
-        let mut deadline = None;
+        let mut deadline = self.head_deadline.take();
         let header = self.worker.cfg.tuning.header();
         loop {
             if self.fresh && self.client.inbuf.starts_with(h2::PREFACE_START) {
@@ -508,6 +530,7 @@ impl Connection<'_> {
                 bytes_up: bytes.1,
                 elapsed,
                 request_id: &self.request_id,
+                tls: self.tls,
             });
         }
     }
@@ -614,7 +637,7 @@ mod tests {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let future = serve(&worker, stream, addr);
+            let future = serve(&worker, stream, addr, None);
             let size = std::mem::size_of_val(&future);
             assert!(size <= 2048, "serve future is {size} bytes");
         });

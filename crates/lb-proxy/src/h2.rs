@@ -24,7 +24,7 @@ use crate::worker::{H2Settings, Worker};
 use bytes::Bytes;
 use flood::{Abuse, Guard};
 use h2::Reason;
-use lb_http::MAX_HEAD_BYTES;
+use lb_http::{Scheme, MAX_HEAD_BYTES};
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
@@ -63,6 +63,16 @@ const MAX_LOCAL_ERROR_RESETS: usize = 100;
 /// close (the GOAWAY's PING round trip) before lb drops it.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+/// Who a connection's streams come from, as the upstream head and the access log say it: the
+/// peer's address, the scheme it came in by (`X-Forwarded-Proto`) and its TLS version (`-` in
+/// clear text).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Link {
+    pub(crate) addr: SocketAddr,
+    pub(crate) scheme: Scheme,
+    pub(crate) tls: &'static str,
+}
+
 /// The `h2` server settings lb runs every connection with: its windows, its stream limit, a
 /// header list no larger than an HTTP/1.1 head may be, and the reset-flood limits.
 fn builder(settings: H2Settings) -> h2::server::Builder {
@@ -81,11 +91,12 @@ fn builder(settings: H2Settings) -> h2::server::Builder {
 /// are replayed, or a TLS stream whose ALPN chose `h2`) until it closes. The connection preface
 /// must arrive within the header timeout; with no stream open for the idle timeout, or when a
 /// drain begins, lb sends GOAWAY and lets streams in flight finish.
-pub(crate) async fn serve<T>(worker: &Rc<Worker>, io: T, peer: SocketAddr)
+pub(crate) async fn serve<T>(worker: &Rc<Worker>, io: T, link: Link)
 where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let id = worker.cfg.id;
+    let peer = link.addr;
     let abuse = Rc::new(Abuse::new(Instant::now()));
     let shaken = timeout(
         worker.cfg.tuning.header(),
@@ -119,7 +130,7 @@ where
                 Some(Ok((request, respond))) => {
                     let (worker, abuse) = (worker.clone(), abuse.clone());
                     streams.spawn_local(async move {
-                        stream::serve(&worker, &abuse, request, respond, peer).await;
+                        stream::serve(&worker, &abuse, request, respond, link).await;
                     });
                 }
                 Some(Err(error)) => {

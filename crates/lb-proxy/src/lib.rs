@@ -30,12 +30,15 @@ mod route_latency;
 mod splice;
 mod stats;
 mod timer;
+mod tls;
+mod tls_stats;
+mod transport;
 mod tuning;
 mod upstream;
 mod upstream_pool;
 mod worker;
 
-pub use acceptor::serve;
+pub use acceptor::{serve, WorkerListeners};
 pub use access_log::{access_log, AccessLog, AccessLogWriter};
 pub use stats::WorkerStats;
 pub use tuning::{Tuning, TuningValues};

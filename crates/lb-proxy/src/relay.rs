@@ -8,14 +8,11 @@
 use crate::body_path;
 use crate::buffers::BUF_SIZE;
 use crate::splice::{Fault, Splicer};
+use crate::transport::Transport;
 use lb_http::{BodyKind, ChunkedDecoder, HttpError};
-use socket2::SockRef;
-use std::io::{self, Read};
-use std::mem::MaybeUninit;
+use std::io;
 use std::time::Duration;
-use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 /// Which side of a relay failed: decides the status (if any can still be sent) and which
@@ -33,54 +30,16 @@ pub(crate) enum RelayError {
 }
 
 /// Reads more bytes into `buf` (appending, growing it when nearly full). `Ok(0)` is EOF.
-pub(crate) async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+pub(crate) async fn fill(stream: &mut impl Transport, buf: &mut Vec<u8>) -> io::Result<usize> {
     if buf.capacity() - buf.len() < BUF_SIZE / 4 {
         buf.reserve(BUF_SIZE);
     }
     stream.read_buf(buf).await
 }
 
-/// Bytes the read at accept may take: enough for nearly every request head, few enough that
-/// zeroing them first (the price of a safe read into a `Vec`) costs little.
-const FIRST_READ: usize = 4096;
-
-/// Appends to `buf` what the peer has already sent, without waiting: one `recv` straight on the
-/// socket. Asking tokio instead would answer "would block" without trying, since it has seen no
-/// readiness event for a socket it has just registered. Returns the bytes read; 0 when nothing
-/// was there, or on end of stream or an error, which the next ordinary read reports.
-pub(crate) fn read_waiting(stream: &TcpStream, buf: &mut Vec<u8>) -> usize {
-    let start = buf.len();
-    buf.resize(start + FIRST_READ, 0);
-    let n = (&*SockRef::from(stream))
-        .read(&mut buf[start..])
-        .unwrap_or(0);
-    buf.truncate(start + n);
-    n
-}
-
-/// Waits until the peer has sent something or closed. `unconfirmed` says the socket was read
-/// behind tokio's back ([`read_waiting`]): the first readiness tokio reports may then be the
-/// event for bytes already read, so it is checked once with a one-byte peek. Without that, an
-/// idle keep-alive connection would look busy, take its buffers and wait under the header
-/// timeout instead of the idle one.
-pub(crate) async fn readable(stream: &TcpStream, unconfirmed: &mut bool) -> io::Result<()> {
-    loop {
-        stream.readable().await?;
-        if !std::mem::take(unconfirmed) {
-            return Ok(());
-        }
-        let mut byte = [MaybeUninit::uninit()];
-        // `try_io` clears tokio's readiness when the peek would block.
-        match stream.try_io(Interest::READABLE, || SockRef::from(stream).peek(&mut byte)) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            _ => return Ok(()),
-        }
-    }
-}
-
 /// [`fill`] with an inactivity timeout (`TimedOut` when it passes).
 pub(crate) async fn read_more(
-    stream: &mut TcpStream,
+    stream: &mut impl Transport,
     buf: &mut Vec<u8>,
     limit: Duration,
 ) -> io::Result<usize> {
@@ -92,21 +51,22 @@ pub(crate) async fn read_more(
 
 /// Writes all of `bytes`, with an inactivity timeout for the whole write. A head or a small body
 /// almost always fits the socket buffer at once, so one non-blocking attempt comes first and the
-/// timer is armed only for what is left.
+/// timer is armed only for what is left (over TLS: also for records the socket did not take).
 pub(crate) async fn write_all(
-    stream: &mut TcpStream,
+    stream: &mut impl Transport,
     bytes: &[u8],
     limit: Duration,
 ) -> io::Result<()> {
-    let written = match stream.try_write(bytes) {
-        Ok(n) => n,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-        Err(e) => return Err(e),
-    };
-    let Some(rest) = bytes.get(written..).filter(|rest| !rest.is_empty()) else {
+    let written = stream.write_now(bytes)?;
+    let rest = bytes.get(written..).unwrap_or_default();
+    if rest.is_empty() && !stream.unsent() {
         return Ok(());
+    }
+    let write = async {
+        stream.write_all(rest).await?;
+        stream.flush().await
     };
-    match timeout(limit, stream.write_all(rest)).await {
+    match timeout(limit, write).await {
         Ok(r) => r,
         Err(_) => Err(io::ErrorKind::TimedOut.into()),
     }
@@ -137,8 +97,8 @@ pub(crate) struct Framing {
 /// `splicer` or copied through `buf`. On success `buf` holds only bytes past the end of the
 /// body, and the count of body bytes sent is returned.
 pub(crate) async fn relay_body(
-    src: &mut TcpStream,
-    dst: &mut TcpStream,
+    src: &mut impl Transport,
+    dst: &mut impl Transport,
     head: &mut Vec<u8>,
     buf: &mut Vec<u8>,
     framing: Framing,
@@ -199,21 +159,22 @@ pub(crate) async fn relay_body(
             return Ok(sent);
         }
         if !std::mem::replace(&mut path_chosen, true) {
+            let sockets = src.tcp().zip(dst.tcp());
             let rest = body_path::Rest {
                 splice_on: splicer.on,
-                // Both ends are clear-text `TcpStream`s here.
-                clear_text: true,
+                // Only clear-text sockets carry the body's bytes as they are (not TLS records).
+                clear_text: sockets.is_some(),
                 body,
                 dechunk,
                 left: remaining,
             };
-            if body_path::path(rest) == body_path::Path::Splice {
+            if let (Some((from, to)), body_path::Path::Splice) = (sockets, body_path::path(rest)) {
                 let left = (body != BodyKind::CloseDelimited).then_some(remaining);
                 // Boxed: its readiness and timer futures would otherwise sit in every
                 // connection's future, idle ones included (`a_connection_future_stays_small`);
                 // one allocation per body of at least `SPLICE_MIN` bytes costs nothing beside it.
                 let waits = (limits.read, limits.write);
-                let splice = Box::pin(splicer.relay(src, dst, left, buf, waits));
+                let splice = Box::pin(splicer.relay(from, to, left, buf, waits));
                 if let Some(spliced) = splice.await {
                     return match spliced {
                         Ok(n) => Ok(sent + n),
@@ -235,8 +196,8 @@ pub(crate) async fn relay_body(
 /// closes. Bytes each side sent early (already buffered) are delivered first. Returns the bytes
 /// carried (to the client, to the upstream), the early ones included, for the access log.
 pub(crate) async fn tunnel(
-    client: &mut TcpStream,
-    upstream: &mut TcpStream,
+    client: &mut impl Transport,
+    upstream: &mut impl Transport,
     to_client: &[u8],
     to_upstream: &[u8],
     limits: Limits,

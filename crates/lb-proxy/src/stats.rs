@@ -6,6 +6,7 @@
 
 use crate::histogram::{add, Histogram, BOUNDS};
 use crate::route_latency::RouteLatencies;
+use crate::tls_stats::TlsCounters;
 use crossbeam_utils::CachePadded;
 use lb_registry::{status_class, STATUS_CLASSES};
 use std::fmt::Write as _;
@@ -17,6 +18,8 @@ pub struct WorkerStats {
     inner: CachePadded<Counters>,
     /// Request durations by route prefix and status class.
     pub(crate) routes: RouteLatencies,
+    /// Handshakes and their failures on the TLS listener.
+    pub(crate) tls: TlsCounters,
 }
 
 #[derive(Debug, Default)]
@@ -245,6 +248,7 @@ impl WorkerStats {
                 .render("lb_request_duration_seconds", &labels, out);
         }
         RouteLatencies::render_all(workers.iter().map(|w| &w.routes), out);
+        TlsCounters::render_all(workers.iter().map(|w| &w.tls), out);
     }
 }
 

@@ -17,6 +17,7 @@ use lb_registry::SnapshotCache;
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_rustls::rustls::ServerConfig;
 
 /// What a worker starts with and keeps until it ends (a restart or an upgrade changes it), as
 /// the supervisor hands it over; the live values are in [`Tuning`].
@@ -66,6 +67,9 @@ pub struct WorkerConfig {
     pub h2: H2Settings,
     /// Where access log lines go; `None` (the default) logs nothing.
     pub access_log: Option<AccessLog>,
+    /// The TLS configuration every worker's handshakes share (certificates, tickets, session
+    /// cache); `None` without TLS.
+    pub tls: Option<Arc<ServerConfig>>,
 }
 
 impl WorkerConfig {
@@ -91,7 +95,14 @@ impl WorkerConfig {
             splice,
             h2,
             access_log: None,
+            tls: None,
         }
+    }
+
+    /// The same settings, serving the TLS listener with `config`.
+    pub fn with_tls(mut self, config: Arc<ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
     }
 
     /// The same settings, logging every request to `log`.

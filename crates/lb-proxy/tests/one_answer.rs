@@ -163,7 +163,7 @@ impl Lb {
                 let _ = stopped.await;
             };
             serve(
-                listener,
+                listener.into(),
                 worker_registry,
                 cfg,
                 Arc::new(WorkerStats::default()),

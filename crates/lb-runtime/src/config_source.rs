@@ -86,6 +86,8 @@ impl ConfigSource {
                 .load_into(&Registry::new(1))
                 .map_err(RunError::Config)?;
         }
+        // Certificates, keys and ticket keys are read and checked as a start would.
+        crate::tls_termination::TlsTermination::start(&config.restart.tls)?;
         let workers = crate::cpus::worker_count(config.restart.workers);
         let warnings = too_many_workers(workers, usable_cpus())
             .into_iter()

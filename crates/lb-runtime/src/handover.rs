@@ -107,14 +107,13 @@ impl Upgrades {
             // Closed only by a shutdown, which ends the event loop first.
             return false;
         };
-        let result = upgrade::hand_over(
-            &mut stream,
-            upgrade_socket,
-            admin_socket,
-            &listeners.http.sockets,
-            registry,
-            version,
-        );
+        let sockets = upgrade::HandedSockets {
+            upgrade: upgrade_socket,
+            admin: admin_socket,
+            workers: &listeners.http.sockets,
+            tls: listeners.tls.as_ref().map_or(&[], |group| &group.sockets),
+        };
+        let result = upgrade::hand_over(&mut stream, sockets, registry, version);
         match result {
             Ok(pid) => {
                 self.stop();

@@ -49,6 +49,7 @@ mod signals;
 mod startup;
 mod state;
 mod supervisor;
+mod tls_termination;
 mod upgrade;
 mod worker_thread;
 mod workers;

@@ -33,6 +33,7 @@ impl Startup {
     pub(crate) fn log(
         &self,
         listen: SocketAddr,
+        tls: Option<SocketAddr>,
         admin: SocketAddr,
         cpus: &[usize],
         pinned: bool,
@@ -46,6 +47,7 @@ impl Startup {
             version = %env!("CARGO_PKG_VERSION"),
             config = %config,
             %listen,
+            tls = %tls.map_or_else(|| "off".to_string(), |a| a.to_string()),
             %admin,
             workers = cpus.len().max(1),
             cpus = ?cpus,

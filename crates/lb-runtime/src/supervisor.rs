@@ -28,6 +28,7 @@ use crate::proxy_settings::worker_settings;
 use crate::settings::LiveSettings;
 use crate::startup::{warn_if_too_many_workers, Startup};
 use crate::state::StateFile;
+use crate::tls_termination::TlsTermination;
 use crate::upgrade::{self, Inherited};
 use crate::workers::WorkerSet;
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
@@ -52,6 +53,8 @@ pub struct Handle {
     upgrades: Upgrades,
     settings: LiveSettings,
     cluster: Option<ClusterLink>,
+    /// TLS termination, when on.
+    tls: Option<TlsTermination>,
     events: Receiver<Event>,
     events_tx: Sender<Event>,
 }
@@ -66,6 +69,15 @@ impl Handle {
     /// The data-plane address every worker accepts on.
     pub fn listen_addr(&self) -> SocketAddr {
         self.workers.listeners().http.addr
+    }
+
+    /// The HTTPS address every worker accepts on, when TLS is on.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.workers
+            .listeners()
+            .tls
+            .as_ref()
+            .map(|group| group.addr)
     }
 
     /// The control-plane address.
@@ -83,10 +95,13 @@ impl Handle {
         &self.registry
     }
 
-    /// The ready line of the SPEC.
+    /// The ready line of the SPEC: `listening on ADDR[, tls ADDR] (admin ADDR, N workers)`.
     pub fn ready_line(&self) -> String {
+        let tls = self
+            .tls_addr()
+            .map_or_else(String::new, |addr| format!(", tls {addr}"));
         format!(
-            "listening on {} (admin {}, {} workers)",
+            "listening on {}{tls} (admin {}, {} workers)",
             self.listen_addr(),
             self.admin_addr(),
             self.workers()
@@ -129,12 +144,18 @@ impl Handle {
                 crate::notify::stopping();
                 return Flow::Stop(Ok(()));
             }
-            Event::Reload => match source {
-                Some(source) if source.file.is_some() => {
-                    self.settings.reload(&self.registry, source);
+            Event::Reload => {
+                if let Some(tls) = &self.tls {
+                    tls.reload();
                 }
-                _ => warn!("SIGHUP ignored: lb was started without --config"),
-            },
+                match source {
+                    Some(source) if source.file.is_some() => {
+                        self.settings.reload(&self.registry, source);
+                    }
+                    _ if self.tls.is_some() => {}
+                    _ => warn!("SIGHUP ignored: lb was started without --config"),
+                }
+            }
             Event::Exited { worker, panicked } => {
                 if let Err(e) = self.workers.respawn(worker, panicked) {
                     return Flow::Stop(Err(e));
@@ -202,6 +223,7 @@ impl Handle {
         }
         startup.log(
             self.listen_addr(),
+            self.tls_addr(),
             self.admin_addr(),
             &self.workers.cpu_ids(),
             pinned_all,
@@ -219,6 +241,8 @@ pub fn start(config: Config) -> Result<Handle, RunError> {
 /// [`start`], with the config file (if any) named in the start-up line.
 fn start_with(config: Config, file: Option<PathBuf>) -> Result<Handle, RunError> {
     config.validate()?;
+    // Certificate files are read before any socket is bound: a bad one never half-starts lb.
+    let tls = TlsTermination::start(&config.restart.tls)?;
     let startup = Startup::new(file, &config.live.health);
     let Config {
         live,
@@ -277,9 +301,10 @@ fn start_with(config: Config, file: Option<PathBuf>) -> Result<Handle, RunError>
             (None, None) => None,
         };
     let settings = LiveSettings::start(live, restart.clone(), registry.clone(), state.clone())?;
+    let tls_listen = tls.as_ref().map(|tls| tls.listen);
     let listeners = match &inherited {
-        Some(inherited) => Listeners::inherit(&inherited.workers, workers, restart.backlog)?,
-        None => Listeners::bind(restart.listen, workers, restart.backlog)?,
+        Some(inherited) => Listeners::inherit(inherited, tls_listen, workers, restart.backlog)?,
+        None => Listeners::bind(restart.listen, tls_listen, workers, restart.backlog)?,
     };
     listeners.defer_accept(restart.defer_accept)?;
     let cpus = if restart.pin {
@@ -287,10 +312,15 @@ fn start_with(config: Config, file: Option<PathBuf>) -> Result<Handle, RunError>
     } else {
         Vec::new()
     };
+    let mut worker_config =
+        WorkerConfig::new(0, worker_settings(&restart), settings.tuning().clone());
+    if let Some(tls) = &tls {
+        worker_config = worker_config.with_tls(tls.config().clone());
+    }
     let worker_set = WorkerSet::new(
         workers,
         listeners,
-        WorkerConfig::new(0, worker_settings(&restart), settings.tuning().clone()),
+        worker_config,
         registry.clone(),
         cpus,
         events_tx.clone(),
@@ -329,6 +359,7 @@ fn start_with(config: Config, file: Option<PathBuf>) -> Result<Handle, RunError>
         upgrades: Upgrades::new(upgrade_socket, events_tx.clone()),
         settings,
         cluster,
+        tls,
         events,
         events_tx,
     };

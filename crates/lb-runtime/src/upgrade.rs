@@ -18,16 +18,18 @@
 //!    newest version both read: worker count and routes; version 1 has each route's targets,
 //!    version 2 adds the registry's run-time state (round-robin positions, request counts,
 //!    health), read at this moment: both are the registry's export ([`lb_registry::Export`]),
-//!    version 1 in its [`lb_registry::ListedRoute`] form;
+//!    version 1 in its [`lb_registry::ListedRoute`] form; version 3 adds the TLS worker
+//!    sockets (`tls_workers` of them, after the clear-text ones);
 //! 3. the new lb restores the registry, starts its workers on the received sockets and,
 //!    when every worker accepts, sends `READY <pid>\n`;
 //! 4. the old lb stops accepting and drains (in-flight requests finish) and exits 0. If the new
 //!    lb fails or goes silent instead, the old one resumes its control plane and goes on.
 //!
 //! Both directions work with lb versions older than manifest version 2: such an old lb closes
-//! the connection on `TAKEOVER 2` without sending anything, and the new lb asks again with a
+//! the connection on `TAKEOVER 3` without sending anything, and the new lb asks again with a
 //! bare `TAKEOVER` (routes only, positions and health start fresh); such a new lb asks with a
-//! bare `TAKEOVER` and gets version 1.
+//! bare `TAKEOVER` and gets version 1. An lb of version 2 answers `TAKEOVER 3` with version 2
+//! (no TLS sockets: the new lb binds its own), and is answered version 2 when it asks for it.
 //!
 //! `UPGRADE\n` (sent by `lb upgrade`, or SIGUSR2) asks the running lb to start its successor
 //! itself: the same executable path and arguments plus `--takeover`; the answer, once the
@@ -54,8 +56,8 @@ use tracing::{debug, error, warn};
 /// How long either side waits for the other during a handover.
 pub(crate) const HANDOVER_TIMEOUT: Duration = Duration::from_secs(60);
 /// The newest manifest version this lb reads and writes (1: routes; 2: with their run-time
-/// state).
-const VERSION: u32 = 2;
+/// state; 3: and the TLS sockets).
+const VERSION: u32 = 3;
 /// Largest manifest accepted (routes of a big registry).
 const MAX_MANIFEST: u32 = 64 * 1024 * 1024;
 
@@ -66,7 +68,14 @@ const MAX_MANIFEST: u32 = 64 * 1024 * 1024;
 struct Manifest<R> {
     version: u32,
     workers: usize,
+    /// TLS sockets sent after the worker sockets (version 3; absent, and none sent, before).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    tls_workers: usize,
     routes: Vec<R>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A manifest's version, read first: it says how to read the rest.
@@ -81,6 +90,8 @@ pub(crate) struct Inherited {
     pub(crate) upgrade: UnixListener,
     pub(crate) admin: TcpListener,
     pub(crate) workers: Vec<TcpListener>,
+    /// The TLS worker sockets (none from an lb without TLS or before manifest version 3).
+    pub(crate) tls: Vec<TcpListener>,
     /// The registry as the old lb sent it.
     pub(crate) registry: Export,
     /// The connection to the old lb, for `READY`.
@@ -135,7 +146,7 @@ pub(crate) fn take_over(path: &Path) -> Result<Inherited, String> {
         Some(inherited) => Ok(inherited),
         None => {
             warn!(
-                "the running lb predates manifest version {VERSION}: round-robin positions, \
+                "the running lb predates manifest version 2: round-robin positions, \
                  request counts and health start fresh"
             );
             exchange(path, 1)?.ok_or_else(|| {
@@ -190,15 +201,15 @@ fn exchange(path: &Path, version: u32) -> Result<Option<Inherited>, String> {
     let sent = serde_json::from_slice::<ManifestVersion>(&json)
         .map_err(invalid)?
         .version;
-    let (workers, registry) = match sent {
+    let (workers, tls_workers, registry) = match sent {
         1 => {
             let m: Manifest<ListedRoute> = serde_json::from_slice(&json).map_err(invalid)?;
             let routes = m.routes.into_iter().map(ExportedRoute::from).collect();
-            (m.workers, Export { routes })
+            (m.workers, 0, Export { routes })
         }
-        2 => {
+        2 | 3 => {
             let m: Manifest<ExportedRoute> = serde_json::from_slice(&json).map_err(invalid)?;
-            (m.workers, Export { routes: m.routes })
+            (m.workers, m.tls_workers, Export { routes: m.routes })
         }
         _ => {
             return Err(format!(
@@ -206,12 +217,18 @@ fn exchange(path: &Path, version: u32) -> Result<Option<Inherited>, String> {
             ))
         }
     };
-    if fds.len() != workers + 2 || workers == 0 {
+    if fds.len() != workers + tls_workers + 2 || workers == 0 {
         return Err(format!(
-            "takeover through {name}: the running lb sent {} sockets for {workers} workers",
+            "takeover through {name}: the running lb sent {} sockets for {workers} workers \
+             and {tls_workers} TLS sockets",
             fds.len(),
         ));
     }
+    let tls: Vec<TcpListener> = fds
+        .split_off(2 + workers)
+        .into_iter()
+        .map(TcpListener::from)
+        .collect();
     let workers: Vec<TcpListener> = fds
         .split_off(2)
         .into_iter()
@@ -223,6 +240,7 @@ fn exchange(path: &Path, version: u32) -> Result<Option<Inherited>, String> {
         upgrade,
         admin,
         workers,
+        tls,
         registry,
         stream,
     }))
@@ -233,20 +251,37 @@ pub(crate) fn confirm(stream: &mut UnixStream) -> io::Result<()> {
     stream.write_all(format!("READY {}\n", std::process::id()).as_bytes())
 }
 
+/// The sockets one lb hands to its successor.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HandedSockets<'a> {
+    pub(crate) upgrade: &'a UnixListener,
+    pub(crate) admin: &'a TcpListener,
+    pub(crate) workers: &'a [TcpListener],
+    /// TLS worker sockets; sent from manifest version 3 on only.
+    pub(crate) tls: &'a [TcpListener],
+}
+
 /// The old lb's side: sends the sockets and the registry in a manifest of version `version`
 /// (at most [`VERSION`]), then waits for `READY <pid>`; returns the new lb's pid.
 pub(crate) fn hand_over(
     stream: &mut UnixStream,
-    upgrade: &UnixListener,
-    admin: &TcpListener,
-    workers: &[TcpListener],
+    sockets: HandedSockets<'_>,
     registry: &Registry,
     version: u32,
 ) -> io::Result<String> {
+    let HandedSockets {
+        upgrade,
+        admin,
+        workers,
+        tls,
+    } = sockets;
     stream.set_read_timeout(Some(HANDOVER_TIMEOUT))?;
     stream.set_write_timeout(Some(HANDOVER_TIMEOUT))?;
+    // A successor reading version 2 or less knows no TLS sockets: it binds its own, if any.
+    let tls = if version >= 3 { tls } else { &[] };
     let mut fds = vec![upgrade.as_raw_fd(), admin.as_raw_fd()];
     fds.extend(workers.iter().map(AsRawFd::as_raw_fd));
+    fds.extend(tls.iter().map(AsRawFd::as_raw_fd));
     send_fds(stream, &fds)?;
     // Read as late as possible: what the workers route from here on is not carried over.
     let export = registry.export(Scope::Carried(Instant::now()));
@@ -254,12 +289,14 @@ pub(crate) fn hand_over(
         serde_json::to_vec(&Manifest {
             version: 1,
             workers: workers.len(),
+            tls_workers: 0,
             routes: export.routes.iter().map(ListedRoute::from).collect(),
         })
     } else {
         serde_json::to_vec(&Manifest {
-            version: VERSION,
+            version: version.min(VERSION),
             workers: workers.len(),
+            tls_workers: tls.len(),
             routes: export.routes,
         })
     }
@@ -424,14 +461,21 @@ mod tests {
     /// A running lb on `path` with two workers, whose route "/" has made four picks over three
     /// targets. It takes one connection per entry of `answers`: `true` hands over as lb does,
     /// `false` closes without a word (an lb that does not know the request line). Returns the
-    /// request lines it read and its worker addresses (sent before it starts).
+    /// request lines it read and its worker addresses, then its TLS ones (sent before it starts).
     fn old_lb(path: &Path, answers: Vec<bool>) -> (JoinHandle<Vec<String>>, Vec<SocketAddr>) {
         let upgrade = UnixListener::bind(path).unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").unwrap();
         let workers: Vec<TcpListener> = (0..2)
             .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
             .collect();
-        let addrs = workers.iter().map(|w| w.local_addr().unwrap()).collect();
+        let tls: Vec<TcpListener> = (0..2)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let addrs = workers
+            .iter()
+            .chain(&tls)
+            .map(|w| w.local_addr().unwrap())
+            .collect();
         let registry = Registry::new(2);
         for port in [1, 2, 3] {
             registry.register("/", target(port)).unwrap();
@@ -450,7 +494,13 @@ mod tests {
                 let request = parse_request(line.as_bytes());
                 lines.push(line);
                 if let (true, Some(UpgradeRequest::Takeover(version))) = (answer, request) {
-                    hand_over(&mut stream, &upgrade, &admin, &workers, &registry, version).unwrap();
+                    let sockets = HandedSockets {
+                        upgrade: &upgrade,
+                        admin: &admin,
+                        workers: &workers,
+                        tls: &tls,
+                    };
+                    hand_over(&mut stream, sockets, &registry, version).unwrap();
                 }
             }
             lines
@@ -480,10 +530,11 @@ mod tests {
         let path = socket_path("carry");
         let (old, addrs) = old_lb(&path, vec![true]);
         let (inherited, registry) = take(&path);
-        assert_eq!(old.join().unwrap(), ["TAKEOVER 2"]);
+        assert_eq!(old.join().unwrap(), ["TAKEOVER 3"]);
         let have: Vec<_> = inherited
             .workers
             .iter()
+            .chain(&inherited.tls)
             .map(|w| w.local_addr().unwrap())
             .collect();
         assert_eq!(have, addrs);
@@ -496,8 +547,10 @@ mod tests {
         let path = socket_path("fallback");
         let (old, addrs) = old_lb(&path, vec![false, true]);
         let (inherited, registry) = take(&path);
-        assert_eq!(old.join().unwrap(), ["TAKEOVER 2", "TAKEOVER"]);
-        assert_eq!(inherited.workers.len(), addrs.len());
+        assert_eq!(old.join().unwrap(), ["TAKEOVER 3", "TAKEOVER"]);
+        assert_eq!(inherited.workers.len(), 2);
+        assert!(inherited.tls.is_empty(), "version 1 carries no TLS sockets");
+        assert_eq!(addrs.len(), 4);
         let routes = registry.routes();
         assert_eq!(routes.len(), 1);
         assert_eq!(routes[0].targets, [target(1), target(2), target(3)]);
@@ -517,6 +570,10 @@ mod tests {
         assert_eq!(
             parse_request(b"TAKEOVER 2"),
             Some(UpgradeRequest::Takeover(2))
+        );
+        assert_eq!(
+            parse_request(b"TAKEOVER 3"),
+            Some(UpgradeRequest::Takeover(3))
         );
         assert_eq!(
             parse_request(b"TAKEOVER 7"),

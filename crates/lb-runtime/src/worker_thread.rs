@@ -10,9 +10,10 @@
 //! so the supervisor always learns about it.
 
 use crate::event::Event;
+use crate::listeners::WorkerSockets;
 use core_affinity::CoreId;
 use crossbeam_channel::Sender;
-use lb_proxy::{WorkerConfig, WorkerStats};
+use lb_proxy::{WorkerConfig, WorkerListeners, WorkerStats};
 use lb_registry::Registry;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -23,7 +24,7 @@ use tracing::warn;
 #[derive(Debug)]
 pub(crate) struct Launch {
     pub(crate) id: usize,
-    pub(crate) listener: std::net::TcpListener,
+    pub(crate) sockets: WorkerSockets,
     pub(crate) cpu: Option<CoreId>,
     pub(crate) cfg: WorkerConfig,
     pub(crate) registry: Arc<Registry>,
@@ -54,7 +55,7 @@ impl Drop for ExitNotice {
 pub(crate) fn spawn(launch: Launch) -> std::io::Result<JoinHandle<usize>> {
     let Launch {
         id,
-        listener,
+        sockets,
         cpu,
         cfg,
         registry,
@@ -96,7 +97,7 @@ pub(crate) fn spawn(launch: Launch) -> std::io::Result<JoinHandle<usize>> {
                 }
             };
             runtime.block_on(async {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
+                let listeners = match listeners(sockets) {
                     Ok(l) => l,
                     Err(e) => {
                         let _ = events.send(Event::Failed {
@@ -121,7 +122,17 @@ pub(crate) fn spawn(launch: Launch) -> std::io::Result<JoinHandle<usize>> {
                         let _ = stop.wait_for(|stopped| *stopped).await;
                     }
                 };
-                lb_proxy::serve(listener, registry, cfg, stats, shutdown).await
+                lb_proxy::serve(listeners, registry, cfg, stats, shutdown).await
             })
         })
+}
+
+/// The worker's sockets, registered with its own runtime.
+fn listeners(sockets: WorkerSockets) -> std::io::Result<WorkerListeners> {
+    let http = tokio::net::TcpListener::from_std(sockets.http)?;
+    let tls = sockets
+        .tls
+        .map(tokio::net::TcpListener::from_std)
+        .transpose()?;
+    Ok(WorkerListeners { http, tls })
 }

@@ -111,10 +111,10 @@ impl WorkerSet {
 
     /// Starts worker `id` on (a duplicate of) its socket.
     pub(crate) fn spawn(&mut self, id: usize) -> Result<(), RunError> {
-        let listener = self.listeners.for_worker(id)?;
+        let sockets = self.listeners.for_worker(id)?;
         let launch = Launch {
             id,
-            listener,
+            sockets,
             cpu: cpu_for(id, &self.cpus),
             cfg: WorkerConfig {
                 id,

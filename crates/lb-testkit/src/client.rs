@@ -8,7 +8,7 @@
 use crate::checksum::{Checksum, Pattern};
 use crate::wait::poll_until;
 use crate::wire::{invalid, Framing, Head, Headers, WireReader};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -69,10 +69,23 @@ impl Response {
     }
 }
 
+/// A byte stream a [`Conn`] speaks HTTP/1.1 over: a TCP socket, or a test's TLS stream over one
+/// (a type of the test's own wrapping its TLS client), with the socket for timeouts and shutdown.
+pub trait Wire: Read + Write {
+    /// The TCP socket the bytes travel on.
+    fn socket(&self) -> &TcpStream;
+}
+
+impl Wire for TcpStream {
+    fn socket(&self) -> &TcpStream {
+        self
+    }
+}
+
 /// A client connection that can carry many requests (keep-alive) and keeps unread bytes.
 #[derive(Debug)]
-pub struct Conn {
-    reader: WireReader<TcpStream>,
+pub struct Conn<S: Wire = TcpStream> {
+    reader: WireReader<S>,
     peer: SocketAddr,
 }
 
@@ -84,18 +97,37 @@ impl Conn {
 
     /// Wraps a connected or accepted socket to `peer`, with the kit's timeouts and `TCP_NODELAY`.
     pub fn from_stream(stream: TcpStream, peer: SocketAddr) -> io::Result<Conn> {
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        stream.set_nodelay(true)?;
+        Conn::over(stream, peer)
+    }
+
+    /// Like [`Conn::connect`], panicking with the address on failure.
+    pub fn open(addr: SocketAddr) -> Conn {
+        Conn::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+    }
+}
+
+impl<S: Wire> Conn<S> {
+    /// Wraps `stream`, connected to `peer`, with the kit's timeouts and `TCP_NODELAY` on its
+    /// socket.
+    pub fn over(stream: S, peer: SocketAddr) -> io::Result<Conn<S>> {
+        let socket = stream.socket();
+        socket.set_read_timeout(Some(IO_TIMEOUT))?;
+        socket.set_write_timeout(Some(IO_TIMEOUT))?;
+        socket.set_nodelay(true)?;
         Ok(Conn {
             reader: WireReader::new(stream),
             peer,
         })
     }
 
-    /// Like [`Conn::connect`], panicking with the address on failure.
-    pub fn open(addr: SocketAddr) -> Conn {
-        Conn::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+    /// The stream itself (e.g. a TLS session's state).
+    pub fn wire(&self) -> &S {
+        self.reader.get_ref()
+    }
+
+    /// The stream itself, to act on it (e.g. to end a TLS session with `close_notify`).
+    pub fn wire_mut(&mut self) -> &mut S {
+        self.reader.get_mut()
     }
 
     /// The address this connection went to.
@@ -105,7 +137,7 @@ impl Conn {
 
     /// The underlying socket (e.g. to shut down its write half).
     pub fn stream(&self) -> &TcpStream {
-        self.reader.get_ref()
+        self.reader.get_ref().socket()
     }
 
     /// Sets the read timeout (e.g. short, to check that nothing more arrives).
@@ -325,7 +357,17 @@ pub fn send_raw(addr: SocketAddr, raw: &[u8]) -> Response {
 /// Sends a request whose body is the first `len` bytes of the test [`Pattern`], framed by
 /// Content-Length or, with `chunked`, as chunks of varying size; returns the response with its body.
 pub fn upload_pattern(addr: SocketAddr, target: &str, len: u64, chunked: bool) -> Response {
-    let mut conn = Conn::open(addr);
+    upload_pattern_on(&mut Conn::open(addr), target, len, chunked)
+}
+
+/// [`upload_pattern`] on an open connection (over TLS, for one).
+pub fn upload_pattern_on<S: Wire>(
+    conn: &mut Conn<S>,
+    target: &str,
+    len: u64,
+    chunked: bool,
+) -> Response {
+    let addr = conn.peer();
     let length = len.to_string();
     let framing: (&str, &str) = if chunked {
         ("Transfer-Encoding", "chunked")

@@ -23,6 +23,8 @@
 //!   kit's raw client), for the status page.
 //! - `h2_client` (feature `h2`): an HTTP/2 client with prior knowledge (the `h2` crate) and a
 //!   raw HTTP/2 frame writer for the flood tests.
+//! - `tls_client` (feature `tls`, for the TLS black-box tests and the TLS load generator): a
+//!   rustls client over a std socket as a [`Wire`] for [`Conn`].
 //! - `tokio_conn` (feature `tokio`, for the in-process tests of lb-admin and lb-echo): a server
 //!   task on the test's runtime and an async raw client.
 //!
@@ -43,6 +45,8 @@ pub mod relay;
 pub mod scratch;
 pub mod scripted;
 pub mod switch;
+#[cfg(feature = "tls")]
+pub mod tls_client;
 #[cfg(feature = "tokio")]
 pub mod tokio_conn;
 pub mod tool;
@@ -54,8 +58,8 @@ pub use admin::{find_metric_sample, metric_sample, target_json, Admin};
 pub use backend::{Backend, Recorded, Reply};
 pub use checksum::{Checksum, Pattern};
 pub use client::{
-    get, is_refusing, refused_addr, request, send_raw, upload_pattern, wait_until_accepting, Conn,
-    Response, IO_TIMEOUT,
+    get, is_refusing, refused_addr, request, send_raw, upload_pattern, upload_pattern_on,
+    wait_until_accepting, Conn, Response, Wire, IO_TIMEOUT,
 };
 pub use etcd::{EtcdCluster, EtcdProcess};
 pub use process::{

@@ -1,7 +1,7 @@
 //! Running the built `lb` binary as a child process, the way a user or a script runs it.
 //!
 //! Tests synchronise on what lb promises to print: [`LbProcess::start`] returns only after the
-//! one ready line (`listening on ADDR (admin ADDR, N workers)`), whose addresses are the real
+//! one ready line (`listening on ADDR[, tls ADDR] (admin ADDR, N workers)`), whose addresses are the real
 //! ports chosen for `127.0.0.1:0`. stdout and stderr are drained by threads all the time, so a
 //! chatty lb never blocks on a full pipe, and a failing test's message includes lb's stderr.
 //! Dropping a process kills it and reaps it: no test leaks an lb, whatever it asserted.
@@ -289,6 +289,7 @@ fn status_field_kib(pid: u32, field: &str) -> u64 {
 pub struct LbProcess {
     proc: Proc,
     listen: SocketAddr,
+    tls: Option<SocketAddr>,
     admin: SocketAddr,
     workers: usize,
     ready_line: String,
@@ -299,20 +300,28 @@ pub struct LbProcess {
 pub struct Ready {
     /// Data-plane address.
     pub listen: SocketAddr,
+    /// HTTPS data-plane address, when TLS is on.
+    pub tls: Option<SocketAddr>,
     /// Control-plane address.
     pub admin: SocketAddr,
     /// Worker count.
     pub workers: usize,
 }
 
-/// Parses `... listening on ADDR (admin ADDR, N workers)` (SPEC: the one ready line).
+/// Parses `... listening on ADDR[, tls ADDR] (admin ADDR, N workers)` (SPEC: the one ready
+/// line).
 pub fn parse_ready_line(line: &str) -> Option<Ready> {
     let rest = &line[line.find("listening on ")? + "listening on ".len()..];
     let (listen, rest) = rest.split_once(" (admin ")?;
+    let (listen, tls) = match listen.split_once(", tls ") {
+        Some((listen, tls)) => (listen, Some(tls.trim().parse().ok()?)),
+        None => (listen, None),
+    };
     let (admin, rest) = rest.split_once(", ")?;
     let (workers, _) = rest.split_once(" worker")?;
     Some(Ready {
         listen: listen.trim().parse().ok()?,
+        tls,
         admin: admin.trim().parse().ok()?,
         workers: workers.trim().parse().ok()?,
     })
@@ -358,6 +367,7 @@ impl LbProcess {
                 LbProcess {
                     proc,
                     listen: ready.listen,
+                    tls: ready.tls,
                     admin: ready.admin,
                     workers: ready.workers,
                     ready_line,
@@ -380,6 +390,14 @@ impl LbProcess {
     /// The data-plane address.
     pub fn addr(&self) -> SocketAddr {
         self.listen
+    }
+
+    /// The HTTPS data-plane address; panics when lb was started without `--tls-listen`.
+    pub fn tls_addr(&self) -> SocketAddr {
+        match self.tls {
+            Some(addr) => addr,
+            None => panic!("lb has no TLS listener: {}", self.ready_line),
+        }
     }
 
     /// The control-plane address.

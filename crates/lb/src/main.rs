@@ -13,8 +13,8 @@ mod demo;
 
 use clap::{Args, Parser, Subcommand};
 use lb_config::{
-    parse_bind_addr, parse_bytes, parse_count, parse_duration, parse_positive_duration, HostPort,
-    Layer, LogFormat, StaticRoute, Workers,
+    pair_certs, parse_bind_addr, parse_bytes, parse_count, parse_duration, parse_positive_duration,
+    HostPort, Layer, LogFormat, StaticRoute, TlsVersion, Workers,
 };
 use lb_runtime::ConfigSource;
 use std::io::IsTerminal;
@@ -172,6 +172,24 @@ struct RunArgs {
     /// How long a target whose connect failed stays out of round robin [default: 5s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     health_backoff: Option<Duration>,
+    /// HTTPS data-plane address (TLS termination, off by default); needs --tls-cert/--tls-key.
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind_addr)]
+    tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain (repeatable, paired in order with --tls-key; chosen by SNI, the
+    /// first one is the default). SIGHUP re-reads every certificate and key.
+    #[arg(long, value_name = "CERT.pem")]
+    tls_cert: Vec<PathBuf>,
+    /// PEM private key of the --tls-cert in the same position (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "KEY.pem")]
+    tls_key: Vec<PathBuf>,
+    /// Session-ticket keys shared by several lb nodes: one key per line, 64 hex digits; the
+    /// first seals new tickets, all open them; SIGHUP re-reads the file [default: keys of this
+    /// process, rotated every 6 hours].
+    #[arg(long, value_name = "FILE")]
+    tls_ticket_keys: Option<PathBuf>,
+    /// Lowest TLS version accepted: 1.2 or 1.3 [default: 1.2].
+    #[arg(long, value_name = "1.2|1.3")]
+    tls_min_version: Option<TlsVersion>,
 }
 
 #[derive(Debug, Args)]
@@ -186,7 +204,8 @@ struct EchoArgs {
 
 impl RunArgs {
     /// Where the configuration comes from: the file (if any) with these flags on top.
-    fn into_source(self) -> ConfigSource {
+    fn into_source(self) -> Result<ConfigSource, lb_runtime::RunError> {
+        let tls_certs = pair_certs(&self.tls_cert, &self.tls_key)?;
         let flags = Layer {
             listen: self.listen,
             admin: self.admin,
@@ -220,12 +239,16 @@ impl RunArgs {
                 .unwrap_or_default(),
             cluster_prefix: self.cluster_prefix,
             node_name: self.node_name,
+            tls_listen: self.tls_listen,
+            tls_min_version: self.tls_min_version,
+            tls_certs,
+            tls_ticket_keys: self.tls_ticket_keys,
             takeover: self.takeover,
         };
-        ConfigSource {
+        Ok(ConfigSource {
             file: self.config,
             flags,
-        }
+        })
     }
 }
 
@@ -258,9 +281,11 @@ fn main() -> ExitCode {
     };
     init_logging(format.unwrap_or_default());
     let result = match cli.command {
-        Some(Command::Run(args)) => lb_runtime::run_from((*args).into_source()),
-        None => lb_runtime::run_from(cli.run.into_source()),
-        Some(Command::Check(args)) => check::run_check(&(*args).into_source()),
+        Some(Command::Run(args)) => (*args).into_source().and_then(lb_runtime::run_from),
+        None => cli.run.into_source().and_then(lb_runtime::run_from),
+        Some(Command::Check(args)) => (*args)
+            .into_source()
+            .and_then(|source| check::run_check(&source)),
         Some(Command::Demo(args)) => demo::run_demo(&args),
         Some(Command::Upgrade(args)) => {
             lb_runtime::request_upgrade(&args.upgrade_socket, args.timeout)

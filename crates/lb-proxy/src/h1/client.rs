@@ -9,6 +9,7 @@
 
 use crate::exchange::Client;
 use crate::relay::{relay_body, tunnel, write_all, Framing, Limits, RelayError};
+use crate::transport::Transport;
 use crate::worker::Worker;
 use lb_http::{dechunk_for, write_response_head, BodyKind, ClientSide, ResponseHead};
 use std::io;
@@ -19,9 +20,9 @@ use tokio::net::TcpStream;
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// The client's socket and bytes: what an exchange reaches through [`Client`].
-pub(super) struct H1Client<'w> {
+pub(super) struct H1Client<'w, S> {
     pub(super) worker: &'w Worker,
-    pub(super) socket: TcpStream,
+    pub(super) socket: S,
     /// Client bytes not yet consumed (a request head, body bytes, pipelined requests).
     pub(super) inbuf: Vec<u8>,
     /// The current request's version and keep-alive wish.
@@ -30,7 +31,7 @@ pub(super) struct H1Client<'w> {
     pub(super) unconfirmed: bool,
 }
 
-impl Client for H1Client<'_> {
+impl<S: Transport> Client for H1Client<'_, S> {
     fn accepts_interim(&self) -> bool {
         self.side.accepts_interim()
     }

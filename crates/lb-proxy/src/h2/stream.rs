@@ -9,6 +9,7 @@
 
 use super::client::H2Client;
 use super::flood::Abuse;
+use super::Link;
 use crate::access_log::Entry;
 use crate::exchange::{self, Lane, Outcome, Request, BODY_TOO_LARGE};
 use crate::policy::{self, Loudness};
@@ -41,7 +42,7 @@ const CONNECT: HttpError = HttpError::new(
 
 /// What a stream's log line says besides its outcome.
 struct Line {
-    peer: SocketAddr,
+    link: Link,
     /// When the stream's head arrived.
     started: Instant,
     /// `METHOD target`, kept only when the access log is on.
@@ -57,7 +58,7 @@ pub(super) async fn serve(
     abuse: &Abuse,
     request: http::Request<RecvStream>,
     respond: SendResponse<Bytes>,
-    peer: SocketAddr,
+    link: Link,
 ) {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
@@ -69,7 +70,7 @@ pub(super) async fn serve(
         up: worker.buffers.take(),
     };
     let mut line = Line {
-        peer,
+        link,
         started,
         request: String::new(),
         request_id: String::new(),
@@ -158,7 +159,7 @@ fn prepare(
     if worker.cfg.access_log.is_some() {
         line.request_id = String::from_utf8_lossy(id).into_owned();
     }
-    let peer_text = ClientAddr::new(line.peer.ip());
+    let peer_text = ClientAddr::new(line.link.addr.ip()).with_scheme(line.link.scheme);
     let routed = route::route(worker, head.target, |lead, rest| {
         out.clear();
         write_request_head(&head, lead, rest, &peer_text, id, out);
@@ -184,7 +185,7 @@ fn finish(
     routed: Option<&Routed>,
     sent: u64,
 ) {
-    let peer = line.peer;
+    let peer = line.link.addr;
     let target = routed.map(|r| r.picked.addr);
     let (status, bytes) = match outcome {
         Outcome::Own(error) => {
@@ -241,7 +242,7 @@ fn log(
     if let Some(log) = &worker.cfg.access_log {
         log.log(Entry {
             worker: worker.cfg.id,
-            client: line.peer.ip(),
+            client: line.link.addr.ip(),
             request: &line.request,
             status,
             target,
@@ -249,6 +250,7 @@ fn log(
             bytes_up: bytes.1,
             elapsed,
             request_id: &line.request_id,
+            tls: line.link.tls,
         });
     }
 }

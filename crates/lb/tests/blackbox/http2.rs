@@ -3,7 +3,7 @@
 //! exactly like an HTTP/1.1 request; lb's own errors, resets and limits per stream; floods that
 //! end the abusive connection; GOAWAY on drain; h2spec conformance.
 
-mod conformance;
+pub mod conformance;
 mod floods;
 mod limits;
 mod observability;

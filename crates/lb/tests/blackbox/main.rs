@@ -18,6 +18,7 @@ mod http;
 mod http2;
 mod ops;
 mod routing;
+mod tls;
 
 use lb_testkit::{Backend, LbProcess, Response};
 use std::net::SocketAddr;

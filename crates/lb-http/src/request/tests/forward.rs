@@ -1,6 +1,7 @@
 //! The head lb forwards upstream: exact bytes for every rewrite rule.
 
 use super::*;
+use crate::Scheme;
 
 /// Asserts that lb forwards `raw` (target as is, client 10.0.0.9) as exactly: `kept` (the request
 /// line and the client's fields lb keeps, in order), the fields lb adds to an HTTP/1.1 request
@@ -74,6 +75,20 @@ fn x_forwarded_proto_and_host_replaced() {
     let raw = b"GET / HTTP/1.1\r\nX-Forwarded-Proto: https\r\nHost: real\r\n\
                 X-Forwarded-Host: spoofed\r\n\r\n";
     assert_forwards(raw, "GET / HTTP/1.1\r\nHost: real\r\n", "real", "");
+}
+
+/// Over TLS the proto is `https`, whatever the client claimed, and it is sent once.
+#[test]
+fn x_forwarded_proto_https_over_tls() {
+    let raw = b"GET / HTTP/1.1\r\nX-Forwarded-Proto: http\r\nHost: real\r\n\r\n";
+    let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+    let req = parse_request(raw, &mut headers).unwrap().unwrap();
+    let client = ClientAddr::new("10.0.0.9".parse().unwrap()).with_scheme(Scheme::Https);
+    let mut out = Vec::new();
+    write_request_head(&req, "", "/", &client, b"id-1", &mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(out.matches("X-Forwarded-Proto").count(), 1, "{out}");
+    assert!(out.contains("\r\nX-Forwarded-Proto: https\r\n"), "{out}");
 }
 
 /// The client's `X-Request-ID` is replaced by the one the caller gives (kept or new: the

@@ -1,4 +1,5 @@
-//! HTTP/2 conformance: h2spec's 146 cases against lb over h2c, all passed and none skipped
+//! HTTP/2 conformance: h2spec's 146 cases against lb over h2c (and over TLS in `tls::http2`),
+//! all passed and none skipped
 //! (issue 12 "Conformance"). h2spec is built offline by `../shared/tools/h2spec/build.sh` (as
 //! `scripts/h2spec.sh` does); a build that cannot run fails under `CI=true` and prints NOT RUN
 //! elsewhere, as `lb_testkit::tool::require` does for an installed tool.
@@ -14,7 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// The h2spec binary, built when missing; `None` (NOT RUN) when it cannot be built outside CI.
-fn h2spec() -> Option<PathBuf> {
+pub fn h2spec() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = root.join("target/h2spec/h2spec");
     let script = root.join("../shared/tools/h2spec/build.sh");
@@ -42,21 +43,16 @@ fn h2spec() -> Option<PathBuf> {
     }
 }
 
-#[test]
-fn h2spec_passes_every_case_over_h2c() {
-    let Some(h2spec) = h2spec() else { return };
-    // The origin's body must be at least 5 bytes, or case 6.9.2/2 is skipped.
-    let origin = Backend::start("h2spec-origin");
-    let lb = lb(1, &[("/", &[origin.addr()])], &[]);
-    let run = Command::new(&h2spec)
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &lb.addr().port().to_string(),
-            "-o",
-            "5",
-        ])
+/// Runs `h2spec` against lb's `port` (`tls`: over TLS, certificate not verified) and asserts
+/// its summary: every case passed, none skipped.
+pub fn assert_h2spec_passes_all(h2spec: &Path, port: u16, tls: bool) {
+    let port = port.to_string();
+    let mut args = vec!["-h", "127.0.0.1", "-p", &port, "-o", "5"];
+    if tls {
+        args.extend(["-t", "-k"]);
+    }
+    let run = Command::new(h2spec)
+        .args(&args)
         .output()
         .expect("run h2spec");
     let report = String::from_utf8_lossy(&run.stdout);
@@ -66,8 +62,17 @@ fn h2spec_passes_every_case_over_h2c() {
         .unwrap_or_else(|| panic!("no h2spec summary in:\n{report}"));
     assert_eq!(
         summary, "146 tests, 146 passed, 0 skipped, 0 failed",
-        "h2spec report:\n{report}"
+        "h2spec report (tls: {tls}):\n{report}"
     );
+}
+
+#[test]
+fn h2spec_passes_every_case_over_h2c() {
+    let Some(h2spec) = h2spec() else { return };
+    // The origin's body must be at least 5 bytes, or case 6.9.2/2 is skipped.
+    let origin = Backend::start("h2spec-origin");
+    let lb = lb(1, &[("/", &[origin.addr()])], &[]);
+    assert_h2spec_passes_all(&h2spec, lb.addr().port(), false);
 }
 
 #[test]

@@ -183,6 +183,11 @@ fn help_lists_the_flags() {
         "--route",
         "--upstream-timeout",
         "--log-format",
+        "--tls-listen",
+        "--tls-cert",
+        "--tls-key",
+        "--tls-min-version",
+        "--tls-ticket-keys",
     ] {
         assert!(
             text.contains(flag),
