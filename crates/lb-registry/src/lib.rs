@@ -6,7 +6,9 @@
 //! generation moved, so the request path never contends on a lock.
 //!
 //! Per request the only shared write is one relaxed `fetch_add` on the route's cache-padded
-//! [`Cursor`]: the k-th pick for a prefix, counted over all workers, goes to target `k mod n`.
+//! [`Cursor`]: the k-th pick for a prefix, counted over all workers, goes to target `k mod n`,
+//! or with unequal weights to the k-th slot (mod its period) of the route's smooth weighted
+//! [`Schedule`], computed when the snapshot is published.
 //!
 //! Health ([`HealthPolicy`], [`CheckOutcome`]) lives here too: a target that is down stays
 //! registered but leaves the snapshot's pick list, so round robin is exact over the healthy ones.
@@ -38,6 +40,7 @@ mod health;
 mod label;
 mod registry;
 mod router;
+mod schedule;
 mod target;
 
 pub use cursor::Cursor;
@@ -62,4 +65,5 @@ pub use registry::{
     RouteTargets, SnapshotCache, TargetInfo,
 };
 pub use router::{Match, Route, RouteOptions, Slot, Snapshot};
+pub use schedule::Schedule;
 pub use target::{status_class, Target, STATUS_CLASSES};

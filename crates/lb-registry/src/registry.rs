@@ -95,7 +95,7 @@ pub enum Registered {
     Existing,
     /// The target was already registered on that prefix by the API, which registered it again:
     /// its lease started afresh, or its weight or ttl changed (what a state file saves
-    /// changes; routing does not).
+    /// changes; a new weight also changes the route's schedule).
     Renewed,
     /// The target was already served on that prefix because of the other holder; routing is
     /// unchanged, but it is now held by this one too (what a state file saves changes).
@@ -117,7 +117,7 @@ pub struct TargetInfo {
     pub healthy: bool,
     /// The last active probe's result, if any probe ran.
     pub last_check: Option<CheckOutcome>,
-    /// Its weight (stored for weighted balancing; round robin ignores it).
+    /// Its weight: its share of the route's smooth weighted round robin.
     pub weight: u16,
     /// Its lease when it was registered with a ttl: it leaves routing unless registered again
     /// before the lease ends.
@@ -443,13 +443,19 @@ impl Registry {
             .table
             .entries()
             .map(|e| {
-                let healthy = e
+                let (healthy, weights): (Vec<_>, Vec<_>) = e
                     .members()
                     .iter()
                     .filter(|m| m.health().healthy())
-                    .map(|m| m.target().clone())
-                    .collect();
-                Route::new(e.prefix().clone(), e.cursor().clone(), healthy, e.options())
+                    .map(|m| (m.target().clone(), m.weight()))
+                    .unzip();
+                Route::new(
+                    e.prefix().clone(),
+                    e.cursor().clone(),
+                    healthy.into(),
+                    &weights,
+                    e.options(),
+                )
             })
             .collect();
         state.snapshot = Arc::new(Snapshot::new(generation, routes));

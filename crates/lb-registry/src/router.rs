@@ -7,6 +7,7 @@
 //! Lookup never allocates.
 
 use crate::cursor::Cursor;
+use crate::schedule::Schedule;
 use crate::target::Target;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,20 +42,26 @@ pub struct Route {
     prefix: Arc<str>,
     cursor: Arc<Cursor>,
     targets: Box<[Arc<Target>]>,
+    /// Which of `targets` each pick number goes to, from their weights.
+    schedule: Schedule,
     options: RouteOptions,
 }
 
 impl Route {
+    /// A route over the healthy `targets` with their `weights` (same order): the weighted
+    /// schedule is computed here, when the snapshot is built, never on the request path.
     pub(crate) fn new(
         prefix: Arc<str>,
         cursor: Arc<Cursor>,
         targets: Box<[Arc<Target>]>,
+        weights: &[u16],
         options: RouteOptions,
     ) -> Self {
         Route {
             prefix,
             cursor,
             targets,
+            schedule: Schedule::new(weights),
             options,
         }
     }
@@ -81,8 +88,8 @@ impl Route {
         &self.targets
     }
 
-    /// Picks the next target in the process-wide round-robin order over the healthy targets;
-    /// `None` when the route has none (the caller answers 503).
+    /// Picks the next target in the process-wide (smooth weighted) round-robin order over the
+    /// healthy targets; `None` when the route has none (the caller answers 503).
     #[inline]
     pub fn pick(&self) -> Option<&Arc<Target>> {
         self.pick_index().and_then(|i| self.targets.get(i))
@@ -94,7 +101,13 @@ impl Route {
         if self.targets.is_empty() {
             return None;
         }
-        Some(self.cursor.next() % self.targets.len())
+        Some(self.schedule.slot(self.cursor.next(), self.targets.len()))
+    }
+
+    /// Picks in one period of the weighted schedule (`sum(weights) / gcd`), or 0 when the
+    /// weights are equal and pick k goes to target `k mod n`.
+    pub fn period(&self) -> usize {
+        self.schedule.period()
     }
 }
 

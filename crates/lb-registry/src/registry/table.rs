@@ -231,7 +231,10 @@ impl Table {
         if let Some(at) = entry.position(addr) {
             let member = &mut entry.targets[at];
             let adopted = member.holders.hold(holder);
+            let weight = member.weight;
             let renewed = renewal.is_some_and(|(terms, now)| member.renew(terms, now));
+            // A new weight changes the route's schedule: workers must see it.
+            self.republish |= member.weight != weight;
             return match (adopted, renewed) {
                 (true, _) => Registered::Adopted,
                 (false, true) => Registered::Renewed,

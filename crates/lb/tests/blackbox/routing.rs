@@ -5,3 +5,4 @@
 pub(crate) mod health;
 mod prefix;
 mod round_robin;
+mod weighted;
