@@ -1,5 +1,7 @@
 //! Criterion benchmarks of the per-request pieces of lb's data path: request-head parse + rewrite,
-//! route lookup with 100 and 10,000 prefixes, the round-robin pick alone and with a second thread
+//! route lookup with 100 and 10,000 prefixes and with 10,000 routes over 1,000 virtual hosts
+//! (for a host with routes, and for one without, which must cost what a lookup without virtual
+//! hosts costs), the round-robin and the weighted pick alone and with a second thread
 //! contending on the same cursor, and response-head parse + rewrite. Two baselines put the pick in
 //! context: a bare `fetch_add` on an atomic alone and with a second thread hammering the same
 //! cache line (what one shared cursor costs, without the registry around it), and a ping-pong in
@@ -16,7 +18,7 @@ use lb_http::{
     parse_request, parse_response, write_request_head, write_response_head, ClientAddr, ClientSide,
     Version, EMPTY_HEADER, MAX_HEADERS,
 };
-use lb_registry::{Registry, SnapshotCache};
+use lb_registry::{InitialConfiguration, Registry, SnapshotCache};
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -97,6 +99,51 @@ fn route_lookup(c: &mut Criterion) {
                 black_box(m.rest.len())
             })
         });
+    }
+}
+
+/// 10,000 routes over 1,000 hosts (`h0.example.com` ... with ten prefixes each), and the
+/// host-less `/api`, registered as one change.
+fn registry_with_hosts() -> Arc<Registry> {
+    let reg = Arc::new(Registry::new(2));
+    let mut targets: Vec<(String, SocketAddr)> = (0..10_000)
+        .map(|i| {
+            let route = format!("h{}.example.com/svc{}", i / 10, i % 10);
+            (route, addr(1000 + (i % 50) as u16))
+        })
+        .collect();
+    targets.push(("/api".to_string(), addr(9001)));
+    let start = InitialConfiguration {
+        targets,
+        routes: Vec::new(),
+    };
+    reg.apply(&start).expect("valid routes");
+    reg
+}
+
+fn route_lookup_hosts(c: &mut Criterion) {
+    let mut cache = SnapshotCache::new(registry_with_hosts());
+    let cases = [
+        (
+            "host_without_routes",
+            "other.test",
+            "/api/users/42?verbose=1",
+        ),
+        ("exact_host", "h500.example.com", "/svc5/users/42?verbose=1"),
+    ];
+    for (name, host, target) in cases {
+        c.bench_function(
+            &format!("route_lookup/10000_routes_1000_hosts/{name}"),
+            |b| {
+                b.iter(|| {
+                    let snap = cache.current();
+                    let m = snap
+                        .lookup_host(Some(black_box(host)), black_box(target))
+                        .expect("routed");
+                    black_box(m.rest.len())
+                })
+            },
+        );
     }
 }
 
@@ -208,12 +255,39 @@ fn pick(c: &mut Criterion) {
     drop(rival);
 }
 
+fn weighted_pick(c: &mut Criterion) {
+    pin(0);
+    let reg = Arc::new(Registry::new(2));
+    for (port, weight) in [(9001, 5), (9002, 1), (9003, 1)] {
+        reg.register_weighted("/w", addr(port), Some(weight))
+            .expect("valid registration");
+    }
+    let snap = reg.snapshot();
+    let route = snap.lookup("/w").expect("routed").route;
+    c.bench_function("weighted_pick/1_thread", |b| {
+        b.iter(|| black_box(route.pick().expect("target").addr()))
+    });
+    let rival = {
+        let snap = reg.snapshot();
+        Rival::start(move || {
+            let route = snap.lookup("/w").expect("routed").route;
+            black_box(route.pick());
+        })
+    };
+    c.bench_function("weighted_pick/2_threads_contending", |b| {
+        b.iter(|| black_box(route.pick().expect("target").addr()))
+    });
+    drop(rival);
+}
+
 criterion_group!(
     benches,
     request_head,
     response_head,
     route_lookup,
+    route_lookup_hosts,
     pick,
+    weighted_pick,
     atomic_baseline
 );
 criterion_main!(benches);

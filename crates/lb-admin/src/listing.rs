@@ -5,8 +5,9 @@
 //! `json!` map would sort the keys). The time a lease has left is computed here, at the edge,
 //! from the wall clock the caller passes; the registry only stores the lease's end.
 //!
-//! Fields that later features fill are present now with the value they mean today: `host` is
-//! null (no virtual hosts), `balance` is `"round_robin"` and `hash_key` null (one policy).
+//! `host` is the route's host (null for a host-less route). Fields that later features fill
+//! are present now with the value they mean today: `balance` is `"round_robin"` and `hash_key`
+//! null (one policy).
 
 use crate::response::Response;
 use lb_registry::{Registry, TargetInfo, STATUS_CLASSES};
@@ -94,7 +95,7 @@ struct RouteTargetRow {
 fn target_row(t: &TargetInfo, now: SystemTime) -> TargetRow<'_> {
     TargetRow {
         path: &t.path,
-        host: None,
+        host: t.host.as_deref(),
         ip: t.addr.ip().to_string(),
         port: t.addr.port(),
         weight: t.weight,
@@ -125,7 +126,7 @@ pub(crate) fn routes(registry: &Registry) -> Response {
     let rows: Vec<RouteRow<'_>> = routes
         .iter()
         .map(|r| RouteRow {
-            host: None,
+            host: r.host.as_deref(),
             path: &r.path,
             strip_prefix: r.options.strip_prefix,
             balance: ROUND_ROBIN,

@@ -153,6 +153,7 @@ async fn register_deregister_round_trip() {
     assert_eq!(
         admin.registry.targets(),
         vec![TargetInfo {
+            host: None,
             path: "/test".into(),
             addr: "10.0.0.5:9001".parse().unwrap(),
             requests: 0,

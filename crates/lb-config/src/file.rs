@@ -10,7 +10,8 @@
 
 use crate::layer::Layer;
 use crate::{
-    parse_bind_addr, parse_duration, prefix_key, ConfigError, HostPort, StaticRoute, Workers,
+    parse_bind_addr, parse_duration, prefix_key, same_host, ConfigError, HostPort, StaticRoute,
+    Workers,
 };
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -79,6 +80,7 @@ struct Health {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Route {
+    host: Option<String>,
     prefix: Spanned<String>,
     #[serde(deserialize_with = "targets")]
     targets: Vec<HostPort>,
@@ -143,6 +145,7 @@ pub fn parse_file(text: &str, origin: &str) -> Result<Layer, ConfigError> {
             .routes
             .into_iter()
             .map(|r| StaticRoute {
+                host: r.host,
                 prefix: r.prefix.into_inner(),
                 targets: r.targets,
                 health_check: r.health_check,
@@ -253,10 +256,10 @@ fn syntax_error(text: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
 fn check_duplicate_prefixes(routes: &[Route], text: &str, origin: &str) -> Result<(), ConfigError> {
     for (i, later) in routes.iter().enumerate() {
         let key = prefix_key(later.prefix.get_ref());
-        if let Some(first) = routes[..i]
-            .iter()
-            .find(|r| prefix_key(r.prefix.get_ref()) == key)
-        {
+        if let Some(first) = routes[..i].iter().find(|r| {
+            prefix_key(r.prefix.get_ref()) == key
+                && same_host(r.host.as_deref(), later.host.as_deref())
+        }) {
             return Err(ConfigError(format!(
                 "{origin} line {}: route prefix \"{}\" is the same prefix as \"{}\" of the route at line {} \
                  (a trailing `/` is ignored); expected each prefix in one [[route]] only",

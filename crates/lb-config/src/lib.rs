@@ -119,6 +119,10 @@ impl std::str::FromStr for Workers {
 /// resolved (a [`LiveConfig`]), so a route that reaches the registry cannot hold a name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticRoute<T = SocketAddr> {
+    /// The host the route is bound to (`api.example.com`, or `*.example.com`); `None`: a
+    /// host-less route, for requests whose host has no route of its own. Checked by the
+    /// registry when the routes are applied.
+    pub host: Option<String>,
     /// Path prefix, starting with `/`.
     pub prefix: String,
     /// Targets in the order they are registered (round-robin order).
@@ -138,6 +142,7 @@ impl<T> StaticRoute<T> {
     /// The same route with other targets (its resolution).
     pub fn with_targets<U>(&self, targets: Vec<U>) -> StaticRoute<U> {
         StaticRoute {
+            host: self.host.clone(),
             prefix: self.prefix.clone(),
             targets,
             health_check: self.health_check.clone(),
@@ -169,6 +174,7 @@ where
             .collect::<Result<Vec<T>, _>>()
             .map_err(|e| format!("route {prefix}: {e}"))?;
         Ok(StaticRoute {
+            host: None,
             prefix: prefix.to_string(),
             targets,
             health_check: None,
@@ -176,6 +182,23 @@ where
             connect_timeout: None,
             upstream_timeout: None,
         })
+    }
+}
+
+impl<T> StaticRoute<T> {
+    /// Whether `self` and `other` stand for the same route: the same host (case aside, or
+    /// both none) and the same [`prefix_key`].
+    pub fn same_route<U>(&self, other: &StaticRoute<U>) -> bool {
+        same_host(self.host.as_deref(), other.host.as_deref())
+            && prefix_key(&self.prefix) == prefix_key(&other.prefix)
+    }
+}
+
+/// Two routes' hosts name the same host: equal but for ASCII case, or both absent.
+pub fn same_host(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        (a, b) => a.is_none() && b.is_none(),
     }
 }
 

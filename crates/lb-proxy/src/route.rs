@@ -1,6 +1,7 @@
 //! Route and pick: which target a request goes to, and where it goes when that target fails.
 //!
-//! Routing reads the worker's cached snapshot (one atomic load when nothing changed) and makes the
+//! Routing reads the worker's cached snapshot (one atomic load when nothing changed), chooses the
+//! route by the request's host and path (the host lower-cased into a stack buffer), and makes the
 //! one shared write of the request path, the route cursor's `fetch_add`. The request head is
 //! rewritten for the route by the caller's closure while the match (which borrows the snapshot and
 //! the request target) is at hand, so nothing of the head is copied or parsed twice. Never
@@ -8,7 +9,7 @@
 
 use crate::worker::Worker;
 use lb_http::{ErrorKind, HttpError};
-use lb_registry::{PinnedSnapshot, Slot};
+use lb_registry::{request_host, PinnedSnapshot, Slot, MAX_HOST};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,13 +52,9 @@ impl Picked {
     /// it. `None` when the route has no other healthy target, or is gone. The request head was
     /// rewritten for this prefix, so it goes to the same prefix's targets and to no other.
     pub(crate) fn reroute(&self, worker: &Worker) -> Option<Picked> {
-        let prefix = self.snapshot.route_of(self.slot)?.prefix();
+        let name = self.snapshot.route_of(self.slot)?.name_shared();
         let snapshot = worker.routes.borrow_mut().current().clone();
-        let found = snapshot.lookup(prefix)?;
-        if found.route.prefix() != prefix {
-            return None;
-        }
-        let (slot, target) = found.pick()?;
+        let (slot, target) = snapshot.pick_named(name)?;
         if target.addr() == self.addr {
             return None;
         }
@@ -71,10 +68,11 @@ impl Picked {
         })
     }
 
-    /// The prefix of the route this target was picked from (the route label of its metrics), as
-    /// the registry shares it between snapshots ([`lb_registry::Route::prefix_shared`]).
+    /// The name of the route this target was picked from (the route label of its metrics: the
+    /// prefix, after the host for a host-bound route), as the registry shares it between
+    /// snapshots ([`lb_registry::Route::name_shared`]).
     pub(crate) fn prefix(&self) -> Option<&Arc<str>> {
-        Some(self.snapshot.route_of(self.slot)?.prefix_shared())
+        Some(self.snapshot.route_of(self.slot)?.name_shared())
     }
 
     /// Counts the status the client gets for this request on the picked target.
@@ -95,17 +93,20 @@ pub(crate) struct Routed {
     pub(crate) upstream_timeout: Duration,
 }
 
-/// Routes a request for `target` (its origin-form path and query) and picks the route's next
-/// healthy target; `rewrite(lead, rest)` then writes the upstream head (forward `lead + rest`:
+/// Routes a request to `host` (its Host value or absolute-form authority, as sent) for
+/// `target` (its origin-form path and query) and picks the route's next healthy target; `rewrite(lead, rest)` then writes the upstream head (forward `lead + rest`:
 /// the prefix stripped, see [`lb_registry::Match::lead`]). No route, or no healthy target: the
 /// error lb answers with.
 pub(crate) fn route(
     worker: &Worker,
+    host: Option<&[u8]>,
     target: &str,
     rewrite: impl FnOnce(&'static str, &str),
 ) -> Result<Routed, HttpError> {
     let snapshot = worker.routes.borrow_mut().current().clone();
-    let found = snapshot.lookup(target).ok_or(NO_ROUTE)?;
+    let mut buf = [0; MAX_HOST];
+    let host = host.and_then(|raw| request_host(raw, &mut buf));
+    let found = snapshot.lookup_host(host, target).ok_or(NO_ROUTE)?;
     let (slot, picked) = found.pick().ok_or(NO_TARGET)?;
     picked.record_request(worker.cfg.id);
     let addr = picked.addr();

@@ -37,6 +37,7 @@
 
 mod cursor;
 mod health;
+mod host;
 mod label;
 mod registry;
 mod router;
@@ -47,6 +48,7 @@ pub use cursor::Cursor;
 pub use health::{
     CarriedHealth, CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFAULT_RISE,
 };
+pub use host::{normalize_host, request_host, route_name, split_route, MAX_HOST};
 pub use label::escape_label;
 pub use registry::change::{
     Change, Deregistration, Expiry, Import, Refused, Registration, Release,

@@ -32,6 +32,7 @@ pub(crate) mod lease;
 pub(crate) mod table;
 
 use crate::health::{CheckOutcome, HealthPolicy};
+use crate::host::split_route;
 use crate::router::{Route, RouteOptions, Snapshot};
 use crate::target::STATUS_CLASSES;
 use change::{Deregistration, Import, Registration, Release};
@@ -105,6 +106,8 @@ pub enum Registered {
 /// One row of the registry listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetInfo {
+    /// The host the route is bound to; `None` for a host-less route.
+    pub host: Option<String>,
     /// The route prefix.
     pub path: String,
     /// The target address.
@@ -124,10 +127,24 @@ pub struct TargetInfo {
     pub lease: Option<Lease>,
 }
 
+impl TargetInfo {
+    /// The name of its route, as changes and [`Registry::record_check`] take it: the prefix,
+    /// after the host when there is one ([`crate::route_name`]).
+    pub fn route(&self) -> String {
+        match &self.host {
+            Some(host) => format!("{host}{}", self.path),
+            None => self.path.clone(),
+        }
+    }
+}
+
 /// One prefix with its options and every target, healthy or not, in round-robin order: what
 /// `GET /routes` lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteInfo {
+    /// The host the route is bound to (`*.example.com` for a wildcard); `None` for a
+    /// host-less route.
+    pub host: Option<String>,
     /// The normalized prefix.
     pub path: String,
     /// Its settings.
@@ -140,7 +157,8 @@ pub struct RouteInfo {
 /// a state file keeps is an [`Export`] of [`Scope::Saved`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteTargets {
-    /// The normalized prefix.
+    /// The route's name: the normalized prefix, after its host when it has one
+    /// ([`crate::route_name`]).
     pub path: String,
     /// Its targets, in round-robin order (may be empty: a prefix the configuration names
     /// still answers 503).
@@ -257,12 +275,18 @@ impl Registry {
     /// [`Registry::apply`] of a control-plane [`Registration`] without weight or ttl, as of
     /// the wall clock now (a convenience: the control plane passes its own time).
     pub fn register(&self, path: &str, addr: SocketAddr) -> Result<Registered, RegistryError> {
-        self.apply(&Registration::api(
-            path,
-            addr,
-            Terms::default(),
-            SystemTime::now(),
-        ))
+        self.register_weighted(path, addr, None)
+    }
+
+    /// [`Registry::register`] with a weight (`None` keeps the stored one, 1 for a new target).
+    pub fn register_weighted(
+        &self,
+        path: &str,
+        addr: SocketAddr,
+        weight: Option<u16>,
+    ) -> Result<Registered, RegistryError> {
+        let terms = Terms { weight, ttl: None };
+        self.apply(&Registration::api(path, addr, terms, SystemTime::now()))
     }
 
     /// [`Registry::apply`] of a [`Registration`] by `holder`.
@@ -330,29 +354,35 @@ impl Registry {
         self.listing().into_iter().flat_map(|r| r.targets).collect()
     }
 
-    /// Every prefix, those without targets included, in order, with its options and targets.
+    /// Every route, those without targets included, in order, with its options and targets.
     pub fn listing(&self) -> Vec<RouteInfo> {
         let state = self.state.read();
         state
             .table
             .entries()
-            .map(|e| RouteInfo {
-                path: e.prefix().to_string(),
-                options: e.options(),
-                targets: e
-                    .members()
-                    .iter()
-                    .map(|m| TargetInfo {
-                        path: e.prefix().to_string(),
-                        addr: m.target().addr(),
-                        requests: m.target().requests(),
-                        responses: m.target().responses(),
-                        healthy: m.health().healthy(),
-                        last_check: m.health().last_check().cloned(),
-                        weight: m.weight(),
-                        lease: m.lease(),
-                    })
-                    .collect(),
+            .map(|e| {
+                let (host, path) = split_route(e.name());
+                let host = host.map(str::to_string);
+                RouteInfo {
+                    host: host.clone(),
+                    path: path.to_string(),
+                    options: e.options(),
+                    targets: e
+                        .members()
+                        .iter()
+                        .map(|m| TargetInfo {
+                            host: host.clone(),
+                            path: path.to_string(),
+                            addr: m.target().addr(),
+                            requests: m.target().requests(),
+                            responses: m.target().responses(),
+                            healthy: m.health().healthy(),
+                            last_check: m.health().last_check().cloned(),
+                            weight: m.weight(),
+                            lease: m.lease(),
+                        })
+                        .collect(),
+                }
             })
             .collect()
     }
@@ -365,7 +395,7 @@ impl Registry {
             .table
             .entries()
             .map(|e| RouteTargets {
-                path: e.prefix().to_string(),
+                path: e.name().to_string(),
                 targets: e.members().iter().map(|m| m.target().addr()).collect(),
                 config_only: e
                     .members()
@@ -450,7 +480,7 @@ impl Registry {
                     .map(|m| (m.target().clone(), m.weight()))
                     .unzip();
                 Route::new(
-                    e.prefix().clone(),
+                    e.name().clone(),
                     e.cursor().clone(),
                     healthy.into(),
                     &weights,

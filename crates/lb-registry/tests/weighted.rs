@@ -8,27 +8,18 @@
 //! the new schedule, and every window of `sum(weights)` picks starting after the change is
 //! exact for the new weights.
 
-use lb_registry::{Registration, Registry, Terms};
+use lb_registry::Registry;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 fn register(reg: &Registry, port: u16, weight: u16) {
-    let terms = Terms {
-        weight: Some(weight),
-        ttl: None,
-    };
-    reg.apply(&Registration::api(
-        "/w",
-        addr(port),
-        terms,
-        SystemTime::now(),
-    ))
-    .expect("valid registration");
+    reg.register_weighted("/w", addr(port), Some(weight))
+        .expect("valid registration");
 }
 
 fn picks(reg: &Registry, n: usize) -> Vec<u16> {

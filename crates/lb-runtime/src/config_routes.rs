@@ -12,29 +12,35 @@
 use crate::error::RunError;
 use lb_config::{LiveConfig, StaticRoute};
 use lb_registry::{
-    normalize_prefix, Export, HealthPolicy, InitialConfiguration, Reconfiguration, Reconfigured,
+    route_name, Export, HealthPolicy, InitialConfiguration, Reconfiguration, Reconfigured,
     Registry, RouteOptions,
 };
 use std::net::SocketAddr;
 use tracing::info;
 
-/// Every prefix `config` names, with its route's options.
+/// The registry's name of a configured route: its prefix, after its host when it has one
+/// ([`route_name`]); as written when it is invalid, which [`check_routes`] reports first.
+fn name_of(route: &StaticRoute) -> String {
+    route_name(route.host.as_deref(), &route.prefix).unwrap_or_else(|_| route.prefix.clone())
+}
+
+/// Every route `config` names, with its options.
 fn named_routes(config: &LiveConfig) -> Vec<(String, RouteOptions)> {
     config
         .routes
         .iter()
-        .map(|r| (r.prefix.clone(), route_options(r)))
+        .map(|r| (name_of(r), route_options(r)))
         .collect()
 }
 
-/// The configured routes as (normalized prefix, target) pairs, in order.
+/// The configured routes as (route name, target) pairs, in order.
 fn route_pairs(config: &LiveConfig) -> Vec<(String, SocketAddr)> {
     config
         .routes
         .iter()
         .flat_map(|r| {
-            let prefix = normalize_prefix(&r.prefix).unwrap_or_else(|_| r.prefix.clone());
-            r.targets.iter().map(move |&t| (prefix.clone(), t))
+            let name = name_of(r);
+            r.targets.iter().map(move |&t| (name.clone(), t))
         })
         .collect()
 }
@@ -57,7 +63,8 @@ pub(crate) fn configure(registry: &Registry, config: &LiveConfig) -> Result<(), 
 /// What the registry would refuse, found before anything is changed.
 pub(crate) fn check_routes(config: &LiveConfig) -> Result<(), String> {
     for route in &config.routes {
-        normalize_prefix(&route.prefix).map_err(|e| format!("route {}: {e}", route.prefix))?;
+        route_name(route.host.as_deref(), &route.prefix)
+            .map_err(|e| format!("route {}: {e}", route.prefix))?;
         if let Some(t) = route.targets.iter().find(|t| t.ip().is_unspecified()) {
             return Err(format!(
                 "route {}: {} is not a host address",

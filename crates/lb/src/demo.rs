@@ -80,6 +80,7 @@ pub fn run_demo(args: &DemoArgs) -> Result<(), RunError> {
         },
         live: LiveConfig {
             routes: vec![StaticRoute {
+                host: None,
                 prefix: "/".to_string(),
                 targets: backends.clone(),
                 health_check: None,

@@ -22,7 +22,8 @@
 use super::change::Change;
 use super::holders::Holder;
 use super::table::Table;
-use super::{check_target, normalize_prefix, Registered, Registry, RegistryError};
+use super::{check_target, Registered, Registry, RegistryError};
+use crate::host::normalize_route;
 use crate::router::RouteOptions;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -73,7 +74,7 @@ impl Change for Reconfiguration {
         let release = normalized_pairs(&self.release)?;
         let mut named = BTreeMap::new();
         for (path, options) in &self.routes {
-            named.insert(normalize_prefix(path)?, *options);
+            named.insert(normalize_route(path)?, *options);
         }
 
         let mut done = Reconfigured::default();
@@ -139,6 +140,6 @@ fn normalized_pairs(
 ) -> Result<Vec<(String, SocketAddr)>, RegistryError> {
     pairs
         .iter()
-        .map(|(path, addr)| Ok((normalize_prefix(path)?, *addr)))
+        .map(|(path, addr)| Ok((normalize_route(path)?, *addr)))
         .collect()
 }

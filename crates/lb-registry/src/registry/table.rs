@@ -6,6 +6,9 @@
 //! control plane's "save first" runs a change on a copy to learn what the state file would hold
 //! ([`crate::Registry::apply_saved`]), then on the registry's own table.
 //!
+//! A route is keyed by its name: its prefix, after its host when it is bound to one
+//! ([`crate::route_name`]); the `prefix` parameters below are such names.
+//!
 //! Invariants: a route that nobody wants any more (no target, not the API's, not named by the
 //! configuration) is removed by the step that left it so, its options and cursor with it; the
 //! API's claim on a prefix goes with the API's last target there. Every
@@ -21,6 +24,7 @@ use super::holders::{Holder, Holders, RouteHolders};
 use super::lease::{Lease, Terms, DEFAULT_WEIGHT};
 use crate::cursor::Cursor;
 use crate::health::{CheckOutcome, Health, HealthPolicy};
+use crate::host::split_route;
 use crate::router::RouteOptions;
 use crate::target::Target;
 use crate::Registered;
@@ -42,9 +46,10 @@ pub struct Table {
     passive_down: Option<bool>,
 }
 
-/// One prefix.
+/// One route.
 #[derive(Debug, Clone)]
 pub(crate) struct RouteEntry {
+    /// Its name (see [`RouteEntry::name`]).
     prefix: Arc<str>,
     cursor: Arc<Cursor>,
     targets: Vec<Member>,
@@ -65,7 +70,8 @@ pub(crate) struct Member {
 }
 
 impl RouteEntry {
-    pub(crate) fn prefix(&self) -> &Arc<str> {
+    /// The route's name: its prefix, after its host when it has one ([`crate::route_name`]).
+    pub(crate) fn name(&self) -> &Arc<str> {
         &self.prefix
     }
 
@@ -555,8 +561,10 @@ impl Table {
                         .collect(),
                 };
                 let held = e.held_by_api();
+                let (host, path) = split_route(e.name());
                 ExportedRoute {
-                    path: e.prefix().to_string(),
+                    host: host.map(str::to_string),
+                    path: path.to_string(),
                     next_pick: match scope {
                         Scope::Saved => None,
                         Scope::Carried(_) => Some(e.cursor().peek()),
