@@ -1,8 +1,9 @@
 //! Criterion benchmarks of the per-request pieces of lb's data path: request-head parse + rewrite,
 //! route lookup with 100 and 10,000 prefixes and with 10,000 routes over 1,000 virtual hosts
 //! (for a host with routes, and for one without, which must cost what a lookup without virtual
-//! hosts costs), the round-robin and the weighted pick alone and with a second thread
-//! contending on the same cursor, and response-head parse + rewrite. Two baselines put the pick in
+//! hosts costs), the pick per policy (round robin, weighted, least connections, hash of a
+//! 32-byte key) alone and with a second thread contending on the same route, the Maglev table
+//! build for 1,000 targets, and response-head parse + rewrite. Two baselines put the pick in
 //! context: a bare `fetch_add` on an atomic alone and with a second thread hammering the same
 //! cache line (what one shared cursor costs, without the registry around it), and a ping-pong in
 //! which every add must fetch the line from the other core (one cache-line transfer per add).
@@ -18,7 +19,9 @@ use lb_http::{
     parse_request, parse_response, write_request_head, write_response_head, ClientAddr, ClientSide,
     Version, EMPTY_HEADER, MAX_HEADERS,
 };
-use lb_registry::{InitialConfiguration, Registry, SnapshotCache};
+use lb_registry::{
+    Balance, InitialConfiguration, Maglev, Reconfiguration, Registry, RouteOptions, SnapshotCache,
+};
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -255,29 +258,69 @@ fn pick(c: &mut Criterion) {
     drop(rival);
 }
 
-fn weighted_pick(c: &mut Criterion) {
-    pin(0);
+/// A `/p` route over three targets with `balance`, one with weights 5,1,1 for round robin.
+fn policy_registry(balance: Balance) -> Arc<Registry> {
     let reg = Arc::new(Registry::new(2));
     for (port, weight) in [(9001, 5), (9002, 1), (9003, 1)] {
-        reg.register_weighted("/w", addr(port), Some(weight))
+        reg.register_weighted("/p", addr(port), Some(weight))
             .expect("valid registration");
     }
-    let snap = reg.snapshot();
-    let route = snap.lookup("/w").expect("routed").route;
-    c.bench_function("weighted_pick/1_thread", |b| {
-        b.iter(|| black_box(route.pick().expect("target").addr()))
-    });
-    let rival = {
-        let snap = reg.snapshot();
-        Rival::start(move || {
-            let route = snap.lookup("/w").expect("routed").route;
-            black_box(route.pick());
-        })
+    let options = RouteOptions {
+        balance,
+        ..RouteOptions::default()
     };
-    c.bench_function("weighted_pick/2_threads_contending", |b| {
-        b.iter(|| black_box(route.pick().expect("target").addr()))
+    reg.reconfigure(&Reconfiguration {
+        routes: vec![("/p".to_string(), options)],
+        ..Reconfiguration::default()
+    })
+    .expect("valid options");
+    reg
+}
+
+/// The pick per policy, alone and with a second thread picking on the same route: weighted
+/// round robin (5,1,1), least connections (3 targets), and hash of a 32-byte key.
+fn policy_pick(c: &mut Criterion) {
+    pin(0);
+    const KEY: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
+    let policies = [
+        ("weighted_pick", Balance::RoundRobin, None),
+        ("least_conn_pick", Balance::LeastConn, None),
+        (
+            "hash_pick",
+            Balance::parse(Some("hash"), Some("header:X-User")).expect("valid"),
+            Some(&KEY[..]),
+        ),
+    ];
+    for (name, balance, key) in policies {
+        let reg = policy_registry(balance);
+        let snap = reg.snapshot();
+        let found = snap.lookup("/p").expect("routed");
+        c.bench_function(&format!("{name}/1_thread"), |b| {
+            b.iter(|| black_box(found.pick_keyed(black_box(key)).expect("target").0))
+        });
+        let rival = {
+            let snap = reg.snapshot();
+            Rival::start(move || {
+                let found = snap.lookup("/p").expect("routed");
+                black_box(found.pick_keyed(key).map(|p| p.0));
+            })
+        };
+        c.bench_function(&format!("{name}/2_threads_contending"), |b| {
+            b.iter(|| black_box(found.pick_keyed(black_box(key)).expect("target").0))
+        });
+        drop(rival);
+    }
+}
+
+/// Building the Maglev table of a `hash` route over 1,000 targets (off the request path; the
+/// issue's budget is 10 ms).
+fn maglev_build(c: &mut Criterion) {
+    let targets: Vec<SocketAddr> = (0..1000u16)
+        .map(|i| SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 8080)))
+        .collect();
+    c.bench_function("maglev_build/1000_targets", |b| {
+        b.iter(|| black_box(Maglev::new(black_box(&targets))))
     });
-    drop(rival);
 }
 
 criterion_group!(
@@ -287,7 +330,8 @@ criterion_group!(
     route_lookup,
     route_lookup_hosts,
     pick,
-    weighted_pick,
+    policy_pick,
+    maglev_build,
     atomic_baseline
 );
 criterion_main!(benches);

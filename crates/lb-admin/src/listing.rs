@@ -5,17 +5,15 @@
 //! `json!` map would sort the keys). The time a lease has left is computed here, at the edge,
 //! from the wall clock the caller passes; the registry only stores the lease's end.
 //!
-//! `host` is the route's host (null for a host-less route). Fields that later features fill
-//! are present now with the value they mean today: `balance` is `"round_robin"` and `hash_key`
-//! null (one policy).
+//! `host` is the route's host (null for a host-less route), `balance` its policy and
+//! `hash_key` the key of a `hash` route (null otherwise). Each target's requests in flight
+//! (`in_flight`, counted on `least_conn` routes) is in the registry's listing for whoever shows
+//! it.
 
 use crate::response::Response;
 use lb_registry::{Registry, TargetInfo, STATUS_CLASSES};
 use serde::Serialize;
 use std::time::SystemTime;
-
-/// The one balancing policy a route has today.
-const ROUND_ROBIN: &str = "round_robin";
 
 /// One row of `GET /targets`, its fields in the SPEC's order.
 #[derive(Serialize)]
@@ -79,7 +77,7 @@ struct RouteRow<'a> {
     path: &'a str,
     strip_prefix: bool,
     balance: &'static str,
-    hash_key: Option<&'a str>,
+    hash_key: Option<String>,
     targets: Vec<RouteTargetRow>,
 }
 
@@ -129,8 +127,8 @@ pub(crate) fn routes(registry: &Registry) -> Response {
             host: r.host.as_deref(),
             path: &r.path,
             strip_prefix: r.options.strip_prefix,
-            balance: ROUND_ROBIN,
-            hash_key: None,
+            balance: r.options.balance.name(),
+            hash_key: r.options.balance.hash_key(),
             targets: r
                 .targets
                 .iter()

@@ -157,6 +157,7 @@ async fn register_deregister_round_trip() {
             path: "/test".into(),
             addr: "10.0.0.5:9001".parse().unwrap(),
             requests: 0,
+            in_flight: 0,
             responses: [0; 5],
             healthy: true,
             last_check: None,

@@ -88,6 +88,8 @@ struct Route {
     strip_prefix: Option<bool>,
     #[serde(default)]
     timeouts: RouteTimeouts,
+    balance: Option<String>,
+    hash_key: Option<String>,
 }
 
 /// `[route.timeouts]`: the upstream-side timeouts one route may set for itself (the client-side
@@ -152,6 +154,8 @@ pub fn parse_file(text: &str, origin: &str) -> Result<Layer, ConfigError> {
                 strip_prefix: r.strip_prefix.unwrap_or(true),
                 connect_timeout: r.timeouts.connect,
                 upstream_timeout: r.timeouts.upstream,
+                balance: r.balance,
+                hash_key: r.hash_key,
             })
             .collect(),
         connect_timeout: file.timeouts.connect,

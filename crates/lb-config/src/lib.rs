@@ -136,6 +136,11 @@ pub struct StaticRoute<T = SocketAddr> {
     pub connect_timeout: Option<Duration>,
     /// This route's upstream response timeout; `None` uses [`LiveConfig::upstream_timeout`].
     pub upstream_timeout: Option<Duration>,
+    /// Its balancing policy (`round_robin`, `least_conn`, `hash`); `None` is round robin.
+    /// Checked by the registry when the routes are applied.
+    pub balance: Option<String>,
+    /// What a `hash` route hashes (`client_ip`, `header:NAME`, `cookie:NAME`).
+    pub hash_key: Option<String>,
 }
 
 impl<T> StaticRoute<T> {
@@ -149,6 +154,8 @@ impl<T> StaticRoute<T> {
             strip_prefix: self.strip_prefix,
             connect_timeout: self.connect_timeout,
             upstream_timeout: self.upstream_timeout,
+            balance: self.balance.clone(),
+            hash_key: self.hash_key.clone(),
         }
     }
 }
@@ -181,6 +188,8 @@ where
             strip_prefix: true,
             connect_timeout: None,
             upstream_timeout: None,
+            balance: None,
+            hash_key: None,
         })
     }
 }

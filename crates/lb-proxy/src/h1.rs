@@ -329,7 +329,7 @@ impl Connection<'_> {
         }
         let out = &mut self.lane.out;
         let peer = &self.peer_text;
-        let routed = route::route(self.worker, req.host, req.target, |lead, rest| {
+        let routed = route::route(self.worker, &req, self.peer, |lead, rest| {
             out.clear();
             write_request_head(&req, lead, rest, peer, id, out);
         });

@@ -18,6 +18,7 @@ mod buffers;
 mod drain;
 mod exchange;
 mod h1;
+mod hash_key;
 mod histogram;
 mod policy;
 mod relay;

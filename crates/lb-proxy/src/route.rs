@@ -7,10 +7,11 @@
 //! the request target) is at hand, so nothing of the head is copied or parsed twice. Never
 //! allocates.
 
+use crate::hash_key::{key_value, peer_bytes};
 use crate::worker::Worker;
-use lb_http::{ErrorKind, HttpError};
-use lb_registry::{request_host, PinnedSnapshot, Slot, MAX_HOST};
-use std::net::SocketAddr;
+use lb_http::{ErrorKind, HttpError, RequestHead};
+use lb_registry::{request_host, Balance, PinnedSnapshot, Slot, Target, MAX_HOST};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ const NO_TARGET: HttpError = HttpError::new(
 
 /// The target a request was routed to, found again through the snapshot it was routed with
 /// (kept alive by a worker-local `Rc`) to count the response on the target's series.
+///
+/// On a `least_conn` route it is also the guard of the target's in-flight count: counted when
+/// made, ended when dropped, so the count goes down however the exchange ends (answered,
+/// failed, retried elsewhere, or its future dropped when the client went away).
 #[derive(Debug)]
 pub(crate) struct Picked {
     /// The target's address: the upstream pool's key.
@@ -30,21 +35,51 @@ pub(crate) struct Picked {
     snapshot: PinnedSnapshot,
     slot: Slot,
     worker: usize,
+    /// The target's in-flight count includes this request.
+    in_flight: bool,
+}
+
+impl Drop for Picked {
+    fn drop(&mut self) {
+        if self.in_flight {
+            if let Some(target) = self.snapshot.target(self.slot) {
+                target.finish_request();
+            }
+        }
+    }
 }
 
 impl Picked {
+    /// The pick of `target` at `slot` of `snapshot` by `worker`: counts the request on the
+    /// target, and in flight when the route's policy needs it.
+    fn new(snapshot: PinnedSnapshot, slot: Slot, target: &Target, worker: usize) -> Picked {
+        target.record_request(worker);
+        let in_flight = snapshot
+            .route_of(slot)
+            .is_some_and(|r| r.options().balance.counts_in_flight());
+        if in_flight {
+            target.start_request();
+        }
+        Picked {
+            addr: target.addr(),
+            snapshot,
+            slot,
+            worker,
+            in_flight,
+        }
+    }
+
     /// Picks another target of the same route in the same snapshot, for a retry after the
     /// target accepted the connection but closed it without answering
     /// ([`lb_registry::Snapshot::repick`]); counts the request on it.
     pub(crate) fn repick(&self) -> Option<Picked> {
         let (slot, target) = self.snapshot.repick(self.slot)?;
-        target.record_request(self.worker);
-        Some(Picked {
-            addr: target.addr(),
-            snapshot: self.snapshot.clone(),
+        Some(Picked::new(
+            self.snapshot.clone(),
             slot,
-            worker: self.worker,
-        })
+            target,
+            self.worker,
+        ))
     }
 
     /// Picks the next healthy target of the same route (same prefix) in the registry's newest
@@ -58,14 +93,8 @@ impl Picked {
         if target.addr() == self.addr {
             return None;
         }
-        target.record_request(self.worker);
-        let addr = target.addr();
-        Some(Picked {
-            addr,
-            snapshot,
-            slot,
-            worker: self.worker,
-        })
+        let target = target.clone();
+        Some(Picked::new(snapshot, slot, &target, self.worker))
     }
 
     /// The name of the route this target was picked from (the route label of its metrics: the
@@ -93,33 +122,32 @@ pub(crate) struct Routed {
     pub(crate) upstream_timeout: Duration,
 }
 
-/// Routes a request to `host` (its Host value or absolute-form authority, as sent) for
-/// `target` (its origin-form path and query) and picks the route's next healthy target; `rewrite(lead, rest)` then writes the upstream head (forward `lead + rest`:
-/// the prefix stripped, see [`lb_registry::Match::lead`]). No route, or no healthy target: the
-/// error lb answers with.
+/// Routes `req` (its host, its origin-form target, and for a `hash` route its key: a header,
+/// a cookie, or `peer`) and picks the route's next healthy target; `rewrite(lead, rest)` then
+/// writes the upstream head (forward `lead + rest`: the prefix stripped, see
+/// [`lb_registry::Match::lead`]). No route, or no healthy target: the error lb answers with.
 pub(crate) fn route(
     worker: &Worker,
-    host: Option<&[u8]>,
-    target: &str,
+    req: &RequestHead<'_, '_>,
+    peer: IpAddr,
     rewrite: impl FnOnce(&'static str, &str),
 ) -> Result<Routed, HttpError> {
     let snapshot = worker.routes.borrow_mut().current().clone();
     let mut buf = [0; MAX_HOST];
-    let host = host.and_then(|raw| request_host(raw, &mut buf));
-    let found = snapshot.lookup_host(host, target).ok_or(NO_ROUTE)?;
-    let (slot, picked) = found.pick().ok_or(NO_TARGET)?;
-    picked.record_request(worker.cfg.id);
-    let addr = picked.addr();
+    let host = req.host.and_then(|raw| request_host(raw, &mut buf));
+    let found = snapshot.lookup_host(host, req.target).ok_or(NO_ROUTE)?;
     let options = *found.route.options();
+    let mut ip = [0; 16];
+    let key = match &options.balance {
+        Balance::Hash(key) => key_value(key, req.headers, peer_bytes(peer, &mut ip)),
+        Balance::RoundRobin | Balance::LeastConn => None,
+    };
+    let (slot, picked) = found.pick_keyed(key).ok_or(NO_TARGET)?;
+    let picked = Picked::new(snapshot.clone(), slot, picked, worker.cfg.id);
     rewrite(found.lead(), found.rest);
     let tuning = &worker.cfg.tuning;
     Ok(Routed {
-        picked: Picked {
-            addr,
-            slot,
-            worker: worker.cfg.id,
-            snapshot,
-        },
+        picked,
         connect_timeout: options.connect_timeout.unwrap_or_else(|| tuning.connect()),
         upstream_timeout: options
             .upstream_timeout

@@ -1,5 +1,6 @@
-//! Virtual hosts: the host a route may be bound to, the route's name that carries it, and the
-//! host of a request as routing compares it.
+//! Route names: the prefix a route is registered at, the host it may be bound to (virtual
+//! hosts), the name that carries both, and the host of a request as routing compares it. A
+//! leaf: it imports nothing of the crate but its error type.
 //!
 //! A route is named by its host and its prefix written together, `api.example.com/v1` (or just
 //! `/v1` for a host-less route): a host never contains `/` and a prefix always starts with one,
@@ -12,7 +13,7 @@
 //! `a.b.example.com`). A request's host is its `Host` lower-cased with the port removed, written
 //! into a caller's buffer so that routing never allocates ([`request_host`]).
 
-use crate::registry::{normalize_prefix, RegistryError};
+use crate::error::RegistryError;
 
 /// Longest host name (RFC 1035 §2.3.4); a longer request host matches no host-bound route.
 pub const MAX_HOST: usize = 253;
@@ -38,6 +39,26 @@ pub fn normalize_host(host: &str) -> Result<String, RegistryError> {
         return Err(invalid());
     }
     Ok(host.to_ascii_lowercase())
+}
+
+/// Checks a route prefix and returns its normalized form: must start with `/`, no `?`, `#`,
+/// whitespace or control characters; trailing `/` removed except for the root `/`.
+pub fn normalize_prefix(path: &str) -> Result<String, RegistryError> {
+    if !path.starts_with('/') {
+        return Err(RegistryError::InvalidPath(
+            "path must start with `/`".to_string(),
+        ));
+    }
+    if let Some(c) = path
+        .chars()
+        .find(|c| matches!(c, '?' | '#') || c.is_whitespace() || c.is_control())
+    {
+        return Err(RegistryError::InvalidPath(format!(
+            "path must not contain {c:?}"
+        )));
+    }
+    let trimmed = path.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_string())
 }
 
 /// The name of the route at `path` on `host` (see the module docs), both normalized and checked.

@@ -35,21 +35,26 @@
 
 #![forbid(unsafe_code)]
 
+mod balance;
 mod cursor;
+mod error;
 mod health;
 mod host;
 mod label;
+mod maglev;
 mod registry;
 mod router;
 mod schedule;
 mod target;
 
+pub use balance::{Balance, HashKey, KeyName, MAX_KEY_NAME};
 pub use cursor::Cursor;
 pub use health::{
     CarriedHealth, CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFAULT_RISE,
 };
 pub use host::{normalize_host, request_host, route_name, split_route, MAX_HOST};
 pub use label::escape_label;
+pub use maglev::{key_hash, Maglev, TABLE_SIZE};
 pub use registry::change::{
     Change, Deregistration, Expiry, Import, Refused, Registration, Release,
 };

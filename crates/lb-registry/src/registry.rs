@@ -31,7 +31,9 @@ pub(crate) mod holders;
 pub(crate) mod lease;
 pub(crate) mod table;
 
+pub use crate::error::RegistryError;
 use crate::health::{CheckOutcome, HealthPolicy};
+pub use crate::host::normalize_prefix;
 use crate::host::split_route;
 use crate::router::{Route, RouteOptions, Snapshot};
 use crate::target::STATUS_CLASSES;
@@ -41,51 +43,12 @@ use export::{Export, Scope};
 pub use holders::Holder;
 use lease::{Lease, Terms};
 use parking_lot::{Mutex, RwLock};
-use std::fmt;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use table::Table;
-
-/// Why a registry change was refused. The registry is unchanged when this is returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RegistryError {
-    /// The path is not a valid route prefix; the text says why in one sentence.
-    InvalidPath(String),
-    /// The target address cannot be used (port 0, unspecified address).
-    InvalidTarget(String),
-    /// A registration's weight or ttl is out of bounds; the text names the field.
-    InvalidValue(String),
-}
-
-impl fmt::Display for RegistryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RegistryError::InvalidPath(m)
-            | RegistryError::InvalidTarget(m)
-            | RegistryError::InvalidValue(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for RegistryError {}
-
-impl RegistryError {
-    /// The same error, its sentence prefixed with what it is about (`route "/a": ...`).
-    pub(crate) fn within(self, context: &str) -> Self {
-        match self {
-            RegistryError::InvalidPath(m) => RegistryError::InvalidPath(format!("{context}: {m}")),
-            RegistryError::InvalidTarget(m) => {
-                RegistryError::InvalidTarget(format!("{context}: {m}"))
-            }
-            RegistryError::InvalidValue(m) => {
-                RegistryError::InvalidValue(format!("{context}: {m}"))
-            }
-        }
-    }
-}
 
 /// Outcome of a registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +77,8 @@ pub struct TargetInfo {
     pub addr: SocketAddr,
     /// Requests sent to this target, summed over workers.
     pub requests: u64,
+    /// Requests in flight on it over all workers (counted on `least_conn` routes, else 0).
+    pub in_flight: u64,
     /// Responses by status class (index 0 is 1xx), summed over workers.
     pub responses: [u64; STATUS_CLASSES],
     /// In round robin: neither a failed connect (back-off) nor the active checks hold it down.
@@ -171,26 +136,6 @@ pub struct RouteTargets {
     /// otherwise come back after a restart as an empty route answering 503, even when the
     /// configuration no longer names it.
     pub held_by_api: bool,
-}
-
-/// Checks a route prefix and returns its normalized form: must start with `/`, no `?`, `#`,
-/// whitespace or control characters; trailing `/` removed except for the root `/`.
-pub fn normalize_prefix(path: &str) -> Result<String, RegistryError> {
-    if !path.starts_with('/') {
-        return Err(RegistryError::InvalidPath(
-            "path must start with `/`".to_string(),
-        ));
-    }
-    if let Some(c) = path
-        .chars()
-        .find(|c| matches!(c, '?' | '#') || c.is_whitespace() || c.is_control())
-    {
-        return Err(RegistryError::InvalidPath(format!(
-            "path must not contain {c:?}"
-        )));
-    }
-    let trimmed = path.trim_end_matches('/');
-    Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_string())
 }
 
 pub(crate) fn check_target(addr: SocketAddr) -> Result<(), RegistryError> {
@@ -375,6 +320,7 @@ impl Registry {
                             path: path.to_string(),
                             addr: m.target().addr(),
                             requests: m.target().requests(),
+                            in_flight: m.target().in_flight(),
                             responses: m.target().responses(),
                             healthy: m.health().healthy(),
                             last_check: m.health().last_check().cloned(),

@@ -11,8 +11,10 @@
 //! so a registry without host-bound routes costs what it did before virtual hosts.
 //! Lookup never allocates.
 
+use crate::balance::Balance;
 use crate::cursor::Cursor;
 use crate::host::{split_route, wildcard_parent};
+use crate::maglev::{key_hash, Maglev};
 use crate::schedule::Schedule;
 use crate::target::Target;
 use std::collections::HashMap;
@@ -30,6 +32,8 @@ pub struct RouteOptions {
     /// This route's wait for a response head (and each later upstream read); `None` uses the
     /// process-wide one.
     pub upstream_timeout: Option<Duration>,
+    /// How a pick chooses among the route's healthy targets.
+    pub balance: Balance,
 }
 
 impl Default for RouteOptions {
@@ -38,6 +42,7 @@ impl Default for RouteOptions {
             strip_prefix: true,
             connect_timeout: None,
             upstream_timeout: None,
+            balance: Balance::RoundRobin,
         }
     }
 }
@@ -54,6 +59,8 @@ pub struct Route {
     targets: Box<[Arc<Target>]>,
     /// Which of `targets` each pick number goes to, from their weights.
     schedule: Schedule,
+    /// The consistent-hash table of a `hash` route with targets.
+    maglev: Option<Maglev>,
     options: RouteOptions,
 }
 
@@ -68,12 +75,20 @@ impl Route {
         options: RouteOptions,
     ) -> Self {
         let host_len = split_route(&name).0.map_or(0, str::len);
+        let maglev = match options.balance {
+            Balance::Hash(_) => {
+                let addrs: Vec<_> = targets.iter().map(|t| t.addr()).collect();
+                Maglev::new(&addrs)
+            }
+            Balance::RoundRobin | Balance::LeastConn => None,
+        };
         Route {
             name,
             host_len,
             cursor,
             targets,
             schedule: Schedule::new(weights),
+            maglev,
             options,
         }
     }
@@ -106,20 +121,47 @@ impl Route {
         &self.targets
     }
 
-    /// Picks the next target in the process-wide (smooth weighted) round-robin order over the
-    /// healthy targets; `None` when the route has none (the caller answers 503).
+    /// Picks a healthy target by the route's policy, without a hash key (a `hash` route then
+    /// goes round robin); `None` when the route has none (the caller answers 503).
     #[inline]
     pub fn pick(&self) -> Option<&Arc<Target>> {
-        self.pick_index().and_then(|i| self.targets.get(i))
+        self.pick_index(None).and_then(|i| self.targets.get(i))
     }
 
-    /// [`Route::pick`], as an index into [`Route::targets`].
+    /// [`Route::pick`], as an index into [`Route::targets`], for a request whose hash key has
+    /// the value `key` (`None`: no value, or not a `hash` route). Round robin and least
+    /// connections take the cursor's one atomic add; a keyed hash pick takes none.
     #[inline]
-    fn pick_index(&self) -> Option<usize> {
-        if self.targets.is_empty() {
+    fn pick_index(&self, key: Option<&[u8]>) -> Option<usize> {
+        let n = self.targets.len();
+        if n == 0 {
             return None;
         }
-        Some(self.schedule.slot(self.cursor.next(), self.targets.len()))
+        if let (Some(table), Some(key)) = (&self.maglev, key) {
+            return Some(table.lookup(key_hash(key)));
+        }
+        let k = self.cursor.next();
+        if self.options.balance == Balance::LeastConn {
+            return Some(self.least_loaded(k % n));
+        }
+        Some(self.schedule.slot(k, n))
+    }
+
+    /// The target with the fewest requests in flight, the first of equals counting from
+    /// `start` (so that ties go in round-robin order).
+    fn least_loaded(&self, start: usize) -> usize {
+        let n = self.targets.len();
+        let mut best = (u64::MAX, start);
+        for i in (start..n).chain(0..start) {
+            let load = self.targets[i].in_flight();
+            if load < best.0 {
+                best = (load, i);
+                if load == 0 {
+                    break;
+                }
+            }
+        }
+        best.1
     }
 
     /// Picks in one period of the weighted schedule (`sum(weights) / gcd`), or 0 when the
@@ -154,7 +196,14 @@ impl<'s> Match<'s, '_> {
     /// Picks the route's next target ([`Route::pick`]) and says where it is in the snapshot.
     #[inline]
     pub fn pick(&self) -> Option<(Slot, &'s Arc<Target>)> {
-        let target = self.route.pick_index()?;
+        self.pick_keyed(None)
+    }
+
+    /// [`Match::pick`] for a request whose hash key ([`crate::HashKey`]) has the value `key`:
+    /// a `hash` route sends equal keys to the same target while the targets stay the same.
+    #[inline]
+    pub fn pick_keyed(&self, key: Option<&[u8]>) -> Option<(Slot, &'s Arc<Target>)> {
+        let target = self.route.pick_index(key)?;
         let slot = Slot {
             route: self.index,
             target,
@@ -256,7 +305,7 @@ impl Snapshot {
     pub fn pick_named(&self, name: &str) -> Option<(Slot, &Arc<Target>)> {
         let &index = self.names.get(name)?;
         let route = self.routes.get(index)?;
-        let target = route.pick_index()?;
+        let target = route.pick_index(None)?;
         Some((
             Slot {
                 route: index,
@@ -275,7 +324,7 @@ impl Snapshot {
         if len < 2 {
             return None;
         }
-        let mut target = route.pick_index()?;
+        let mut target = route.pick_index(None)?;
         if target == failed.target {
             target = (target + 1) % len;
         }

@@ -2,7 +2,10 @@
 //!
 //! Counters are one cache-padded slot per worker, written only by that worker (a plain load and
 //! store, no RMW, no shared line), and summed when the control plane reads them. That keeps the
-//! route cursor the only shared write on the request path.
+//! route cursor the only shared write on the request path of round robin and hash routes. A
+//! `least_conn` route also counts its requests in flight on one shared, cache-padded counter
+//! per target (an add when the request starts, a subtract when it ends): the policy needs the
+//! number over all workers at once.
 
 use crossbeam_utils::CachePadded;
 use std::net::SocketAddr;
@@ -16,6 +19,8 @@ pub const STATUS_CLASSES: usize = 5;
 pub struct Target {
     addr: SocketAddr,
     counters: Box<[CachePadded<Counters>]>,
+    /// Requests in flight over all workers, counted by `least_conn` routes only.
+    in_flight: CachePadded<AtomicU64>,
 }
 
 /// One worker's counters for one target: 48 bytes, one cache line.
@@ -48,6 +53,7 @@ impl Target {
             counters: (0..workers.max(1))
                 .map(|_| CachePadded::default())
                 .collect(),
+            in_flight: CachePadded::default(),
         }
     }
 
@@ -92,6 +98,28 @@ impl Target {
         if let Some(slot) = self.counters.get(worker) {
             bump(&slot.responses[status_class(status)]);
         }
+    }
+
+    /// A request of a `least_conn` route starts on this target; the caller calls
+    /// [`Target::finish_request`] exactly once when its exchange ends, however it ends (a
+    /// guard's `Drop`). Relaxed: a count, read only to compare loads; nothing is published
+    /// through it.
+    #[inline]
+    pub fn start_request(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The request [`Target::start_request`] counted has ended.
+    #[inline]
+    pub fn finish_request(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Requests in flight on this target over all workers (counted for `least_conn` routes;
+    /// 0 for targets that serve none).
+    #[inline]
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// Requests sent to this target by all workers together.

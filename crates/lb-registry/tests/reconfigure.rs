@@ -3,7 +3,7 @@
 //! target is left there; one the API holds, or one the configuration still names, stays (503).
 
 use lb_registry::{
-    Holder, InitialConfiguration, Reconfiguration, Reconfigured, Registry, RegistryError,
+    Balance, Holder, InitialConfiguration, Reconfiguration, Reconfigured, Registry, RegistryError,
     RouteOptions,
 };
 use std::net::SocketAddr;
@@ -28,11 +28,13 @@ const KEEP_PREFIX: RouteOptions = RouteOptions {
     strip_prefix: false,
     connect_timeout: None,
     upstream_timeout: None,
+    balance: Balance::RoundRobin,
 };
 const DEFAULT: RouteOptions = RouteOptions {
     strip_prefix: true,
     connect_timeout: None,
     upstream_timeout: None,
+    balance: Balance::RoundRobin,
 };
 
 /// The prefix of the route `target` reaches, and the target forwarded, with whether the route

@@ -130,3 +130,45 @@ fn ten_thousand_weighted_targets_stay_exact() {
         assert_eq!(n, weight(port), "port {port}");
     }
 }
+
+/// Least connections through a snapshot: the fewest in flight wins, ties in round-robin order
+/// from the cursor; a finished request counts no more.
+#[test]
+fn least_conn_picks_the_fewest_in_flight_ties_in_round_robin_order() {
+    use lb_registry::{Balance, Reconfiguration, RouteOptions};
+    let reg = Registry::new(1);
+    for port in [1, 2, 3] {
+        register(&reg, port, 1);
+    }
+    let options = RouteOptions {
+        balance: Balance::LeastConn,
+        ..RouteOptions::default()
+    };
+    reg.reconfigure(&Reconfiguration {
+        routes: vec![("/w".to_string(), options)],
+        ..Reconfiguration::default()
+    })
+    .expect("reconfigured");
+    let snap = reg.snapshot();
+    let route = snap.lookup("/w").expect("route").route;
+    assert_eq!(route.options().balance, Balance::LeastConn);
+    let port = |t: Option<&std::sync::Arc<lb_registry::Target>>| t.map_or(0, |t| t.addr().port());
+    // All idle: the cursor's order.
+    assert_eq!(
+        [port(route.pick()), port(route.pick()), port(route.pick())],
+        [1, 2, 3]
+    );
+    let busy = &route.targets()[0];
+    busy.start_request();
+    busy.start_request();
+    route.targets()[1].start_request();
+    // 1 has two, 2 has one, 3 none: 3 whatever the cursor says.
+    assert_eq!([port(route.pick()), port(route.pick())], [3, 3]);
+    route.targets()[2].start_request();
+    route.targets()[2].start_request();
+    assert_eq!(port(route.pick()), 2);
+    busy.finish_request();
+    busy.finish_request();
+    assert_eq!(busy.in_flight(), 0);
+    assert_eq!(port(route.pick()), 1);
+}

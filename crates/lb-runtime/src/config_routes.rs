@@ -12,7 +12,7 @@
 use crate::error::RunError;
 use lb_config::{LiveConfig, StaticRoute};
 use lb_registry::{
-    route_name, Export, HealthPolicy, InitialConfiguration, Reconfiguration, Reconfigured,
+    route_name, Balance, Export, HealthPolicy, InitialConfiguration, Reconfiguration, Reconfigured,
     Registry, RouteOptions,
 };
 use std::net::SocketAddr;
@@ -65,6 +65,7 @@ pub(crate) fn check_routes(config: &LiveConfig) -> Result<(), String> {
     for route in &config.routes {
         route_name(route.host.as_deref(), &route.prefix)
             .map_err(|e| format!("route {}: {e}", route.prefix))?;
+        balance_of(route).map_err(|e| format!("route {}: {e}", route.prefix))?;
         if let Some(t) = route.targets.iter().find(|t| t.ip().is_unspecified()) {
             return Err(format!(
                 "route {}: {} is not a host address",
@@ -133,12 +134,19 @@ pub(crate) fn health_policy(health: &lb_config::HealthConfig) -> HealthPolicy {
     }
 }
 
-/// The registry's options for a configured route.
+/// The balancing policy a configured route names; the error is the registry's sentence.
+fn balance_of(route: &StaticRoute) -> Result<Balance, lb_registry::RegistryError> {
+    Balance::parse(route.balance.as_deref(), route.hash_key.as_deref())
+}
+
+/// The registry's options for a configured route (its policy checked by [`check_routes`]
+/// first; round robin if it were not).
 fn route_options(route: &StaticRoute) -> RouteOptions {
     RouteOptions {
         strip_prefix: route.strip_prefix,
         connect_timeout: route.connect_timeout,
         upstream_timeout: route.upstream_timeout,
+        balance: balance_of(route).unwrap_or_default(),
     }
 }
 

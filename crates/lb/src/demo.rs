@@ -87,6 +87,8 @@ pub fn run_demo(args: &DemoArgs) -> Result<(), RunError> {
                 strip_prefix: true,
                 connect_timeout: None,
                 upstream_timeout: None,
+                balance: None,
+                hash_key: None,
             }],
             ..LiveConfig::default()
         },

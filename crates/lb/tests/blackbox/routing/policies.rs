@@ -1,0 +1,184 @@
+//! Balancing policies per route (SPEC part B "Load-balancing policies"; issue 13): least
+//! connections steering away from a target that holds slow requests, and consistent hashing
+//! that keeps each key on one target, per key kind, with round robin for a request without a
+//! key.
+
+use crate::{backends, bin, served_by};
+use lb_testkit::serde_json::json;
+use lb_testkit::{request, send_raw, Backend, LbProcess, Reply, ScratchDir, WAIT};
+use std::collections::BTreeSet;
+
+/// lb with 2 workers and one `/` route over `bs`, its policy given by `policy` (TOML lines).
+fn lb_with_policy(dir: &ScratchDir, bs: &[&Backend], policy: &str) -> LbProcess {
+    let file = dir.join("lb.toml");
+    let targets: Vec<String> = bs.iter().map(|b| format!("\"{}\"", b.addr())).collect();
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nworkers = 2\npin = false\n\
+             [[route]]\nprefix = \"/\"\ntargets = [{}]\n{policy}\n",
+            targets.join(", ")
+        ),
+    )
+    .expect("config written");
+    LbProcess::start(bin(), &["run", "--config", file.to_str().expect("utf-8")])
+}
+
+/// `GET target` with `headers` on a fresh connection; the backend that answered.
+fn get_with(lb: &LbProcess, target: &str, headers: &[(&str, &str)]) -> String {
+    let mut all = headers.to_vec();
+    all.push(("Connection", "close"));
+    served_by(&send_raw(lb.addr(), &request("GET", target, &all, b"")))
+}
+
+/// A request held by the slow target counts against it until it is answered: meanwhile every
+/// new request goes to the others; once it is answered, the slow one is picked again.
+#[test]
+fn least_conn_steers_new_requests_away_from_a_target_holding_slow_ones() {
+    let slow = Backend::start_with("lc-slow", Reply::Hold);
+    let others = backends(&["lc-b", "lc-c"]);
+    let dir = ScratchDir::new("least-conn");
+    let lb = lb_with_policy(
+        &dir,
+        &[&slow, &others[0], &others[1]],
+        "balance = \"least_conn\"",
+    );
+    let routes = lb.admin().call("GET", "/routes", b"").json();
+    assert_eq!(routes[0]["balance"], json!("least_conn"));
+
+    // Pick 0 (every target idle) goes to the first target, which holds it.
+    let held = {
+        let addr = lb.addr();
+        std::thread::spawn(move || served_by(&lb_testkit::get(addr, "/held")))
+    };
+    assert!(
+        slow.wait_for_requests(1, WAIT),
+        "the held request reached lc-slow"
+    );
+    let seen: Vec<String> = (0..30)
+        .map(|i| get_with(&lb, &format!("/n/{i}"), &[]))
+        .collect();
+    assert!(
+        seen.iter().all(|b| b != "lc-slow"),
+        "nothing new for the busy target: {seen:?}"
+    );
+    let spread: BTreeSet<&str> = seen.iter().map(String::as_str).collect();
+    assert_eq!(
+        spread,
+        BTreeSet::from(["lc-b", "lc-c"]),
+        "ties go round robin"
+    );
+
+    slow.release();
+    assert_eq!(held.join().expect("client thread"), "lc-slow");
+    // Its count is back to 0: with all idle, the scan from the cursor reaches it again.
+    let after: Vec<String> = (0..3)
+        .map(|i| get_with(&lb, &format!("/a/{i}"), &[]))
+        .collect();
+    assert!(after.iter().any(|b| b == "lc-slow"), "{after:?}");
+}
+
+/// Runs `keys.len() x 4` requests, each key's from fresh connections, with `headers_for(key)`;
+/// asserts that every key stayed on one backend and returns how many backends the keys used.
+fn sticky_backends(
+    lb: &LbProcess,
+    keys: &[String],
+    headers_for: impl Fn(&str) -> Vec<(String, String)>,
+) -> usize {
+    let mut used = BTreeSet::new();
+    for key in keys {
+        let headers = headers_for(key);
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let seen: BTreeSet<String> = (0..4)
+            .map(|i| get_with(lb, &format!("/k/{i}"), &headers))
+            .collect();
+        assert_eq!(seen.len(), 1, "key {key} moved: {seen:?}");
+        used.extend(seen);
+    }
+    used.len()
+}
+
+#[test]
+fn hash_on_a_header_keeps_each_key_on_one_target() {
+    let bs = backends(&["hh-a", "hh-b", "hh-c"]);
+    let dir = ScratchDir::new("hash-header");
+    let lb = lb_with_policy(
+        &dir,
+        &[&bs[0], &bs[1], &bs[2]],
+        "balance = \"hash\"\nhash_key = \"header:X-User\"",
+    );
+    let routes = lb.admin().call("GET", "/routes", b"").json();
+    assert_eq!(
+        (&routes[0]["balance"], &routes[0]["hash_key"]),
+        (&json!("hash"), &json!("header:X-User"))
+    );
+    let keys: Vec<String> = (0..24).map(|i| format!("user-{i}")).collect();
+    let used = sticky_backends(&lb, &keys, |k| vec![("x-user".into(), k.into())]);
+    assert!(used > 1, "24 keys over 3 targets use more than one");
+    // No header: round robin, so three requests in a row reach three targets.
+    let plain: BTreeSet<String> = (0..3)
+        .map(|i| get_with(&lb, &format!("/p/{i}"), &[]))
+        .collect();
+    assert_eq!(plain.len(), 3, "{plain:?}");
+}
+
+#[test]
+fn hash_on_a_cookie_keeps_each_key_on_one_target() {
+    let bs = backends(&["hc-a", "hc-b", "hc-c"]);
+    let dir = ScratchDir::new("hash-cookie");
+    let lb = lb_with_policy(
+        &dir,
+        &[&bs[0], &bs[1], &bs[2]],
+        "balance = \"hash\"\nhash_key = \"cookie:sid\"",
+    );
+    let keys: Vec<String> = (0..24).map(|i| format!("s{i}")).collect();
+    let used = sticky_backends(&lb, &keys, |k| {
+        vec![("Cookie".into(), format!("theme=dark; sid={k}"))]
+    });
+    assert!(used > 1, "24 keys over 3 targets use more than one");
+}
+
+#[test]
+fn hash_on_the_client_ip_keeps_a_client_on_one_target() {
+    let bs = backends(&["hi-a", "hi-b", "hi-c"]);
+    let dir = ScratchDir::new("hash-ip");
+    let lb = lb_with_policy(&dir, &[&bs[0], &bs[1], &bs[2]], "balance = \"hash\"");
+    let routes = lb.admin().call("GET", "/routes", b"").json();
+    assert_eq!(routes[0]["hash_key"], json!("client_ip"));
+    // Every request comes from 127.0.0.1, over fresh connections on both workers.
+    let seen: BTreeSet<String> = (0..20)
+        .map(|i| get_with(&lb, &format!("/i/{i}"), &[]))
+        .collect();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+}
+
+/// A policy lb does not know is a start-up error naming the route, exit code 2.
+#[test]
+fn an_unknown_policy_is_a_config_error() {
+    let b = Backend::start("bad-policy");
+    let dir = ScratchDir::new("bad-policy");
+    let file = dir.join("lb.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\
+             [[route]]\nprefix = \"/\"\ntargets = [\"{}\"]\nbalance = \"random\"\n",
+            b.addr()
+        ),
+    )
+    .expect("config written");
+    let done = lb_testkit::run_to_exit(
+        bin(),
+        &["run", "--config", file.to_str().expect("utf-8")],
+        WAIT,
+    );
+    assert_eq!(done.status.code(), Some(2), "stderr: {}", done.stderr);
+    assert!(
+        done.stderr.contains("balance \"random\""),
+        "{}",
+        done.stderr
+    );
+}
