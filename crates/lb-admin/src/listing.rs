@@ -6,7 +6,7 @@
 //! from the wall clock the caller passes; the registry only stores the lease's end.
 //!
 //! `host` is the route's host (null for a host-less route), `balance` its policy and
-//! `hash_key` the key of a `hash` route (null otherwise). Each target's requests in flight
+//! `hash_key` the key of a `hash` route (null otherwise), `max_fails` its failure accounting (0: off). Each target's requests in flight
 //! (`in_flight`, counted on `least_conn` routes) is in the registry's listing for whoever shows
 //! it.
 
@@ -78,6 +78,8 @@ struct RouteRow<'a> {
     strip_prefix: bool,
     balance: &'static str,
     hash_key: Option<String>,
+    /// Consecutive failed answers that take a target out; 0: off.
+    max_fails: u16,
     targets: Vec<RouteTargetRow>,
 }
 
@@ -129,6 +131,7 @@ pub(crate) fn routes(registry: &Registry) -> Response {
             strip_prefix: r.options.strip_prefix,
             balance: r.options.balance.name(),
             hash_key: r.options.balance.hash_key(),
+            max_fails: r.options.max_fails.max_fails,
             targets: r
                 .targets
                 .iter()

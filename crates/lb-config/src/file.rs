@@ -90,6 +90,8 @@ struct Route {
     timeouts: RouteTimeouts,
     balance: Option<String>,
     hash_key: Option<String>,
+    max_fails: Option<u16>,
+    fail_statuses: Option<Vec<u16>>,
 }
 
 /// `[route.timeouts]`: the upstream-side timeouts one route may set for itself (the client-side
@@ -156,6 +158,8 @@ pub fn parse_file(text: &str, origin: &str) -> Result<Layer, ConfigError> {
                 upstream_timeout: r.timeouts.upstream,
                 balance: r.balance,
                 hash_key: r.hash_key,
+                max_fails: r.max_fails,
+                fail_statuses: r.fail_statuses,
             })
             .collect(),
         connect_timeout: file.timeouts.connect,

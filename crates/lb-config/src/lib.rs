@@ -141,6 +141,10 @@ pub struct StaticRoute<T = SocketAddr> {
     pub balance: Option<String>,
     /// What a `hash` route hashes (`client_ip`, `header:NAME`, `cookie:NAME`).
     pub hash_key: Option<String>,
+    /// Consecutive failed answers that take a target out for the back-off; `None`: off.
+    pub max_fails: Option<u16>,
+    /// The statuses (500-599) that count as failures; `None`: 500, 502, 503, 504.
+    pub fail_statuses: Option<Vec<u16>>,
 }
 
 impl<T> StaticRoute<T> {
@@ -156,6 +160,8 @@ impl<T> StaticRoute<T> {
             upstream_timeout: self.upstream_timeout,
             balance: self.balance.clone(),
             hash_key: self.hash_key.clone(),
+            max_fails: self.max_fails,
+            fail_statuses: self.fail_statuses.clone(),
         }
     }
 }
@@ -190,6 +196,8 @@ where
             upstream_timeout: None,
             balance: None,
             hash_key: None,
+            max_fails: None,
+            fail_statuses: None,
         })
     }
 }

@@ -251,7 +251,7 @@ impl Exchange<'_, '_> {
         };
         let picked = &self.req.routed.picked;
         self.worker.stats.response(resp.status);
-        picked.answered(resp.status);
+        picked.answered(self.worker, resp.status);
         if resp.status == 101 {
             // The 101 head is in `out`, followed by whatever the upstream already sent in the
             // new protocol; from here on bytes flow both ways untouched.

@@ -391,7 +391,7 @@ impl Connection<'_> {
                 let status = error.kind.status();
                 self.worker.stats.response(status);
                 if let Some(routed) = end.routed {
-                    routed.picked.answered(status);
+                    routed.picked.answered(self.worker, status);
                 }
                 if !self.answer(error, target, next).await {
                     next = Next::Close;

@@ -104,10 +104,22 @@ impl Picked {
         Some(self.snapshot.route_of(self.slot)?.name_shared())
     }
 
-    /// Counts the status the client gets for this request on the picked target.
-    pub(crate) fn answered(&self, status: u16) {
-        if let Some(target) = self.snapshot.target(self.slot) {
-            target.record_response(self.worker, status);
+    /// Counts the status the client gets for this request on the picked target, and on a
+    /// route with `max_fails` whether it was a failure: the `max_fails`-th in a row takes the
+    /// target out for the back-off, as a refused connect does ([`lb_registry::MaxFails`]).
+    pub(crate) fn answered(&self, worker: &Worker, status: u16) {
+        let Some(route) = self.snapshot.route_of(self.slot) else {
+            return;
+        };
+        let Some(target) = self.snapshot.target(self.slot) else {
+            return;
+        };
+        target.record_response(self.worker, status);
+        let accounting = route.options().max_fails;
+        if accounting.enabled()
+            && target.record_outcome(accounting.is_failure(status), accounting.max_fails)
+        {
+            worker.routes.borrow().registry().mark_down(target.addr());
         }
     }
 }

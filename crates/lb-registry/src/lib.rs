@@ -38,6 +38,7 @@
 mod balance;
 mod cursor;
 mod error;
+mod failures;
 mod health;
 mod host;
 mod label;
@@ -49,6 +50,7 @@ mod target;
 
 pub use balance::{Balance, HashKey, KeyName, MAX_KEY_NAME};
 pub use cursor::Cursor;
+pub use failures::{MaxFails, DEFAULT_FAIL_STATUSES};
 pub use health::{
     CarriedHealth, CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFAULT_RISE,
 };

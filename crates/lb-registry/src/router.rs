@@ -13,6 +13,7 @@
 
 use crate::balance::Balance;
 use crate::cursor::Cursor;
+use crate::failures::MaxFails;
 use crate::host::{split_route, wildcard_parent};
 use crate::maglev::{key_hash, Maglev};
 use crate::schedule::Schedule;
@@ -34,6 +35,8 @@ pub struct RouteOptions {
     pub upstream_timeout: Option<Duration>,
     /// How a pick chooses among the route's healthy targets.
     pub balance: Balance,
+    /// Consecutive failed answers that take a target out (off by default).
+    pub max_fails: MaxFails,
 }
 
 impl Default for RouteOptions {
@@ -43,6 +46,7 @@ impl Default for RouteOptions {
             connect_timeout: None,
             upstream_timeout: None,
             balance: Balance::RoundRobin,
+            max_fails: MaxFails::default(),
         }
     }
 }

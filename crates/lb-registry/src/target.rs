@@ -9,7 +9,7 @@
 
 use crossbeam_utils::CachePadded;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Status classes counted per target: 1xx to 5xx.
 pub const STATUS_CLASSES: usize = 5;
@@ -21,6 +21,8 @@ pub struct Target {
     counters: Box<[CachePadded<Counters>]>,
     /// Requests in flight over all workers, counted by `least_conn` routes only.
     in_flight: CachePadded<AtomicU64>,
+    /// Consecutive failed answers, counted by routes with `max_fails` only.
+    fails: CachePadded<AtomicU32>,
 }
 
 /// One worker's counters for one target: 48 bytes, one cache line.
@@ -54,6 +56,7 @@ impl Target {
                 .map(|_| CachePadded::default())
                 .collect(),
             in_flight: CachePadded::default(),
+            fails: CachePadded::default(),
         }
     }
 
@@ -122,6 +125,26 @@ impl Target {
         self.in_flight.load(Ordering::Relaxed)
     }
 
+    /// Failure accounting ([`crate::MaxFails`]): one more answer, a failure or not. `true` when
+    /// this failure is the `max_fails`-th in a row (the count starts again; the caller takes
+    /// the target out). A success writes only when the count was not 0. Relaxed: a count whose
+    /// exact interleaving between workers does not matter; nothing is published through it.
+    #[inline]
+    pub fn record_outcome(&self, failed: bool, max_fails: u16) -> bool {
+        if !failed {
+            if self.fails.load(Ordering::Relaxed) != 0 {
+                self.fails.store(0, Ordering::Relaxed);
+            }
+            return false;
+        }
+        let count = self.fails.fetch_add(1, Ordering::Relaxed) + 1;
+        let reached = count >= u32::from(max_fails);
+        if reached {
+            self.fails.store(0, Ordering::Relaxed);
+        }
+        reached
+    }
+
     /// Requests sent to this target by all workers together.
     pub fn requests(&self) -> u64 {
         self.counters
@@ -160,5 +183,16 @@ mod tests {
         t.record_response(0, 42);
         assert_eq!(t.requests(), 2);
         assert_eq!(t.responses(), [2, 2, 0, 0, 2]);
+    }
+
+    #[test]
+    fn the_max_fails_th_consecutive_failure_is_reported_once() {
+        let t = Target::new("10.0.0.1:80".parse().expect("addr"), 1);
+        let outcomes = [true, true, false, true, true, true, true, true, true];
+        let reached: Vec<bool> = outcomes.iter().map(|&f| t.record_outcome(f, 3)).collect();
+        assert_eq!(
+            reached,
+            [false, false, false, false, false, true, false, false, true]
+        );
     }
 }

@@ -3,8 +3,8 @@
 //! target is left there; one the API holds, or one the configuration still names, stays (503).
 
 use lb_registry::{
-    Balance, Holder, InitialConfiguration, Reconfiguration, Reconfigured, Registry, RegistryError,
-    RouteOptions,
+    Balance, Holder, InitialConfiguration, MaxFails, Reconfiguration, Reconfigured, Registry,
+    RegistryError, RouteOptions,
 };
 use std::net::SocketAddr;
 
@@ -29,12 +29,14 @@ const KEEP_PREFIX: RouteOptions = RouteOptions {
     connect_timeout: None,
     upstream_timeout: None,
     balance: Balance::RoundRobin,
+    max_fails: MaxFails::DISABLED,
 };
 const DEFAULT: RouteOptions = RouteOptions {
     strip_prefix: true,
     connect_timeout: None,
     upstream_timeout: None,
     balance: Balance::RoundRobin,
+    max_fails: MaxFails::DISABLED,
 };
 
 /// The prefix of the route `target` reaches, and the target forwarded, with whether the route

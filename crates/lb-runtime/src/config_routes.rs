@@ -12,8 +12,8 @@
 use crate::error::RunError;
 use lb_config::{LiveConfig, StaticRoute};
 use lb_registry::{
-    route_name, Balance, Export, HealthPolicy, InitialConfiguration, Reconfiguration, Reconfigured,
-    Registry, RouteOptions,
+    route_name, Balance, Export, HealthPolicy, InitialConfiguration, MaxFails, Reconfiguration,
+    Reconfigured, Registry, RouteOptions,
 };
 use std::net::SocketAddr;
 use tracing::info;
@@ -66,6 +66,7 @@ pub(crate) fn check_routes(config: &LiveConfig) -> Result<(), String> {
         route_name(route.host.as_deref(), &route.prefix)
             .map_err(|e| format!("route {}: {e}", route.prefix))?;
         balance_of(route).map_err(|e| format!("route {}: {e}", route.prefix))?;
+        max_fails_of(route).map_err(|e| format!("route {}: {e}", route.prefix))?;
         if let Some(t) = route.targets.iter().find(|t| t.ip().is_unspecified()) {
             return Err(format!(
                 "route {}: {} is not a host address",
@@ -139,14 +140,20 @@ fn balance_of(route: &StaticRoute) -> Result<Balance, lb_registry::RegistryError
     Balance::parse(route.balance.as_deref(), route.hash_key.as_deref())
 }
 
-/// The registry's options for a configured route (its policy checked by [`check_routes`]
-/// first; round robin if it were not).
+/// The failure accounting a configured route asks for; the error is the registry's sentence.
+fn max_fails_of(route: &StaticRoute) -> Result<MaxFails, lb_registry::RegistryError> {
+    MaxFails::new(route.max_fails.unwrap_or(0), route.fail_statuses.as_deref())
+}
+
+/// The registry's options for a configured route (its policy and failure accounting checked
+/// by [`check_routes`] first; the defaults if they were not).
 fn route_options(route: &StaticRoute) -> RouteOptions {
     RouteOptions {
         strip_prefix: route.strip_prefix,
         connect_timeout: route.connect_timeout,
         upstream_timeout: route.upstream_timeout,
         balance: balance_of(route).unwrap_or_default(),
+        max_fails: max_fails_of(route).unwrap_or_default(),
     }
 }
 

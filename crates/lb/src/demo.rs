@@ -89,6 +89,8 @@ pub fn run_demo(args: &DemoArgs) -> Result<(), RunError> {
                 upstream_timeout: None,
                 balance: None,
                 hash_key: None,
+                max_fails: None,
+                fail_statuses: None,
             }],
             ..LiveConfig::default()
         },

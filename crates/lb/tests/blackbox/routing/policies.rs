@@ -182,3 +182,63 @@ fn an_unknown_policy_is_a_config_error() {
         done.stderr
     );
 }
+
+/// `max_fails = 2`: the target answering 500 is taken out after its second 500 in a row (for
+/// the back-off), and every later request goes to the healthy one; `/routes` shows the setting.
+#[test]
+fn max_fails_takes_a_target_out_after_consecutive_failures() {
+    let failing = Backend::start_with(
+        "mf-bad",
+        Reply::Fixed {
+            status: 500,
+            headers: Vec::new(),
+            body: b"broken".to_vec(),
+        },
+    );
+    let good = Backend::start("mf-good");
+    let dir = ScratchDir::new("max-fails");
+    let lb = lb_with_policy(&dir, &[&failing, &good], "max_fails = 2");
+    let routes = lb.admin().call("GET", "/routes", b"").json();
+    assert_eq!(routes[0]["max_fails"], json!(2));
+    let status = |i: usize| {
+        let raw = request("GET", &format!("/m/{i}"), &[("Connection", "close")], b"");
+        send_raw(lb.addr(), &raw).status
+    };
+    // Round robin: bad, good, bad (its second failure in a row: out).
+    assert_eq!([status(0), status(1), status(2)], [500, 200, 500]);
+    let later: Vec<u16> = (3..13).map(status).collect();
+    assert_eq!(
+        later, [200; 10],
+        "the failing target is out for the back-off"
+    );
+    assert_eq!(failing.request_count(), 2);
+    let targets = lb.admin().targets();
+    let bad = targets
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|t| t["port"] == json!(failing.addr().port()))
+        .expect("listed");
+    assert_eq!(bad["healthy"], json!(false));
+}
+
+/// Without `max_fails` (the default), 500s are passed on and the target stays in rotation.
+#[test]
+fn without_max_fails_a_failing_target_stays_in_rotation() {
+    let failing = Backend::start_with(
+        "nf-bad",
+        Reply::Fixed {
+            status: 500,
+            headers: Vec::new(),
+            body: b"broken".to_vec(),
+        },
+    );
+    let good = Backend::start("nf-good");
+    let dir = ScratchDir::new("no-max-fails");
+    let lb = lb_with_policy(&dir, &[&failing, &good], "");
+    for i in 0..10 {
+        let raw = request("GET", &format!("/m/{i}"), &[("Connection", "close")], b"");
+        let want = if i % 2 == 0 { 500 } else { 200 };
+        assert_eq!(send_raw(lb.addr(), &raw).status, want, "request {i}");
+    }
+}
