@@ -242,3 +242,40 @@ fn without_max_fails_a_failing_target_stays_in_rotation() {
         assert_eq!(send_raw(lb.addr(), &raw).status, want, "request {i}");
     }
 }
+
+/// SIGHUP changes a route's policy live: round robin first, then `hash` on a header after the
+/// reload, on the same connection.
+#[test]
+fn sighup_changes_the_policy_live() {
+    let bs = backends(&["rl-a", "rl-b", "rl-c"]);
+    let dir = ScratchDir::new("policy-reload");
+    let mut lb = lb_with_policy(&dir, &[&bs[0], &bs[1], &bs[2]], "");
+    let user = [("X-User", "u-7")];
+    let before: BTreeSet<String> = (0..3)
+        .map(|i| get_with(&lb, &format!("/r/{i}"), &user))
+        .collect();
+    assert_eq!(
+        before.len(),
+        3,
+        "round robin ignores the header: {before:?}"
+    );
+    let file = dir.join("lb.toml");
+    let text = std::fs::read_to_string(&file).expect("config read")
+        + "balance = \"hash\"\nhash_key = \"header:X-User\"\nmax_fails = 4\n";
+    std::fs::write(&file, text).expect("config written");
+    lb.process().signal("HUP");
+    lb.wait_for_stderr(WAIT, &["configuration reloaded"]);
+    let routes = lb.admin().call("GET", "/routes", b"").json();
+    assert_eq!(
+        (
+            &routes[0]["balance"],
+            &routes[0]["hash_key"],
+            &routes[0]["max_fails"]
+        ),
+        (&json!("hash"), &json!("header:X-User"), &json!(4))
+    );
+    let after: BTreeSet<String> = (0..6)
+        .map(|i| get_with(&lb, &format!("/h/{i}"), &user))
+        .collect();
+    assert_eq!(after.len(), 1, "one key, one target: {after:?}");
+}
