@@ -117,6 +117,7 @@ fn registry_with_hosts() -> Arc<Registry> {
         .collect();
     targets.push(("/api".to_string(), addr(9001)));
     let start = InitialConfiguration {
+        weights: Vec::new(),
         targets,
         routes: Vec::new(),
     };

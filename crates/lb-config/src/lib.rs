@@ -127,6 +127,9 @@ pub struct StaticRoute<T = SocketAddr> {
     pub prefix: String,
     /// Targets in the order they are registered (round-robin order).
     pub targets: Vec<T>,
+    /// The targets written with a weight (`{ addr = "HOST:PORT", weight = N }`), with it; a
+    /// target not listed has weight 1. Checked by the registry when the routes are applied.
+    pub weights: Vec<(T, u16)>,
     /// Active health check path for this route's targets; `None` uses [`HealthConfig::check`].
     pub health_check: Option<String>,
     /// Strip the prefix before forwarding (the SPEC's default); `false` forwards the request
@@ -148,9 +151,10 @@ pub struct StaticRoute<T = SocketAddr> {
 }
 
 impl<T> StaticRoute<T> {
-    /// The same route with other targets (its resolution).
-    pub fn with_targets<U>(&self, targets: Vec<U>) -> StaticRoute<U> {
+    /// The same route with other targets and weights (its resolution).
+    pub fn with_targets<U>(&self, targets: Vec<U>, weights: Vec<(U, u16)>) -> StaticRoute<U> {
         StaticRoute {
+            weights,
             host: self.host.clone(),
             prefix: self.prefix.clone(),
             targets,
@@ -188,6 +192,7 @@ where
             .map_err(|e| format!("route {prefix}: {e}"))?;
         Ok(StaticRoute {
             host: None,
+            weights: Vec::new(),
             prefix: prefix.to_string(),
             targets,
             health_check: None,
@@ -486,7 +491,7 @@ mod tests {
                 |c| {
                     c.live.routes = vec!["/a=10.0.0.1:1".parse().unwrap()]
                         .into_iter()
-                        .map(|r: StaticRoute| r.with_targets(Vec::new()))
+                        .map(|r: StaticRoute| r.with_targets(Vec::new(), Vec::new()))
                         .collect()
                 },
                 "route /a has no targets (expected at least one HOST:PORT)",

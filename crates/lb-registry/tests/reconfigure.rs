@@ -60,6 +60,7 @@ fn route_paths(reg: &Registry) -> Vec<String> {
 fn configured() -> Registry {
     let reg = Registry::new(1);
     let start = Reconfiguration {
+        weights: Vec::new(),
         register: pairs(&[("/", 1), ("/gone/", 2)]),
         release: Vec::new(),
         routes: named(&[("/", DEFAULT), ("/gone/", KEEP_PREFIX)]),
@@ -72,6 +73,7 @@ fn configured() -> Registry {
 /// The reload that drops `/gone` from the file.
 fn drop_gone() -> Reconfiguration {
     Reconfiguration {
+        weights: Vec::new(),
         register: Vec::new(),
         release: pairs(&[("/gone", 2)]),
         routes: named(&[("/", DEFAULT)]),
@@ -154,6 +156,7 @@ fn a_prefix_the_configuration_still_names_stays_without_targets() {
     );
     // A reload of a file that still names /gone (its target list did not change).
     let still = Reconfiguration {
+        weights: Vec::new(),
         register: Vec::new(),
         release: Vec::new(),
         routes: named(&[("/", DEFAULT), ("/gone", KEEP_PREFIX)]),
@@ -180,6 +183,7 @@ fn a_reload_is_one_snapshot_and_an_invalid_one_changes_nothing() {
     let generation = reg.generation();
     // /gone's target is replaced and its options change: never empty, never half done.
     let replace = Reconfiguration {
+        weights: Vec::new(),
         register: pairs(&[("/gone", 5)]),
         release: pairs(&[("/gone", 2)]),
         routes: named(&[("/", DEFAULT), ("/gone", DEFAULT)]),
@@ -238,6 +242,7 @@ fn a_start_keeps_what_the_old_configuration_held_as_registrations() {
         "named by the old configuration"
     );
     let start = InitialConfiguration {
+        weights: Vec::new(),
         targets: pairs(&[("/a/", 1)]),
         routes: named(&[("/a", DEFAULT)]),
     };

@@ -12,8 +12,8 @@
 use crate::error::RunError;
 use lb_config::{LiveConfig, StaticRoute};
 use lb_registry::{
-    route_name, Balance, Export, HealthPolicy, InitialConfiguration, MaxFails, Reconfiguration,
-    Reconfigured, Registry, RouteOptions,
+    check_weight, route_name, Balance, Export, HealthPolicy, InitialConfiguration, MaxFails,
+    Reconfiguration, Reconfigured, Registry, RouteOptions,
 };
 use std::net::SocketAddr;
 use tracing::info;
@@ -45,11 +45,32 @@ fn route_pairs(config: &LiveConfig) -> Vec<(String, SocketAddr)> {
         .collect()
 }
 
+/// The weight `config` gives each of its targets, as (route name, target, weight): 1 unless
+/// written `{ addr = ..., weight = N }`.
+fn route_weights(config: &LiveConfig) -> Vec<(String, SocketAddr, u16)> {
+    config
+        .routes
+        .iter()
+        .flat_map(|r| {
+            let name = name_of(r);
+            r.targets.iter().map(move |&t| {
+                let weight = r
+                    .weights
+                    .iter()
+                    .find(|(a, _)| *a == t)
+                    .map_or(1, |&(_, w)| w);
+                (name.clone(), t, weight)
+            })
+        })
+        .collect()
+}
+
 /// Puts `config`'s routes into `registry` at start, on top of what the state file or the old lb
 /// of an upgrade gave (see [`InitialConfiguration`] for who then holds what).
 pub(crate) fn configure(registry: &Registry, config: &LiveConfig) -> Result<(), RunError> {
     check_routes(config).map_err(RunError::Config)?;
     let start = InitialConfiguration {
+        weights: route_weights(config),
         targets: route_pairs(config),
         routes: named_routes(config),
     };
@@ -67,6 +88,10 @@ pub(crate) fn check_routes(config: &LiveConfig) -> Result<(), String> {
             .map_err(|e| format!("route {}: {e}", route.prefix))?;
         balance_of(route).map_err(|e| format!("route {}: {e}", route.prefix))?;
         max_fails_of(route).map_err(|e| format!("route {}: {e}", route.prefix))?;
+        for &(target, weight) in &route.weights {
+            check_weight(u64::from(weight))
+                .map_err(|e| format!("route {}, target {target}: {e}", route.prefix))?;
+        }
         if let Some(t) = route.targets.iter().find(|t| t.ip().is_unspecified()) {
             return Err(format!(
                 "route {}: {} is not a host address",
@@ -92,6 +117,7 @@ pub(crate) fn reconfigure(
     // Only what the file changed: a target the operator deregistered through the API stays
     // out until the file names it anew (or lb restarts), whatever else the reload changes.
     let change = Reconfiguration {
+        weights: route_weights(new),
         register: after
             .iter()
             .filter(|p| !before.contains(p))

@@ -83,6 +83,7 @@ pub fn run_demo(args: &DemoArgs) -> Result<(), RunError> {
                 host: None,
                 prefix: "/".to_string(),
                 targets: backends.clone(),
+                weights: Vec::new(),
                 health_check: None,
                 strip_prefix: true,
                 connect_timeout: None,

@@ -260,6 +260,22 @@ impl Table {
         Registered::New
     }
 
+    /// The configuration gives `addr` on `prefix` this weight: taken when only the
+    /// configuration holds the target (the API's weight wins where it holds it too).
+    pub(crate) fn weigh_configured(&mut self, prefix: &str, addr: SocketAddr, weight: u16) {
+        let Some(entry) = self.routes.get_mut(prefix) else {
+            return;
+        };
+        let Some(at) = entry.position(addr) else {
+            return;
+        };
+        let member = &mut entry.targets[at];
+        if member.holders.only(Holder::Config) && member.weight != weight {
+            member.weight = weight;
+            self.republish = true;
+        }
+    }
+
     /// `holder` withdraws its claim on `addr` in `prefix`; `true` when nobody held it any more
     /// and it left (and the route with it, when nobody wants that either).
     pub(crate) fn release(&mut self, prefix: &str, addr: SocketAddr, holder: Holder) -> bool {

@@ -116,3 +116,50 @@ fn a_weight_change_at_run_time_continues_the_order() {
         "the order of targets is kept"
     );
 }
+
+/// A config target written `{ addr = "HOST:PORT", weight = N }` has that weight: weights 3,1
+/// give the smooth period a a b a; a reload that changes it takes effect live.
+#[test]
+fn config_targets_carry_weights_and_a_reload_changes_them() {
+    let bs = backends(&["wf-a", "wf-b"]);
+    let dir = lb_testkit::ScratchDir::new("config-weights");
+    let file = dir.join("lb.toml");
+    let write = |weight: u16| {
+        std::fs::write(
+            &file,
+            format!(
+                "listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nworkers = 2\npin = false\n\
+                 [[route]]\nprefix = \"/\"\n\
+                 targets = [{{ addr = \"{}\", weight = {weight} }}, \"{}\"]\n",
+                bs[0].addr(),
+                bs[1].addr()
+            ),
+        )
+        .expect("config written");
+    };
+    write(3);
+    let mut lb = LbProcess::start(
+        crate::bin(),
+        &["run", "--config", file.to_str().expect("utf-8")],
+    );
+    let got: Vec<String> = (0..8).map(|i| fresh_get(&lb, &format!("/f/{i}"))).collect();
+    let period = [0, 0, 1, 0];
+    let want: Vec<String> = (0..8)
+        .map(|i| bs[period[i % 4]].name().to_string())
+        .collect();
+    assert_eq!(got, want);
+    let routes = lb.admin().call("GET", "/routes", b"").json();
+    assert_eq!(routes[0]["targets"][0]["weight"], json!(3));
+
+    write(1);
+    lb.process().signal("HUP");
+    lb.wait_for_stderr(lb_testkit::WAIT, &["configuration reloaded"]);
+    let routes = lb.admin().call("GET", "/routes", b"").json();
+    assert_eq!(routes[0]["targets"][0]["weight"], json!(1));
+    // Equal weights: k mod 2 from the cursor, which stands at 8.
+    let got: Vec<String> = (8..12)
+        .map(|i| fresh_get(&lb, &format!("/g/{i}")))
+        .collect();
+    let want: Vec<String> = (8..12).map(|k| bs[k % 2].name().to_string()).collect();
+    assert_eq!(got, want);
+}
