@@ -5,10 +5,11 @@
 //! `json!` map would sort the keys). The time a lease has left is computed here, at the edge,
 //! from the wall clock the caller passes; the registry only stores the lease's end.
 //!
-//! `host` is the route's host (null for a host-less route), `balance` its policy and
-//! `hash_key` the key of a `hash` route (null otherwise), `max_fails` its failure accounting (0: off). Each target's requests in flight
-//! (`in_flight`, counted on `least_conn` routes) is in the registry's listing for whoever shows
-//! it.
+//! `host` is the route's host (null for a host-less route), `balance` its policy, `hash_key`
+//! the key of a `hash` route (null otherwise), `max_fails` its failure accounting (0: off) and
+//! `retries` how many other targets a failed request may go to. Each target's requests in
+//! flight (`in_flight`, counted on `least_conn` routes) is in the registry's listing for
+//! whoever shows it.
 
 use crate::response::Response;
 use lb_registry::{Registry, TargetInfo, STATUS_CLASSES};
@@ -80,6 +81,8 @@ struct RouteRow<'a> {
     hash_key: Option<String>,
     /// Consecutive failed answers that take a target out; 0: off.
     max_fails: u16,
+    /// Other targets a failed request may go to where that is safe.
+    retries: u8,
     targets: Vec<RouteTargetRow>,
 }
 
@@ -132,6 +135,7 @@ pub(crate) fn routes(registry: &Registry) -> Response {
             balance: r.options.balance.name(),
             hash_key: r.options.balance.hash_key(),
             max_fails: r.options.max_fails.max_fails,
+            retries: r.options.retries,
             targets: r
                 .targets
                 .iter()

@@ -705,16 +705,16 @@ async fn routes_lists_every_prefix_with_its_options_and_targets() {
     assert_eq!(
         reply.json(),
         json!([
-            {"host":null,"path":"/b","strip_prefix":true,"balance":"round_robin","hash_key":null,"max_fails":0,
+            {"host":null,"path":"/b","strip_prefix":true,"balance":"round_robin","hash_key":null,"max_fails":0,"retries":1,
              "targets":[{"ip":"10.0.0.2","port":2,"weight":3,"healthy":true},
                         {"ip":"::1","port":3,"weight":1,"healthy":true}]},
             {"host":null,"path":"/empty","strip_prefix":false,"balance":"round_robin",
-             "hash_key":null,"max_fails":0,"targets":[]},
+             "hash_key":null,"max_fails":0,"retries":1,"targets":[]},
         ])
     );
     assert!(
         String::from_utf8_lossy(&reply.body).starts_with(
-            r#"[{"host":null,"path":"/b","strip_prefix":true,"balance":"round_robin","hash_key":null,"max_fails":0,"targets":[{"ip":"10.0.0.2","port":2,"weight":3,"healthy":true},"#
+            r#"[{"host":null,"path":"/b","strip_prefix":true,"balance":"round_robin","hash_key":null,"max_fails":0,"retries":1,"targets":[{"ip":"10.0.0.2","port":2,"weight":3,"healthy":true},"#
         ),
         "{}",
         String::from_utf8_lossy(&reply.body)

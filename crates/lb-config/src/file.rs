@@ -92,6 +92,7 @@ struct Route {
     hash_key: Option<String>,
     max_fails: Option<u16>,
     fail_statuses: Option<Vec<u16>>,
+    retries: Option<u8>,
 }
 
 /// `[route.timeouts]`: the upstream-side timeouts one route may set for itself (the client-side
@@ -165,6 +166,7 @@ pub fn parse_file(text: &str, origin: &str) -> Result<Layer, ConfigError> {
                 hash_key: r.hash_key,
                 max_fails: r.max_fails,
                 fail_statuses: r.fail_statuses,
+                retries: r.retries,
             })
             .collect(),
         connect_timeout: file.timeouts.connect,

@@ -148,6 +148,8 @@ pub struct StaticRoute<T = SocketAddr> {
     pub max_fails: Option<u16>,
     /// The statuses (500-599) that count as failures; `None`: 500, 502, 503, 504.
     pub fail_statuses: Option<Vec<u16>>,
+    /// How many other targets a failed request may go to where that is safe; `None`: 1.
+    pub retries: Option<u8>,
 }
 
 impl<T> StaticRoute<T> {
@@ -166,6 +168,7 @@ impl<T> StaticRoute<T> {
             hash_key: self.hash_key.clone(),
             max_fails: self.max_fails,
             fail_statuses: self.fail_statuses.clone(),
+            retries: self.retries,
         }
     }
 }
@@ -203,6 +206,7 @@ where
             hash_key: None,
             max_fails: None,
             fail_statuses: None,
+            retries: None,
         })
     }
 }

@@ -298,7 +298,7 @@ impl Exchange<'_, '_> {
         &mut self,
         client: &mut C,
     ) -> Result<(Upstream, Response), HeadError> {
-        let mut moved = false;
+        let mut moves_left = self.req.routed.retries;
         let mut fresh = false;
         // The target that failed before the request moved on, and why: named once the next
         // one answered, so the log says what happened rather than what was about to be tried.
@@ -311,7 +311,7 @@ impl Exchange<'_, '_> {
                 reused,
                 bodiless,
                 idempotent,
-                moved,
+                moves_left,
             };
             let connected = upstream::connect(
                 self.worker,
@@ -328,7 +328,7 @@ impl Exchange<'_, '_> {
                             debug!(worker = self.worker.cfg.id, upstream = %req.routed.picked.addr, next = %next.addr, %error, "target marked down; trying the next one");
                             failed = Some((req.routed.picked.addr, error.detail));
                             self.req.routed.picked = next;
-                            moved = true;
+                            moves_left = moves_left.saturating_sub(1);
                             fresh = false;
                             continue;
                         }
@@ -355,7 +355,7 @@ impl Exchange<'_, '_> {
                             debug!(worker = self.worker.cfg.id, upstream = %self.req.routed.picked.addr, next = %next.addr, "the upstream closed without a response; retrying on the next target");
                             failed = Some((self.req.routed.picked.addr, CLOSED_EARLY.detail));
                             self.req.routed.picked = next;
-                            moved = true;
+                            moves_left = moves_left.saturating_sub(1);
                             fresh = false;
                         }
                         Retry::Answer => return Err(HeadError::ClosedEarly),

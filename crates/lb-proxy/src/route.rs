@@ -132,6 +132,9 @@ pub(crate) struct Routed {
     pub(crate) connect_timeout: Duration,
     /// The route's upstream response timeout, or the process-wide one.
     pub(crate) upstream_timeout: Duration,
+    /// How many other targets the request may be sent on to when one fails where that is
+    /// safe ([`crate::policy::retry`]).
+    pub(crate) retries: u8,
 }
 
 /// Routes `req` (its host, its origin-form target, and for a `hash` route its key: a header,
@@ -164,5 +167,6 @@ pub(crate) fn route(
         upstream_timeout: options
             .upstream_timeout
             .unwrap_or_else(|| tuning.upstream()),
+        retries: options.retries,
     })
 }

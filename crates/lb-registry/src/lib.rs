@@ -73,6 +73,6 @@ pub use registry::{
     normalize_prefix, Holder, PinnedSnapshot, Registered, Registry, RegistryError, RouteInfo,
     RouteTargets, SnapshotCache, TargetInfo,
 };
-pub use router::{Match, Route, RouteOptions, Slot, Snapshot};
+pub use router::{Match, Route, RouteOptions, Slot, Snapshot, DEFAULT_RETRIES, MAX_RETRIES};
 pub use schedule::Schedule;
 pub use target::{status_class, Target, STATUS_CLASSES};

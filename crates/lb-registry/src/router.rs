@@ -37,7 +37,16 @@ pub struct RouteOptions {
     pub balance: Balance,
     /// Consecutive failed answers that take a target out (off by default).
     pub max_fails: MaxFails,
+    /// How many other targets a request may be sent on to when one fails before anything of
+    /// it could have been acted on (see lb-proxy's `policy::retry`); at most [`MAX_RETRIES`].
+    pub retries: u8,
 }
+
+/// A route's retries when it names none: one other target, as nginx's `proxy_next_upstream`.
+pub const DEFAULT_RETRIES: u8 = 1;
+
+/// Most retries a route may ask for.
+pub const MAX_RETRIES: u8 = 10;
 
 impl Default for RouteOptions {
     fn default() -> Self {
@@ -47,6 +56,7 @@ impl Default for RouteOptions {
             upstream_timeout: None,
             balance: Balance::RoundRobin,
             max_fails: MaxFails::default(),
+            retries: DEFAULT_RETRIES,
         }
     }
 }

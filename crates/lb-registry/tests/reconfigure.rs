@@ -4,7 +4,7 @@
 
 use lb_registry::{
     Balance, Holder, InitialConfiguration, MaxFails, Reconfiguration, Reconfigured, Registry,
-    RegistryError, RouteOptions,
+    RegistryError, RouteOptions, DEFAULT_RETRIES,
 };
 use std::net::SocketAddr;
 
@@ -30,6 +30,7 @@ const KEEP_PREFIX: RouteOptions = RouteOptions {
     upstream_timeout: None,
     balance: Balance::RoundRobin,
     max_fails: MaxFails::DISABLED,
+    retries: DEFAULT_RETRIES,
 };
 const DEFAULT: RouteOptions = RouteOptions {
     strip_prefix: true,
@@ -37,6 +38,7 @@ const DEFAULT: RouteOptions = RouteOptions {
     upstream_timeout: None,
     balance: Balance::RoundRobin,
     max_fails: MaxFails::DISABLED,
+    retries: DEFAULT_RETRIES,
 };
 
 /// The prefix of the route `target` reaches, and the target forwarded, with whether the route

@@ -13,7 +13,7 @@ use crate::error::RunError;
 use lb_config::{LiveConfig, StaticRoute};
 use lb_registry::{
     check_weight, route_name, Balance, Export, HealthPolicy, InitialConfiguration, MaxFails,
-    Reconfiguration, Reconfigured, Registry, RouteOptions,
+    Reconfiguration, Reconfigured, Registry, RouteOptions, DEFAULT_RETRIES, MAX_RETRIES,
 };
 use std::net::SocketAddr;
 use tracing::info;
@@ -88,6 +88,12 @@ pub(crate) fn check_routes(config: &LiveConfig) -> Result<(), String> {
             .map_err(|e| format!("route {}: {e}", route.prefix))?;
         balance_of(route).map_err(|e| format!("route {}: {e}", route.prefix))?;
         max_fails_of(route).map_err(|e| format!("route {}: {e}", route.prefix))?;
+        if let Some(retries) = route.retries.filter(|&r| r > MAX_RETRIES) {
+            return Err(format!(
+                "route {}: retries {retries} is more than {MAX_RETRIES}",
+                route.prefix
+            ));
+        }
         for &(target, weight) in &route.weights {
             check_weight(u64::from(weight))
                 .map_err(|e| format!("route {}, target {target}: {e}", route.prefix))?;
@@ -180,6 +186,7 @@ fn route_options(route: &StaticRoute) -> RouteOptions {
         upstream_timeout: route.upstream_timeout,
         balance: balance_of(route).unwrap_or_default(),
         max_fails: max_fails_of(route).unwrap_or_default(),
+        retries: route.retries.unwrap_or(DEFAULT_RETRIES).min(MAX_RETRIES),
     }
 }
 

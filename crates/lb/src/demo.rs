@@ -92,6 +92,7 @@ pub fn run_demo(args: &DemoArgs) -> Result<(), RunError> {
                 hash_key: None,
                 max_fails: None,
                 fail_statuses: None,
+                retries: None,
             }],
             ..LiveConfig::default()
         },

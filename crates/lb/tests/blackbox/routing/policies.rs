@@ -279,3 +279,32 @@ fn sighup_changes_the_policy_live() {
         .collect();
     assert_eq!(after.len(), 1, "one key, one target: {after:?}");
 }
+
+/// `retries` per route: with 0 a refused connect is the client's 502; with the default (1)
+/// the request goes on to the next healthy target.
+#[test]
+fn retries_per_route_bound_where_a_failed_request_goes() {
+    let good = Backend::start("rt-good");
+    // One refused address per route: a refused connect takes its address out everywhere.
+    let (refused_a, refused_b) = (lb_testkit::refused_addr(), lb_testkit::refused_addr());
+    let dir = ScratchDir::new("retries");
+    let file = dir.join("lb.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nworkers = 1\npin = false\n\
+             [[route]]\nprefix = \"/none\"\ntargets = [\"{refused_a}\", \"{g}\"]\nretries = 0\n\
+             [[route]]\nprefix = \"/one\"\ntargets = [\"{refused_b}\", \"{g}\"]\n",
+            g = good.addr()
+        ),
+    )
+    .expect("config written");
+    let lb = LbProcess::start(bin(), &["run", "--config", file.to_str().expect("utf-8")]);
+    let routes = lb.admin().call("GET", "/routes", b"").json();
+    assert_eq!(
+        (&routes[0]["retries"], &routes[1]["retries"]),
+        (&json!(0), &json!(1))
+    );
+    assert_eq!(lb_testkit::get(lb.addr(), "/none/x").status, 502);
+    assert_eq!(served_by(&lb_testkit::get(lb.addr(), "/one/x")), "rt-good");
+}
