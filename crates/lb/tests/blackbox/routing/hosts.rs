@@ -2,7 +2,7 @@
 //! one-label wildcard, through the API and the config file, falling back to host-less routes;
 //! `/targets` and `/routes` show the host and `/deregister` takes it.
 
-use crate::{backends, bin, served_by};
+use crate::{backends, lb_from_config, served_by};
 use lb_testkit::serde_json::{json, Value};
 use lb_testkit::{request, send_raw, Backend, LbProcess, ScratchDir};
 
@@ -109,19 +109,13 @@ fn a_bad_host_is_400_and_changes_nothing() {
 fn config_routes_bind_hosts_and_routes_lists_them() {
     let bs = backends(&["vh-cfg-host", "vh-cfg-plain"]);
     let dir = ScratchDir::new("vhosts");
-    let file = dir.join("lb.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nworkers = 2\npin = false\n\
-             [[route]]\nhost = \"Shop.Test\"\nprefix = \"/\"\ntargets = [\"{}\"]\n\
-             [[route]]\nprefix = \"/\"\ntargets = [\"{}\"]\n",
-            bs[0].addr(),
-            bs[1].addr()
-        ),
-    )
-    .expect("config written");
-    let lb = LbProcess::start(bin(), &["run", "--config", file.to_str().expect("utf-8")]);
+    let routes = format!(
+        "[[route]]\nhost = \"Shop.Test\"\nprefix = \"/\"\ntargets = [\"{}\"]\n\
+         [[route]]\nprefix = \"/\"\ntargets = [\"{}\"]\n",
+        bs[0].addr(),
+        bs[1].addr()
+    );
+    let lb = lb_from_config(&dir, 2, &routes);
     assert_eq!(via_host(&lb, "shop.test", "/x"), "vh-cfg-host");
     assert_eq!(via_host(&lb, "other.test", "/x"), "vh-cfg-plain");
     let routes = lb.admin().call("GET", "/routes", b"").json();

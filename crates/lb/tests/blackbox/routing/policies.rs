@@ -3,25 +3,19 @@
 //! that keeps each key on one target, per key kind, with round robin for a request without a
 //! key.
 
-use crate::{backends, bin, served_by};
+use crate::{backends, bin, lb_from_config, served_by};
 use lb_testkit::serde_json::json;
 use lb_testkit::{request, send_raw, Backend, LbProcess, Reply, ScratchDir, WAIT};
 use std::collections::BTreeSet;
 
 /// lb with 2 workers and one `/` route over `bs`, its policy given by `policy` (TOML lines).
 fn lb_with_policy(dir: &ScratchDir, bs: &[&Backend], policy: &str) -> LbProcess {
-    let file = dir.join("lb.toml");
     let targets: Vec<String> = bs.iter().map(|b| format!("\"{}\"", b.addr())).collect();
-    std::fs::write(
-        &file,
-        format!(
-            "listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nworkers = 2\npin = false\n\
-             [[route]]\nprefix = \"/\"\ntargets = [{}]\n{policy}\n",
-            targets.join(", ")
-        ),
-    )
-    .expect("config written");
-    LbProcess::start(bin(), &["run", "--config", file.to_str().expect("utf-8")])
+    let routes = format!(
+        "[[route]]\nprefix = \"/\"\ntargets = [{}]\n{policy}\n",
+        targets.join(", ")
+    );
+    lb_from_config(dir, 2, &routes)
 }
 
 /// `GET target` with `headers` on a fresh connection; the backend that answered.
@@ -288,18 +282,12 @@ fn retries_per_route_bound_where_a_failed_request_goes() {
     // One refused address per route: a refused connect takes its address out everywhere.
     let (refused_a, refused_b) = (lb_testkit::refused_addr(), lb_testkit::refused_addr());
     let dir = ScratchDir::new("retries");
-    let file = dir.join("lb.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nworkers = 1\npin = false\n\
-             [[route]]\nprefix = \"/none\"\ntargets = [\"{refused_a}\", \"{g}\"]\nretries = 0\n\
-             [[route]]\nprefix = \"/one\"\ntargets = [\"{refused_b}\", \"{g}\"]\n",
-            g = good.addr()
-        ),
-    )
-    .expect("config written");
-    let lb = LbProcess::start(bin(), &["run", "--config", file.to_str().expect("utf-8")]);
+    let routes = format!(
+        "[[route]]\nprefix = \"/none\"\ntargets = [\"{refused_a}\", \"{g}\"]\nretries = 0\n\
+         [[route]]\nprefix = \"/one\"\ntargets = [\"{refused_b}\", \"{g}\"]\n",
+        g = good.addr()
+    );
+    let lb = lb_from_config(&dir, 1, &routes);
     let routes = lb.admin().call("GET", "/routes", b"").json();
     assert_eq!(
         (&routes[0]["retries"], &routes[1]["retries"]),

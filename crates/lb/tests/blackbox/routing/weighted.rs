@@ -123,25 +123,15 @@ fn a_weight_change_at_run_time_continues_the_order() {
 fn config_targets_carry_weights_and_a_reload_changes_them() {
     let bs = backends(&["wf-a", "wf-b"]);
     let dir = lb_testkit::ScratchDir::new("config-weights");
-    let file = dir.join("lb.toml");
-    let write = |weight: u16| {
-        std::fs::write(
-            &file,
-            format!(
-                "listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nworkers = 2\npin = false\n\
-                 [[route]]\nprefix = \"/\"\n\
-                 targets = [{{ addr = \"{}\", weight = {weight} }}, \"{}\"]\n",
-                bs[0].addr(),
-                bs[1].addr()
-            ),
+    let config = |weight: u16| {
+        format!(
+            "[[route]]\nprefix = \"/\"\n\
+             targets = [{{ addr = \"{}\", weight = {weight} }}, \"{}\"]\n",
+            bs[0].addr(),
+            bs[1].addr()
         )
-        .expect("config written");
     };
-    write(3);
-    let mut lb = LbProcess::start(
-        crate::bin(),
-        &["run", "--config", file.to_str().expect("utf-8")],
-    );
+    let mut lb = crate::lb_from_config(&dir, 2, &config(3));
     let got: Vec<String> = (0..8).map(|i| fresh_get(&lb, &format!("/f/{i}"))).collect();
     let period = [0, 0, 1, 0];
     let want: Vec<String> = (0..8)
@@ -151,7 +141,7 @@ fn config_targets_carry_weights_and_a_reload_changes_them() {
     let routes = lb.admin().call("GET", "/routes", b"").json();
     assert_eq!(routes[0]["targets"][0]["weight"], json!(3));
 
-    write(1);
+    crate::config_file(&dir, 2, &config(1));
     lb.process().signal("HUP");
     lb.wait_for_stderr(lb_testkit::WAIT, &["configuration reloaded"]);
     let routes = lb.admin().call("GET", "/routes", b"").json();
