@@ -170,3 +170,56 @@ pub(crate) fn route(
         retries: options.retries,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lb_registry::{Balance, Reconfiguration, Registry, RouteOptions};
+    use std::future::Future;
+    use std::rc::Rc;
+
+    /// A `least_conn` route over one target, and that snapshot pinned as a worker pins it.
+    fn least_conn() -> (Registry, PinnedSnapshot) {
+        let reg = Registry::new(1);
+        reg.register("/", "127.0.0.1:9".parse().expect("addr"))
+            .expect("registered");
+        let options = RouteOptions {
+            balance: Balance::LeastConn,
+            ..RouteOptions::default()
+        };
+        reg.reconfigure(&Reconfiguration {
+            routes: vec![("/".to_string(), options)],
+            ..Reconfiguration::default()
+        })
+        .expect("reconfigured");
+        let snapshot = Rc::new(reg.snapshot());
+        (reg, snapshot)
+    }
+
+    fn pick(snapshot: &PinnedSnapshot) -> Picked {
+        let (slot, target) = snapshot.lookup("/").and_then(|m| m.pick()).expect("picked");
+        Picked::new(snapshot.clone(), slot, target, 0)
+    }
+
+    #[test]
+    fn a_pick_counts_in_flight_until_dropped_even_when_its_future_is() {
+        let (_reg, snapshot) = least_conn();
+        let target = snapshot.lookup("/").expect("route").route.targets()[0].clone();
+        let first = pick(&snapshot);
+        let second = pick(&snapshot);
+        assert_eq!(target.in_flight(), 2);
+        drop(first);
+        assert_eq!(target.in_flight(), 1);
+        // An exchange cancelled mid-way (polled once, waiting, then its future dropped, as when
+        // the client goes away) drops its pick with it.
+        let mut exchange = Box::pin(async move {
+            let _held = second;
+            std::future::pending::<()>().await;
+        });
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(exchange.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(target.in_flight(), 1);
+        drop(exchange);
+        assert_eq!(target.in_flight(), 0);
+    }
+}

@@ -153,3 +153,24 @@ fn config_targets_carry_weights_and_a_reload_changes_them() {
     let want: Vec<String> = (8..12).map(|k| bs[k % 2].name().to_string()).collect();
     assert_eq!(got, want);
 }
+
+/// 10,000 targets on one route (HAProxy's `roundrobin` stops at 4,095): the route takes them
+/// all, lists them, and picks in order over all of them. Three real backends stand first; the
+/// other 9,997 addresses (10.255.x.y, never contacted) stand after them, so picks 0, 1 and 2
+/// reach the three, whichever worker takes the connection.
+#[test]
+fn ten_thousand_targets_on_one_route_route_in_order() {
+    let bs = backends(&["big-a", "big-b", "big-c"]);
+    let mut targets: Vec<String> = bs.iter().map(|b| format!("\"{}\"", b.addr())).collect();
+    targets.extend((0..9_997u32).map(|i| format!("\"10.255.{}.{}:9\"", i / 250, i % 250 + 1)));
+    let dir = lb_testkit::ScratchDir::new("ten-thousand");
+    let routes = format!(
+        "[[route]]\nprefix = \"/\"\ntargets = [{}]\n",
+        targets.join(", ")
+    );
+    let lb = crate::lb_from_config(&dir, 2, &routes);
+    let listed = lb.admin().call("GET", "/routes", b"").json();
+    assert_eq!(listed[0]["targets"].as_array().map(Vec::len), Some(10_000));
+    let got: Vec<String> = (0..3).map(|i| fresh_get(&lb, &format!("/t/{i}"))).collect();
+    assert_eq!(got, [bs[0].name(), bs[1].name(), bs[2].name()]);
+}
