@@ -1,6 +1,9 @@
 //! Criterion benchmarks of the per-request pieces of lb's data path: request-head parse + rewrite,
-//! route lookup with 100 and 10,000 prefixes, the round-robin pick alone and with a second thread
-//! contending on the same cursor, and response-head parse + rewrite. Two baselines put the pick in
+//! route lookup with 100 and 10,000 prefixes and with 10,000 routes over 1,000 virtual hosts
+//! (for a host with routes, and for one without, which must cost what a lookup without virtual
+//! hosts costs), the pick per policy (round robin, weighted, least connections, hash of a
+//! 32-byte key) alone and with a second thread contending on the same route, the Maglev table
+//! build for 1,000 targets, and response-head parse + rewrite. Two baselines put the pick in
 //! context: a bare `fetch_add` on an atomic alone and with a second thread hammering the same
 //! cache line (what one shared cursor costs, without the registry around it), and a ping-pong in
 //! which every add must fetch the line from the other core (one cache-line transfer per add).
@@ -16,7 +19,9 @@ use lb_http::{
     parse_request, parse_response, write_request_head, write_response_head, ClientAddr, ClientSide,
     Version, EMPTY_HEADER, MAX_HEADERS,
 };
-use lb_registry::{Registry, SnapshotCache};
+use lb_registry::{
+    Balance, InitialConfiguration, Maglev, Reconfiguration, Registry, RouteOptions, SnapshotCache,
+};
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -97,6 +102,52 @@ fn route_lookup(c: &mut Criterion) {
                 black_box(m.rest.len())
             })
         });
+    }
+}
+
+/// 10,000 routes over 1,000 hosts (`h0.example.com` ... with ten prefixes each), and the
+/// host-less `/api`, registered as one change.
+fn registry_with_hosts() -> Arc<Registry> {
+    let reg = Arc::new(Registry::new(2));
+    let mut targets: Vec<(String, SocketAddr)> = (0..10_000)
+        .map(|i| {
+            let route = format!("h{}.example.com/svc{}", i / 10, i % 10);
+            (route, addr(1000 + (i % 50) as u16))
+        })
+        .collect();
+    targets.push(("/api".to_string(), addr(9001)));
+    let start = InitialConfiguration {
+        weights: Vec::new(),
+        targets,
+        routes: Vec::new(),
+    };
+    reg.apply(&start).expect("valid routes");
+    reg
+}
+
+fn route_lookup_hosts(c: &mut Criterion) {
+    let mut cache = SnapshotCache::new(registry_with_hosts());
+    let cases = [
+        (
+            "host_without_routes",
+            "other.test",
+            "/api/users/42?verbose=1",
+        ),
+        ("exact_host", "h500.example.com", "/svc5/users/42?verbose=1"),
+    ];
+    for (name, host, target) in cases {
+        c.bench_function(
+            &format!("route_lookup/10000_routes_1000_hosts/{name}"),
+            |b| {
+                b.iter(|| {
+                    let snap = cache.current();
+                    let m = snap
+                        .lookup_host(Some(black_box(host)), black_box(target))
+                        .expect("routed");
+                    black_box(m.rest.len())
+                })
+            },
+        );
     }
 }
 
@@ -208,12 +259,80 @@ fn pick(c: &mut Criterion) {
     drop(rival);
 }
 
+/// A `/p` route over three targets with `balance`, one with weights 5,1,1 for round robin.
+fn policy_registry(balance: Balance) -> Arc<Registry> {
+    let reg = Arc::new(Registry::new(2));
+    for (port, weight) in [(9001, 5), (9002, 1), (9003, 1)] {
+        reg.register_weighted("/p", addr(port), Some(weight))
+            .expect("valid registration");
+    }
+    let options = RouteOptions {
+        balance,
+        ..RouteOptions::default()
+    };
+    reg.reconfigure(&Reconfiguration {
+        routes: vec![("/p".to_string(), options)],
+        ..Reconfiguration::default()
+    })
+    .expect("valid options");
+    reg
+}
+
+/// The pick per policy, alone and with a second thread picking on the same route: weighted
+/// round robin (5,1,1), least connections (3 targets), and hash of a 32-byte key.
+fn policy_pick(c: &mut Criterion) {
+    pin(0);
+    const KEY: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
+    let policies = [
+        ("weighted_pick", Balance::RoundRobin, None),
+        ("least_conn_pick", Balance::LeastConn, None),
+        (
+            "hash_pick",
+            Balance::parse(Some("hash"), Some("header:X-User")).expect("valid"),
+            Some(&KEY[..]),
+        ),
+    ];
+    for (name, balance, key) in policies {
+        let reg = policy_registry(balance);
+        let snap = reg.snapshot();
+        let found = snap.lookup("/p").expect("routed");
+        c.bench_function(&format!("{name}/1_thread"), |b| {
+            b.iter(|| black_box(found.pick_keyed(black_box(key)).expect("target").0))
+        });
+        let rival = {
+            let snap = reg.snapshot();
+            Rival::start(move || {
+                let found = snap.lookup("/p").expect("routed");
+                black_box(found.pick_keyed(key).map(|p| p.0));
+            })
+        };
+        c.bench_function(&format!("{name}/2_threads_contending"), |b| {
+            b.iter(|| black_box(found.pick_keyed(black_box(key)).expect("target").0))
+        });
+        drop(rival);
+    }
+}
+
+/// Building the Maglev table of a `hash` route over 1,000 targets (off the request path; the
+/// issue's budget is 10 ms).
+fn maglev_build(c: &mut Criterion) {
+    let targets: Vec<SocketAddr> = (0..1000u16)
+        .map(|i| SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 8080)))
+        .collect();
+    c.bench_function("maglev_build/1000_targets", |b| {
+        b.iter(|| black_box(Maglev::new(black_box(&targets))))
+    });
+}
+
 criterion_group!(
     benches,
     request_head,
     response_head,
     route_lookup,
+    route_lookup_hosts,
     pick,
+    policy_pick,
+    maglev_build,
     atomic_baseline
 );
 criterion_main!(benches);

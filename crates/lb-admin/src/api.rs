@@ -116,24 +116,24 @@ fn apply<C: Change>(plane: &ControlPlane, change: &C) -> Result<C::Outcome, Resp
 /// `POST /register`: 201 when the target is new, 200 when it was already there (renewed: its
 /// lease starts afresh, and the weight or ttl the body gives replaces the stored one).
 fn register(spec: crate::payload::TargetSpec, plane: &ControlPlane) -> Response {
-    let change = Registration::api(&spec.path, spec.addr, spec.terms, SystemTime::now());
+    let change = Registration::api(&spec.route, spec.addr, spec.terms, SystemTime::now());
     match apply(plane, &change) {
         Ok(Registered::New) => {
-            info!(path = %spec.path, target = %spec.addr, "target registered");
+            info!(path = %spec.route, target = %spec.addr, "target registered");
             Response::json(201, &spec.reply("registered"))
         }
         Ok(Registered::Adopted) => {
             // Already served because of the configuration; the API now holds it too, which
             // the state file records, so that a reload dropping it from the file keeps it.
-            info!(path = %spec.path, target = %spec.addr, "configured target registered");
+            info!(path = %spec.route, target = %spec.addr, "configured target registered");
             Response::json(200, &spec.reply("already registered"))
         }
         Ok(Registered::Renewed) => {
-            debug!(path = %spec.path, target = %spec.addr, "registration renewed");
+            debug!(path = %spec.route, target = %spec.addr, "registration renewed");
             Response::json(200, &spec.reply("already registered"))
         }
         Ok(Registered::Existing) => {
-            debug!(path = %spec.path, target = %spec.addr, "target was already registered");
+            debug!(path = %spec.route, target = %spec.addr, "target was already registered");
             Response::json(200, &spec.reply("already registered"))
         }
         Err(refused) => refused,
@@ -148,17 +148,17 @@ fn deregister(spec: crate::payload::TargetSpec, plane: &ControlPlane) -> Respons
         return Response::error(400, "weight and ttl belong to /register, not /deregister");
     }
     let change = Deregistration {
-        path: &spec.path,
+        path: &spec.route,
         addr: spec.addr,
     };
     match apply(plane, &change) {
         Ok(true) => {
-            info!(path = %spec.path, target = %spec.addr, "target deregistered");
+            info!(path = %spec.route, target = %spec.addr, "target deregistered");
             Response::json(200, &spec.reply("deregistered"))
         }
         Ok(false) => Response::error(
             404,
-            &format!("{} is not registered on {}", spec.addr, spec.path),
+            &format!("{} is not registered on {}", spec.addr, spec.route),
         ),
         Err(refused) => refused,
     }

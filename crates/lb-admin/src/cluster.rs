@@ -20,11 +20,11 @@ pub(crate) const APPLY_WAIT: Duration = Duration::from_secs(2);
 
 /// `POST /register` in cluster mode.
 pub(crate) async fn register(spec: TargetSpec, cluster: &Cluster) -> Response {
-    let key = TargetKey::new(&spec.path, spec.addr);
+    let key = spec.key();
     match cluster.register(&key, spec.terms, SystemTime::now()).await {
         Ok(written) => {
             let (status, word) = if written.created {
-                info!(path = %spec.path, target = %spec.addr, "target registered in the cluster");
+                info!(route = %spec.route, target = %spec.addr, "target registered in the cluster");
                 (201, "registered")
             } else {
                 (200, "already registered")
@@ -40,10 +40,10 @@ pub(crate) async fn deregister(spec: TargetSpec, cluster: &Cluster) -> Response 
     if spec.terms != Terms::default() {
         return Response::error(400, "weight and ttl belong to /register, not /deregister");
     }
-    let key = TargetKey::new(&spec.path, spec.addr);
+    let key = spec.key();
     match cluster.deregister(&key).await {
         Ok(written) => {
-            info!(path = %spec.path, target = %spec.addr, "target deregistered in the cluster");
+            info!(route = %spec.route, target = %spec.addr, "target deregistered in the cluster");
             answer(200, spec.reply("deregistered"), written, cluster).await
         }
         Err(error) => refused(&spec, &error),
@@ -62,6 +62,16 @@ pub(crate) fn status(cluster: Option<&Cluster>) -> Response {
 }
 
 /// The reply once this node applied `written` (or [`APPLY_WAIT`] passed).
+impl TargetSpec {
+    /// This registration's etcd key: host, prefix and target.
+    fn key(&self) -> TargetKey {
+        TargetKey {
+            host: self.host.clone(),
+            ..TargetKey::new(&self.path, self.addr)
+        }
+    }
+}
+
 async fn answer(status: u16, mut reply: Value, written: Written, cluster: &Cluster) -> Response {
     if let Some(revision) = written.revision {
         reply["revision"] = revision.into();
@@ -86,11 +96,11 @@ fn refused(spec: &TargetSpec, error: &WriteError) -> Response {
             ),
         ),
         WriteError::Unreachable(why) => {
-            warn!(path = %spec.path, target = %spec.addr, %why, "cluster write refused: etcd is unreachable");
+            warn!(route = %spec.route, target = %spec.addr, %why, "cluster write refused: etcd is unreachable");
             Response::error(503, &error.to_string())
         }
         WriteError::Contended => {
-            warn!(path = %spec.path, target = %spec.addr, %error, "cluster write refused");
+            warn!(route = %spec.route, target = %spec.addr, %error, "cluster write refused");
             Response::error(503, &error.to_string())
         }
     }

@@ -6,16 +6,16 @@
 //! `json!` map would sort the keys). The time a lease has left is computed here, at the edge,
 //! from the wall clock the caller passes; the registry only stores the lease's end.
 //!
-//! Fields that later features fill are present now with the value they mean today: `host` is
-//! null (no virtual hosts), `balance` is `"round_robin"` and `hash_key` null (one policy).
+//! `host` is the route's host (null for a host-less route), `balance` its policy, `hash_key`
+//! the key of a `hash` route (null otherwise), `max_fails` its failure accounting (0: off) and
+//! `retries` how many other targets a failed request may go to. Each target's requests in
+//! flight (`in_flight`, counted on `least_conn` routes) is in the registry's listing for
+//! whoever shows it.
 
 use crate::response::Response;
 use lb_registry::{Registry, RouteInfo, TargetInfo, STATUS_CLASSES};
 use serde::Serialize;
 use std::time::SystemTime;
-
-/// The one balancing policy a route has today.
-const ROUND_ROBIN: &str = "round_robin";
 
 /// One row of `GET /targets`, its fields in the SPEC's order.
 #[derive(Serialize)]
@@ -82,7 +82,11 @@ pub(crate) struct RouteRow<'a, T> {
     path: &'a str,
     strip_prefix: bool,
     balance: &'static str,
-    hash_key: Option<&'a str>,
+    hash_key: Option<String>,
+    /// Consecutive failed answers that take a target out; 0: off.
+    max_fails: u16,
+    /// Other targets a failed request may go to where that is safe.
+    retries: u8,
     targets: Vec<T>,
 }
 
@@ -99,7 +103,7 @@ struct RouteTargetRow {
 pub(crate) fn target_row(t: &TargetInfo, now: SystemTime) -> TargetRow<'_> {
     TargetRow {
         path: &t.path,
-        host: None,
+        host: t.host.as_deref(),
         ip: t.addr.ip().to_string(),
         port: t.addr.port(),
         weight: t.weight,
@@ -115,6 +119,16 @@ pub(crate) fn target_row(t: &TargetInfo, now: SystemTime) -> TargetRow<'_> {
         ttl_left_s: t
             .lease
             .map(|l| u64::try_from(l.left(now).as_millis().div_ceil(1000)).unwrap_or(u64::MAX)),
+    }
+}
+
+/// A route's name as the registry and the per-route metrics hold it: its host (if any), then
+/// its prefix (`api.example.com/v1`). Host-bound and host-less routes with one prefix are
+/// different routes, so per-route figures are keyed by this, not by the prefix.
+pub(crate) fn route_key(host: Option<&str>, path: &str) -> String {
+    match host {
+        Some(host) => format!("{host}{path}"),
+        None => path.to_string(),
     }
 }
 
@@ -156,11 +170,13 @@ pub(crate) fn routes(registry: &Registry) -> Response {
 /// `r`'s row with `targets` (one per target of `r`, in its order).
 pub(crate) fn route_row<T>(r: &RouteInfo, targets: Vec<T>) -> RouteRow<'_, T> {
     RouteRow {
-        host: None,
+        host: r.host.as_deref(),
         path: &r.path,
         strip_prefix: r.options.strip_prefix,
-        balance: ROUND_ROBIN,
-        hash_key: None,
+        balance: r.options.balance.name(),
+        hash_key: r.options.balance.hash_key(),
+        max_fails: r.options.max_fails.max_fails,
+        retries: r.options.retries,
         targets,
     }
 }

@@ -1,12 +1,16 @@
 //! The JSON body of `/register` and `/deregister`: `{"path":"/test","ip":"10.0.0.5","port":9001}`,
-//! and for `/register` optionally `"weight"` (1 to 1000) and `"ttl"` (seconds, 1 to 86400).
+//! and for `/register` optionally `"weight"` (1 to 1000) and `"ttl"` (seconds, 1 to 86400); for
+//! both optionally `"host"` (`api.example.com`, or a wildcard `*.example.com`), which binds the
+//! route to that host.
 //!
 //! Validation is complete before the registry is touched, and every refusal is one plain sentence
 //! for the `400` body. Fields are typed loosely on purpose (`ip` a string, `port` any JSON
 //! number, `weight` and `ttl` any JSON value) so that a wrong value gets a message naming that
 //! field rather than a generic type error.
 
-use lb_registry::{check_ttl, check_weight, normalize_prefix, RegistryError, Terms};
+use lb_registry::{
+    check_ttl, check_weight, normalize_host, normalize_prefix, route_name, RegistryError, Terms,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
@@ -15,6 +19,8 @@ use std::net::{IpAddr, SocketAddr};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TargetBody {
+    #[serde(default)]
+    host: Option<String>,
     path: String,
     ip: String,
     port: serde_json::Number,
@@ -27,8 +33,12 @@ struct TargetBody {
 /// A validated target: a normalized route prefix and the address to send its traffic to.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct TargetSpec {
+    /// The host the route is bound to, lower-cased; `None` for a host-less route.
+    pub(crate) host: Option<String>,
     /// The prefix as the registry stores it (`/test/` becomes `/test`).
     pub(crate) path: String,
+    /// The route's name as the registry's changes take it ([`lb_registry::route_name`]).
+    pub(crate) route: String,
     /// The target address.
     pub(crate) addr: SocketAddr,
     /// The weight and ttl the body gave (a JSON `null` counts as not given).
@@ -36,14 +46,19 @@ pub(crate) struct TargetSpec {
 }
 
 impl TargetSpec {
-    /// The answer body for a successful change: the target, and what happened to it.
+    /// The answer body for a successful change: the target (with its route's host, when it has
+    /// one), and what happened to it.
     pub(crate) fn reply(&self, status: &str) -> Value {
-        json!({
+        let mut reply = json!({
             "path": self.path,
             "ip": self.addr.ip().to_string(),
             "port": self.addr.port(),
             "status": status,
-        })
+        });
+        if let Some(host) = &self.host {
+            reply["host"] = json!(host);
+        }
+        reply
     }
 }
 
@@ -60,6 +75,13 @@ pub(crate) fn parse(body: &[u8]) -> Result<TargetSpec, String> {
     let body: TargetBody =
         serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
     let path = normalize_prefix(&body.path).map_err(|e| e.to_string())?;
+    let host = body
+        .host
+        .as_deref()
+        .map(normalize_host)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let route = route_name(host.as_deref(), &path).map_err(|e| e.to_string())?;
     let ip: IpAddr = body
         .ip
         .parse()
@@ -75,7 +97,9 @@ pub(crate) fn parse(body: &[u8]) -> Result<TargetSpec, String> {
         ttl: body.ttl.map(|t| integer(&t, check_ttl)).transpose()?,
     };
     Ok(TargetSpec {
+        host,
         path,
+        route,
         addr: SocketAddr::new(ip, port),
         terms,
     })
@@ -105,6 +129,26 @@ mod tests {
             json!({"path":"/","ip":"::1","port":1,"status":"registered"})
         );
         assert_eq!(spec.terms, Terms::default());
+    }
+
+    #[test]
+    fn a_host_binds_the_route_and_is_lower_cased() {
+        let spec =
+            parse(br#"{"host":"API.Example.com","path":"/v1/","ip":"10.0.0.5","port":1}"#).unwrap();
+        assert_eq!(spec.host.as_deref(), Some("api.example.com"));
+        assert_eq!(
+            (spec.path.as_str(), spec.route.as_str()),
+            ("/v1", "api.example.com/v1")
+        );
+        assert_eq!(spec.reply("registered")["host"], json!("api.example.com"));
+        let spec =
+            parse(br#"{"host":"*.example.com","path":"/","ip":"10.0.0.5","port":1}"#).unwrap();
+        assert_eq!(spec.route, "*.example.com/");
+        for bad in ["a:80", "a/b", "", "x.*.com"] {
+            let body = json!({"host": bad, "path": "/", "ip": "10.0.0.5", "port": 1});
+            let err = parse(body.to_string().as_bytes()).unwrap_err();
+            assert!(err.starts_with("host "), "{bad}: {err}");
+        }
     }
 
     /// Each row: the optional fields sent, the terms they make (`null` is not given).

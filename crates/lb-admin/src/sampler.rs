@@ -140,8 +140,9 @@ impl Sampler {
         let mut next = HashMap::with_capacity(targets.len());
         let mut routes: HashMap<String, u64> = HashMap::new();
         for t in targets {
-            *routes.entry(t.path.clone()).or_default() += t.requests;
-            let key = (t.path.clone(), t.addr);
+            let route = crate::listing::route_key(t.host.as_deref(), &t.path);
+            *routes.entry(route.clone()).or_default() += t.requests;
+            let key = (route, t.addr);
             let since = match previous.and_then(|p| p.get(&key)) {
                 Some(before) if before.healthy == t.healthy => before.since,
                 _ => now,
@@ -351,9 +352,11 @@ mod tests {
 
     fn target(path: &str, port: u16, requests: u64, healthy: bool) -> TargetInfo {
         TargetInfo {
+            host: None,
             path: path.to_string(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             requests,
+            in_flight: 0,
             responses: [0, requests, 0, 1, 2],
             healthy,
             last_check: None,

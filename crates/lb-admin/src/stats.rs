@@ -117,6 +117,10 @@ struct StatsTarget<'a> {
     share: Option<f64>,
     rate_4xx: f64,
     rate_5xx: f64,
+    /// Requests in flight over all workers, where the route counts them (`least_conn`); absent
+    /// elsewhere, where counting would cost every request a second shared atomic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    in_flight: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -161,7 +165,7 @@ pub(crate) fn render(
                 .targets
                 .iter()
                 .map(|t| {
-                    let key = (t.path.clone(), t.addr);
+                    let key = (listing::route_key(t.host.as_deref(), &t.path), t.addr);
                     let rates = sampler.target_rates(&key).unwrap_or_default();
                     StatsTarget {
                         row: listing::target_row(t, now),
@@ -170,6 +174,7 @@ pub(crate) fn render(
                         share: None,
                         rate_4xx: rates.client_errors,
                         rate_5xx: rates.server_errors,
+                        in_flight: r.options.balance.counts_in_flight().then_some(t.in_flight),
                     }
                 })
                 .collect();
@@ -182,14 +187,15 @@ pub(crate) fn render(
             totals.targets += r.targets.len();
             totals.healthy += r.targets.iter().filter(|t| t.healthy).count();
             totals.rps += rps;
-            let latency = window.get(r.path.as_str());
+            let name = listing::route_key(r.host.as_deref(), &r.path);
+            let latency = window.get(name.as_str());
             let percentile = |p| latency.and_then(|b| percentile_ms(bounds, b, p));
             StatsRoute {
                 p50_ms: percentile(0.5),
                 p99_ms: percentile(0.99),
                 route: listing::route_row(r, targets),
                 rps,
-                rps_history: sampler.route_history(&r.path),
+                rps_history: sampler.route_history(&name),
             }
         })
         .collect();

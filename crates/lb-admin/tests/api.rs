@@ -155,9 +155,11 @@ async fn register_deregister_round_trip() {
     assert_eq!(
         admin.registry.targets(),
         vec![TargetInfo {
+            host: None,
             path: "/test".into(),
             addr: "10.0.0.5:9001".parse().unwrap(),
             requests: 0,
+            in_flight: 0,
             responses: [0; 5],
             healthy: true,
             last_check: None,
@@ -753,16 +755,16 @@ async fn routes_lists_every_prefix_with_its_options_and_targets() {
     assert_eq!(
         reply.json(),
         json!([
-            {"host":null,"path":"/b","strip_prefix":true,"balance":"round_robin","hash_key":null,
+            {"host":null,"path":"/b","strip_prefix":true,"balance":"round_robin","hash_key":null,"max_fails":0,"retries":1,
              "targets":[{"ip":"10.0.0.2","port":2,"weight":3,"healthy":true},
                         {"ip":"::1","port":3,"weight":1,"healthy":true}]},
             {"host":null,"path":"/empty","strip_prefix":false,"balance":"round_robin",
-             "hash_key":null,"targets":[]},
+             "hash_key":null,"max_fails":0,"retries":1,"targets":[]},
         ])
     );
     assert!(
         String::from_utf8_lossy(&reply.body).starts_with(
-            r#"[{"host":null,"path":"/b","strip_prefix":true,"balance":"round_robin","hash_key":null,"targets":[{"ip":"10.0.0.2","port":2,"weight":3,"healthy":true},"#
+            r#"[{"host":null,"path":"/b","strip_prefix":true,"balance":"round_robin","hash_key":null,"max_fails":0,"retries":1,"targets":[{"ip":"10.0.0.2","port":2,"weight":3,"healthy":true},"#
         ),
         "{}",
         String::from_utf8_lossy(&reply.body)

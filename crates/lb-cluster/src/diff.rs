@@ -51,7 +51,13 @@ pub fn api_held(registry: &Registry) -> Held {
     registry
         .targets()
         .into_iter()
-        .map(|t| ((t.path, t.addr), t.weight))
+        .map(|t| {
+            let route = match t.host {
+                Some(host) => host + &t.path,
+                None => t.path,
+            };
+            ((route, t.addr), t.weight)
+        })
         .filter(|(k, _)| !config_only.contains(k))
         .collect()
 }

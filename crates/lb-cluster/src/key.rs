@@ -40,6 +40,15 @@ impl TargetKey {
         }
     }
 
+    /// The route's name as the registry's changes take it: the host (if any), then the prefix
+    /// ([`lb_registry::route_name`]'s form).
+    pub fn route(&self) -> String {
+        match &self.host {
+            Some(host) => format!("{host}{}", self.path),
+            None => self.path.clone(),
+        }
+    }
+
     /// Where every target key starts under `prefix` (what the watch and the reads cover).
     pub fn range(prefix: &str) -> String {
         format!("{prefix}{TARGETS}")

@@ -24,7 +24,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 /// The first wait after etcd was lost.
 const BACKOFF_FIRST: Duration = Duration::from_millis(50);
@@ -193,7 +193,7 @@ impl Sync {
             .kvs()
             .iter()
             .filter_map(|kv| self.registration(kv))
-            .map(|(key, value)| ((key.path, key.addr), value.weight))
+            .map(|(key, value)| ((key.route(), key.addr), value.weight))
             .collect();
         let steps = diff(&api_held(&self.registry), &desired);
         self.apply(&steps);
@@ -228,7 +228,7 @@ impl Sync {
                     if let Some((key, value)) = self.registration(kv) {
                         newest = Some(value.registered());
                         steps.push(Step::Register {
-                            path: key.path,
+                            path: key.route(),
                             addr: key.addr,
                             weight: value.weight,
                         });
@@ -237,7 +237,7 @@ impl Sync {
                 Ok(EventType::Delete) => {
                     if let Some(key) = self.key(kv) {
                         steps.push(Step::Release {
-                            path: key.path,
+                            path: key.route(),
                             addr: key.addr,
                         });
                     }
@@ -258,11 +258,6 @@ impl Sync {
     /// `kv`'s key when it is a target key this build serves.
     fn key(&self, kv: &KeyValue) -> Option<TargetKey> {
         match TargetKey::decode(&self.prefix, kv.key()) {
-            Ok(key) if key.host.is_some() => {
-                // The seam for virtual hosts: the registry of this build has host-less routes only.
-                debug!(host = ?key.host, path = %key.path, "host-bound registration skipped");
-                None
-            }
             Ok(key) => Some(key),
             Err(why) => {
                 warn!(%why, "key under the cluster prefix skipped");

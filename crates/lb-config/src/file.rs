@@ -10,8 +10,8 @@
 
 use crate::layer::Layer;
 use crate::{
-    parse_bind_addr, parse_duration, prefix_key, CertPair, ConfigError, HostPort, StaticRoute,
-    TlsVersion, Workers,
+    parse_bind_addr, parse_duration, prefix_key, same_host, CertPair, ConfigError, HostPort,
+    StaticRoute, TlsVersion, Workers,
 };
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -115,13 +115,19 @@ struct Health {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Route {
+    host: Option<String>,
     prefix: Spanned<String>,
     #[serde(deserialize_with = "targets")]
-    targets: Vec<HostPort>,
+    targets: Vec<(HostPort, Option<u16>)>,
     health_check: Option<String>,
     strip_prefix: Option<bool>,
     #[serde(default)]
     timeouts: RouteTimeouts,
+    balance: Option<String>,
+    hash_key: Option<String>,
+    max_fails: Option<u16>,
+    fail_statuses: Option<Vec<u16>>,
+    retries: Option<u8>,
 }
 
 /// `[route.timeouts]`: the upstream-side timeouts one route may set for itself (the client-side
@@ -179,12 +185,23 @@ pub fn parse_file(text: &str, origin: &str) -> Result<Layer, ConfigError> {
             .routes
             .into_iter()
             .map(|r| StaticRoute {
+                host: r.host,
                 prefix: r.prefix.into_inner(),
-                targets: r.targets,
+                weights: r
+                    .targets
+                    .iter()
+                    .filter_map(|(t, w)| Some((t.clone(), (*w)?)))
+                    .collect(),
+                targets: r.targets.into_iter().map(|(t, _)| t).collect(),
                 health_check: r.health_check,
                 strip_prefix: r.strip_prefix.unwrap_or(true),
                 connect_timeout: r.timeouts.connect,
                 upstream_timeout: r.timeouts.upstream,
+                balance: r.balance,
+                hash_key: r.hash_key,
+                max_fails: r.max_fails,
+                fail_statuses: r.fail_statuses,
+                retries: r.retries,
             })
             .collect(),
         connect_timeout: file.timeouts.connect,
@@ -282,11 +299,25 @@ fn address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Err
 }
 
 /// `"HOST:PORT"` strings, each checked by [`HostPort`]'s parser (which names the value).
-fn targets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<HostPort>, D::Error> {
-    Vec::<String>::deserialize(d)?
-        .iter()
-        .map(|t| t.parse().map_err(de::Error::custom))
+fn targets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(HostPort, Option<u16>)>, D::Error> {
+    Vec::<TargetEntry>::deserialize(d)?
+        .into_iter()
+        .map(|t| {
+            let (addr, weight) = match t {
+                TargetEntry::Addr(addr) => (addr, None),
+                TargetEntry::Weighted { addr, weight } => (addr, Some(weight)),
+            };
+            Ok((addr.parse().map_err(de::Error::custom)?, weight))
+        })
         .collect()
+}
+
+/// One entry of a route's `targets`: `"HOST:PORT"`, or `{ addr = "HOST:PORT", weight = N }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+enum TargetEntry {
+    Addr(String),
+    Weighted { addr: String, weight: u16 },
 }
 
 /// The 1-based line of byte `offset` of `text`.
@@ -324,10 +355,10 @@ fn syntax_error(text: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
 fn check_duplicate_prefixes(routes: &[Route], text: &str, origin: &str) -> Result<(), ConfigError> {
     for (i, later) in routes.iter().enumerate() {
         let key = prefix_key(later.prefix.get_ref());
-        if let Some(first) = routes[..i]
-            .iter()
-            .find(|r| prefix_key(r.prefix.get_ref()) == key)
-        {
+        if let Some(first) = routes[..i].iter().find(|r| {
+            prefix_key(r.prefix.get_ref()) == key
+                && same_host(r.host.as_deref(), later.host.as_deref())
+        }) {
             return Err(ConfigError(format!(
                 "{origin} line {}: route prefix \"{}\" is the same prefix as \"{}\" of the route at line {} \
                  (a trailing `/` is ignored); expected each prefix in one [[route]] only",
@@ -366,6 +397,27 @@ mod tests {
         Config::layered(Some(layer), &Layer::default(), &mut LiteralsOnly)
             .unwrap()
             .config
+    }
+
+    #[test]
+    fn a_target_may_carry_a_weight_and_a_host_name_passes_it_to_its_addresses() {
+        let text = "[[route]]\nhost = \"Api.Test\"\nprefix = \"/a\"\n\
+                    targets = [{ addr = \"localhost:81\", weight = 5 }, \"10.0.0.2:82\"]\n\
+                    balance = \"least_conn\"\nmax_fails = 3\n";
+        let layer = parse_file(text, "t.toml").unwrap();
+        let config = Config::layered(Some(&layer), &Layer::default(), &mut Localhost)
+            .unwrap()
+            .config;
+        let route = &config.live.routes[0];
+        assert_eq!(route.host.as_deref(), Some("Api.Test"));
+        assert_eq!(route.weights, [(SocketAddr::from(([127, 0, 0, 1], 81)), 5)]);
+        assert_eq!(route.targets.len(), 2);
+        assert_eq!(
+            (route.balance.as_deref(), route.max_fails),
+            (Some("least_conn"), Some(3))
+        );
+        let bad = "[[route]]\nprefix = \"/a\"\ntargets = [{ addr = \"10.0.0.1:1\", wieght = 5 }]\n";
+        assert!(parse_file(bad, "t.toml").is_err());
     }
 
     #[test]

@@ -9,8 +9,7 @@
 
 use crate::lookup::{read_token, resolve_routes};
 use crate::{
-    prefix_key, CertPair, Config, ConfigError, HostPort, Lookup, Resolved, StaticRoute, TlsVersion,
-    Workers,
+    CertPair, Config, ConfigError, HostPort, Lookup, Resolved, StaticRoute, TlsVersion, Workers,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -114,7 +113,7 @@ impl Config {
             layer.check_duplicate_prefixes()?;
             layer.apply(&mut config);
             for route in &layer.routes {
-                routes.retain(|r| prefix_key(&r.prefix) != prefix_key(&route.prefix));
+                routes.retain(|r| !r.same_route(route));
                 routes.push(route.clone());
             }
             if layer.admin_token.is_some() || layer.admin_token_file.is_some() {
@@ -136,11 +135,7 @@ impl Layer {
     /// (The file reports its own, with lines, when it is parsed.)
     fn check_duplicate_prefixes(&self) -> Result<(), ConfigError> {
         for (i, later) in self.routes.iter().enumerate() {
-            let key = prefix_key(&later.prefix);
-            if let Some(first) = self.routes[..i]
-                .iter()
-                .find(|r| prefix_key(&r.prefix) == key)
-            {
+            if let Some(first) = self.routes[..i].iter().find(|r| r.same_route(later)) {
                 return Err(ConfigError(format!(
                     "--route {} and --route {} name the same prefix (a trailing `/` is ignored); \
                      expected each prefix once, with all its targets",

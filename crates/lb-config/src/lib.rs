@@ -126,10 +126,17 @@ impl std::str::FromStr for Workers {
 /// resolved (a [`LiveConfig`]), so a route that reaches the registry cannot hold a name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticRoute<T = SocketAddr> {
+    /// The host the route is bound to (`api.example.com`, or `*.example.com`); `None`: a
+    /// host-less route, for requests whose host has no route of its own. Checked by the
+    /// registry when the routes are applied.
+    pub host: Option<String>,
     /// Path prefix, starting with `/`.
     pub prefix: String,
     /// Targets in the order they are registered (round-robin order).
     pub targets: Vec<T>,
+    /// The targets written with a weight (`{ addr = "HOST:PORT", weight = N }`), with it; a
+    /// target not listed has weight 1. Checked by the registry when the routes are applied.
+    pub weights: Vec<(T, u16)>,
     /// Active health check path for this route's targets; `None` uses [`HealthConfig::check`].
     pub health_check: Option<String>,
     /// Strip the prefix before forwarding (the SPEC's default); `false` forwards the request
@@ -139,18 +146,36 @@ pub struct StaticRoute<T = SocketAddr> {
     pub connect_timeout: Option<Duration>,
     /// This route's upstream response timeout; `None` uses [`LiveConfig::upstream_timeout`].
     pub upstream_timeout: Option<Duration>,
+    /// Its balancing policy (`round_robin`, `least_conn`, `hash`); `None` is round robin.
+    /// Checked by the registry when the routes are applied.
+    pub balance: Option<String>,
+    /// What a `hash` route hashes (`client_ip`, `header:NAME`, `cookie:NAME`).
+    pub hash_key: Option<String>,
+    /// Consecutive failed answers that take a target out for the back-off; `None`: off.
+    pub max_fails: Option<u16>,
+    /// The statuses (500-599) that count as failures; `None`: 500, 502, 503, 504.
+    pub fail_statuses: Option<Vec<u16>>,
+    /// How many other targets a failed request may go to where that is safe; `None`: 1.
+    pub retries: Option<u8>,
 }
 
 impl<T> StaticRoute<T> {
-    /// The same route with other targets (its resolution).
-    pub fn with_targets<U>(&self, targets: Vec<U>) -> StaticRoute<U> {
+    /// The same route with other targets and weights (its resolution).
+    pub fn with_targets<U>(&self, targets: Vec<U>, weights: Vec<(U, u16)>) -> StaticRoute<U> {
         StaticRoute {
+            weights,
+            host: self.host.clone(),
             prefix: self.prefix.clone(),
             targets,
             health_check: self.health_check.clone(),
             strip_prefix: self.strip_prefix,
             connect_timeout: self.connect_timeout,
             upstream_timeout: self.upstream_timeout,
+            balance: self.balance.clone(),
+            hash_key: self.hash_key.clone(),
+            max_fails: self.max_fails,
+            fail_statuses: self.fail_statuses.clone(),
+            retries: self.retries,
         }
     }
 }
@@ -176,13 +201,37 @@ where
             .collect::<Result<Vec<T>, _>>()
             .map_err(|e| format!("route {prefix}: {e}"))?;
         Ok(StaticRoute {
+            host: None,
+            weights: Vec::new(),
             prefix: prefix.to_string(),
             targets,
             health_check: None,
             strip_prefix: true,
             connect_timeout: None,
             upstream_timeout: None,
+            balance: None,
+            hash_key: None,
+            max_fails: None,
+            fail_statuses: None,
+            retries: None,
         })
+    }
+}
+
+impl<T> StaticRoute<T> {
+    /// Whether `self` and `other` stand for the same route: the same host (case aside, or
+    /// both none) and the same [`prefix_key`].
+    pub fn same_route<U>(&self, other: &StaticRoute<U>) -> bool {
+        same_host(self.host.as_deref(), other.host.as_deref())
+            && prefix_key(&self.prefix) == prefix_key(&other.prefix)
+    }
+}
+
+/// Two routes' hosts name the same host: equal but for ASCII case, or both absent.
+pub fn same_host(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        (a, b) => a.is_none() && b.is_none(),
     }
 }
 
@@ -468,7 +517,7 @@ mod tests {
                 |c| {
                     c.live.routes = vec!["/a=10.0.0.1:1".parse().unwrap()]
                         .into_iter()
-                        .map(|r: StaticRoute| r.with_targets(Vec::new()))
+                        .map(|r: StaticRoute| r.with_targets(Vec::new(), Vec::new()))
                         .collect()
                 },
                 "route /a has no targets (expected at least one HOST:PORT)",

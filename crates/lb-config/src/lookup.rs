@@ -56,7 +56,13 @@ pub(crate) fn resolve_routes(
     let mut out = Vec::with_capacity(routes.len());
     for route in routes {
         let mut targets: Vec<SocketAddr> = Vec::new();
+        let mut weights: Vec<(SocketAddr, u16)> = Vec::new();
         for target in &route.targets {
+            let weight = route
+                .weights
+                .iter()
+                .find(|(t, _)| t == target)
+                .map(|&(_, w)| w);
             let addrs = match target.literal() {
                 Some(addr) => vec![addr],
                 None => {
@@ -86,10 +92,13 @@ pub(crate) fn resolve_routes(
             for addr in addrs {
                 if !targets.contains(&addr) {
                     targets.push(addr);
+                    if let Some(weight) = weight {
+                        weights.push((addr, weight));
+                    }
                 }
             }
         }
-        out.push(route.with_targets(targets));
+        out.push(route.with_targets(targets, weights));
     }
     Ok((out, resolved))
 }

@@ -86,7 +86,8 @@ impl fmt::Display for Summary<'_> {
         )?;
         for route in &live.routes {
             let targets: Vec<String> = route.targets.iter().map(|t| t.to_string()).collect();
-            writeln!(f, "  {} -> {}", route.prefix, targets.join(", "))?;
+            let host = route.host.as_deref().unwrap_or("");
+            writeln!(f, "  {host}{} -> {}", route.prefix, targets.join(", "))?;
         }
         writeln!(f, "health: {}", self.0.live.health.summary())?;
         if let Some(tls) = restart.tls.listen {

@@ -253,7 +253,7 @@ impl Exchange<'_, '_> {
         };
         let picked = &self.req.routed.picked;
         self.worker.stats.response(resp.status);
-        picked.answered(resp.status);
+        picked.answered(self.worker, resp.status);
         if resp.status == 101 {
             // The 101 head is in `out`, followed by whatever the upstream already sent in the
             // new protocol; from here on bytes flow both ways untouched.
@@ -300,7 +300,7 @@ impl Exchange<'_, '_> {
         &mut self,
         client: &mut C,
     ) -> Result<(Upstream, Response), HeadError> {
-        let mut moved = false;
+        let mut moves_left = self.req.routed.retries;
         let mut fresh = false;
         // The target that failed before the request moved on, and why: named once the next
         // one answered, so the log says what happened rather than what was about to be tried.
@@ -313,7 +313,7 @@ impl Exchange<'_, '_> {
                 reused,
                 bodiless,
                 idempotent,
-                moved,
+                moves_left,
             };
             let connected = upstream::connect(
                 self.worker,
@@ -330,7 +330,7 @@ impl Exchange<'_, '_> {
                             debug!(worker = self.worker.cfg.id, upstream = %req.routed.picked.addr, next = %next.addr, %error, "target marked down; trying the next one");
                             failed = Some((req.routed.picked.addr, error.detail));
                             self.req.routed.picked = next;
-                            moved = true;
+                            moves_left = moves_left.saturating_sub(1);
                             fresh = false;
                             continue;
                         }
@@ -357,7 +357,7 @@ impl Exchange<'_, '_> {
                             debug!(worker = self.worker.cfg.id, upstream = %self.req.routed.picked.addr, next = %next.addr, "the upstream closed without a response; retrying on the next target");
                             failed = Some((self.req.routed.picked.addr, CLOSED_EARLY.detail));
                             self.req.routed.picked = next;
-                            moved = true;
+                            moves_left = moves_left.saturating_sub(1);
                             fresh = false;
                         }
                         Retry::Answer => return Err(HeadError::ClosedEarly),

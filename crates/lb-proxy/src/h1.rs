@@ -378,7 +378,7 @@ impl<S: Transport> Connection<'_, S> {
         }
         let out = &mut self.lane.out;
         let peer = &self.peer_text;
-        let routed = route::route(self.worker, req.target, |lead, rest| {
+        let routed = route::route(self.worker, &req, self.peer, |lead, rest| {
             out.clear();
             write_request_head(&req, lead, rest, peer, id, out);
         });
@@ -440,7 +440,7 @@ impl<S: Transport> Connection<'_, S> {
                 let status = error.kind.status();
                 self.worker.stats.response(status);
                 if let Some(routed) = end.routed {
-                    routed.picked.answered(status);
+                    routed.picked.answered(self.worker, status);
                 }
                 if !self.answer(error, target, next).await {
                     next = Next::Close;

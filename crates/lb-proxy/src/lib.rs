@@ -21,6 +21,7 @@ mod drain;
 mod exchange;
 mod h1;
 mod h2;
+mod hash_key;
 mod histogram;
 mod policy;
 mod relay;

@@ -28,8 +28,9 @@ pub(crate) struct Attempt {
     pub(crate) bodiless: bool,
     /// RFC 9110 §9.2.2: sending it twice has the effect of sending it once.
     pub(crate) idempotent: bool,
-    /// The request has already been sent on to a second target: it gets no third one.
-    pub(crate) moved: bool,
+    /// How many more targets the request may still be sent on to (the route's `retries`,
+    /// less the moves made): at 0 it goes nowhere else.
+    pub(crate) moves_left: u8,
 }
 
 /// Where a failed attempt goes next.
@@ -52,10 +53,12 @@ pub(crate) enum Retry {
 /// target that could not be reached sends the request, untouched, to the next one.
 pub(crate) fn retry(failure: Failure, attempt: Attempt) -> Retry {
     match failure {
-        Failure::Connect if !attempt.moved => Retry::Reroute,
+        Failure::Connect if attempt.moves_left > 0 => Retry::Reroute,
         Failure::Connect => Retry::Answer,
         Failure::ClosedEarly if attempt.reused && attempt.bodiless => Retry::Fresh,
-        Failure::ClosedEarly if attempt.bodiless && attempt.idempotent && !attempt.moved => {
+        Failure::ClosedEarly
+            if attempt.bodiless && attempt.idempotent && attempt.moves_left > 0 =>
+        {
             Retry::NextTarget
         }
         Failure::ClosedEarly => Retry::Answer,
@@ -210,16 +213,18 @@ mod tests {
         reused: false,
         bodiless: true,
         idempotent: true,
-        moved: false,
+        moves_left: 1,
     };
 
     #[test]
     fn retry_table() {
-        let with = |reused, bodiless, idempotent, moved| Attempt {
+        // `moved`: the request went to another target already, and the route allows one move
+        // (the default `retries = 1`).
+        let with = |reused, bodiless, idempotent, moved: bool| Attempt {
             reused,
             bodiless,
             idempotent,
-            moved,
+            moves_left: u8::from(!moved),
         };
         let table = [
             // Refused, unreachable or timed out: nothing was sent; try the next healthy target once.
@@ -277,6 +282,21 @@ mod tests {
         for (failure, attempt, want) in table {
             assert_eq!(retry(failure, attempt), want, "{failure:?} {attempt:?}");
         }
+        // `retries = 2` allows a second move; `retries = 0` none, a fresh connection still.
+        let left = |moves_left| Attempt {
+            moves_left,
+            ..FRESH
+        };
+        assert_eq!(retry(Failure::Connect, left(2)), Retry::Reroute);
+        assert_eq!(retry(Failure::ClosedEarly, left(2)), Retry::NextTarget);
+        assert_eq!(retry(Failure::Connect, left(0)), Retry::Answer);
+        assert_eq!(retry(Failure::ClosedEarly, left(0)), Retry::Answer);
+        let stale = Attempt {
+            reused: true,
+            moves_left: 0,
+            ..FRESH
+        };
+        assert_eq!(retry(Failure::ClosedEarly, stale), Retry::Fresh);
     }
 
     #[test]

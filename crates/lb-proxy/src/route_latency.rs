@@ -109,7 +109,7 @@ impl RouteLatencies {
 /// A worker's way to its histograms by prefix: a lock-free lookup once a prefix was seen.
 ///
 /// Keyed by the address of the registry's shared `Arc<str>` for the prefix
-/// ([`lb_registry::Route::prefix_shared`]), which is the same in every snapshot: a lookup hashes
+/// ([`lb_registry::Route::name_shared`]), which is the same in every snapshot: a lookup hashes
 /// one word instead of the prefix's text. Each entry keeps its `Arc` alive, so no other prefix
 /// can take the address while the entry exists. A prefix registered anew gets a new `Arc` and a
 /// new entry that finds the same histograms by name; the map is emptied when such entries pile

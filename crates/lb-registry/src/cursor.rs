@@ -1,8 +1,9 @@
 //! The round-robin cursor shared by every worker for one route prefix.
 //!
 //! Invariant: the cursor only ever moves forward by one per pick, so picks are numbered 0, 1, 2, ...
-//! across the whole process, and pick k goes to target `k mod n`. The cursor belongs to the prefix,
-//! not to a snapshot, so target changes continue the order instead of restarting it at target 0.
+//! across the whole process, and pick k goes to target `k mod n` (or to slot `k mod period` of
+//! the route's weighted schedule). The cursor belongs to the prefix, not to a snapshot, so
+//! target changes continue the order instead of restarting it at target 0.
 //! A zero-downtime upgrade continues it too: the next lb process starts its cursor at the number
 //! the old one had reached ([`Cursor::starting_at`]).
 

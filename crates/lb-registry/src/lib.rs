@@ -6,7 +6,9 @@
 //! generation moved, so the request path never contends on a lock.
 //!
 //! Per request the only shared write is one relaxed `fetch_add` on the route's cache-padded
-//! [`Cursor`]: the k-th pick for a prefix, counted over all workers, goes to target `k mod n`.
+//! [`Cursor`]: the k-th pick for a prefix, counted over all workers, goes to target `k mod n`,
+//! or with unequal weights to the k-th slot (mod its period) of the route's smooth weighted
+//! [`Schedule`], computed when the snapshot is published.
 //!
 //! Health ([`HealthPolicy`], [`CheckOutcome`]) lives here too: a target that is down stays
 //! registered but leaves the snapshot's pick list, so round robin is exact over the healthy ones.
@@ -34,18 +36,28 @@
 
 #![forbid(unsafe_code)]
 
+mod balance;
 mod cursor;
+mod error;
+mod failures;
 mod health;
+mod host;
 mod label;
+mod maglev;
 mod registry;
 mod router;
+mod schedule;
 mod target;
 
+pub use balance::{Balance, HashKey, KeyName, MAX_KEY_NAME};
 pub use cursor::Cursor;
+pub use failures::{MaxFails, DEFAULT_FAIL_STATUSES};
 pub use health::{
     CarriedHealth, CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFAULT_RISE,
 };
+pub use host::{normalize_host, request_host, route_name, split_route, MAX_HOST};
 pub use label::escape_label;
+pub use maglev::{key_hash, Maglev, TABLE_SIZE};
 pub use registry::change::{
     Change, Deregistration, Expiry, Import, Refused, Registration, Release,
 };
@@ -62,5 +74,6 @@ pub use registry::{
     normalize_prefix, Holder, PinnedSnapshot, Registered, Registry, RegistryError, RouteInfo,
     RouteTargets, SnapshotCache, TargetInfo,
 };
-pub use router::{Match, Route, RouteOptions, Slot, Snapshot};
+pub use router::{Match, Route, RouteOptions, Slot, Snapshot, DEFAULT_RETRIES, MAX_RETRIES};
+pub use schedule::Schedule;
 pub use target::{status_class, Target, STATUS_CLASSES};

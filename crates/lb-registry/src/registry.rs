@@ -31,7 +31,10 @@ pub(crate) mod holders;
 pub(crate) mod lease;
 pub(crate) mod table;
 
+pub use crate::error::RegistryError;
 use crate::health::{CheckOutcome, HealthPolicy};
+pub use crate::host::normalize_prefix;
+use crate::host::split_route;
 use crate::router::{Route, RouteOptions, Snapshot};
 use crate::target::STATUS_CLASSES;
 use change::{Deregistration, Import, Registration, Release};
@@ -40,51 +43,12 @@ use export::{Export, Scope};
 pub use holders::Holder;
 use lease::{Lease, Terms};
 use parking_lot::{Mutex, RwLock};
-use std::fmt;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use table::Table;
-
-/// Why a registry change was refused. The registry is unchanged when this is returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RegistryError {
-    /// The path is not a valid route prefix; the text says why in one sentence.
-    InvalidPath(String),
-    /// The target address cannot be used (port 0, unspecified address).
-    InvalidTarget(String),
-    /// A registration's weight or ttl is out of bounds; the text names the field.
-    InvalidValue(String),
-}
-
-impl fmt::Display for RegistryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RegistryError::InvalidPath(m)
-            | RegistryError::InvalidTarget(m)
-            | RegistryError::InvalidValue(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for RegistryError {}
-
-impl RegistryError {
-    /// The same error, its sentence prefixed with what it is about (`route "/a": ...`).
-    pub(crate) fn within(self, context: &str) -> Self {
-        match self {
-            RegistryError::InvalidPath(m) => RegistryError::InvalidPath(format!("{context}: {m}")),
-            RegistryError::InvalidTarget(m) => {
-                RegistryError::InvalidTarget(format!("{context}: {m}"))
-            }
-            RegistryError::InvalidValue(m) => {
-                RegistryError::InvalidValue(format!("{context}: {m}"))
-            }
-        }
-    }
-}
 
 /// Outcome of a registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +59,7 @@ pub enum Registered {
     Existing,
     /// The target was already registered on that prefix by the API, which registered it again:
     /// its lease started afresh, or its weight or ttl changed (what a state file saves
-    /// changes; routing does not).
+    /// changes; a new weight also changes the route's schedule).
     Renewed,
     /// The target was already served on that prefix because of the other holder; routing is
     /// unchanged, but it is now held by this one too (what a state file saves changes).
@@ -105,12 +69,16 @@ pub enum Registered {
 /// One row of the registry listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetInfo {
+    /// The host the route is bound to; `None` for a host-less route.
+    pub host: Option<String>,
     /// The route prefix.
     pub path: String,
     /// The target address.
     pub addr: SocketAddr,
     /// Requests sent to this target, summed over workers.
     pub requests: u64,
+    /// Requests in flight on it over all workers (counted on `least_conn` routes, else 0).
+    pub in_flight: u64,
     /// Responses by status class (index 0 is 1xx), summed over workers.
     pub responses: [u64; STATUS_CLASSES],
     /// In round robin: neither a failed connect (back-off) nor the active checks hold it down.
@@ -119,17 +87,31 @@ pub struct TargetInfo {
     pub last_check: Option<CheckOutcome>,
     /// When that probe ended, when it ran in this process.
     pub last_check_at: Option<SystemTime>,
-    /// Its weight (stored for weighted balancing; round robin ignores it).
+    /// Its weight: its share of the route's smooth weighted round robin.
     pub weight: u16,
     /// Its lease when it was registered with a ttl: it leaves routing unless registered again
     /// before the lease ends.
     pub lease: Option<Lease>,
 }
 
+impl TargetInfo {
+    /// The name of its route, as changes and [`Registry::record_check`] take it: the prefix,
+    /// after the host when there is one ([`crate::route_name`]).
+    pub fn route(&self) -> String {
+        match &self.host {
+            Some(host) => format!("{host}{}", self.path),
+            None => self.path.clone(),
+        }
+    }
+}
+
 /// One prefix with its options and every target, healthy or not, in round-robin order: what
 /// `GET /routes` lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteInfo {
+    /// The host the route is bound to (`*.example.com` for a wildcard); `None` for a
+    /// host-less route.
+    pub host: Option<String>,
     /// The normalized prefix.
     pub path: String,
     /// Its settings.
@@ -142,7 +124,8 @@ pub struct RouteInfo {
 /// a state file keeps is an [`Export`] of [`Scope::Saved`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteTargets {
-    /// The normalized prefix.
+    /// The route's name: the normalized prefix, after its host when it has one
+    /// ([`crate::route_name`]).
     pub path: String,
     /// Its targets, in round-robin order (may be empty: a prefix the configuration names
     /// still answers 503).
@@ -155,26 +138,6 @@ pub struct RouteTargets {
     /// otherwise come back after a restart as an empty route answering 503, even when the
     /// configuration no longer names it.
     pub held_by_api: bool,
-}
-
-/// Checks a route prefix and returns its normalized form: must start with `/`, no `?`, `#`,
-/// whitespace or control characters; trailing `/` removed except for the root `/`.
-pub fn normalize_prefix(path: &str) -> Result<String, RegistryError> {
-    if !path.starts_with('/') {
-        return Err(RegistryError::InvalidPath(
-            "path must start with `/`".to_string(),
-        ));
-    }
-    if let Some(c) = path
-        .chars()
-        .find(|c| matches!(c, '?' | '#') || c.is_whitespace() || c.is_control())
-    {
-        return Err(RegistryError::InvalidPath(format!(
-            "path must not contain {c:?}"
-        )));
-    }
-    let trimmed = path.trim_end_matches('/');
-    Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_string())
 }
 
 pub(crate) fn check_target(addr: SocketAddr) -> Result<(), RegistryError> {
@@ -265,12 +228,18 @@ impl Registry {
     /// [`Registry::apply`] of a control-plane [`Registration`] without weight or ttl, as of
     /// the wall clock now (a convenience: the control plane passes its own time).
     pub fn register(&self, path: &str, addr: SocketAddr) -> Result<Registered, RegistryError> {
-        self.apply(&Registration::api(
-            path,
-            addr,
-            Terms::default(),
-            SystemTime::now(),
-        ))
+        self.register_weighted(path, addr, None)
+    }
+
+    /// [`Registry::register`] with a weight (`None` keeps the stored one, 1 for a new target).
+    pub fn register_weighted(
+        &self,
+        path: &str,
+        addr: SocketAddr,
+        weight: Option<u16>,
+    ) -> Result<Registered, RegistryError> {
+        let terms = Terms { weight, ttl: None };
+        self.apply(&Registration::api(path, addr, terms, SystemTime::now()))
     }
 
     /// [`Registry::apply`] of a [`Registration`] by `holder`.
@@ -338,30 +307,37 @@ impl Registry {
         self.listing().into_iter().flat_map(|r| r.targets).collect()
     }
 
-    /// Every prefix, those without targets included, in order, with its options and targets.
+    /// Every route, those without targets included, in order, with its options and targets.
     pub fn listing(&self) -> Vec<RouteInfo> {
         let state = self.state.read();
         state
             .table
             .entries()
-            .map(|e| RouteInfo {
-                path: e.prefix().to_string(),
-                options: e.options(),
-                targets: e
-                    .members()
-                    .iter()
-                    .map(|m| TargetInfo {
-                        path: e.prefix().to_string(),
-                        addr: m.target().addr(),
-                        requests: m.target().requests(),
-                        responses: m.target().responses(),
-                        healthy: m.health().healthy(),
-                        last_check: m.health().last_check().cloned(),
-                        last_check_at: m.health().checked_at(),
-                        weight: m.weight(),
-                        lease: m.lease(),
-                    })
-                    .collect(),
+            .map(|e| {
+                let (host, path) = split_route(e.name());
+                let host = host.map(str::to_string);
+                RouteInfo {
+                    host: host.clone(),
+                    path: path.to_string(),
+                    options: e.options(),
+                    targets: e
+                        .members()
+                        .iter()
+                        .map(|m| TargetInfo {
+                            host: host.clone(),
+                            path: path.to_string(),
+                            addr: m.target().addr(),
+                            requests: m.target().requests(),
+                            in_flight: m.target().in_flight(),
+                            responses: m.target().responses(),
+                            healthy: m.health().healthy(),
+                            last_check: m.health().last_check().cloned(),
+                            last_check_at: m.health().checked_at(),
+                            weight: m.weight(),
+                            lease: m.lease(),
+                        })
+                        .collect(),
+                }
             })
             .collect()
     }
@@ -374,7 +350,7 @@ impl Registry {
             .table
             .entries()
             .map(|e| RouteTargets {
-                path: e.prefix().to_string(),
+                path: e.name().to_string(),
                 targets: e.members().iter().map(|m| m.target().addr()).collect(),
                 config_only: e
                     .members()
@@ -464,13 +440,19 @@ impl Registry {
             .table
             .entries()
             .map(|e| {
-                let healthy = e
+                let (healthy, weights): (Vec<_>, Vec<_>) = e
                     .members()
                     .iter()
                     .filter(|m| m.health().healthy())
-                    .map(|m| m.target().clone())
-                    .collect();
-                Route::new(e.prefix().clone(), e.cursor().clone(), healthy, e.options())
+                    .map(|m| (m.target().clone(), m.weight()))
+                    .unzip();
+                Route::new(
+                    e.name().clone(),
+                    e.cursor().clone(),
+                    healthy.into(),
+                    &weights,
+                    e.options(),
+                )
             })
             .collect();
         state.snapshot = Arc::new(Snapshot::new(generation, routes));

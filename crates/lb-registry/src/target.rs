@@ -2,11 +2,14 @@
 //!
 //! Counters are one cache-padded slot per worker, written only by that worker (a plain load and
 //! store, no RMW, no shared line), and summed when the control plane reads them. That keeps the
-//! route cursor the only shared write on the request path.
+//! route cursor the only shared write on the request path of round robin and hash routes. A
+//! `least_conn` route also counts its requests in flight on one shared, cache-padded counter
+//! per target (an add when the request starts, a subtract when it ends): the policy needs the
+//! number over all workers at once.
 
 use crossbeam_utils::CachePadded;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Status classes counted per target: 1xx to 5xx.
 pub const STATUS_CLASSES: usize = 5;
@@ -16,6 +19,10 @@ pub const STATUS_CLASSES: usize = 5;
 pub struct Target {
     addr: SocketAddr,
     counters: Box<[CachePadded<Counters>]>,
+    /// Requests in flight over all workers, counted by `least_conn` routes only.
+    in_flight: CachePadded<AtomicU64>,
+    /// Consecutive failed answers, counted by routes with `max_fails` only.
+    fails: CachePadded<AtomicU32>,
 }
 
 /// One worker's counters for one target: 48 bytes, one cache line.
@@ -48,6 +55,8 @@ impl Target {
             counters: (0..workers.max(1))
                 .map(|_| CachePadded::default())
                 .collect(),
+            in_flight: CachePadded::default(),
+            fails: CachePadded::default(),
         }
     }
 
@@ -94,6 +103,48 @@ impl Target {
         }
     }
 
+    /// A request of a `least_conn` route starts on this target; the caller calls
+    /// [`Target::finish_request`] exactly once when its exchange ends, however it ends (a
+    /// guard's `Drop`). Relaxed: a count, read only to compare loads; nothing is published
+    /// through it.
+    #[inline]
+    pub fn start_request(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The request [`Target::start_request`] counted has ended.
+    #[inline]
+    pub fn finish_request(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Requests in flight on this target over all workers (counted for `least_conn` routes;
+    /// 0 for targets that serve none).
+    #[inline]
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Failure accounting ([`crate::MaxFails`]): one more answer, a failure or not. `true` when
+    /// this failure is the `max_fails`-th in a row (the count starts again; the caller takes
+    /// the target out). A success writes only when the count was not 0. Relaxed: a count whose
+    /// exact interleaving between workers does not matter; nothing is published through it.
+    #[inline]
+    pub fn record_outcome(&self, failed: bool, max_fails: u16) -> bool {
+        if !failed {
+            if self.fails.load(Ordering::Relaxed) != 0 {
+                self.fails.store(0, Ordering::Relaxed);
+            }
+            return false;
+        }
+        let count = self.fails.fetch_add(1, Ordering::Relaxed) + 1;
+        let reached = count >= u32::from(max_fails);
+        if reached {
+            self.fails.store(0, Ordering::Relaxed);
+        }
+        reached
+    }
+
     /// Requests sent to this target by all workers together.
     pub fn requests(&self) -> u64 {
         self.counters
@@ -132,5 +183,16 @@ mod tests {
         t.record_response(0, 42);
         assert_eq!(t.requests(), 2);
         assert_eq!(t.responses(), [2, 2, 0, 0, 2]);
+    }
+
+    #[test]
+    fn the_max_fails_th_consecutive_failure_is_reported_once() {
+        let t = Target::new("10.0.0.1:80".parse().expect("addr"), 1);
+        let outcomes = [true, true, false, true, true, true, true, true, true];
+        let reached: Vec<bool> = outcomes.iter().map(|&f| t.record_outcome(f, 3)).collect();
+        assert_eq!(
+            reached,
+            [false, false, false, false, false, true, false, false, true]
+        );
     }
 }

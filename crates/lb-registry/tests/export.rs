@@ -183,6 +183,7 @@ fn an_invalid_import_changes_nothing_and_existing_targets_keep_their_state() {
     assert!(new.import(bad, Instant::now(), |_| true).is_err());
     let bad_path = Export {
         routes: vec![ExportedRoute {
+            host: None,
             path: "no-slash".to_string(),
             next_pick: Some(0),
             targets: Vec::new(),

@@ -3,8 +3,8 @@
 //! target is left there; one the API holds, or one the configuration still names, stays (503).
 
 use lb_registry::{
-    Holder, InitialConfiguration, Reconfiguration, Reconfigured, Registry, RegistryError,
-    RouteOptions,
+    Balance, Holder, InitialConfiguration, MaxFails, Reconfiguration, Reconfigured, Registry,
+    RegistryError, RouteOptions, DEFAULT_RETRIES,
 };
 use std::net::SocketAddr;
 
@@ -28,11 +28,17 @@ const KEEP_PREFIX: RouteOptions = RouteOptions {
     strip_prefix: false,
     connect_timeout: None,
     upstream_timeout: None,
+    balance: Balance::RoundRobin,
+    max_fails: MaxFails::DISABLED,
+    retries: DEFAULT_RETRIES,
 };
 const DEFAULT: RouteOptions = RouteOptions {
     strip_prefix: true,
     connect_timeout: None,
     upstream_timeout: None,
+    balance: Balance::RoundRobin,
+    max_fails: MaxFails::DISABLED,
+    retries: DEFAULT_RETRIES,
 };
 
 /// The prefix of the route `target` reaches, and the target forwarded, with whether the route
@@ -56,6 +62,7 @@ fn route_paths(reg: &Registry) -> Vec<String> {
 fn configured() -> Registry {
     let reg = Registry::new(1);
     let start = Reconfiguration {
+        weights: Vec::new(),
         register: pairs(&[("/", 1), ("/gone/", 2)]),
         release: Vec::new(),
         routes: named(&[("/", DEFAULT), ("/gone/", KEEP_PREFIX)]),
@@ -68,6 +75,7 @@ fn configured() -> Registry {
 /// The reload that drops `/gone` from the file.
 fn drop_gone() -> Reconfiguration {
     Reconfiguration {
+        weights: Vec::new(),
         register: Vec::new(),
         release: pairs(&[("/gone", 2)]),
         routes: named(&[("/", DEFAULT)]),
@@ -150,6 +158,7 @@ fn a_prefix_the_configuration_still_names_stays_without_targets() {
     );
     // A reload of a file that still names /gone (its target list did not change).
     let still = Reconfiguration {
+        weights: Vec::new(),
         register: Vec::new(),
         release: Vec::new(),
         routes: named(&[("/", DEFAULT), ("/gone", KEEP_PREFIX)]),
@@ -176,6 +185,7 @@ fn a_reload_is_one_snapshot_and_an_invalid_one_changes_nothing() {
     let generation = reg.generation();
     // /gone's target is replaced and its options change: never empty, never half done.
     let replace = Reconfiguration {
+        weights: Vec::new(),
         register: pairs(&[("/gone", 5)]),
         release: pairs(&[("/gone", 2)]),
         routes: named(&[("/", DEFAULT), ("/gone", DEFAULT)]),
@@ -234,6 +244,7 @@ fn a_start_keeps_what_the_old_configuration_held_as_registrations() {
         "named by the old configuration"
     );
     let start = InitialConfiguration {
+        weights: Vec::new(),
         targets: pairs(&[("/a/", 1)]),
         routes: named(&[("/a", DEFAULT)]),
     };

@@ -191,6 +191,7 @@ fn a_reload_after_a_refused_change_sees_the_registry_as_it_was() {
 fn configured_c() -> Registry {
     let reg = Registry::new(1);
     let start = Reconfiguration {
+        weights: Vec::new(),
         register: vec![("/c".into(), addr(1))],
         release: Vec::new(),
         routes: vec![("/c".into(), RouteOptions::default())],
@@ -202,6 +203,7 @@ fn configured_c() -> Registry {
 /// The reload whose file no longer names "/c".
 fn drop_c() -> Reconfiguration {
     Reconfiguration {
+        weights: Vec::new(),
         register: Vec::new(),
         release: vec![("/c".into(), addr(1))],
         routes: Vec::new(),

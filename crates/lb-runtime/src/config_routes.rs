@@ -12,29 +12,55 @@
 use crate::error::RunError;
 use lb_config::{LiveConfig, StaticRoute};
 use lb_registry::{
-    normalize_prefix, Export, HealthPolicy, InitialConfiguration, Reconfiguration, Reconfigured,
-    Registry, RouteOptions,
+    check_weight, route_name, Balance, Export, HealthPolicy, InitialConfiguration, MaxFails,
+    Reconfiguration, Reconfigured, Registry, RouteOptions, DEFAULT_RETRIES, MAX_RETRIES,
 };
 use std::net::SocketAddr;
 use tracing::info;
 
-/// Every prefix `config` names, with its route's options.
+/// The registry's name of a configured route: its prefix, after its host when it has one
+/// ([`route_name`]); as written when it is invalid, which [`check_routes`] reports first.
+fn name_of(route: &StaticRoute) -> String {
+    route_name(route.host.as_deref(), &route.prefix).unwrap_or_else(|_| route.prefix.clone())
+}
+
+/// Every route `config` names, with its options.
 fn named_routes(config: &LiveConfig) -> Vec<(String, RouteOptions)> {
     config
         .routes
         .iter()
-        .map(|r| (r.prefix.clone(), route_options(r)))
+        .map(|r| (name_of(r), route_options(r)))
         .collect()
 }
 
-/// The configured routes as (normalized prefix, target) pairs, in order.
+/// The configured routes as (route name, target) pairs, in order.
 fn route_pairs(config: &LiveConfig) -> Vec<(String, SocketAddr)> {
     config
         .routes
         .iter()
         .flat_map(|r| {
-            let prefix = normalize_prefix(&r.prefix).unwrap_or_else(|_| r.prefix.clone());
-            r.targets.iter().map(move |&t| (prefix.clone(), t))
+            let name = name_of(r);
+            r.targets.iter().map(move |&t| (name.clone(), t))
+        })
+        .collect()
+}
+
+/// The weight `config` gives each of its targets, as (route name, target, weight): 1 unless
+/// written `{ addr = ..., weight = N }`.
+fn route_weights(config: &LiveConfig) -> Vec<(String, SocketAddr, u16)> {
+    config
+        .routes
+        .iter()
+        .flat_map(|r| {
+            let name = name_of(r);
+            r.targets.iter().map(move |&t| {
+                let weight = r
+                    .weights
+                    .iter()
+                    .find(|(a, _)| *a == t)
+                    .map_or(1, |&(_, w)| w);
+                (name.clone(), t, weight)
+            })
         })
         .collect()
 }
@@ -44,6 +70,7 @@ fn route_pairs(config: &LiveConfig) -> Vec<(String, SocketAddr)> {
 pub(crate) fn configure(registry: &Registry, config: &LiveConfig) -> Result<(), RunError> {
     check_routes(config).map_err(RunError::Config)?;
     let start = InitialConfiguration {
+        weights: route_weights(config),
         targets: route_pairs(config),
         routes: named_routes(config),
     };
@@ -57,7 +84,20 @@ pub(crate) fn configure(registry: &Registry, config: &LiveConfig) -> Result<(), 
 /// What the registry would refuse, found before anything is changed.
 pub(crate) fn check_routes(config: &LiveConfig) -> Result<(), String> {
     for route in &config.routes {
-        normalize_prefix(&route.prefix).map_err(|e| format!("route {}: {e}", route.prefix))?;
+        route_name(route.host.as_deref(), &route.prefix)
+            .map_err(|e| format!("route {}: {e}", route.prefix))?;
+        balance_of(route).map_err(|e| format!("route {}: {e}", route.prefix))?;
+        max_fails_of(route).map_err(|e| format!("route {}: {e}", route.prefix))?;
+        if let Some(retries) = route.retries.filter(|&r| r > MAX_RETRIES) {
+            return Err(format!(
+                "route {}: retries {retries} is more than {MAX_RETRIES}",
+                route.prefix
+            ));
+        }
+        for &(target, weight) in &route.weights {
+            check_weight(u64::from(weight))
+                .map_err(|e| format!("route {}, target {target}: {e}", route.prefix))?;
+        }
         if let Some(t) = route.targets.iter().find(|t| t.ip().is_unspecified()) {
             return Err(format!(
                 "route {}: {} is not a host address",
@@ -83,6 +123,7 @@ pub(crate) fn reconfigure(
     // Only what the file changed: a target the operator deregistered through the API stays
     // out until the file names it anew (or lb restarts), whatever else the reload changes.
     let change = Reconfiguration {
+        weights: route_weights(new),
         register: after
             .iter()
             .filter(|p| !before.contains(p))
@@ -126,12 +167,26 @@ pub(crate) fn health_policy(health: &lb_config::HealthConfig) -> HealthPolicy {
     }
 }
 
-/// The registry's options for a configured route.
+/// The balancing policy a configured route names; the error is the registry's sentence.
+fn balance_of(route: &StaticRoute) -> Result<Balance, lb_registry::RegistryError> {
+    Balance::parse(route.balance.as_deref(), route.hash_key.as_deref())
+}
+
+/// The failure accounting a configured route asks for; the error is the registry's sentence.
+fn max_fails_of(route: &StaticRoute) -> Result<MaxFails, lb_registry::RegistryError> {
+    MaxFails::new(route.max_fails.unwrap_or(0), route.fail_statuses.as_deref())
+}
+
+/// The registry's options for a configured route (its policy and failure accounting checked
+/// by [`check_routes`] first; the defaults if they were not).
 fn route_options(route: &StaticRoute) -> RouteOptions {
     RouteOptions {
         strip_prefix: route.strip_prefix,
         connect_timeout: route.connect_timeout,
         upstream_timeout: route.upstream_timeout,
+        balance: balance_of(route).unwrap_or_default(),
+        max_fails: max_fails_of(route).unwrap_or_default(),
+        retries: route.retries.unwrap_or(DEFAULT_RETRIES).min(MAX_RETRIES),
     }
 }
 

@@ -15,7 +15,7 @@
 
 use crate::service_thread::{ServiceThread, Stopped};
 use lb_config::LiveConfig;
-use lb_registry::{normalize_prefix, CheckOutcome, Registry};
+use lb_registry::{route_name, CheckOutcome, Registry};
 use lb_socket::plain;
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -37,7 +37,7 @@ const STATUS_LINE_MAX: usize = 1024;
 pub(crate) struct ProbePlan {
     /// Path probed on routes without a path of their own; `None`: those are not probed.
     default_path: Option<String>,
-    /// Per-route paths, by normalized prefix.
+    /// Per-route paths, by route name (normalized prefix, after the host if any).
     per_route: HashMap<String, String>,
     /// Time between rounds.
     interval: Duration,
@@ -53,7 +53,7 @@ impl ProbePlan {
             .iter()
             .filter_map(|r| {
                 let path = r.health_check.clone()?;
-                Some((normalize_prefix(&r.prefix).ok()?, path))
+                Some((route_name(r.host.as_deref(), &r.prefix).ok()?, path))
             })
             .collect();
         ProbePlan {
@@ -64,7 +64,7 @@ impl ProbePlan {
         }
     }
 
-    /// The path to probe on route `prefix`, if any.
+    /// The path to probe on the route named `prefix` (see [`lb_registry::route_name`]), if any.
     pub(crate) fn path_for(&self, prefix: &str) -> Option<&str> {
         self.per_route
             .get(prefix)
@@ -135,14 +135,15 @@ async fn run(registry: Arc<Registry>, plan: Arc<RwLock<ProbePlan>>, mut stop: St
 async fn probe_round(registry: Arc<Registry>, plan: ProbePlan) {
     let mut probes = JoinSet::new();
     for target in registry.targets() {
-        let Some(path) = plan.path_for(&target.path) else {
+        let route = target.route();
+        let Some(path) = plan.path_for(&route) else {
             continue;
         };
         let path = path.to_string();
         let timeout = plan.timeout;
         probes.spawn(async move {
             let outcome = probe(target.addr, &path, timeout).await;
-            (target.path, target.addr, outcome)
+            (route, target.addr, outcome)
         });
     }
     while let Some(done) = probes.join_next().await {

@@ -80,12 +80,19 @@ pub fn run_demo(args: &DemoArgs) -> Result<(), RunError> {
         },
         live: LiveConfig {
             routes: vec![StaticRoute {
+                host: None,
                 prefix: "/".to_string(),
                 targets: backends.clone(),
+                weights: Vec::new(),
                 health_check: None,
                 strip_prefix: true,
                 connect_timeout: None,
                 upstream_timeout: None,
+                balance: None,
+                hash_key: None,
+                max_fails: None,
+                fail_statuses: None,
+                retries: None,
             }],
             ..LiveConfig::default()
         },

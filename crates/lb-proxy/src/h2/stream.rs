@@ -160,7 +160,7 @@ fn prepare(
         line.request_id = String::from_utf8_lossy(id).into_owned();
     }
     let peer_text = ClientAddr::new(line.link.addr.ip()).with_scheme(line.link.scheme);
-    let routed = route::route(worker, head.target, |lead, rest| {
+    let routed = route::route(worker, &head, line.link.addr.ip(), |lead, rest| {
         out.clear();
         write_request_head(&head, lead, rest, &peer_text, id, out);
     })?;
@@ -192,7 +192,7 @@ fn finish(
             let status = error.kind.status();
             worker.stats.response(status);
             if let Some(routed) = routed {
-                routed.picked.answered(status);
+                routed.picked.answered(worker, status);
             }
             let id = worker.cfg.id;
             match policy::loudness(error.kind) {

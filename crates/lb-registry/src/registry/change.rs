@@ -18,7 +18,8 @@ use super::export::{Export, Scope};
 use super::holders::Holder;
 use super::lease::Terms;
 use super::table::Table;
-use super::{check_target, normalize_prefix, Registered, Registry, RegistryError};
+use super::{check_target, Registered, Registry, RegistryError};
+use crate::host::{normalize_route, route_name};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
@@ -93,7 +94,8 @@ impl Registry {
 /// afresh at `now` (a heartbeat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Registration<'a> {
-    /// The route prefix (normalized here).
+    /// The route: its prefix, or its host then its prefix (`api.example.com/v1`, see
+    /// [`crate::route_name`]); normalized here.
     pub path: &'a str,
     /// The target.
     pub addr: SocketAddr,
@@ -122,7 +124,7 @@ impl Change for Registration<'_> {
     type Outcome = Registered;
 
     fn apply(&self, table: &mut Table) -> Result<Registered, RegistryError> {
-        let prefix = normalize_prefix(self.path)?;
+        let prefix = normalize_route(self.path)?;
         check_target(self.addr)?;
         self.terms.check()?;
         let renewal = (self.holder == Holder::Api).then_some((self.terms, self.now));
@@ -140,7 +142,8 @@ impl Change for Registration<'_> {
 /// through to the next shorter prefix. Outcome: whether it was there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deregistration<'a> {
-    /// The route prefix (normalized here).
+    /// The route: its prefix, or its host then its prefix (`api.example.com/v1`, see
+    /// [`crate::route_name`]); normalized here.
     pub path: &'a str,
     /// The target.
     pub addr: SocketAddr,
@@ -150,7 +153,7 @@ impl Change for Deregistration<'_> {
     type Outcome = bool;
 
     fn apply(&self, table: &mut Table) -> Result<bool, RegistryError> {
-        let prefix = normalize_prefix(self.path)?;
+        let prefix = normalize_route(self.path)?;
         Ok(table.deregister(&prefix, self.addr))
     }
 
@@ -163,7 +166,8 @@ impl Change for Deregistration<'_> {
 /// holds it, and the route with it when nobody wants that any more. Outcome: whether it left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Release<'a> {
-    /// The route prefix (normalized here).
+    /// The route: its prefix, or its host then its prefix (`api.example.com/v1`, see
+    /// [`crate::route_name`]); normalized here.
     pub path: &'a str,
     /// The target.
     pub addr: SocketAddr,
@@ -175,7 +179,7 @@ impl Change for Release<'_> {
     type Outcome = bool;
 
     fn apply(&self, table: &mut Table) -> Result<bool, RegistryError> {
-        let prefix = normalize_prefix(self.path)?;
+        let prefix = normalize_route(self.path)?;
         Ok(table.release(&prefix, self.addr, self.holder))
     }
 
@@ -220,7 +224,7 @@ impl Change for Import<'_> {
         let mut checked = Vec::with_capacity(self.export.routes.len());
         for route in &self.export.routes {
             let in_route = |e: RegistryError| e.within(&format!("route {:?}", route.path));
-            let prefix = normalize_prefix(&route.path).map_err(in_route)?;
+            let prefix = route_name(route.host.as_deref(), &route.path).map_err(in_route)?;
             for target in &route.targets {
                 let addr = target.addr();
                 check_target(addr)

@@ -21,8 +21,10 @@
 
 use super::change::Change;
 use super::holders::Holder;
+use super::lease::check_weight;
 use super::table::Table;
-use super::{check_target, normalize_prefix, Registered, Registry, RegistryError};
+use super::{check_target, Registered, Registry, RegistryError};
+use crate::host::normalize_route;
 use crate::router::RouteOptions;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -40,6 +42,10 @@ pub struct Reconfiguration {
     /// Every prefix the configuration names, with that route's options. A prefix missing from
     /// this list is no longer the configuration's (see the module docs).
     pub routes: Vec<(String, RouteOptions)>,
+    /// The weight the configuration gives each of its targets (`(prefix, target, weight)`;
+    /// a target not listed keeps its weight). It applies to a target only the configuration
+    /// holds: one the API holds too keeps the weight the API gave it.
+    pub weights: Vec<(String, SocketAddr, u16)>,
 }
 
 /// What [`Registry::reconfigure`] did.
@@ -73,7 +79,15 @@ impl Change for Reconfiguration {
         let release = normalized_pairs(&self.release)?;
         let mut named = BTreeMap::new();
         for (path, options) in &self.routes {
-            named.insert(normalize_prefix(path)?, *options);
+            named.insert(normalize_route(path)?, *options);
+        }
+        let mut weights = Vec::with_capacity(self.weights.len());
+        for (path, addr, weight) in &self.weights {
+            weights.push((
+                normalize_route(path)?,
+                *addr,
+                check_weight(u64::from(*weight))?,
+            ));
         }
 
         let mut done = Reconfigured::default();
@@ -84,6 +98,9 @@ impl Change for Reconfiguration {
         }
         for (prefix, addr) in release {
             done.removed += usize::from(table.release(&prefix, addr, Holder::Config));
+        }
+        for (prefix, addr, weight) in weights {
+            table.weigh_configured(&prefix, addr, weight);
         }
         done.routes_removed = table.name(&named);
         Ok(done)
@@ -110,6 +127,8 @@ pub struct InitialConfiguration {
     pub targets: Vec<(String, SocketAddr)>,
     /// Every prefix it names, with that route's options.
     pub routes: Vec<(String, RouteOptions)>,
+    /// The weight it gives each of its targets (see [`Reconfiguration::weights`]).
+    pub weights: Vec<(String, SocketAddr, u16)>,
 }
 
 impl Change for InitialConfiguration {
@@ -120,6 +139,7 @@ impl Change for InitialConfiguration {
             register: self.targets.clone(),
             release: Vec::new(),
             routes: self.routes.clone(),
+            weights: self.weights.clone(),
         };
         let done = whole.apply(table)?;
         // `whole` checked every pair: they normalize.
@@ -139,6 +159,6 @@ fn normalized_pairs(
 ) -> Result<Vec<(String, SocketAddr)>, RegistryError> {
     pairs
         .iter()
-        .map(|(path, addr)| Ok((normalize_prefix(path)?, *addr)))
+        .map(|(path, addr)| Ok((normalize_route(path)?, *addr)))
         .collect()
 }

@@ -29,6 +29,7 @@
 use super::holders::Holder;
 use super::lease::Lease;
 use crate::health::CarriedHealth;
+use crate::host::split_route;
 use crate::target::STATUS_CLASSES;
 use serde::{Deserialize, Serialize, Serializer};
 use std::net::SocketAddr;
@@ -83,6 +84,10 @@ impl Serialize for Export {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportedRoute {
+    /// The host the route is bound to; absent for a host-less route (and in files written
+    /// before virtual hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// The prefix (normalized when exported; checked when installed).
     pub path: String,
     /// The number the route's next pick takes (its cursor); absent, the order starts afresh.
@@ -213,7 +218,8 @@ pub struct StoredLease {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListedRoute {
-    /// The prefix.
+    /// The route's name: the prefix, after its host when it has one (an lb that predates
+    /// virtual hosts refuses such a route).
     pub path: String,
     /// Its targets, in round-robin order.
     pub targets: Vec<SocketAddr>,
@@ -244,8 +250,10 @@ impl From<ListedRoute> for ExportedRoute {
                 }
             })
             .collect();
+        let (host, path) = split_route(&listed.path);
         ExportedRoute {
-            path: listed.path,
+            host: host.map(str::to_string),
+            path: path.to_string(),
             next_pick: None,
             targets,
             held_by_api: None,
@@ -262,7 +270,10 @@ impl From<&ExportedRoute> for ListedRoute {
             .map(ExportedTarget::addr)
             .collect();
         ListedRoute {
-            path: route.path.clone(),
+            path: match &route.host {
+                Some(host) => format!("{host}{}", route.path),
+                None => route.path.clone(),
+            },
             targets: route.targets.iter().map(ExportedTarget::addr).collect(),
             config_only,
         }

@@ -27,7 +27,7 @@ pub const MAX_TTL: Duration = Duration::from_secs(86_400);
 /// omitted keeps it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Terms {
-    /// The target's weight (1 to [`MAX_WEIGHT`]); stored for weighted balancing.
+    /// The target's weight (1 to [`MAX_WEIGHT`]): its share of the route's weighted round robin.
     pub weight: Option<u16>,
     /// The lease length (1 s to [`MAX_TTL`], whole seconds).
     pub ttl: Option<Duration>,

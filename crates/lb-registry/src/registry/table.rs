@@ -6,6 +6,9 @@
 //! control plane's "save first" runs a change on a copy to learn what the state file would hold
 //! ([`crate::Registry::apply_saved`]), then on the registry's own table.
 //!
+//! A route is keyed by its name: its prefix, after its host when it is bound to one
+//! ([`crate::route_name`]); the `prefix` parameters below are such names.
+//!
 //! Invariants: a route that nobody wants any more (no target, not the API's, not named by the
 //! configuration) is removed by the step that left it so, its options and cursor with it; the
 //! API's claim on a prefix goes with the API's last target there. Every
@@ -21,6 +24,7 @@ use super::holders::{Holder, Holders, RouteHolders};
 use super::lease::{Lease, Terms, DEFAULT_WEIGHT};
 use crate::cursor::Cursor;
 use crate::health::{CheckOutcome, Health, HealthPolicy};
+use crate::host::split_route;
 use crate::router::RouteOptions;
 use crate::target::Target;
 use crate::Registered;
@@ -45,9 +49,10 @@ pub struct Table {
     passive_down: Option<bool>,
 }
 
-/// One prefix.
+/// One route.
 #[derive(Debug, Clone)]
 pub(crate) struct RouteEntry {
+    /// Its name (see [`RouteEntry::name`]).
     prefix: Arc<str>,
     cursor: Arc<Cursor>,
     targets: Vec<Member>,
@@ -68,7 +73,8 @@ pub(crate) struct Member {
 }
 
 impl RouteEntry {
-    pub(crate) fn prefix(&self) -> &Arc<str> {
+    /// The route's name: its prefix, after its host when it has one ([`crate::route_name`]).
+    pub(crate) fn name(&self) -> &Arc<str> {
         &self.prefix
     }
 
@@ -241,7 +247,10 @@ impl Table {
         if let Some(at) = entry.position(addr) {
             let member = &mut entry.targets[at];
             let adopted = member.holders.hold(holder);
+            let weight = member.weight;
             let renewed = renewal.is_some_and(|(terms, now)| member.renew(terms, now));
+            // A new weight changes the route's schedule: workers must see it.
+            self.republish |= member.weight != weight;
             return match (adopted, renewed) {
                 (true, _) => Registered::Adopted,
                 (false, true) => Registered::Renewed,
@@ -259,6 +268,22 @@ impl Table {
         entry.targets.push(member);
         self.republish = true;
         Registered::New
+    }
+
+    /// The configuration gives `addr` on `prefix` this weight: taken when only the
+    /// configuration holds the target (the API's weight wins where it holds it too).
+    pub(crate) fn weigh_configured(&mut self, prefix: &str, addr: SocketAddr, weight: u16) {
+        let Some(entry) = self.routes.get_mut(prefix) else {
+            return;
+        };
+        let Some(at) = entry.position(addr) else {
+            return;
+        };
+        let member = &mut entry.targets[at];
+        if member.holders.only(Holder::Config) && member.weight != weight {
+            member.weight = weight;
+            self.republish = true;
+        }
     }
 
     /// `holder` withdraws its claim on `addr` in `prefix`; `true` when nobody held it any more
@@ -563,8 +588,10 @@ impl Table {
                         .collect(),
                 };
                 let held = e.held_by_api();
+                let (host, path) = split_route(e.name());
                 ExportedRoute {
-                    path: e.prefix().to_string(),
+                    host: host.map(str::to_string),
+                    path: path.to_string(),
                     next_pick: match scope {
                         Scope::Saved => None,
                         Scope::Carried(_) => Some(e.cursor().peek()),

@@ -20,7 +20,7 @@ mod ops;
 mod routing;
 mod tls;
 
-use lb_testkit::{Backend, LbProcess, Response};
+use lb_testkit::{Backend, LbProcess, Response, ScratchDir};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -34,6 +34,23 @@ pub fn bin() -> &'static Path {
 /// `lb run` on port 0 with `workers` workers, `--no-pin`, the given routes and extra flags.
 pub fn lb(workers: usize, routes: &[(&str, &[SocketAddr])], extra: &[&str]) -> LbProcess {
     LbProcess::run(bin(), workers, routes, extra)
+}
+
+/// Writes `dir/lb.toml` (listen and admin on port 0, `workers`, no pinning, then `routes`:
+/// TOML `[[route]]` tables) and starts lb from it; a reload test rewrites that file.
+pub fn lb_from_config(dir: &ScratchDir, workers: usize, routes: &str) -> LbProcess {
+    let file = config_file(dir, workers, routes);
+    LbProcess::start(bin(), &["run", "--config", file.to_str().expect("utf-8")])
+}
+
+/// Writes the config file of [`lb_from_config`] and returns its path.
+pub fn config_file(dir: &ScratchDir, workers: usize, routes: &str) -> std::path::PathBuf {
+    let file = dir.join("lb.toml");
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nworkers = {workers}\npin = false\n{routes}"
+    );
+    std::fs::write(&file, text).expect("config written");
+    file
 }
 
 /// The value of `key=` in a text log line (up to the next space; quotes kept), if it has one.

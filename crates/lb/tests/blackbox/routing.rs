@@ -3,5 +3,8 @@
 
 // `ops::upgrade` checks that health states survive an upgrade with these tests' helpers.
 pub(crate) mod health;
+mod hosts;
+mod policies;
 mod prefix;
 mod round_robin;
+mod weighted;

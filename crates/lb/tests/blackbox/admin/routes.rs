@@ -48,9 +48,9 @@ fn get_routes_lists_every_prefix_with_its_options_and_targets() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("Content-Type"), Some("application/json"));
     let want = json!([
-        {"host":null,"path":"/api","strip_prefix":true,"balance":"round_robin","hash_key":null,
+        {"host":null,"path":"/api","strip_prefix":true,"balance":"round_robin","hash_key":null,"max_fails":0,"retries":1,
          "targets":[{"ip":"127.0.0.1","port":b.addr().port(),"weight":3,"healthy":true}]},
-        {"host":null,"path":"/keep","strip_prefix":false,"balance":"round_robin","hash_key":null,
+        {"host":null,"path":"/keep","strip_prefix":false,"balance":"round_robin","hash_key":null,"max_fails":0,"retries":1,
          "targets":[]},
     ]);
     assert_eq!(r.json(), want);

@@ -5,7 +5,7 @@
 //! connections unevenly over workers; these tests make it spread them and check exact counts.
 
 use crate::{addrs, backends, lb, served_by};
-use lb_testkit::{request, Conn, LbProcess};
+use lb_testkit::{request, Backend, Conn, LbProcess};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -81,15 +81,23 @@ fn exact_counts(workers: usize, k: usize, threads: usize) {
             .map(|h| h.join().expect("client thread panicked"))
             .collect()
     });
-    let mut by_clients: BTreeMap<String, usize> = BTreeMap::new();
-    for m in per_thread {
-        for (name, n) in m {
-            *by_clients.entry(name).or_insert(0) += n;
-        }
-    }
     let expected: BTreeMap<String, usize> = bs.iter().map(|b| (b.name().to_string(), k)).collect();
+    assert_served(&bs, per_thread, &expected);
+}
+
+/// Asserts that the clients' tallies (`per_thread`, summed) and the backends' own request
+/// counts both equal `expected`, by backend name.
+pub(super) fn assert_served(
+    bs: &[Backend],
+    per_thread: Vec<BTreeMap<String, usize>>,
+    expected: &BTreeMap<String, usize>,
+) {
+    let mut by_clients: BTreeMap<String, usize> = BTreeMap::new();
+    for (name, n) in per_thread.into_iter().flatten() {
+        *by_clients.entry(name).or_insert(0) += n;
+    }
     assert_eq!(
-        by_clients, expected,
+        &by_clients, expected,
         "responses per backend as the clients saw them"
     );
     let by_backends: BTreeMap<String, usize> = bs
@@ -97,7 +105,7 @@ fn exact_counts(workers: usize, k: usize, threads: usize) {
         .map(|b| (b.name().to_string(), b.request_count()))
         .collect();
     assert_eq!(
-        by_backends, expected,
+        &by_backends, expected,
         "requests per backend as the backends saw them"
     );
 }
