@@ -214,3 +214,63 @@ fn stats_needs_the_token_and_the_page_does_not() {
     }
     assert!(html.contains("sessionStorage") && html.contains("Bearer "));
 }
+
+/// A host-bound `least_conn` route in `/stats`: its host and policy, its targets' requests in
+/// flight (counted on `least_conn` routes only), and its rates and latency, which are keyed by
+/// host and prefix (the host-less route on the same prefix keeps its own figures).
+#[test]
+fn stats_shows_a_host_bound_least_conn_route_with_its_own_figures() {
+    let bs = backends(&["st-host", "st-plain"]);
+    let dir = lb_testkit::ScratchDir::new("stats-host");
+    let routes = format!(
+        "[[route]]\nhost = \"api.test\"\nprefix = \"/api\"\ntargets = [\"{}\"]\nbalance = \"least_conn\"\n\
+         [[route]]\nprefix = \"/api\"\ntargets = [\"{}\"]\n",
+        bs[0].addr(),
+        bs[1].addr()
+    );
+    let lb = crate::lb_from_config(&dir, 1, &routes);
+    let admin = lb.admin();
+    let via_host = request(
+        "GET",
+        "/api/x",
+        &[("Host", "api.test"), ("Connection", "close")],
+        b"",
+    );
+    let s = poll_until(WAIT, "the host-bound route's rate in /stats", || {
+        for _ in 0..10 {
+            assert_eq!(served_by(&send_raw(lb.addr(), &via_host)), "st-host");
+        }
+        let s = stats(&admin);
+        let bound = s["routes"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["host"] == "api.test"))
+            .cloned();
+        match bound {
+            Some(r) if r["rps"].as_f64().is_some_and(|x| x > 0.0) && r["p50_ms"].is_f64() => Ok(s),
+            _ => Err(s),
+        }
+    });
+    let rows = s["routes"].as_array().expect("routes");
+    let bound = rows
+        .iter()
+        .find(|r| r["host"] == "api.test")
+        .expect("bound");
+    let plain = rows
+        .iter()
+        .find(|r| r["host"].is_null())
+        .expect("host-less");
+    assert_eq!(bound["balance"], "least_conn");
+    assert_eq!(bound["targets"][0]["in_flight"], 0, "{bound}");
+    assert!(bound["targets"][0]["rps"].as_f64() > Some(0.0), "{bound}");
+    assert_eq!(plain["balance"], "round_robin");
+    assert!(
+        plain["targets"][0].get("in_flight").is_none(),
+        "round robin does not count requests in flight: {plain}"
+    );
+    assert_eq!(
+        plain["rps"].as_f64(),
+        Some(0.0),
+        "the host-less route had no request: {plain}"
+    );
+    assert!(plain["p50_ms"].is_null(), "{plain}");
+}

@@ -3,6 +3,7 @@
 
 use super::{cluster, etcd_bin, node, percentile, wait_connected, wait_revision, written_at};
 use crate::{lb, served_by, WAIT};
+use lb_testkit::serde_json::Value;
 use lb_testkit::{get, poll_until, wait_until, Backend, EtcdProcess, ScratchDir};
 use std::time::{Duration, Instant};
 
@@ -376,4 +377,57 @@ fn each_node_runs_exact_round_robin_from_an_offset_of_its_name() {
     };
     assert_eq!(picks(&a), ["x", "y", "z", "x", "y", "z"]);
     assert_eq!(picks(&b), ["y", "z", "x", "y", "z", "x"]);
+}
+
+/// A host-bound registration on node A is a host-bound route on node B: requests with that
+/// Host reach it, others fall through to the host-less route; deregistering it on B (with its
+/// host) removes it from A.
+#[test]
+fn a_host_bound_registration_routes_by_host_on_every_node() {
+    let Some(etcd_bin) = etcd_bin() else { return };
+    let etcd = EtcdProcess::start(&etcd_bin, &[]);
+    let (api, plain) = (Backend::start("api"), Backend::start("plain"));
+    let a = node(&etcd.url(), "a", &[]);
+    let b = node(&etcd.url(), "b", &[]);
+    let bound = format!(
+        r#"{{"host":"api.test","path":"/svc","ip":"127.0.0.1","port":{}}}"#,
+        api.port()
+    );
+    let r = a.admin().register_raw(&bound);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = a.admin().register("/svc", plain.addr());
+    assert_eq!(r.status, 201, "{}", r.text());
+    wait_revision(&b.admin(), written_at(&r));
+    let via = |lb: &lb_testkit::LbProcess, host: &str| {
+        let raw = lb_testkit::request(
+            "GET",
+            "/svc/x",
+            &[("Host", host), ("Connection", "close")],
+            b"",
+        );
+        lb_testkit::send_raw(lb.addr(), &raw)
+    };
+    assert_eq!(served_by(&via(&b, "api.test")), "api");
+    assert_eq!(served_by(&via(&b, "other.test")), "plain");
+    let targets = b.admin().targets();
+    let hosts: Vec<&Value> = targets
+        .as_array()
+        .expect("/targets is a list")
+        .iter()
+        .map(|t| &t["host"])
+        .collect();
+    assert!(hosts.contains(&&Value::from("api.test")), "{hosts:?}");
+
+    let unbind = format!(
+        r#"{{"host":"api.test","path":"/svc","ip":"127.0.0.1","port":{}}}"#,
+        api.port()
+    );
+    let gone = b.admin().call("POST", "/deregister", unbind.as_bytes());
+    assert_eq!(gone.status, 200, "{}", gone.text());
+    wait_revision(&a.admin(), written_at(&gone));
+    assert_eq!(
+        served_by(&via(&a, "api.test")),
+        "plain",
+        "the host-bound route left A"
+    );
 }

@@ -226,3 +226,32 @@ fn curl_with_prior_knowledge_is_served_over_http2() {
     assert_eq!(text, "curl-origin\n2 200", "{text}");
     assert_eq!(backend.last_request().target, "/x");
 }
+
+/// A stream's `:authority` picks its virtual host like an HTTP/1.1 `Host`: the host-bound route
+/// for `api.test`, the host-less one for any other name.
+#[test]
+fn authority_picks_the_virtual_host_of_a_stream() {
+    let Some(curl) = lb_testkit::tool::require("curl", "curl") else {
+        return;
+    };
+    let (api, plain) = (Backend::start("vh-api"), Backend::start("vh-plain"));
+    let lb = lb(1, &[], &[]);
+    let bound = format!(
+        r#"{{"host":"api.test","path":"/","ip":"127.0.0.1","port":{}}}"#,
+        api.port()
+    );
+    assert_eq!(lb.admin().register_raw(&bound).status, 201);
+    assert_eq!(lb.admin().register("/", plain.addr()).status, 201);
+    let port = lb.addr().port();
+    for (name, want) in [("api.test", "vh-api"), ("other.test", "vh-plain")] {
+        let out = std::process::Command::new(&curl)
+            .args(["-s", "--http2-prior-knowledge", "-w", "\n%{http_version}"])
+            .arg("--connect-to")
+            .arg(format!("{name}:{port}:127.0.0.1:{port}"))
+            .arg(format!("http://{name}:{port}/x"))
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text, format!("{want}\n2"), "{name}: {text}");
+    }
+}
