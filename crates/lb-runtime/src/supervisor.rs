@@ -326,19 +326,25 @@ fn start_with(config: Config, file: Option<PathBuf>) -> Result<Handle, RunError>
         events_tx.clone(),
         restart.access_log,
     )?;
+    let listeners = worker_set.listeners();
+    let tls_listener = listeners.tls.as_ref().map(|group| Listener {
+        kind: "tls",
+        addr: group.addr,
+    });
     let about = About {
-        listeners: vec![
-            Listener {
-                kind: "http",
-                addr: worker_set.listeners().http.addr,
-            },
-            Listener {
-                kind: "admin",
-                addr: admin_socket
-                    .local_addr()
-                    .map_err(|e| RunError::Runtime(format!("admin listener: {}", plain(&e))))?,
-            },
-        ],
+        listeners: [Listener {
+            kind: "http",
+            addr: listeners.http.addr,
+        }]
+        .into_iter()
+        .chain(tls_listener)
+        .chain([Listener {
+            kind: "admin",
+            addr: admin_socket
+                .local_addr()
+                .map_err(|e| RunError::Runtime(format!("admin listener: {}", plain(&e))))?,
+        }])
+        .collect(),
         worker_cpus: worker_set.worker_cpus(),
         config_file: startup.file.as_ref().map(|f| f.display().to_string()),
         ..About::unknown()

@@ -160,3 +160,29 @@ fn an_upgrade_tunnels_bytes_over_tls() {
     assert!(closed, "the tunnel closes when the upstream closes");
     assert!(rest.is_empty(), "stray bytes after the tunnel: {rest:?}");
 }
+
+/// The status page's data names the TLS listener beside the clear-text and admin ones.
+#[test]
+fn stats_lists_the_tls_listener() {
+    let dir = ScratchDir::new("tls-stats");
+    let cert = make_cert(&dir, "a", &["a.test"]);
+    let b = Backend::start("s");
+    let lb = tls_lb(1, &[("/", &[b.addr()])], &[&cert], &[]);
+    let stats = lb.admin().call("GET", "/stats", b"").json();
+    let kinds: Vec<(String, String)> = stats["listeners"]
+        .as_array()
+        .expect("listeners")
+        .iter()
+        .map(|l| (l["kind"].to_string(), l["addr"].to_string()))
+        .collect();
+    let want =
+        |kind: &str, addr: std::net::SocketAddr| (format!("\"{kind}\""), format!("\"{addr}\""));
+    assert_eq!(
+        kinds,
+        vec![
+            want("http", lb.addr()),
+            want("tls", lb.tls_addr()),
+            want("admin", lb.admin_addr()),
+        ]
+    );
+}
