@@ -322,6 +322,12 @@ fn maglev_build(c: &mut Criterion) {
     c.bench_function("maglev_build/1000_targets", |b| {
         b.iter(|| black_box(Maglev::new(black_box(&targets))))
     });
+    // One of the 1,000 leaves: the table keeps the others' entries and refills the leaver's.
+    let full = Maglev::new(&targets).expect("table");
+    let rest: Vec<SocketAddr> = targets[1..].to_vec();
+    c.bench_function("maglev_build/1000_targets_one_leaves", |b| {
+        b.iter(|| black_box(Maglev::after(black_box(&full), &targets, black_box(&rest))))
+    });
 }
 
 criterion_group!(

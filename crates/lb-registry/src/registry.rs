@@ -452,6 +452,7 @@ impl Registry {
                     healthy.into(),
                     &weights,
                     e.options(),
+                    state.snapshot.route_named(e.name()),
                 )
             })
             .collect();

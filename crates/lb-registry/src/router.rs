@@ -80,19 +80,28 @@ pub struct Route {
 
 impl Route {
     /// A route over the healthy `targets` with their `weights` (same order): the weighted
-    /// schedule is computed here, when the snapshot is built, never on the request path.
+    /// schedule and the hash table are computed here, when the snapshot is built, never on the
+    /// request path. `previous` is this route in the snapshot being replaced, if it was there:
+    /// a hash route that only lost targets keeps every other target's keys ([`Maglev::after`]).
     pub(crate) fn new(
         name: Arc<str>,
         cursor: Arc<Cursor>,
         targets: Box<[Arc<Target>]>,
         weights: &[u16],
         options: RouteOptions,
+        previous: Option<&Route>,
     ) -> Self {
         let host_len = split_route(&name).0.map_or(0, str::len);
         let maglev = match options.balance {
             Balance::Hash(_) => {
                 let addrs: Vec<_> = targets.iter().map(|t| t.addr()).collect();
-                Maglev::new(&addrs)
+                match previous.and_then(|p| p.maglev.as_ref().map(|table| (p, table))) {
+                    Some((before, table)) => {
+                        let old: Vec<_> = before.targets.iter().map(|t| t.addr()).collect();
+                        Maglev::after(table, &old, &addrs)
+                    }
+                    None => Maglev::new(&addrs),
+                }
             }
             Balance::RoundRobin | Balance::LeastConn => None,
         };
@@ -266,6 +275,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The route named `name` (host, then prefix), if this snapshot has it.
+    pub(crate) fn route_named(&self, name: &str) -> Option<&Route> {
+        self.names.get(name).and_then(|&at| self.routes.get(at))
+    }
+
     pub(crate) fn new(generation: u64, routes: Vec<Route>) -> Self {
         let mut snapshot = Snapshot {
             generation,
