@@ -129,9 +129,12 @@ where
             accepted = conn.accept() => match accepted {
                 Some(Ok((request, respond))) => {
                     let (worker, abuse) = (worker.clone(), abuse.clone());
-                    streams.spawn_local(async move {
+                    // Boxed: a stream's future is kilobytes (the exchange's state), and tokio
+                    // moves a task's future and its stages by value (spawn, running, finished,
+                    // read): behind a box each move is a pointer, not a copy of the state.
+                    streams.spawn_local(Box::pin(async move {
                         stream::serve(&worker, &abuse, request, respond, link).await;
-                    });
+                    }));
                 }
                 Some(Err(error)) => {
                     debug!(worker = id, %peer, %error, "HTTP/2 connection failed");
