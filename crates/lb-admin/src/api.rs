@@ -166,21 +166,30 @@ fn deregister(spec: crate::payload::TargetSpec, plane: &ControlPlane) -> Respons
 
 /// Ends the leases that ran out by `now` (the expiry tick, see `expiry`): saved first like any
 /// change, so a target whose expiry cannot be saved keeps routing until a later tick saves it.
-/// In cluster mode etcd's leases expire registrations, and the watch removes them.
-pub(crate) fn expire(plane: &ControlPlane, now: SystemTime) {
+/// In cluster mode etcd's leases expire registrations, and the watch removes them. Returns why
+/// the state file refused the change; the tick decides how often to say so (it retries every
+/// tick, and one log line per tick would flood the log while the disk stays full).
+pub(crate) fn expire(plane: &ControlPlane, now: SystemTime) -> Result<(), String> {
     if plane.cluster.is_some() || !plane.registry.expiry_due(now) {
-        return;
+        return Ok(());
     }
-    match apply(plane, &Expiry { now }) {
+    let change = Expiry { now };
+    let applied = match &plane.persist {
+        Some(save) => plane.registry.apply_saved(&change, |export| save(export)),
+        None => plane.registry.apply(&change).map_err(Refused::Invalid),
+    };
+    match applied {
         Ok(expired) => {
             for (path, target) in expired {
                 info!(%path, %target, "registration expired (no heartbeat within its ttl), target removed");
             }
+            Ok(())
         }
-        Err(refused) => debug!(
-            status = refused.status(),
-            "expiry not applied, retried next tick"
-        ),
+        Err(Refused::NotSaved(why)) => Err(why),
+        Err(Refused::Invalid(error)) => {
+            debug!(%error, "expiry not applied, retried next tick");
+            Ok(())
+        }
     }
 }
 

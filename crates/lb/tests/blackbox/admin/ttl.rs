@@ -163,3 +163,40 @@ fn a_state_file_honours_a_ttl_across_a_restart() {
     );
     assert_eq!(served_by(&get(second.addr(), "/long/x")), "long");
 }
+
+/// An expiry the state file cannot take is retried every tick (200 ms) but logged once per
+/// 30 s, not once per tick; the target keeps routing meanwhile, and once the file can be saved
+/// again the expiry goes through and says so.
+#[test]
+fn an_expiry_that_cannot_be_saved_is_logged_once_and_applied_when_it_can() {
+    const FAILED: &str = "expired registrations not removed";
+    let dir = ScratchDir::new("ttl-unsaved");
+    let sub = dir.join("sub");
+    std::fs::create_dir(&sub).expect("state dir");
+    let file = sub.join("state.json");
+    let state = file.to_str().expect("utf-8 path");
+    let b = Backend::start("unsaved");
+    let lb = lb(1, &[], &["--state", state]);
+    let admin = lb.admin();
+    assert_eq!(
+        admin.register_raw(&with_ttl("/svc", b.addr(), 1)).status,
+        201
+    );
+    std::fs::remove_dir_all(&sub).expect("state dir removed");
+
+    lb.wait_for_stderr(WAIT, &[FAILED]);
+    // Six ticks or more after the first failure: still one line, and the target still routes.
+    let first = std::time::Instant::now();
+    while first.elapsed() < Duration::from_millis(1_200) {
+        assert_eq!(served_by(&get(lb.addr(), "/svc/x")), "unsaved");
+    }
+    assert_eq!(lb.stderr().matches(FAILED).count(), 1, "{}", lb.stderr());
+
+    std::fs::create_dir(&sub).expect("state dir back");
+    lb.wait_for_stderr(WAIT, &["saved and removed again", "registration expired"]);
+    assert!(
+        row(&admin, "/svc", b.addr()).is_none(),
+        "the expiry went through"
+    );
+    assert!(file.exists(), "and was saved");
+}
