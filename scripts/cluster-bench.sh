@@ -41,20 +41,21 @@ for _ in $(seq 300); do
 done
 etcd_url="http://127.0.0.1:$client"
 
-# A node: its admin address on stdout once its watch is up.
+# A node, started in this shell (not in a $(...) subshell, so that its PID reaches `pids` and
+# the cleanup stops it); its admin address is left in $node_admin once its watch is up.
 start_node() {
-    local name=$1 admin
-    admin=127.0.0.1:$(free_port)
-    "$LB" --listen 127.0.0.1:0 --admin "$admin" --workers 1 --no-pin \
+    local name=$1
+    node_admin=127.0.0.1:$(free_port)
+    "$LB" --listen 127.0.0.1:0 --admin "$node_admin" --workers 1 --no-pin \
         --cluster-etcd "$etcd_url" --node-name "$name" >"$dir/$name.out" 2>"$dir/$name.err" &
     pids+=($!)
     for _ in $(seq 300); do
-        curl -fs "http://$admin/cluster" 2>/dev/null | grep -q '"connected":true' && break
+        curl -fs "http://$node_admin/cluster" 2>/dev/null | grep -q '"connected":true' && break
         sleep 0.05
     done
-    echo "$admin"
 }
-a=$(start_node a); b=$(start_node b)
+start_node a; a=$node_admin
+start_node b; b=$node_admin
 backend=$(free_port)
 python3 scripts/cluster_bench.py "$etcd_url" "$a" "$b" "$N" "$backend"
 
@@ -68,7 +69,7 @@ conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 conn.request("POST", "/v3/kv/txn", json.dumps({"success": ops}), {"Content-Type": "application/json"})
 assert conn.getresponse().status == 200
 PY
-c=$(start_node c)
+start_node c; c=$node_admin
 seconds=$(curl -fs "http://$c/metrics" | awk '$1 == "lb_cluster_resync_seconds" {print $2}')
 python3 -c "
 s = float('$seconds')
