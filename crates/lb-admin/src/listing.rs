@@ -122,16 +122,6 @@ pub(crate) fn target_row(t: &TargetInfo, now: SystemTime) -> TargetRow<'_> {
     }
 }
 
-/// A route's name as the registry and the per-route metrics hold it: its host (if any), then
-/// its prefix (`api.example.com/v1`). Host-bound and host-less routes with one prefix are
-/// different routes, so per-route figures are keyed by this, not by the prefix.
-pub(crate) fn route_key(host: Option<&str>, path: &str) -> String {
-    match host {
-        Some(host) => format!("{host}{path}"),
-        None => path.to_string(),
-    }
-}
-
 /// Milliseconds since the Unix epoch.
 pub(crate) fn unix_ms(t: SystemTime) -> u64 {
     let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();

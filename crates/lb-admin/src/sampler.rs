@@ -140,7 +140,7 @@ impl Sampler {
         let mut next = HashMap::with_capacity(targets.len());
         let mut routes: HashMap<String, u64> = HashMap::new();
         for t in targets {
-            let route = crate::listing::route_key(t.host.as_deref(), &t.path);
+            let route = lb_registry::join_route(t.host.as_deref(), &t.path);
             *routes.entry(route.clone()).or_default() += t.requests;
             let key = (route, t.addr);
             let since = match previous.and_then(|p| p.get(&key)) {

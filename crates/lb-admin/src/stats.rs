@@ -165,7 +165,7 @@ pub(crate) fn render(
                 .targets
                 .iter()
                 .map(|t| {
-                    let key = (listing::route_key(t.host.as_deref(), &t.path), t.addr);
+                    let key = (lb_registry::join_route(t.host.as_deref(), &t.path), t.addr);
                     let rates = sampler.target_rates(&key).unwrap_or_default();
                     StatsTarget {
                         row: listing::target_row(t, now),
@@ -187,7 +187,7 @@ pub(crate) fn render(
             totals.targets += r.targets.len();
             totals.healthy += r.targets.iter().filter(|t| t.healthy).count();
             totals.rps += rps;
-            let name = listing::route_key(r.host.as_deref(), &r.path);
+            let name = lb_registry::join_route(r.host.as_deref(), &r.path);
             let latency = window.get(name.as_str());
             let percentile = |p| latency.and_then(|b| percentile_ms(bounds, b, p));
             StatsRoute {

@@ -9,7 +9,7 @@
 //! to each node and never leave because etcd does not know them.
 
 use crate::steps::Step;
-use lb_registry::Registry;
+use lb_registry::{join_route, Registry};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -51,13 +51,7 @@ pub fn api_held(registry: &Registry) -> Held {
     registry
         .targets()
         .into_iter()
-        .map(|t| {
-            let route = match t.host {
-                Some(host) => host + &t.path,
-                None => t.path,
-            };
-            ((route, t.addr), t.weight)
-        })
+        .map(|t| ((join_route(t.host.as_deref(), &t.path), t.addr), t.weight))
         .filter(|(k, _)| !config_only.contains(k))
         .collect()
 }

@@ -43,10 +43,7 @@ impl TargetKey {
     /// The route's name as the registry's changes take it: the host (if any), then the prefix
     /// ([`lb_registry::route_name`]'s form).
     pub fn route(&self) -> String {
-        match &self.host {
-            Some(host) => format!("{host}{}", self.path),
-            None => self.path.clone(),
-        }
+        lb_registry::join_route(self.host.as_deref(), &self.path)
     }
 
     /// Where every target key starts under `prefix` (what the watch and the reads cover).

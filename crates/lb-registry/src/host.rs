@@ -65,9 +65,19 @@ pub fn normalize_prefix(path: &str) -> Result<String, RegistryError> {
 pub fn route_name(host: Option<&str>, path: &str) -> Result<String, RegistryError> {
     let prefix = normalize_prefix(path)?;
     Ok(match host {
-        Some(host) => normalize_host(host)? + &prefix,
+        Some(host) => join_route(Some(&normalize_host(host)?), &prefix),
         None => prefix,
     })
+}
+
+/// The name of the route at the normalized `prefix` on the normalized `host`: what
+/// [`split_route`] takes apart (the registry's listings give host and prefix separately;
+/// per-route figures and cluster keys are named by the whole).
+pub fn join_route(host: Option<&str>, prefix: &str) -> String {
+    match host {
+        Some(host) => format!("{host}{prefix}"),
+        None => prefix.to_string(),
+    }
 }
 
 /// A route's name (`[host]/prefix`, see the module docs) normalized and checked.
@@ -121,6 +131,19 @@ pub(crate) fn wildcard_parent(host: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn joined_names_split_back_into_host_and_prefix() {
+        for (host, prefix, name) in [
+            (None, "/", "/"),
+            (None, "/api", "/api"),
+            (Some("api.example.com"), "/v1", "api.example.com/v1"),
+            (Some("*.example.com"), "/", "*.example.com/"),
+        ] {
+            assert_eq!(join_route(host, prefix), name);
+            assert_eq!(split_route(name), (host, prefix));
+        }
+    }
 
     #[test]
     fn route_hosts_are_checked_and_lower_cased() {

@@ -55,7 +55,7 @@ pub use failures::{MaxFails, DEFAULT_FAIL_STATUSES};
 pub use health::{
     CarriedHealth, CheckOutcome, HealthPolicy, DEFAULT_BACKOFF, DEFAULT_FALL, DEFAULT_RISE,
 };
-pub use host::{normalize_host, request_host, route_name, split_route, MAX_HOST};
+pub use host::{join_route, normalize_host, request_host, route_name, split_route, MAX_HOST};
 pub use label::escape_label;
 pub use maglev::{key_hash, Maglev, TABLE_SIZE};
 pub use registry::change::{
