@@ -97,11 +97,7 @@ pub(crate) async fn handle(head: &Head, body: &[u8], plane: &ControlPlane) -> Re
 /// be saved is not applied, and answered `500`; the sentence says "undone" as it always did, since
 /// to the operator the change did not happen. An invalid change is answered `400`.
 fn apply<C: Change>(plane: &ControlPlane, change: &C) -> Result<C::Outcome, Response> {
-    let applied = match &plane.persist {
-        Some(save) => plane.registry.apply_saved(change, |export| save(export)),
-        None => plane.registry.apply(change).map_err(Refused::Invalid),
-    };
-    applied.map_err(|refused| match refused {
+    saved_first(plane, change).map_err(|refused| match refused {
         Refused::Invalid(error) => Response::error(400, &error.to_string()),
         Refused::NotSaved(why) => {
             error!(%why, "registry change not saved, so not applied");
@@ -111,6 +107,15 @@ fn apply<C: Change>(plane: &ControlPlane, change: &C) -> Result<C::Outcome, Resp
             )
         }
     })
+}
+
+/// Applies `change` through the registry's one door, saved first by the persistence hook when
+/// there is one; what was refused, and why, is the caller's to answer or log.
+fn saved_first<C: Change>(plane: &ControlPlane, change: &C) -> Result<C::Outcome, Refused<String>> {
+    match &plane.persist {
+        Some(save) => plane.registry.apply_saved(change, |export| save(export)),
+        None => plane.registry.apply(change).map_err(Refused::Invalid),
+    }
 }
 
 /// `POST /register`: 201 when the target is new, 200 when it was already there (renewed: its
@@ -173,12 +178,7 @@ pub(crate) fn expire(plane: &ControlPlane, now: SystemTime) -> Result<(), String
     if plane.cluster.is_some() || !plane.registry.expiry_due(now) {
         return Ok(());
     }
-    let change = Expiry { now };
-    let applied = match &plane.persist {
-        Some(save) => plane.registry.apply_saved(&change, |export| save(export)),
-        None => plane.registry.apply(&change).map_err(Refused::Invalid),
-    };
-    match applied {
+    match saved_first(plane, &Expiry { now }) {
         Ok(expired) => {
             for (path, target) in expired {
                 info!(%path, %target, "registration expired (no heartbeat within its ttl), target removed");
